@@ -1,0 +1,148 @@
+"""Model bundles: the folder the app runs and ``train`` writes (see docs/SCHEMAS.md).
+
+A bundle is trusted only if ``model.keras`` hashes to the sha256 recorded in ``model.json``:
+a tampered or half-copied weight file is refused, never silently run. New bundles are written
+to a sibling temporary folder and swapped in with renames, so an interrupted training run can
+never leave the shipped weights damaged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+
+from .modalities import ModalitySpec
+
+__all__ = [
+    "Bundle", "BundleError", "BUNDLE_FILES", "load_bundle", "read_bundle_info", "file_sha256", "install_bundle",
+    "staging_dir", "write_json",
+]
+
+BUNDLE_FILES = ("model.keras", "model.json", "history.csv", "metrics.json", "manifest.csv", "MODEL_CARD.md")
+
+
+class BundleError(RuntimeError):
+    """A bundle is missing, incomplete, does not match its modality, or fails its checksum."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A loaded, verified model with everything the app shows about it."""
+
+    spec: ModalitySpec
+    model: object  # keras.Model; typed loosely so importing this module does not import Keras
+    info: dict
+    metrics: dict
+    path: Path
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.info["labels"])
+
+    @property
+    def temperature(self) -> float:
+        return float(self.info["calibration"]["temperature"])
+
+    @property
+    def threshold(self) -> float:
+        return float(self.info["decision"]["threshold"])
+
+    @property
+    def band(self) -> tuple[float, float]:
+        low, high = self.info["decision"]["indeterminate_band"]
+        return float(low), float(high)
+
+    @property
+    def short_sha(self) -> str:
+        return self.info["model_sha256"][:12]
+
+    def history(self) -> pd.DataFrame:
+        return pd.read_csv(self.path / "history.csv")
+
+    def model_card(self) -> str:
+        return (self.path / "MODEL_CARD.md").read_text(encoding="utf-8")
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_bundle_info(path: str | Path) -> tuple[dict, dict]:
+    """Read ``model.json`` and ``metrics.json`` without loading the network (cheap, for the UI)."""
+    folder = Path(path)
+    missing = [name for name in BUNDLE_FILES if not (folder / name).is_file()]
+    if missing:
+        raise BundleError(f"bundle {folder} is incomplete: missing {', '.join(missing)}")
+    try:
+        info = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise BundleError(f"bundle {folder} has an unreadable JSON file: {err}") from err
+    return info, metrics
+
+
+def load_bundle(spec: ModalitySpec, path: str | Path | None = None) -> Bundle:
+    """Load and verify the bundle of ``spec`` (default: the shipped one in ``weights/``).
+
+    Raises:
+        BundleError: missing files, a modality/label mismatch, or a sha256 mismatch.
+    """
+    import keras
+
+    folder = Path(path) if path is not None else spec.bundle_dir
+    info, metrics = read_bundle_info(folder)
+    if info.get("modality") != spec.key or tuple(info.get("labels", ())) != spec.labels:
+        raise BundleError(
+            f"bundle {folder} is for {info.get('modality')!r} with labels {info.get('labels')}, "
+            f"not {spec.key!r} with labels {list(spec.labels)}"
+        )
+    actual = file_sha256(folder / "model.keras")
+    if actual != info.get("model_sha256"):
+        raise BundleError(
+            f"model.keras in {folder} does not match its recorded sha256 "
+            f"(expected {str(info.get('model_sha256'))[:12]}…, found {actual[:12]}…): refusing to load a "
+            "modified or corrupted weight file"
+        )
+    model = keras.models.load_model(folder / "model.keras", compile=False)
+    # A bundle trained with --image-size runs at its own input size, not the registry default.
+    bundle_spec = replace(spec, input_size=int(info["input_shape"][0]))
+    return Bundle(spec=bundle_spec, model=model, info=info, metrics=metrics, path=folder)
+
+
+def install_bundle(staging: Path, target: Path) -> None:
+    """Atomically replace ``target`` by the complete bundle in ``staging`` (same filesystem).
+
+    The old bundle is renamed aside first and deleted only after the new one is in place.
+    """
+    missing = [name for name in BUNDLE_FILES if not (staging / name).is_file()]
+    if missing:
+        raise BundleError(f"refusing to install an incomplete bundle: missing {', '.join(missing)}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        old.rmdir()
+        target.rename(old)
+    staging.rename(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def staging_dir(target: Path) -> Path:
+    """A fresh temporary folder beside ``target`` (same filesystem, so the final rename is atomic)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")

@@ -1,0 +1,309 @@
+"""Post-hoc calibration and the decision rule, fitted on validation data.
+
+A network's softmax is usually over-confident, and the class with the highest probability is
+not always the best operating point. This module turns validated probabilities into a
+decision: one temperature that rescales the logits (Guo et al. 2017), one threshold on the
+positive class chosen by Youden's J, and an "indeterminate" band around that threshold where
+the model's own accuracy is too low to trust. All of these are fitted on validation patients
+only, then frozen and applied unchanged to the test split and to new images.
+
+Pure numpy/scipy so the app, training and evaluation share one implementation.
+
+References:
+    Guo, Pleiss, Sun & Weinberger (2017). On Calibration of Modern Neural Networks. ICML.
+    Youden (1950). Index for rating diagnostic tests. Cancer 3(1):32-35.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax
+
+__all__ = [
+    "fit_temperature",
+    "apply_temperature",
+    "choose_threshold",
+    "choose_band",
+    "decide",
+    "band_summary",
+]
+
+TEMPERATURE_BOUNDS = (0.05, 20.0)
+"""Search range for the temperature; outside it the model is broken, not miscalibrated."""
+
+_PROB_FLOOR = 1e-12
+"""Probabilities are clipped to this before ``log`` so exact zeros give finite logits."""
+
+_BAND_GRID = np.round(np.arange(51) * 0.01, 2)
+"""Candidate half-widths of the indeterminate band: 0, 0.01, ..., 0.5."""
+
+
+def _check_probs(probs: np.ndarray) -> np.ndarray:
+    """Return ``probs`` as a float (N, K) array with K >= 2, or raise ValueError."""
+    arr = np.asarray(probs)
+    if arr.ndim != 2 or arr.shape[1] < 2:
+        raise ValueError(f"probs must have shape (N, K) with K >= 2, got {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError("probs is empty")
+    if not np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(np.float64)
+    if not np.all(np.isfinite(arr)) or arr.min() < 0.0 or arr.max() > 1.0:
+        raise ValueError("probs must be finite and within [0, 1]")
+    return arr
+
+
+def _check_labels(y: np.ndarray, n: int, k: int) -> np.ndarray:
+    """Return ``y`` as an int (N,) array of class indices in [0, K), or raise ValueError."""
+    arr = np.asarray(y)
+    if arr.shape != (n,):
+        raise ValueError(f"y must have shape ({n},), got {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"y must hold integer class indices, got dtype {arr.dtype}")
+    if arr.min() < 0 or arr.max() >= k:
+        raise ValueError(f"y must lie in [0, {k}), got range [{arr.min()}, {arr.max()}]")
+    return arr
+
+
+def _check_binary(p_positive: np.ndarray, is_positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a positive-class score vector and its boolean truth; both classes required."""
+    p = np.asarray(p_positive, dtype=np.float64)
+    t = np.asarray(is_positive)
+    if p.ndim != 1 or t.shape != p.shape:
+        raise ValueError(f"p_positive and is_positive must be 1-D of equal length, got {p.shape} and {t.shape}")
+    if not np.all(np.isfinite(p)) or p.size == 0 or p.min() < 0.0 or p.max() > 1.0:
+        raise ValueError("p_positive must be non-empty, finite and within [0, 1]")
+    if not np.all((t == 0) | (t == 1)):
+        raise ValueError("is_positive must be boolean (or 0/1)")
+    t = t.astype(bool)
+    n_pos = int(t.sum())
+    if n_pos == 0 or n_pos == t.size:
+        raise ValueError(
+            "need both positive and negative validation cases to choose an operating point; "
+            f"got {n_pos} positive and {t.size - n_pos} negative"
+        )
+    return p, t
+
+
+def _scaled_log_probs(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """``log_softmax(log(p) / T)`` row-wise, in float64."""
+    logits = np.log(np.clip(probs.astype(np.float64), _PROB_FLOOR, 1.0))
+    return log_softmax(logits / temperature, axis=1)
+
+
+def fit_temperature(probs: np.ndarray, y: np.ndarray) -> float:
+    """Fit the single temperature that minimises validation negative log-likelihood.
+
+    Temperature scaling divides the logits by a scalar ``T`` before the softmax: ``T > 1``
+    softens an over-confident model, ``T < 1`` sharpens an under-confident one. It keeps the
+    ranking of classes (so accuracy and AUC do not change) and has one parameter, so it
+    cannot over-fit a small validation set (Guo et al. 2017, section 4.2). The log of the
+    softmax output recovers the logits up to a per-row constant, which the softmax ignores.
+
+    Args:
+        probs: (N, K) softmax outputs of the network on validation images, in [0, 1].
+        y: (N,) integer true class indices in [0, K).
+
+    Returns:
+        The temperature, within ``TEMPERATURE_BOUNDS`` (searched on log T, so 0.5 and 2
+        are equally easy to reach).
+
+    Raises:
+        ValueError: if the shapes or values are invalid.
+
+    References:
+        Guo et al. (2017). On Calibration of Modern Neural Networks. ICML.
+    """
+    arr = _check_probs(probs)
+    labels = _check_labels(y, arr.shape[0], arr.shape[1])
+    rows = np.arange(arr.shape[0])
+
+    def nll(log_t: float) -> float:
+        return float(-_scaled_log_probs(arr, float(np.exp(log_t)))[rows, labels].mean())
+
+    lo, hi = np.log(TEMPERATURE_BOUNDS)
+    result = minimize_scalar(nll, bounds=(lo, hi), method="bounded", options={"xatol": 1e-5})
+    return float(np.exp(result.x))
+
+
+def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Rescale softmax outputs by a fitted temperature: ``softmax(log(p) / T)``.
+
+    Args:
+        probs: (N, K) softmax outputs in [0, 1]; zeros are clipped to 1e-12 before the log.
+        temperature: the value from :func:`fit_temperature`; must be > 0. ``T = 1`` returns
+            the (renormalised) input.
+
+    Returns:
+        (N, K) calibrated probabilities whose rows sum to 1, in the input's float dtype
+        (float64 for non-float input). The input is not modified.
+
+    Raises:
+        ValueError: if ``temperature`` is not a positive finite number or ``probs`` is invalid.
+    """
+    if not np.isfinite(temperature) or temperature <= 0:
+        raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
+    arr = _check_probs(probs)
+    return np.exp(_scaled_log_probs(arr, float(temperature))).astype(arr.dtype)
+
+
+def choose_threshold(p_positive: np.ndarray, is_positive: np.ndarray) -> float:
+    """Choose the positive-class threshold that maximises Youden's J on validation data.
+
+    ``J = sensitivity + specificity - 1`` weighs missed cancers and false alarms equally,
+    whatever the class balance of the validation set (Youden 1950). Every threshold between
+    two neighbouring validation scores gives the same J, so the midpoint of the best gap is
+    returned: the largest margin on both sides, rather than a threshold sitting exactly on
+    one validation image.
+
+    Args:
+        p_positive: (N,) calibrated probability of the positive class, in [0, 1].
+        is_positive: (N,) bool, True where the true class is the positive one.
+
+    Returns:
+        Threshold ``t``; predict positive when ``p_positive >= t``.
+
+    Raises:
+        ValueError: if shapes differ, values are out of range, or either class is absent.
+    """
+    p, t = _check_binary(p_positive, is_positive)
+    order = np.argsort(-p, kind="stable")
+    p_sorted, t_sorted = p[order], t[order]
+    # Candidate thresholds are the distinct scores, descending; at each, everything scoring
+    # at least that much is called positive. ``last`` indexes the end of each tie run.
+    last = np.flatnonzero(np.r_[p_sorted[1:] != p_sorted[:-1], True])
+    tpr = np.cumsum(t_sorted)[last] / t.sum()
+    fpr = np.cumsum(~t_sorted)[last] / (~t).sum()
+    best = int(np.argmax(tpr - fpr))
+    scores = p_sorted[last]
+    if best + 1 < scores.size:
+        return float((scores[best] + scores[best + 1]) / 2.0)
+    return float(scores[best])
+
+
+def choose_band(
+    p_positive: np.ndarray,
+    is_positive: np.ndarray,
+    threshold: float,
+    *,
+    target_accuracy: float = 0.95,
+    max_fraction: float = 0.25,
+) -> tuple[float, float]:
+    """Choose the indeterminate band ``[threshold - d, threshold + d)`` on validation data.
+
+    Cases close to the threshold are the ones the model gets wrong most often. Flagging them
+    as indeterminate (still reporting the label) lets a reader see when the output deserves
+    less weight. The band is the narrowest symmetric one (``d`` on a 0.01 grid up to 0.5)
+    whose outside cases reach ``target_accuracy``, but it may never hold more than
+    ``max_fraction`` of the cases: a band that flags most images would make the model
+    useless. If no width meets the target within that limit, the widest allowed is used.
+
+    Accuracy here is positive-versus-rest: ``p_positive >= threshold`` against
+    ``is_positive``.
+
+    Args:
+        p_positive: (N,) calibrated probability of the positive class, in [0, 1].
+        is_positive: (N,) bool truth.
+        threshold: the decision threshold from :func:`choose_threshold`, in [0, 1].
+        target_accuracy: wanted accuracy of the cases outside the band, in (0, 1].
+        max_fraction: largest allowed fraction of cases inside the band, in [0, 1].
+
+    Returns:
+        ``(lo, hi)`` clipped to [0, 1]; a case is indeterminate when ``lo <= p < hi``.
+        ``d = 0`` gives ``(t, t)``, an empty band.
+
+    Raises:
+        ValueError: if inputs are invalid or either class is absent.
+    """
+    p, t = _check_binary(p_positive, is_positive)
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    if not 0.0 < target_accuracy <= 1.0:
+        raise ValueError(f"target_accuracy must be in (0, 1], got {target_accuracy}")
+    if not 0.0 <= max_fraction <= 1.0:
+        raise ValueError(f"max_fraction must be in [0, 1], got {max_fraction}")
+
+    correct = (p >= threshold) == t
+    # (D, N) membership of each case in each candidate band.
+    inside = (p[None, :] >= threshold - _BAND_GRID[:, None]) & (p[None, :] < threshold + _BAND_GRID[:, None])
+    fraction = inside.mean(axis=1)
+    n_outside = (~inside).sum(axis=1)
+    n_correct_outside = (correct[None, :] & ~inside).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = np.where(n_outside > 0, n_correct_outside / np.maximum(n_outside, 1), np.nan)
+
+    allowed = fraction <= max_fraction  # always True for d = 0
+    meets = allowed & (accuracy >= target_accuracy)
+    half_width = _BAND_GRID[np.flatnonzero(meets)[0]] if meets.any() else _BAND_GRID[np.flatnonzero(allowed)[-1]]
+    return float(max(0.0, threshold - half_width)), float(min(1.0, threshold + half_width))
+
+
+def decide(
+    probs: np.ndarray, positive_index: int, threshold: float, band: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Apply the decision rule to calibrated probabilities.
+
+    Predict the positive class when its probability is at least ``threshold``; otherwise the
+    most probable of the other classes (for K = 2, simply the other class). A case is
+    indeterminate when ``band[0] <= p_positive < band[1]``; its label is still returned.
+
+    Args:
+        probs: (N, K) calibrated probabilities, K >= 2.
+        positive_index: column of the positive class.
+        threshold: decision threshold in [0, 1].
+        band: ``(lo, hi)`` with ``0 <= lo <= hi <= 1``.
+
+    Returns:
+        ``(pred_index, indeterminate)``: (N,) int64 predicted class indices and (N,) bool flags.
+
+    Raises:
+        ValueError: if ``positive_index``, ``threshold`` or ``band`` is invalid.
+    """
+    arr = _check_probs(probs)
+    k = arr.shape[1]
+    if not 0 <= positive_index < k:
+        raise ValueError(f"positive_index must be in [0, {k}), got {positive_index}")
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    lo, hi = band
+    if not 0.0 <= lo <= hi <= 1.0:
+        raise ValueError(f"band must satisfy 0 <= lo <= hi <= 1, got {band}")
+
+    p_pos = arr[:, positive_index]
+    others = arr.astype(np.float64)  # a copy: the caller's array is left alone
+    others[:, positive_index] = -np.inf
+    pred = np.where(p_pos >= threshold, positive_index, np.argmax(others, axis=1)).astype(np.int64)
+    indeterminate = (p_pos >= lo) & (p_pos < hi)
+    return pred, indeterminate
+
+
+def band_summary(
+    probs: np.ndarray, y: np.ndarray, positive_index: int, threshold: float, band: tuple[float, float]
+) -> dict:
+    """Summarise how the indeterminate band behaves on a labelled set.
+
+    Args:
+        probs: (N, K) calibrated probabilities.
+        y: (N,) integer true class indices.
+        positive_index: column of the positive class.
+        threshold: decision threshold.
+        band: ``(lo, hi)`` indeterminate band.
+
+    Returns:
+        ``{"fraction": float, "accuracy_outside_band": float | None, "n_outside_band": int}``:
+        the share of cases flagged, the K-class accuracy of the rest (``None`` when every case
+        is flagged) and how many the rest are. Plain Python types, ready for JSON.
+
+    Raises:
+        ValueError: if inputs are invalid.
+    """
+    pred, indeterminate = decide(probs, positive_index, threshold, band)
+    labels = _check_labels(y, pred.size, np.asarray(probs).shape[1])
+    outside = ~indeterminate
+    n_outside = int(outside.sum())
+    accuracy = float((pred[outside] == labels[outside]).mean()) if n_outside else None
+    return {
+        "fraction": float(indeterminate.mean()),
+        "accuracy_outside_band": accuracy,
+        "n_outside_band": n_outside,
+    }

@@ -1,0 +1,113 @@
+"""Class-activation heatmaps through tf-keras-vis (Grad-CAM family and SmoothGrad).
+
+"What to explain" (a class name) is separate from "how" (a method name). The explainer keeps
+one copy of the network whose softmax is replaced by a linear output, made once per model:
+gradients of softmax outputs saturate and mix classes, so CAMs are taken on the class logits,
+and the app's own model is never mutated (Streamlit sessions share it).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["CAM_METHODS", "DEFAULT_METHOD", "Explainer", "HEATMAP_LIMITATIONS"]
+
+DEFAULT_METHOD = "Grad-CAM"
+# Display name -> (tf-keras-vis module, class). References: Selvaraju et al. 2017 (Grad-CAM);
+# Chattopadhay et al. 2018 (Grad-CAM++); Wang et al. 2020 (Score-CAM, "Faster" = top-N channels);
+# Jiang et al. 2021 (LayerCAM); Smilkov et al. 2017 (SmoothGrad).
+CAM_METHODS: dict[str, tuple[str, str]] = {
+    "Grad-CAM": ("tf_keras_vis.gradcam", "Gradcam"),
+    "Grad-CAM++": ("tf_keras_vis.gradcam_plus_plus", "GradcamPlusPlus"),
+    "Faster-ScoreCAM": ("tf_keras_vis.scorecam", "Scorecam"),
+    "LayerCAM": ("tf_keras_vis.layercam", "Layercam"),
+    "SmoothGrad": ("tf_keras_vis.saliency", "Saliency"),
+}
+SCORECAM_MAX_N = 10  # channels kept by Faster-ScoreCAM
+SMOOTHGRAD_SAMPLES = 20
+SMOOTHGRAD_NOISE = 0.2  # noise sd as a fraction of the input range (Smilkov et al.: 10-20 %)
+
+HEATMAP_LIMITATIONS = (
+    "A heatmap shows which pixels most changed this model's score for the chosen class. It is not a "
+    "segmentation of the tumour, it does not show why the model is right or wrong, different methods can "
+    "disagree on the same image, and a confident-looking heatmap can accompany a wrong prediction. Coarse "
+    "CAMs are upsampled from a low-resolution feature map, so small structures blur. Use heatmaps to "
+    "check that the model looks at tissue rather than artefacts, not as evidence of disease."
+)
+
+
+def _linear_copy(model):
+    """A weight-sharing-free copy of ``model`` whose softmax output is replaced by identity."""
+    import keras
+
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    copy.layers[-1].activation = keras.activations.linear
+    return copy
+
+
+class Explainer:
+    """Heatmaps for one model; holds the linear-head copy and one tf-keras-vis object per method.
+
+    Thread-safe: tf-keras-vis objects keep per-call state, so calls are serialised.
+    """
+
+    def __init__(self, model, labels: Sequence[str], cam_layer: str = "last_conv") -> None:
+        self._model = _linear_copy(model)
+        self._labels = tuple(labels)
+        self.cam_layer = cam_layer
+        self._methods: dict[str, object] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self._labels
+
+    def feature_layers(self) -> list[str]:
+        """Layers a CAM can target, deepest first."""
+        from .architectures import feature_layer_names
+
+        return feature_layer_names(self._model)
+
+    def _method(self, name: str):
+        if name not in CAM_METHODS:
+            raise KeyError(f"unknown heatmap method {name!r}; valid: {', '.join(CAM_METHODS)}")
+        if name not in self._methods:
+            import importlib
+
+            module, cls = CAM_METHODS[name]
+            self._methods[name] = getattr(importlib.import_module(module), cls)(self._model, clone=False)
+        return self._methods[name]
+
+    def heatmaps(self, batch: np.ndarray, label: str, *, method: str = DEFAULT_METHOD,
+                 layer: str | None = None) -> np.ndarray:
+        """Heatmaps for class ``label`` over a preprocessed batch.
+
+        Args:
+            batch: float32 (N, H, W, C) model inputs in [0, 255] (``preprocess.to_model_batch``).
+            label: class name to explain.
+            method: one of ``CAM_METHODS``.
+            layer: target layer for CAM methods (default: the model's last conv layer); ignored
+                by SmoothGrad, which works on input pixels.
+
+        Returns:
+            float32 (N, H, W) in [0, 1], each map scaled to its own maximum.
+        """
+        from tf_keras_vis.utils.scores import CategoricalScore
+
+        if label not in self._labels:
+            raise KeyError(f"unknown class {label!r}; valid: {', '.join(self._labels)}")
+        score = CategoricalScore([self._labels.index(label)] * len(batch))
+        with self._lock:
+            visualizer = self._method(method)
+            if method == "SmoothGrad":
+                maps = visualizer(score, batch, smooth_samples=SMOOTHGRAD_SAMPLES, smooth_noise=SMOOTHGRAD_NOISE)
+            elif method == "Faster-ScoreCAM":
+                maps = visualizer(score, batch, penultimate_layer=layer or self.cam_layer, max_N=SCORECAM_MAX_N)
+            else:
+                maps = visualizer(score, batch, penultimate_layer=layer or self.cam_layer)
+        maps = np.nan_to_num(np.asarray(maps, dtype=np.float32).reshape(len(batch), *batch.shape[1:3]))
+        return np.clip(maps, 0.0, 1.0)

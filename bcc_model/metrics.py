@@ -1,0 +1,417 @@
+"""Test-set metrics with confidence intervals that respect patients.
+
+Images from one patient are correlated: they share stain, scanner, anatomy and disease. An
+image-level bootstrap treats them as independent and gives intervals that are far too narrow
+when a test split has few patients. Here the bootstrap resamples whole groups (patients) with
+replacement (the cluster bootstrap; Field & Welsh 2007), so the intervals reflect how much
+the figures would move with a different set of patients.
+
+Resampling groups with replacement is the same as weighting each group by the number of
+times it was drawn, and every metric below is a function of that weighted sample. So each
+resample is a row of group counts, the per-group sufficient statistics (confusion counts,
+calibration-bin sums, squared errors) are summed by one matrix product, and ROC AUC is a
+weighted Mann-Whitney statistic over the pre-sorted scores. The point estimate is the same
+code with every count equal to one, so point and interval can never disagree in definition.
+
+References:
+    Field & Welsh (2007). Bootstrapping clustered data. JRSS B 69(3):369-390.
+    Naeini, Cooper & Hauskrecht (2015). Obtaining Well Calibrated Probabilities Using
+        Bayesian Binning. AAAI. (expected calibration error)
+    Guo et al. (2017). On Calibration of Modern Neural Networks. ICML.
+    Brier (1950). Verification of forecasts expressed in terms of probability.
+        Monthly Weather Review 78(1):1-3.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+
+from bcc_model.calibration import band_summary, decide
+
+__all__ = ["HEADLINE_METRICS", "compute_metrics", "format_metrics_table"]
+
+HEADLINE_METRICS = (
+    "accuracy", "balanced_accuracy", "roc_auc", "sensitivity", "specificity", "f1", "ece", "brier",
+)
+"""Keys of ``metrics["headline"]``, in display order."""
+
+_MAX_CURVE_POINTS = 200
+"""Curves are thinned to about this many points so metrics.json stays small."""
+
+_CHUNK_ELEMENTS = 1 << 22
+"""Resamples are processed in chunks of at most this many (resample x image) weights."""
+
+
+@dataclass(frozen=True)
+class _Sample:
+    """Per-image quantities that every resample reuses.
+
+    Attributes:
+        group_index: (N,) group of each image, in [0, G).
+        group_stats: (G, K*K + 3*B + 1) per-group sums of the sufficient statistics:
+            confusion counts (row-major, true x predicted), then per calibration bin the image
+            count, the sum of p_positive and the number of positives, then the squared error.
+        rank_order: (N,) image indices sorting p_positive ascending.
+        tie_starts: start of each run of equal scores within ``rank_order``.
+        is_positive_sorted: (N,) truth in ``rank_order``.
+        n_classes: K.
+        n_bins: B.
+        positive_index: column of the positive class.
+    """
+
+    group_index: np.ndarray
+    group_stats: np.ndarray
+    rank_order: np.ndarray
+    tie_starts: np.ndarray
+    is_positive_sorted: np.ndarray
+    n_classes: int
+    n_bins: int
+    positive_index: int
+
+
+def _bin_index(p: np.ndarray, n_bins: int) -> np.ndarray:
+    """Equal-width bin ``[k/B, (k+1)/B)`` of each probability; ``1.0`` falls in the last bin.
+
+    ``p * B`` is rounded to 9 decimals first so that a value on an edge up to float error
+    (``0.3 * 10 = 3.0000000000000004``, ``(15/22) * 22 = 14.999999999999998``) lands in the bin
+    it starts, whatever ``B``.
+    """
+    return np.clip(np.floor(np.round(p * n_bins, 9)).astype(np.int64), 0, n_bins - 1)
+
+
+def _prepare(probs: np.ndarray, y: np.ndarray, pred: np.ndarray, group_index: np.ndarray,
+             positive_index: int, n_bins: int) -> _Sample:
+    """Build the per-image features once and sum them by group (``group_index`` covers 0..G-1)."""
+    n, n_classes = probs.shape
+    n_groups = int(group_index.max()) + 1
+    p_pos = probs[:, positive_index]
+    is_pos = y == positive_index
+    features = np.zeros((n, n_classes * n_classes + 3 * n_bins + 1))
+    rows = np.arange(n)
+    features[rows, y * n_classes + pred] = 1.0
+    offset = n_classes * n_classes
+    bins = _bin_index(p_pos, n_bins)
+    features[rows, offset + bins] = 1.0
+    features[rows, offset + n_bins + bins] = p_pos
+    features[rows, offset + 2 * n_bins + bins] = is_pos
+    features[:, -1] = (p_pos - is_pos) ** 2
+    group_stats = np.zeros((n_groups, features.shape[1]))
+    np.add.at(group_stats, group_index, features)
+
+    order = np.argsort(p_pos, kind="stable")
+    sorted_p = p_pos[order]
+    tie_starts = np.flatnonzero(np.r_[True, sorted_p[1:] != sorted_p[:-1]])
+    return _Sample(group_index, group_stats, order, tie_starts, is_pos[order], n_classes, n_bins, positive_index)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``num / den`` with NaN where ``den == 0`` (the metric is undefined there)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def _weighted_auc(sample: _Sample, weights: np.ndarray) -> np.ndarray:
+    """ROC AUC for each row of image weights: P(score_pos > score_neg) + 0.5 P(tie).
+
+    Args:
+        sample: prepared sample.
+        weights: (R, N) non-negative weight of each image in each resample.
+
+    Returns:
+        (R,) AUC; NaN where a resample has no positives or no negatives.
+    """
+    w = weights[:, sample.rank_order]
+    pos = np.add.reduceat(w * sample.is_positive_sorted, sample.tie_starts, axis=1)
+    neg = np.add.reduceat(w * ~sample.is_positive_sorted, sample.tie_starts, axis=1)
+    neg_below = np.cumsum(neg, axis=1) - neg
+    concordant = (pos * (neg_below + 0.5 * neg)).sum(axis=1)
+    return _ratio(concordant, pos.sum(axis=1) * neg.sum(axis=1))
+
+
+def _weighted_metrics(sample: _Sample, group_counts: np.ndarray) -> dict[str, np.ndarray]:
+    """All resampled metrics for rows of group counts.
+
+    Args:
+        sample: prepared sample.
+        group_counts: (R, G) how many times each group is drawn in each resample.
+
+    Returns:
+        Metric name -> (R,) values for the headline metrics, and (R, K) values for
+        ``precision``, ``recall`` and ``class_f1``. NaN marks a resample where the metric is
+        undefined (e.g. no positives for sensitivity); such resamples are skipped.
+    """
+    k, b, pi = sample.n_classes, sample.n_bins, sample.positive_index
+    stats = group_counts @ sample.group_stats
+    cm = stats[:, : k * k].reshape(-1, k, k)
+    tp = np.diagonal(cm, axis1=1, axis2=2)
+    support = cm.sum(axis=2)
+    predicted = cm.sum(axis=1)
+    n = support.sum(axis=1)
+    recall = _ratio(tp, support)
+    present = support > 0
+    negatives = n - support[:, pi]
+    false_pos = predicted[:, pi] - tp[:, pi]
+    bins = stats[:, k * k : k * k + 3 * b].reshape(-1, 3, b)
+    class_f1 = np.where(present, _ratio(2 * tp, support + predicted), np.nan)
+    return {
+        "accuracy": _ratio(tp.sum(axis=1), n),
+        # sklearn's balanced accuracy: mean recall over the classes present in y_true.
+        "balanced_accuracy": _ratio(np.where(present, recall, 0.0).sum(axis=1), present.sum(axis=1)),
+        "roc_auc": _weighted_auc(sample, group_counts[:, sample.group_index]),
+        "sensitivity": recall[:, pi],
+        "specificity": _ratio(negatives - false_pos, negatives),
+        "f1": class_f1[:, pi],
+        "ece": _ratio(np.abs(bins[:, 2] - bins[:, 1]).sum(axis=1), n),
+        "brier": _ratio(stats[:, -1], n),
+        "precision": _ratio(tp, predicted),
+        "recall": recall,
+        "class_f1": class_f1,
+    }
+
+
+def _bootstrap(sample: _Sample, n_resamples: int, seed: int) -> dict[str, np.ndarray]:
+    """Resampled metric values, stacked over ``n_resamples`` group-level resamples."""
+    rng = np.random.default_rng(seed)
+    n_groups = sample.group_stats.shape[0]
+    chunk = max(1, _CHUNK_ELEMENTS // max(sample.group_index.size, n_groups))
+    parts: list[dict[str, np.ndarray]] = []
+    for start in range(0, n_resamples, chunk):
+        size = min(chunk, n_resamples - start)
+        draws = rng.integers(0, n_groups, size=(size, n_groups))
+        flat = (draws + n_groups * np.arange(size)[:, None]).ravel()
+        counts = np.bincount(flat, minlength=size * n_groups).reshape(size, n_groups).astype(np.float64)
+        parts.append(_weighted_metrics(sample, counts))
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+def _float(value: float) -> float | None:
+    """Plain float for JSON, ``None`` for NaN."""
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def _estimate(point: float, resampled: np.ndarray | None) -> dict:
+    """``{"value", "ci95"}`` with percentile bounds over the resamples where it is defined."""
+    ci: list[float | None] = [None, None]
+    if resampled is not None:
+        valid = resampled[~np.isnan(resampled)]
+        if valid.size:
+            ci = [float(v) for v in np.percentile(valid, [2.5, 97.5])]
+    return {"value": _float(point), "ci95": ci}
+
+
+def _downsample(n: int) -> np.ndarray:
+    """At most ~``_MAX_CURVE_POINTS`` evenly spaced indices into ``n`` points, ends kept."""
+    if n <= _MAX_CURVE_POINTS:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, _MAX_CURVE_POINTS)).astype(int))
+
+
+def _curves(probs: np.ndarray, y: np.ndarray, labels: Sequence[str], positive_index: int) -> tuple[dict, dict]:
+    """One-vs-rest ROC and precision-recall curves (positive label only when K == 2)."""
+    indices = [positive_index] if len(labels) == 2 else range(len(labels))
+    roc, pr = {}, {}
+    for k in indices:
+        truth, score = y == k, probs[:, k]
+        if truth.all() or not truth.any():
+            roc[labels[k]] = {"fpr": [], "tpr": [], "auc": None}
+            pr[labels[k]] = {"precision": [], "recall": [], "average_precision": None}
+            continue
+        fpr, tpr, _ = roc_curve(truth, score)
+        keep = _downsample(fpr.size)
+        roc[labels[k]] = {"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist(),
+                          "auc": float(roc_auc_score(truth, score))}
+        precision, recall, _ = precision_recall_curve(truth, score)
+        keep = _downsample(precision.size)
+        pr[labels[k]] = {"precision": precision[keep].tolist(), "recall": recall[keep].tolist(),
+                         "average_precision": float(average_precision_score(truth, score))}
+    return roc, pr
+
+
+def _calibration_block(sample: _Sample, label: str, ece: float | None) -> dict:
+    """Reliability-diagram bins for the positive label from the unweighted statistics."""
+    k2, b = sample.n_classes ** 2, sample.n_bins
+    count, conf, pos = sample.group_stats.sum(axis=0)[k2 : k2 + 3 * b].reshape(3, b)
+    return {
+        "label": label,
+        "bin_edges": np.linspace(0.0, 1.0, b + 1).tolist(),
+        "mean_predicted": [_float(v) for v in _ratio(conf, count)],
+        "fraction_positive": [_float(v) for v in _ratio(pos, count)],
+        "count": [int(c) for c in count],
+        "ece": ece,
+    }
+
+
+def _check_inputs(probs: np.ndarray, y: np.ndarray, groups: Sequence[str], labels: Sequence[str],
+                  positive_index: int, n_resamples: int, n_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate shapes and ranges; return float probs, int y and str groups."""
+    arr = np.asarray(probs, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] < 2:
+        raise ValueError(f"probs must have shape (N, K) with N >= 1 and K >= 2, got {arr.shape}")
+    n, k = arr.shape
+    if len(labels) != k:
+        raise ValueError(f"labels has {len(labels)} names but probs has {k} columns")
+    if not 0 <= positive_index < k:
+        raise ValueError(f"positive_index must be in [0, {k}), got {positive_index}")
+    truth = np.asarray(y)
+    if truth.shape != (n,) or not np.issubdtype(truth.dtype, np.integer) or truth.min() < 0 or truth.max() >= k:
+        raise ValueError(f"y must be ({n},) integer class indices in [0, {k})")
+    group_names = np.asarray([str(g) for g in groups])
+    if group_names.shape != (n,):
+        raise ValueError(f"groups must have one entry per image ({n}), got {group_names.shape[0]}")
+    if n_resamples < 0 or n_bins < 1:
+        raise ValueError(f"need n_resamples >= 0 and n_bins >= 1, got {n_resamples} and {n_bins}")
+    return arr, truth, group_names
+
+
+def compute_metrics(
+    probs: np.ndarray,
+    y: np.ndarray,
+    groups: Sequence[str],
+    labels: Sequence[str],
+    positive_index: int,
+    threshold: float,
+    band: tuple[float, float],
+    temperature: float,
+    *,
+    split: str = "test",
+    n_resamples: int = 1000,
+    seed: int = 0,
+    n_bins: int = 10,
+) -> dict:
+    """Evaluate calibrated predictions; the result is metrics.json (docs/SCHEMAS.md).
+
+    Predictions follow :func:`bcc_model.calibration.decide`; indeterminate cases keep their
+    label and count in every metric, and the ``indeterminate`` block reports them apart.
+    Sensitivity, specificity, F1, ROC AUC, ECE and Brier score treat the positive label
+    against all the others. ECE uses ``n_bins`` equal-width bins of p_positive
+    (Naeini et al. 2015; Guo et al. 2017).
+
+    Each headline and per-class figure carries a 95% interval: the 2.5th and 97.5th
+    percentiles over ``n_resamples`` bootstrap resamples of whole groups. A resample in
+    which a metric is undefined (no positives for sensitivity, no negatives for specificity,
+    neither for ROC AUC, no predictions of a class for its precision) is skipped for that
+    metric only. With fewer than two groups there is nothing to resample and every ``ci95``
+    is ``[null, null]``; so it is when a metric is undefined in every resample.
+
+    Args:
+        probs: (N, K) calibrated probabilities in [0, 1], columns in ``labels`` order.
+        y: (N,) integer true class indices.
+        groups: (N,) group (patient) identifier of each image.
+        labels: the K class names.
+        positive_index: column of the positive class.
+        threshold: decision threshold chosen on validation data.
+        band: indeterminate band ``(lo, hi)`` chosen on validation data.
+        temperature: the temperature already applied to ``probs``; recorded only.
+        split: name of the evaluated split.
+        n_resamples: number of bootstrap resamples (0 disables the intervals).
+        seed: seed of ``np.random.default_rng`` for the resampling.
+        n_bins: number of calibration bins.
+
+    Returns:
+        The metrics.json dictionary: plain Python types, NaN written as ``None``.
+
+    Raises:
+        ValueError: if shapes, labels or settings are inconsistent.
+    """
+    arr, truth, group_names = _check_inputs(probs, y, groups, labels, positive_index, n_resamples, n_bins)
+    labels = [str(label) for label in labels]
+    pred, _ = decide(arr, positive_index, threshold, band)
+    unique_groups, group_index = np.unique(group_names, return_inverse=True)
+    n_groups = unique_groups.size
+    sample = _prepare(arr, truth, pred, group_index, positive_index, n_bins)
+
+    point = {name: values[0] for name, values in _weighted_metrics(sample, np.ones((1, n_groups))).items()}
+    boot = _bootstrap(sample, n_resamples, seed) if n_groups >= 2 and n_resamples > 0 else None
+
+    def estimate(name: str, column: int | None = None) -> dict:
+        resampled = None if boot is None else (boot[name] if column is None else boot[name][:, column])
+        return _estimate(point[name] if column is None else point[name][column], resampled)
+
+    k2 = len(labels) ** 2
+    cm = sample.group_stats[:, :k2].sum(axis=0).reshape(len(labels), len(labels)).astype(int)
+    group_cm = sample.group_stats[:, :k2].reshape(n_groups, len(labels), len(labels))
+    group_n = group_cm.sum(axis=(1, 2))
+    group_acc = np.trace(group_cm, axis1=1, axis2=2) / group_n
+    roc, pr = _curves(arr, truth, labels, positive_index)
+    headline = {name: estimate(name) for name in HEADLINE_METRICS}
+    return {
+        "split": split,
+        "n_images": int(truth.size),
+        "n_groups": int(n_groups),
+        "labels": labels,
+        "positive_label": labels[positive_index],
+        "threshold": float(threshold),
+        "indeterminate_band": [float(band[0]), float(band[1])],
+        "temperature": float(temperature),
+        "headline": headline,
+        "per_class": {
+            label: {
+                "precision": estimate("precision", k),
+                "recall": estimate("recall", k),
+                "f1": estimate("class_f1", k),
+                "support": int(cm[k].sum()),
+            }
+            for k, label in enumerate(labels)
+        },
+        "confusion_matrix": {"labels": labels, "matrix": cm.tolist()},
+        "roc_curves": roc,
+        "pr_curves": pr,
+        "calibration": _calibration_block(sample, labels[positive_index], headline["ece"]["value"]),
+        "indeterminate": band_summary(arr, truth, positive_index, threshold, band),
+        "per_group": {
+            str(name): {"n": int(count), "accuracy": float(acc)}
+            for name, count, acc in zip(unique_groups, group_n, group_acc)
+        },
+        "bootstrap": {"n_resamples": int(n_resamples), "unit": "group", "seed": int(seed)},
+    }
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def format_metrics_table(metrics: dict) -> str:
+    """Plain-text summary of a metrics.json dictionary for the command line.
+
+    Args:
+        metrics: the output of :func:`compute_metrics` (or a loaded metrics.json).
+
+    Returns:
+        Lines of headline figures as ``value [lo, hi]``, the confusion matrix (rows = true
+        class, columns = predicted) and the indeterminate share.
+    """
+    boot = metrics.get("bootstrap", {})
+    lo, hi = metrics.get("indeterminate_band") or (None, None)
+    lines = [
+        f"Split {metrics.get('split')}: {metrics.get('n_images')} images, {metrics.get('n_groups')} groups; "
+        f"threshold {_fmt(metrics.get('threshold'))}, indeterminate band [{_fmt(lo)}, {_fmt(hi)}), "
+        f"temperature {_fmt(metrics.get('temperature'))}",
+        f"95% CI: {boot.get('n_resamples')} bootstrap resamples by {boot.get('unit')} (seed {boot.get('seed')})",
+        "",
+        f"{'metric':<20}value [95% CI]",
+    ]
+    for name, entry in metrics.get("headline", {}).items():
+        lo, hi = entry.get("ci95", [None, None])
+        lines.append(f"{name:<20}{_fmt(entry.get('value'))} [{_fmt(lo)}, {_fmt(hi)}]")
+
+    confusion = metrics.get("confusion_matrix", {})
+    names = [str(label) for label in confusion.get("labels", [])]
+    width = max([len(name) for name in names] + [8]) + 2
+    lines += ["", "Confusion matrix (rows = true, columns = predicted)",
+              " " * width + "".join(f"{name:>{width}}" for name in names)]
+    for name, row in zip(names, confusion.get("matrix", [])):
+        lines.append(f"{name:<{width}}" + "".join(f"{int(v):>{width}}" for v in row))
+
+    indeterminate = metrics.get("indeterminate")
+    if indeterminate:
+        fraction = indeterminate.get("fraction")
+        share = "n/a" if fraction is None else f"{100 * fraction:.1f}%"
+        lines += ["", f"Indeterminate: {share} of images; accuracy outside band "
+                      f"{_fmt(indeterminate.get('accuracy_outside_band'))} (n = {indeterminate.get('n_outside_band')})"]
+    return "\n".join(lines)

@@ -1,0 +1,165 @@
+"""Display-side image helpers: heatmap overlay, PNG encoding and display downscaling.
+
+Everything here takes and returns RGB (uint8, HxWx3); OpenCV's BGR order never leaves this
+module. The functions are pure: inputs are never modified, so cached arrays (Streamlit's
+``st.cache_data``/``st.cache_resource``) can be passed in safely.
+
+The overlay follows ``show_cam_on_image`` from pytorch-grad-cam (Gildenblat et al.): a colour-
+mapped heatmap alpha-blended over the image, refusing heatmaps outside [0, 1] instead of
+silently rescaling them, so that the same colour always means the same value.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Mapping
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "COLORMAPS",
+    "DEFAULT_COLORMAP",
+    "ensure_rgb",
+    "overlay_heatmap",
+    "shrink_to_fit",
+    "encode_png",
+]
+
+COLORMAPS: Mapping[str, int] = MappingProxyType(
+    {
+        # cividis is designed to read the same for the common colour-vision deficiencies
+        # (Nuñez et al., PLoS ONE 13:e0199239, 2018), hence the default.
+        "cividis (colour-blind safe)": cv2.COLORMAP_CIVIDIS,
+        "viridis": cv2.COLORMAP_VIRIDIS,
+        "inferno": cv2.COLORMAP_INFERNO,
+        "jet": cv2.COLORMAP_JET,
+        "turbo": cv2.COLORMAP_TURBO,
+    }
+)
+"""Display name -> OpenCV colormap constant, in the order the UI should offer them."""
+
+DEFAULT_COLORMAP = next(iter(COLORMAPS))
+
+
+def ensure_rgb(image: np.ndarray) -> np.ndarray:
+    """Check a display image and return it as 3-channel RGB.
+
+    Args:
+        image: uint8 array, HxW greyscale or HxWx3 RGB.
+
+    Returns:
+        uint8 HxWx3 RGB. The input itself when it already is RGB (not copied: callers must not
+        write to the result), otherwise a new array with the grey channel repeated.
+
+    Raises:
+        ValueError: wrong dtype, shape or an empty image.
+    """
+    if image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8, got {image.dtype}")
+    if image.ndim == 2:
+        rgb = np.repeat(image[:, :, None], 3, axis=2)
+    elif image.ndim == 3 and image.shape[2] == 3:
+        rgb = image
+    else:
+        raise ValueError(f"image must be HxW grey or HxWx3 RGB, got shape {image.shape}")
+    if rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise ValueError(f"image is empty, shape {image.shape}")
+    return rgb
+
+
+def overlay_heatmap(
+    image: np.ndarray,
+    heatmap: np.ndarray,
+    *,
+    opacity: float = 0.4,
+    colormap: str = DEFAULT_COLORMAP,
+) -> np.ndarray:
+    """Blend a colour-mapped heatmap over an image: ``(1 - opacity) * image + opacity * colour``.
+
+    Args:
+        image: uint8 HxW grey or HxWx3 RGB.
+        heatmap: real-valued 2-D array of any size, values in [0, 1]; resized bilinearly to the
+            image size (bilinear interpolation cannot leave [0, 1]). NaN means "no value" and is
+            drawn as 0.
+        opacity: weight of the heatmap colour, in [0, 1]; 0 returns the image, 1 the pure
+            colour-mapped heatmap.
+        colormap: a key of ``COLORMAPS``.
+
+    Returns:
+        New uint8 HxWx3 RGB array of the image's size.
+
+    Raises:
+        ValueError: bad image, heatmap not 2-D or with values outside [0, 1], opacity outside
+            [0, 1], or an unknown colormap.
+
+    Examples:
+        >>> img = np.zeros((4, 6), np.uint8)
+        >>> overlay_heatmap(img, np.ones((2, 3)), opacity=0.5).shape
+        (4, 6, 3)
+    """
+    rgb = ensure_rgb(image)
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"opacity must be in [0, 1], got {opacity}")
+    if colormap not in COLORMAPS:
+        raise ValueError(f"unknown colormap {colormap!r}; valid: {', '.join(COLORMAPS)}")
+    if heatmap.ndim != 2 or heatmap.size == 0:
+        raise ValueError(f"heatmap must be a non-empty 2-D array, got shape {heatmap.shape}")
+    values = heatmap.astype(np.float32)  # a copy: the caller's array is never modified
+    values[np.isnan(values)] = 0.0
+    low, high = float(values.min()), float(values.max())
+    if low < 0.0 or high > 1.0:
+        raise ValueError(f"heatmap values must be in [0, 1], got range [{low:.4g}, {high:.4g}]")
+
+    height, width = rgb.shape[:2]
+    values = cv2.resize(values, (width, height), interpolation=cv2.INTER_LINEAR)
+    levels = np.rint(values * 255.0).astype(np.uint8)
+    colour = cv2.cvtColor(cv2.applyColorMap(levels, COLORMAPS[colormap]), cv2.COLOR_BGR2RGB)
+    # addWeighted rounds and saturates to uint8, and returns a new array.
+    return cv2.addWeighted(rgb, 1.0 - opacity, colour, opacity, 0.0)
+
+
+def shrink_to_fit(image: np.ndarray, max_side: int) -> np.ndarray:
+    """Downscale an image so that its longer side is at most ``max_side`` px.
+
+    Used before embedding images in figures and reports: a large H&E region can be tens of
+    thousands of pixels wide, far more than a screen or a printed page shows.
+
+    Args:
+        image: HxW or HxWxC array (any dtype OpenCV resizes, e.g. uint8 RGB).
+        max_side: largest allowed side in px, >= 1.
+
+    Returns:
+        The input itself when it already fits (not copied), else a new array resized with
+        ``cv2.INTER_AREA`` (averages source pixels, so no aliasing when shrinking).
+
+    Raises:
+        ValueError: ``max_side`` < 1.
+    """
+    if max_side < 1:
+        raise ValueError(f"max_side must be >= 1, got {max_side}")
+    height, width = image.shape[:2]
+    scale = max_side / max(height, width)
+    if scale >= 1.0:
+        return image
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """Encode an RGB or grey uint8 image as PNG bytes, in memory (lossless).
+
+    Args:
+        image: uint8 HxW grey or HxWx3 RGB.
+
+    Returns:
+        The PNG file contents.
+
+    Raises:
+        ValueError: bad image, or OpenCV failed to encode it.
+    """
+    rgb = ensure_rgb(image)
+    ok, buffer = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError(f"PNG encoding failed for an image of shape {image.shape}")
+    return buffer.tobytes()

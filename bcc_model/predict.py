@@ -1,0 +1,115 @@
+"""Predictions from a loaded bundle, and the ``python -m bcc_model.predict`` command line.
+
+Probabilities are always calibrated with the bundle's temperature and labelled with the
+bundle's class names; the decision (label, indeterminate) follows the threshold and band chosen
+on validation data, so the app, the CLI and evaluation cannot disagree.
+
+Usage:
+    python -m bcc_model.predict --modality histopathology samples/histopathology/*/*.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .bundle import Bundle
+from .calibration import apply_temperature, decide
+from .preprocess import to_model_batch
+
+__all__ = ["Prediction", "raw_probabilities", "calibrated_probabilities", "predict_images", "main"]
+
+BATCH_SIZE = 256
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One image's result. ``probabilities`` maps every label to its calibrated probability."""
+
+    probabilities: dict[str, float]
+    label: str
+    indeterminate: bool
+    positive_label: str
+
+    @property
+    def positive_probability(self) -> float:
+        return self.probabilities[self.positive_label]
+
+
+def raw_probabilities(model, batch: np.ndarray, *, batch_size: int = BATCH_SIZE) -> np.ndarray:
+    """Uncalibrated softmax outputs (N, K) for float32 model inputs (N, H, W, C) in [0, 255]."""
+    if len(batch) == 0:
+        return np.zeros((0, model.output_shape[-1]), dtype=np.float32)
+    chunks = [np.asarray(model(batch[i:i + batch_size], training=False)) for i in range(0, len(batch), batch_size)]
+    return np.concatenate(chunks).astype(np.float32)
+
+
+def calibrated_probabilities(bundle: Bundle, batch: np.ndarray) -> np.ndarray:
+    """Temperature-scaled probabilities (N, K) for preprocessed model inputs."""
+    return apply_temperature(raw_probabilities(bundle.model, batch), bundle.temperature).astype(np.float32)
+
+
+def predictions_from_probabilities(bundle: Bundle, probs: np.ndarray) -> list[Prediction]:
+    labels = bundle.labels
+    positive = bundle.spec.positive_index
+    predicted, indeterminate = decide(probs, positive, bundle.threshold, bundle.band)
+    return [
+        Prediction(
+            probabilities={label: float(p) for label, p in zip(labels, row)},
+            label=labels[int(k)],
+            indeterminate=bool(flag),
+            positive_label=labels[positive],
+        )
+        for row, k, flag in zip(probs, predicted, indeterminate)
+    ]
+
+
+def predict_images(bundle: Bundle, images: Sequence[np.ndarray]) -> list[Prediction]:
+    """Classify uint8 images (HxW or HxWx3, any size) with identical-to-training preprocessing."""
+    batch = to_model_batch(images, bundle.spec)
+    return predictions_from_probabilities(bundle, calibrated_probabilities(bundle, batch))
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    from .modalities import modality_keys
+
+    parser = argparse.ArgumentParser(
+        prog="python -m bcc_model.predict",
+        description="Print calibrated class probabilities for each image (research use only).",
+    )
+    parser.add_argument("images", nargs="+", type=Path, help="image files (PNG, JPEG, TIFF, BMP, PGM/PPM, WebP, DICOM)")
+    parser.add_argument("--modality", default="histopathology", choices=modality_keys(), help="which model to use")
+    parser.add_argument("--weights", type=Path, default=None, help="bundle folder (default: weights/<modality>)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Exit status 0 when every image was classified, 1 when any could not be read."""
+    from .bundle import load_bundle
+    from .io import ImageReadError, read_image
+    from .modalities import get_modality
+
+    args = _parse_args(argv)
+    bundle = load_bundle(get_modality(args.modality), args.weights)
+    failures = 0
+    for path in args.images:
+        try:
+            image = read_image(path)
+        except ImageReadError as err:
+            failures += 1
+            print(f"{path}: cannot classify: {err}", file=sys.stderr)
+            continue
+        result = predict_images(bundle, [image.pixels])[0]
+        probs = "  ".join(f"{label}={p:.3f}" for label, p in result.probabilities.items())
+        flag = " (indeterminate)" if result.indeterminate else ""
+        print(f"{path}: {result.label}{flag}  {probs}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,339 @@
+"""Train a modality's classifier and write its bundle to ``weights/<modality>/``.
+
+What happens, in order:
+1. Seeds and deterministic ops are fixed, so the same data and arguments give the same weights.
+2. The data folder is indexed and split into train / validation / test by whole groups
+   (patients); every file's sha256 goes into the manifest saved beside the weights.
+3. Each requested architecture is trained on the same split with the same seed: class-weighted
+   loss, augmentation from the registry, ReduceLROnPlateau, EarlyStopping on validation loss
+   with the best weights restored, a checkpoint every epoch (``--resume`` continues a killed
+   run) and TensorBoard logs in ``--work-dir``.
+4. On validation data only: temperature scaling, the decision threshold and the indeterminate
+   band; the architecture with the best validation ROC AUC is selected.
+5. The held-out test patients are scored once per architecture (metrics with patient-level
+   bootstrap CIs); the bundle is assembled in a temporary folder and moved into place only when
+   complete.
+
+Example (reproduces the shipped histopathology bundle):
+    python -m bcc_model.train --modality histopathology --data ../shared/data/histopathology
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import sys
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .modalities import ModalitySpec, get_modality, modality_keys
+
+__all__ = ["main", "parse_args"]
+
+HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc", "learning_rate"]
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bcc_model.train",
+        description=__doc__ + "\nResearch use only: not for diagnostic use.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--modality", default="histopathology", choices=modality_keys(),
+                        help="which modality to train (default: %(default)s)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="data folder with <label>/<image> and optional labels.csv (default: data/<modality>)")
+    parser.add_argument("--arch", nargs="+", default=None,
+                        help="architecture(s) to train on the same split; the best by validation ROC AUC is "
+                             "bundled (default: every architecture configured for the modality)")
+    parser.add_argument("--epochs", type=int, default=25, help="maximum epochs; early stopping may end sooner (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=64, help="batch size (default: %(default)s)")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="model input side in px (default: the modality's input size)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="initial learning rate of AdamW (default: %(default)s)")
+    parser.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=42, help="seed for split, initialisation and augmentation (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=None, help="bundle folder to write (default: weights/<modality>)")
+    parser.add_argument("--work-dir", type=Path, default=None,
+                        help="checkpoints and TensorBoard logs (default: runs/<modality>)")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoints in --work-dir")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs (default: %(default)s)")
+    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress output (default: %(default)s)")
+    return parser.parse_args(argv)
+
+
+def _configure_determinism(seed: int) -> None:
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def _callbacks(work: Path, args: argparse.Namespace, best_so_far: float | None) -> list:
+    import keras
+
+    return [
+        keras.callbacks.ModelCheckpoint(work / "last.keras"),
+        keras.callbacks.ModelCheckpoint(work / "best.keras", monitor="val_loss", save_best_only=True,
+                                        initial_value_threshold=best_so_far),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2, min_lr=1e-5),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience, restore_best_weights=True),
+        keras.callbacks.CSVLogger(work / "history.csv", append=True),
+        keras.callbacks.TensorBoard(log_dir=str(work / "logs"), histogram_freq=0, write_graph=False),
+    ]
+
+
+def _train_one(arch: str, spec: ModalitySpec, arrays: dict, args: argparse.Namespace, work: Path):
+    """Train (or resume, or reuse a finished run of) one architecture; returns model and history."""
+    import keras
+
+    from .architectures import build_model
+    from .data import class_weights, make_dataset
+
+    work.mkdir(parents=True, exist_ok=True)
+    done_marker = work / "DONE"
+    log_path = work / "history.csv"
+    if not args.resume:
+        for stale in (done_marker, log_path, work / "last.keras", work / "best.keras"):
+            stale.unlink(missing_ok=True)
+    history = pd.read_csv(log_path) if log_path.is_file() and log_path.stat().st_size else pd.DataFrame()
+    if args.resume and done_marker.is_file():
+        print(f"[{arch}] finished earlier; reusing {work / 'best.keras'}", flush=True)
+        return keras.models.load_model(work / "best.keras"), history
+
+    x_train, y_train = arrays["train"]
+    x_val, y_val = arrays["validation"]
+    train_ds = make_dataset(x_train, y_train, spec, batch_size=args.batch_size, training=True, seed=args.seed)
+    val_ds = make_dataset(x_val, y_val, spec, batch_size=args.batch_size, training=False, seed=args.seed)
+    initial_epoch, best_so_far = 0, None
+    if args.resume and (work / "last.keras").is_file() and not history.empty:
+        model = keras.models.load_model(work / "last.keras")
+        initial_epoch = int(history["epoch"].max()) + 1
+        best_so_far = float(history["val_loss"].min())
+        print(f"[{arch}] resuming after epoch {initial_epoch}", flush=True)
+    else:
+        model = build_model(arch, spec.input_shape, len(spec.labels), **dict(spec.arch_params[arch]))
+        model.compile(
+            optimizer=keras.optimizers.AdamW(learning_rate=args.lr, weight_decay=1e-4),
+            loss=keras.losses.CategoricalCrossentropy(),
+            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")],
+        )
+    if initial_epoch < args.epochs:
+        model.fit(train_ds, validation_data=val_ds, epochs=args.epochs, initial_epoch=initial_epoch,
+                  class_weight=class_weights(y_train, len(spec.labels)),
+                  callbacks=_callbacks(work, args, best_so_far), verbose=args.verbose)
+    if (work / "best.keras").is_file():
+        model = keras.models.load_model(work / "best.keras")
+    done_marker.write_text("done\n")
+    return model, pd.read_csv(log_path)
+
+
+def _validation_choice(model, x_val: np.ndarray, y_val: np.ndarray, spec: ModalitySpec) -> dict:
+    """Temperature, threshold and band chosen on validation data, with validation scores."""
+    from sklearn.metrics import balanced_accuracy_score, log_loss, roc_auc_score
+
+    from .calibration import apply_temperature, choose_band, choose_threshold, decide, fit_temperature
+    from .predict import raw_probabilities
+
+    raw = raw_probabilities(model, x_val.astype(np.float32))
+    temperature = fit_temperature(raw, y_val)
+    probs = apply_temperature(raw, temperature)
+    positive = spec.positive_index
+    is_positive = (y_val == positive).astype(int)
+    threshold = choose_threshold(probs[:, positive], is_positive)
+    band = choose_band(probs[:, positive], is_positive, threshold)
+    predicted, indeterminate = decide(probs, positive, threshold, band)
+    outside = ~indeterminate
+    return {
+        "temperature": float(temperature),
+        "threshold": float(threshold),
+        "band": [float(band[0]), float(band[1])],
+        "roc_auc": float(roc_auc_score(is_positive, probs[:, positive])),
+        "balanced_accuracy": float(balanced_accuracy_score(y_val, predicted)),
+        "loss": float(log_loss(y_val, probs, labels=list(range(len(spec.labels))))),
+        "accuracy_outside_band": float((predicted[outside] == y_val[outside]).mean()) if outside.any() else None,
+        "fraction_indeterminate": float(indeterminate.mean()),
+    }
+
+
+def _history_table(history: pd.DataFrame) -> pd.DataFrame:
+    table = history.copy()
+    table["epoch"] = table["epoch"].astype(int) + 1
+    if "learning_rate" not in table and "lr" in table:
+        table["learning_rate"] = table.pop("lr")
+    return table[[c for c in HISTORY_COLUMNS if c in table.columns]].drop_duplicates("epoch", keep="last")
+
+
+def _split_summary(manifest: pd.DataFrame, spec: ModalitySpec) -> tuple[dict, dict]:
+    splits, groups = {}, {}
+    for split in ("train", "validation", "test"):
+        part = manifest[manifest["split"] == split]
+        splits[split] = {
+            "images": int(len(part)),
+            "groups": int(part["group"].nunique()),
+            "per_class": {label: int((part["label"] == label).sum()) for label in spec.labels},
+        }
+        groups[split] = sorted(part["group"].unique().tolist())
+    return splits, groups
+
+
+def _versions() -> dict:
+    import keras
+    import sklearn
+    import tensorflow as tf
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+            "numpy": np.__version__, "scikit-learn": sklearn.__version__}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.command = "python -m bcc_model.train " + shlex.join(list(argv) if argv is not None else sys.argv[1:])
+    base_spec = get_modality(args.modality)
+    if base_spec.kind != "image":
+        print(f"error: training for {base_spec.kind} modality {base_spec.key!r} is not available yet", file=sys.stderr)
+        return 2
+    spec = replace(base_spec, input_size=args.image_size) if args.image_size else base_spec
+    archs = args.arch or list(spec.arch_params)
+    unknown = [a for a in archs if a not in spec.arch_params]
+    if unknown:
+        print(f"error: architecture(s) {unknown} not configured for {spec.key}; valid: {', '.join(spec.arch_params)}",
+              file=sys.stderr)
+        return 2
+    data_dir = args.data or spec.default_data_dir
+    out_dir = args.out or spec.bundle_dir
+    work_root = args.work_dir or Path("runs") / spec.key
+
+    from .data import DataError, add_hashes, discover, load_images, manifest_sha256, split_by_group
+
+    try:
+        table = discover(data_dir, spec)
+        manifest = add_hashes(split_by_group(table, seed=args.seed), data_dir)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    _configure_determinism(args.seed)
+    started = time.time()
+    print(f"Loading {len(manifest)} images from {data_dir} ...", flush=True)
+    images = load_images(manifest, data_dir, spec)
+    label_index = {label: i for i, label in enumerate(spec.labels)}
+    y_all = manifest["label"].map(label_index).to_numpy()
+    arrays = {split: (images[(manifest["split"] == split).to_numpy()], y_all[(manifest["split"] == split).to_numpy()])
+              for split in ("train", "validation", "test")}
+    for split, (x, _) in arrays.items():
+        if len(x) == 0:
+            print(f"error: the {split} split is empty; add more groups (patients)", file=sys.stderr)
+            return 2
+
+    from .calibration import apply_temperature
+    from .metrics import compute_metrics, format_metrics_table
+    from .predict import raw_probabilities
+
+    test_mask = (manifest["split"] == "test").to_numpy()
+    results = {}
+    for arch in archs:
+        _configure_determinism(args.seed)
+        model, history = _train_one(arch, spec, arrays, args, work_root / arch)
+        choice = _validation_choice(model, *arrays["validation"], spec)
+        x_test, y_test = arrays["test"]
+        test_probs = apply_temperature(raw_probabilities(model, x_test.astype(np.float32)), choice["temperature"])
+        metrics = compute_metrics(
+            test_probs, y_test, manifest.loc[test_mask, "group"].tolist(), spec.labels, spec.positive_index,
+            choice["threshold"], tuple(choice["band"]), choice["temperature"], split="test",
+            n_resamples=args.bootstrap, seed=args.seed,
+        )
+        results[arch] = {"model": model, "history": history, "validation": choice, "metrics": metrics}
+        print(f"\n[{arch}] validation: ROC AUC {choice['roc_auc']:.3f}, balanced accuracy "
+              f"{choice['balanced_accuracy']:.3f}\n[{arch}] test (whole held-out groups):\n"
+              f"{format_metrics_table(metrics)}\n", flush=True)
+
+    selected = max(archs, key=lambda a: (results[a]["validation"]["roc_auc"], -results[a]["validation"]["loss"]))
+    print(f"Selected {selected} (best validation ROC AUC)", flush=True)
+    _write_bundle(spec, args, archs, selected, results, manifest, data_dir, out_dir, time.time() - started)
+    print(f"Bundle written to {out_dir}", flush=True)
+    return 0
+
+
+def _write_bundle(spec: ModalitySpec, args: argparse.Namespace, archs: list[str], selected: str, results: dict,
+                  manifest: pd.DataFrame, data_dir: Path, out_dir: Path, duration_s: float) -> None:
+    from .bundle import file_sha256, install_bundle, staging_dir, write_json
+    from .data import manifest_sha256
+    from .model_card import render_model_card
+
+    chosen = results[selected]
+    model, history, choice, metrics = chosen["model"], chosen["history"], chosen["validation"], chosen["metrics"]
+    staging = staging_dir(Path(out_dir))
+    try:
+        model.save(staging / "model.keras")
+        _history_table(history).to_csv(staging / "history.csv", index=False)
+        manifest[["file", "label", "group", "split", "sha256"]].to_csv(staging / "manifest.csv", index=False,
+                                                                         lineterminator="\n")
+        splits, groups = _split_summary(manifest, spec)
+        best_epoch = int(history.loc[history["val_loss"].idxmin(), "epoch"]) + 1 if len(history) else None
+        info = {
+            "format_version": 1,
+            "modality": spec.key,
+            "name": f"{selected.replace('_', '')}-{spec.input_size}px-{spec.key}",
+            "labels": list(spec.labels),
+            "positive_label": spec.positive_label,
+            "input_shape": list(spec.input_shape),
+            "mpp": spec.mpp,
+            "magnification": spec.magnification,
+            "preprocessing": list(spec.preprocessing),
+            "augmentation": list(spec.augmentation),
+            "architecture": {"name": selected, "params": _jsonable(dict(spec.arch_params[selected])),
+                             "n_parameters": int(model.count_params()), "cam_layer": spec.cam_layer},
+            "training": {"epochs_max": args.epochs, "epochs_run": int(len(history)), "best_epoch": best_epoch,
+                         "batch_size": args.batch_size, "lr": args.lr, "optimizer": "AdamW (weight decay 1e-4)",
+                         "loss": "class-weighted categorical cross-entropy", "early_stopping_patience": args.patience,
+                         "seed": args.seed, "image_size": spec.input_size, "duration_s": round(duration_s, 1),
+                         "command": args.command},
+            "data": {"source": Path(data_dir).name, "citation": spec.citation, "manifest_file": "manifest.csv",
+                     "manifest_sha256": manifest_sha256(manifest[["file", "label", "group", "split", "sha256"]]),
+                     "splits": splits, "groups": groups},
+            "calibration": {"method": "temperature", "temperature": choice["temperature"], "fitted_on": "validation"},
+            "decision": {"threshold": choice["threshold"], "indeterminate_band": choice["band"],
+                         "chosen_on": "validation",
+                         "validation_accuracy_outside_band": choice["accuracy_outside_band"],
+                         "validation_fraction_indeterminate": choice["fraction_indeterminate"]},
+            "comparison": [
+                {"architecture": arch, "n_parameters": int(results[arch]["model"].count_params()),
+                 "validation": {k: results[arch]["validation"][k] for k in ("roc_auc", "balanced_accuracy", "loss")},
+                 "test": results[arch]["metrics"]["headline"], "selected": arch == selected}
+                for arch in archs
+            ],
+            "versions": _versions(),
+            "model_sha256": file_sha256(staging / "model.keras"),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        write_json(staging / "model.json", info)
+        write_json(staging / "metrics.json", metrics)
+        (staging / "MODEL_CARD.md").write_text(render_model_card(info, metrics), encoding="utf-8")
+        install_bundle(staging, Path(out_dir))
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.exit(main())
