@@ -13,7 +13,7 @@ misleading plot.
 from __future__ import annotations
 
 import base64
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import cv2
 import numpy as np

@@ -18,12 +18,13 @@ import warnings
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut, apply_voi, get_decoder, pixel_array
 from pydicom.uid import UID
@@ -31,14 +32,15 @@ from pydicom.uid import UID
 __all__ = ["DEFAULT_MAX_PIXELS", "ImageReadError", "LoadedImage", "read_image", "window"]
 
 DEFAULT_MAX_PIXELS: int = 100_000_000
-"""Largest width * height accepted by default: a whole 40x slide region is far below this,
-while a crafted file declaring a huge canvas would exhaust memory when decoded."""
+"""Largest width * height accepted by default: a 10,000 x 10,000 px region fits, while a
+crafted file declaring a far larger canvas would exhaust memory when decoded."""
 
 _NOT_AN_IMAGE = (
     "file is not an image (or not a supported format: "
     "PNG, JPEG, TIFF, BMP, PGM/PPM, WebP, DICOM)"
 )
 _CORRUPTED = "image is truncated or corrupted"
+_BLANK = "image is blank: every pixel has the same value"
 
 # Pillow plugins we accept; anything else (GIF, ICO, PSD, ...) is "not a supported format".
 # The JPEG plugin may hand back an "MPO" image: a JPEG embedding several (camera) images.
@@ -49,11 +51,14 @@ _PILLOW_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "PPM", "WEBP")
 _SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"II+\x00")
 
 # What Pillow's decoders raise on malformed input (fuzzing has found all of these).
-_PILLOW_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError)
+_PILLOW_ERRORS = (
+    OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError, TypeError
+)
 
 # What pydicom raises on malformed input; AttributeError is its "required element missing".
 _PYDICOM_ERRORS = (
     InvalidDicomError,
+    BytesLengthException,
     OSError,
     ValueError,
     EOFError,
@@ -225,7 +230,7 @@ def _own_range(values: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
     """Window an array over its own finite min..max; a single-value image becomes black."""
     finite = values if values.dtype.kind in "biu" else values[np.isfinite(values)]
     if finite.size == 0 or finite.min() == finite.max():
-        return np.zeros(values.shape, np.uint8), ("image is blank: every pixel has the same value",)
+        return np.zeros(values.shape, np.uint8), (_BLANK,)
     return window(values, float(finite.min()), float(finite.max())), ()
 
 
@@ -356,7 +361,7 @@ def _read_dicom(data: bytes, max_pixels: int, has_magic: bool) -> LoadedImage:
     _check_size(columns, rows, max_pixels)
     if photometric not in _DICOM_GREY | _DICOM_COLOUR:
         raise ImageReadError(f"DICOM colour encoding {photometric!r} is not supported")
-    failure = _dicom_decode_failure_message(dataset.file_meta.get("TransferSyntaxUID"))
+    failure = _check_transfer_syntax(dataset.file_meta.get("TransferSyntaxUID"))
     try:
         raw = pixel_array(dataset, index=0)  # decodes the first frame only
     except _PYDICOM_ERRORS as err:
@@ -380,15 +385,15 @@ def _read_dicom(data: bytes, max_pixels: int, has_magic: bool) -> LoadedImage:
     return LoadedImage(pixels, "DICOM", photometric, bit_depth, notes)
 
 
-def _dicom_decode_failure_message(transfer_syntax: str | None) -> str:
-    """Refuse an undecodable compression now; else return the message for a failed decode.
+def _check_transfer_syntax(transfer_syntax: str | None) -> str:
+    """Refuse a compression no installed plugin decodes; else give the message if decoding fails.
 
     Raises:
         ImageReadError: if no installed pydicom plugin decodes this transfer syntax.
     """
-    if transfer_syntax is None:
-        return _CORRUPTED  # pydicom then reports what is missing; we say "corrupted"
-    uid = UID(transfer_syntax)
+    uid = UID(transfer_syntax or "")
+    if not uid.is_valid:
+        return _CORRUPTED  # missing or garbled: decoding will fail and say so
     try:
         decoder = get_decoder(uid)
     except NotImplementedError:
@@ -420,7 +425,11 @@ def _dicom_grey_to_uint8(
         return window(apply_voi(values, dataset, index=0), 0, 2**lut_bits - 1), ()
     settings = _window_settings(dataset)
     if settings is None:
-        return _own_range(values)
+        pixels, notes = _own_range(values)
+        if "WindowWidth" in dataset:
+            notes = ("DICOM window settings are invalid; the full intensity range is shown",
+                     *notes)
+        return pixels, notes
     center, width, function = settings
     if function == "SIGMOID":
         with np.errstate(over="ignore"):
@@ -437,7 +446,7 @@ def _window_settings(dataset: Dataset) -> tuple[float, float, str] | None:
 
     LINEAR maps ``(c - 0.5) +/- (w - 1) / 2`` to black/white and needs ``w >= 1``;
     LINEAR_EXACT maps ``c +/- w / 2``; SIGMOID is ``255 / (1 + exp(-4 (x - c) / w))``.
-    Invalid settings are ignored, as if absent, rather than refusing a readable image.
+    Invalid settings give None too: a readable image is shown rather than refused.
     """
     if "WindowCenter" not in dataset or "WindowWidth" not in dataset:
         return None
@@ -455,7 +464,7 @@ def _window_settings(dataset: Dataset) -> tuple[float, float, str] | None:
     return center, width, function
 
 
-def _first(value: object) -> object:
+def _first(value: Any) -> Any:
     """The first value of a multi-valued DICOM element, or the value itself."""
     return value[0] if isinstance(value, MultiValue) else value
 

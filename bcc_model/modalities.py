@@ -6,6 +6,7 @@ a new modality is one new entry here (plus its data and bundle), not edits acros
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -77,7 +78,8 @@ class ModalitySpec:
 
     @property
     def bundle_dir(self) -> Path:
-        return PROJECT_ROOT / "weights" / self.key
+        """``weights/<key>``; ``BCC_WEIGHTS_DIR`` points the product at another weights folder."""
+        return Path(os.environ.get("BCC_WEIGHTS_DIR", PROJECT_ROOT / "weights")) / self.key
 
     @property
     def sample_dir(self) -> Path:

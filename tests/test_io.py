@@ -29,9 +29,7 @@ from pydicom.uid import (
 
 from bcc_model.io import DEFAULT_MAX_PIXELS, ImageReadError, LoadedImage, read_image, window
 
-SAMPLE_PATCH = Path(
-    "/work/shared/data/histopathology/benign/8864_idx5_x1051_y2201_class0.png"
-)
+SAMPLE_PATCH = next((Path(__file__).resolve().parent.parent / "samples" / "histopathology" / "benign").glob("*.png"))
 PATIENT_TAGS = {
     "PatientName": "Doe^Jane",
     "PatientID": "MRN-9876543",
@@ -71,7 +69,8 @@ def png_header_only(width: int, height: int) -> bytes:
     """A valid PNG header declaring a huge canvas, with an empty IDAT: cheap to open."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        crc = struct.pack(">I", zlib.crc32(kind + body))
+        return struct.pack(">I", len(body)) + kind + body + crc
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"") + chunk(b"IEND", b"")
@@ -434,6 +433,34 @@ def test_dicom_window_centre_width_clips_outside_values() -> None:
     assert read_image(data).pixels.tolist() == [[0, 0, 51, 255, 255]]
 
 
+def test_dicom_sigmoid_window() -> None:
+    pixels = np.array([[0, 100, 1000]], np.uint16)
+    data = make_dicom(pixels, WindowCenter=100, WindowWidth=50, VOILUTFunction="SIGMOID")
+    assert read_image(data).pixels.tolist() == [[0, 128, 255]]
+
+
+def test_dicom_invalid_window_falls_back_to_full_range_with_warning() -> None:
+    pixels = np.array([[0, 50, 100]], np.uint16)
+    loaded = read_image(make_dicom(pixels, WindowCenter=50, WindowWidth=0))
+    assert loaded.pixels.tolist() == [[0, 128, 255]]
+    assert loaded.warnings == (
+        "DICOM window settings are invalid; the full intensity range is shown",
+    )
+
+
+def test_dicom_voi_lut_wins_over_window() -> None:
+    lut = Dataset()
+    lut.add_new("LUTDescriptor", "US", [4, 0, 8])  # 4 entries from value 0, 8-bit output
+    lut.add_new("LUTData", "US", [255, 170, 85, 0])  # an inverting lookup table
+    data = make_dicom(
+        np.array([[0, 1, 2, 3, 10]], np.uint16),
+        VOILUTSequence=[lut],
+        WindowCenter=1000,
+        WindowWidth=10,
+    )
+    assert read_image(data).pixels.tolist() == [[255, 170, 85, 0, 0]]
+
+
 def test_dicom_multi_frame_reads_first_frame_with_warning() -> None:
     frames = np.stack([np.full((4, 4), value, np.uint16) for value in (100, 200, 300)])
     frames[0, 0, 0] = 0  # give frame 0 a range so it is not blank
@@ -448,6 +475,12 @@ def test_dicom_rgb() -> None:
     loaded = read_image(make_dicom(pixels, photometric="RGB", bits_stored=8))
     assert (loaded.source_mode, loaded.bit_depth) == ("RGB", 8)
     np.testing.assert_array_equal(loaded.pixels, pixels)
+
+
+def test_text_named_dcm_is_not_an_image(tmp_path: Path) -> None:
+    path = tmp_path / "scan.dcm"
+    path.write_text("not a DICOM file at all, just a note about the scan\n" * 5)
+    assert read_error(path).startswith("file is not an image")
 
 
 def test_dicom_without_pixel_data() -> None:
@@ -472,24 +505,23 @@ def test_dicom_truncated_pixel_data() -> None:
     assert read_error(data[:-600]) == "image is truncated or corrupted"
 
 
-def test_dicom_bogus_jpeg_2000_names_the_transfer_syntax() -> None:
-    data = make_dicom(
+def compressed_dicom(transfer_syntax: UID, payload: bytes) -> bytes:
+    """A DICOM file that claims a compressed transfer syntax but holds bogus fragments."""
+    return make_dicom(
         np.zeros((8, 8), np.uint16),
-        transfer_syntax=JPEG2000Lossless,
-        PixelData=encapsulate([b"\x00\x01not a codestream" * 4]),
+        transfer_syntax=transfer_syntax,
+        PixelData=encapsulate([payload]),
     )
-    message = read_error(data)
+
+
+def test_dicom_bogus_jpeg_2000_names_the_transfer_syntax() -> None:
+    message = read_error(compressed_dicom(JPEG2000Lossless, b"\x00\x01not a codestream" * 4))
     assert "JPEG 2000 Image Compression (Lossless Only)" in message
     assert "not supported" in message
 
 
 def test_dicom_transfer_syntax_without_decoder_is_not_supported() -> None:
-    data = make_dicom(
-        np.zeros((8, 8), np.uint16),
-        transfer_syntax=MPEG2MPML,
-        PixelData=encapsulate([b"\x00\x00\x01\xb3" * 8]),
-    )
-    message = read_error(data)
+    message = read_error(compressed_dicom(MPEG2MPML, b"\x00\x00\x01\xb3" * 8))
     assert message.startswith(f"DICOM transfer syntax '{MPEG2MPML.name}' is not supported")
 
 
@@ -498,10 +530,18 @@ def test_dicom_never_leaks_patient_tags() -> None:
     for data in (
         make_dicom(np.stack([ramp16(), ramp16()])),
         make_dicom(np.full((4, 4), 7, np.uint16), WindowCenter=0, WindowWidth=0),
+        make_dicom(rgb_gradient(), photometric="RGB", bits_stored=8),
     ):
         loaded = read_image(data)
-        outputs += [loaded.format, loaded.source_mode, *loaded.warnings]
-    outputs += [read_error(make_dicom(ramp16())[:-600]), read_error(make_dicom(ramp16()), max_pixels=10)]
+        outputs += [repr(loaded), loaded.format, loaded.source_mode, *loaded.warnings]
+    for data, limit in (
+        (make_dicom(ramp16())[:-600], DEFAULT_MAX_PIXELS),
+        (make_dicom(ramp16()), 10),
+        (compressed_dicom(JPEG2000Lossless, b"bogus" * 8), DEFAULT_MAX_PIXELS),
+        (compressed_dicom(MPEG2MPML, b"bogus" * 8), DEFAULT_MAX_PIXELS),
+    ):
+        outputs.append(read_error(data, max_pixels=limit))
     text = " ".join(outputs)
-    assert outputs and not any(value in text for value in PATIENT_TAGS.values())
-    assert "Doe" not in text and "Jane" not in text
+    assert len(outputs) == 16
+    for value in (*PATIENT_TAGS.values(), "Doe", "Jane"):
+        assert value not in text

@@ -1,0 +1,161 @@
+"""Region mode: classify an H&E image larger than one model patch, tile by tile.
+
+The model only ever saw 50 px patches at its training scale, so a larger field of view is cut
+into tiles at that scale (``tiling.tile_image``: glass is skipped), every tissue tile is
+classified with the same calibrated probabilities and decision rule as a single upload
+(``predict``), and the tile results are painted back onto the image (``tiling.merge_to_map``).
+The few most suspicious tiles get a Grad-CAM so a reader can check what drove them.
+
+The result is a plain dataclass of numpy arrays: picklable, so the app can cache it per image.
+Nothing here imports Streamlit; callers that share one model between threads must serialise
+calls (the app holds its TensorFlow lock around ``analyse_region``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .bundle import Bundle
+from .predict import Prediction, calibrated_probabilities, predictions_from_probabilities
+from .preprocess import to_model_batch
+from .tiling import Tiles, flagged_fraction, merge_to_map, tile_image, top_tiles
+
+__all__ = ["RegionResult", "analyse_region"]
+
+
+@dataclass(frozen=True)
+class RegionResult:
+    """Tile-level results of one region, in the original image's pixel grid.
+
+    Attributes:
+        prob_map: float32 HxW, P(``positive_label``) averaged over the tiles covering each
+            pixel; NaN where nothing was analysed (glass, or the right/bottom margin narrower
+            than one tile).
+        tiles: the tissue tiles (model-scale patches, boxes ``x0, y0, x1, y1`` in original
+            px, count of skipped background tiles).
+        probabilities: float32 (N, K) calibrated probabilities per tile, columns in ``labels``
+            order.
+        labels: class names, model-output order.
+        positive_label: the class the map, threshold and flags refer to.
+        threshold: decision threshold on P(``positive_label``) (from the bundle).
+        flagged_fraction: share of tissue tiles with P(``positive_label``) >= ``threshold``;
+            ``None`` when the image has no tissue tile (undefined, not 0).
+        top_indices: int64 (k,) tile indices, most suspicious first.
+        top_predictions: the decision (label, indeterminate flag) for each top tile.
+        top_heatmaps: float32 (k, p, p) Grad-CAM of ``positive_label`` in [0, 1] on each top
+            tile's model-scale patch, or ``None`` when no explainer was given.
+        top_crops: uint8 RGB crops of the original image under each top tile's box (full
+            resolution, for display next to the heatmap).
+        image_mpp: scale of the analysed image in µm per pixel.
+        model_mpp: the model's training scale in µm per pixel.
+    """
+
+    prob_map: np.ndarray
+    tiles: Tiles
+    probabilities: np.ndarray
+    labels: tuple[str, ...]
+    positive_label: str
+    threshold: float
+    flagged_fraction: float | None
+    top_indices: np.ndarray
+    top_predictions: tuple[Prediction, ...]
+    top_heatmaps: np.ndarray | None
+    top_crops: tuple[np.ndarray, ...]
+    image_mpp: float
+    model_mpp: float
+
+    @property
+    def n_tiles(self) -> int:
+        """Number of tissue tiles classified."""
+        return int(self.probabilities.shape[0])
+
+    @property
+    def positive_probabilities(self) -> np.ndarray:
+        """float32 (N,) P(``positive_label``) per tile."""
+        return self.probabilities[:, self.labels.index(self.positive_label)]
+
+
+def analyse_region(
+    bundle: Bundle,
+    rgb: np.ndarray,
+    image_mpp: float,
+    *,
+    explainer=None,
+    top_k: int = 4,
+    stride_px: int | None = None,
+) -> RegionResult:
+    """Tile, classify and map an H&E region with a loaded bundle.
+
+    Args:
+        bundle: a loaded histopathology bundle (its spec gives patch size and ``mpp``).
+        rgb: uint8 HxWx3 RGB image, larger than one patch at the model's scale.
+        image_mpp: scale of ``rgb`` in µm per pixel (e.g. 0.25 for a 40x scan;
+            ``tiling.magnification_to_mpp`` converts a magnification).
+        explainer: an ``explain.Explainer`` for ``bundle.model``; when given, the ``top_k``
+            tiles get a Grad-CAM of the positive label.
+        top_k: how many of the most suspicious tiles to return (fewer if fewer tiles).
+        stride_px: step between tiles in model-scale px (default: the patch size, no overlap).
+
+    Returns:
+        The map, the per-tile probabilities, the flagged share and the top tiles.
+
+    Raises:
+        ValueError: the modality has no physical scale, the image is not colour, or it is
+            smaller than one patch at the model's scale (message says how large it must be).
+    """
+    spec = bundle.spec
+    model_mpp = bundle.info.get("mpp", spec.mpp)
+    if model_mpp is None:
+        raise ValueError(f"the {spec.key} model has no physical scale (mpp), so it cannot tile a region")
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(
+            f"region mode needs a colour (RGB) H&E image; this image has shape {rgb.shape} (greyscale?)"
+        )
+    tiles = tile_image(rgb, image_mpp=float(image_mpp), model_mpp=float(model_mpp), patch_px=spec.input_size,
+                       stride_px=stride_px)
+    labels = bundle.labels
+    positive_label = spec.positive_label
+    if len(tiles.patches) == 0:
+        return RegionResult(
+            prob_map=np.full(tiles.image_shape, np.nan, np.float32),
+            tiles=tiles,
+            probabilities=np.zeros((0, len(labels)), np.float32),
+            labels=labels,
+            positive_label=positive_label,
+            threshold=bundle.threshold,
+            flagged_fraction=None,
+            top_indices=np.zeros(0, np.int64),
+            top_predictions=(),
+            top_heatmaps=None if explainer is None else np.zeros((0, spec.input_size, spec.input_size), np.float32),
+            top_crops=(),
+            image_mpp=float(image_mpp),
+            model_mpp=float(model_mpp),
+        )
+
+    batch = to_model_batch(tiles.patches, spec)
+    probabilities = calibrated_probabilities(bundle, batch)
+    positive = probabilities[:, spec.positive_index]
+    top = top_tiles(positive, top_k)
+    heatmaps = None
+    if explainer is not None:
+        heatmaps = explainer.heatmaps(batch[top], positive_label)
+    crops = tuple(
+        np.ascontiguousarray(rgb[y0:y1, x0:x1]) for x0, y0, x1, y1 in tiles.boxes[top].tolist()
+    )
+    return RegionResult(
+        prob_map=merge_to_map(tiles.boxes, positive, tiles.image_shape),
+        tiles=tiles,
+        probabilities=probabilities,
+        labels=labels,
+        positive_label=positive_label,
+        threshold=bundle.threshold,
+        flagged_fraction=flagged_fraction(positive, bundle.threshold),
+        top_indices=top,
+        top_predictions=tuple(predictions_from_probabilities(bundle, probabilities[top])),
+        top_heatmaps=heatmaps,
+        top_crops=crops,
+        image_mpp=float(image_mpp),
+        model_mpp=float(model_mpp),
+    )

@@ -1,0 +1,67 @@
+"""Both architectures build flat, train a step, save/load, and give a real tf-keras-vis Grad-CAM."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from bcc_model.architectures import DENSENET121, build_model, feature_layer_names
+from bcc_model.explain import CAM_METHODS, Explainer
+
+SMALL = {
+    "se_resnet": {"widths": (8, 16), "blocks_per_stage": (1, 1), "se_ratio": 4},
+    "densenet": {"blocks": (2, 2), "growth_rate": 4, "stem_filters": 8},
+}
+
+
+@pytest.mark.parametrize("arch", sorted(SMALL))
+def test_build_train_save_load_and_cam(arch, tmp_path):
+    keras.utils.set_random_seed(0)
+    model = build_model(arch, (32, 32, 3), 2, **SMALL[arch])
+    assert all(not isinstance(layer, keras.Model) for layer in model.layers), "a nested model breaks tf-keras-vis"
+    assert model.get_layer("last_conv").output.shape[1:3] == (16, 16)
+    assert model.layers[-1].name == "probabilities"
+    x = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    y = keras.utils.to_categorical(np.arange(8) % 2, 2)
+    model.compile("adam", "categorical_crossentropy")
+    before = [w.copy() for w in model.get_weights()]
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights())), "a training step changed nothing"
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+    explainer = Explainer(loaded, ["benign", "malignant"])
+    heat = explainer.heatmaps(x[:2], "malignant", method="Grad-CAM")
+    assert heat.shape == (2, 32, 32) and heat.dtype == np.float32
+    assert heat.max() > 0 and heat.min() >= 0 and heat.max() <= 1
+    assert loaded.layers[-1].activation is keras.activations.softmax, "explainer must not mutate the model"
+
+
+def test_every_heatmap_method_runs_on_a_flat_model():
+    keras.utils.set_random_seed(1)
+    model = build_model("se_resnet", (24, 24, 3), 2, **SMALL["se_resnet"])
+    x = np.random.default_rng(1).uniform(0, 255, (1, 24, 24, 3)).astype("float32")
+    explainer = Explainer(model, ["benign", "malignant"])
+    for method in CAM_METHODS:
+        heat = explainer.heatmaps(x, "benign", method=method)
+        assert heat.shape == (1, 24, 24), method
+        assert np.isfinite(heat).all() and heat.max() > 0, method
+    assert explainer.feature_layers()[0] == "last_conv"
+    with pytest.raises(KeyError, match="valid"):
+        explainer.heatmaps(x, "benign", method="nope")
+    with pytest.raises(KeyError, match="valid"):
+        explainer.heatmaps(x, "unknown-class")
+
+
+def test_densenet121_configuration_matches_the_paper():
+    model = build_model("densenet", (224, 224, 3), 1000, **DENSENET121)
+    # Keras Applications' DenseNet121 with a 1000-class head has exactly this many weights.
+    assert model.count_params() == 8_062_504
+    assert "last_conv" in feature_layer_names(model)
+
+
+def test_unknown_architecture_lists_valid_ones():
+    with pytest.raises(KeyError, match="se_resnet"):
+        build_model("vgg", (32, 32, 3), 2)

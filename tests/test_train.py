@@ -1,0 +1,143 @@
+"""Tiny real training runs on the sample patches: bundle schema, determinism, safety, CLIs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bcc_model.bundle import BUNDLE_FILES, BundleError, file_sha256, load_bundle, read_bundle_info
+from bcc_model.train import main as train_main
+
+from .conftest import ROOT, SAMPLES, TINY_TRAIN_ARGS
+
+MODEL_KEYS = {"format_version", "modality", "name", "labels", "positive_label", "input_shape", "mpp", "magnification",
+              "preprocessing", "augmentation", "architecture", "training", "data", "calibration", "decision",
+              "comparison", "versions", "model_sha256", "created"}
+METRIC_KEYS = {"split", "n_images", "n_groups", "labels", "positive_label", "threshold", "indeterminate_band",
+               "temperature", "headline", "per_class", "confusion_matrix", "roc_curves", "pr_curves", "calibration",
+               "indeterminate", "per_group", "bootstrap"}
+HEADLINE = {"accuracy", "balanced_accuracy", "roc_auc", "sensitivity", "specificity", "f1", "ece", "brier"}
+
+
+def test_tiny_run_writes_a_complete_bundle(tiny_bundle, histo_spec):
+    assert all((tiny_bundle / name).is_file() for name in BUNDLE_FILES)
+    info, metrics = read_bundle_info(tiny_bundle)
+    assert MODEL_KEYS <= set(info)
+    assert METRIC_KEYS <= set(metrics)
+    assert HEADLINE <= set(metrics["headline"])
+    for entry in metrics["headline"].values():
+        assert set(entry) == {"value", "ci95"}
+    assert info["model_sha256"] == file_sha256(tiny_bundle / "model.keras")
+    assert info["labels"] == list(histo_spec.labels) and info["architecture"]["cam_layer"] == "last_conv"
+    assert info["calibration"]["fitted_on"] == "validation" and info["decision"]["chosen_on"] == "validation"
+    low, high = info["decision"]["indeterminate_band"]
+    assert 0 <= low <= info["decision"]["threshold"] <= high <= 1
+
+    manifest = pd.read_csv(tiny_bundle / "manifest.csv", dtype=str)
+    assert list(manifest.columns) == ["file", "label", "group", "split", "sha256"]
+    assert len(manifest) == 20 and (manifest.groupby("group")["split"].nunique() == 1).all()
+    splits = info["data"]["splits"]
+    assert sum(s["images"] for s in splits.values()) == 20
+    assert metrics["n_images"] == splits["test"]["images"] and metrics["n_groups"] == splits["test"]["groups"]
+    test_groups = set(manifest.loc[manifest["split"] == "test", "group"])
+    assert set(metrics["per_group"]) == test_groups
+
+    history = pd.read_csv(tiny_bundle / "history.csv")
+    assert list(history["epoch"]) == [1, 2]
+    assert {"loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc", "learning_rate"} <= set(history.columns)
+    card = (tiny_bundle / "MODEL_CARD.md").read_text()
+    assert "Research use only" in card and info["model_sha256"][:12] in card
+    assert "--epochs 2" in info["training"]["command"]
+
+
+def test_identical_runs_give_identical_weights(tiny_bundle, tmp_path):
+    out = tmp_path / "again"
+    assert train_main(["--data", str(SAMPLES), "--out", str(out), "--work-dir", str(tmp_path / "runs"),
+                       *TINY_TRAIN_ARGS]) == 0
+    first = load_bundle_model_weights(tiny_bundle)
+    second = load_bundle_model_weights(out)
+    assert len(first) == len(second)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+    assert json.loads((out / "model.json").read_text())["data"]["manifest_sha256"] == \
+        json.loads((tiny_bundle / "model.json").read_text())["data"]["manifest_sha256"]
+
+
+def load_bundle_model_weights(path):
+    import keras
+
+    return keras.models.load_model(path / "model.keras", compile=False).get_weights()
+
+
+def test_tampered_weights_are_refused(tiny_bundle, histo_spec, tmp_path):
+    copy = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, copy)
+    with open(copy / "model.keras", "r+b") as handle:
+        handle.seek(100)
+        byte = handle.read(1)
+        handle.seek(100)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(BundleError, match="sha256"):
+        load_bundle(histo_spec, copy)
+
+
+def test_incomplete_bundle_is_refused(tiny_bundle, histo_spec, tmp_path):
+    copy = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, copy)
+    (copy / "metrics.json").unlink()
+    with pytest.raises(BundleError, match="metrics.json"):
+        load_bundle(histo_spec, copy)
+
+
+def test_failed_run_leaves_existing_bundle_untouched(tiny_bundle, tmp_path):
+    target = tmp_path / "weights"
+    shutil.copytree(tiny_bundle, target)
+    before = {name: file_sha256(target / name) for name in BUNDLE_FILES}
+    empty = tmp_path / "data"
+    (empty / "benign").mkdir(parents=True)
+    (empty / "labels.csv").write_text("file,label,group\n")
+    assert train_main(["--data", str(empty), "--out", str(target), *TINY_TRAIN_ARGS]) == 2
+    assert train_main(["--data", str(tmp_path / "missing"), "--out", str(target), *TINY_TRAIN_ARGS]) == 2
+    assert {name: file_sha256(target / name) for name in BUNDLE_FILES} == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".weights.staging")]
+
+
+def _run_cli(module: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300, env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
+
+
+def test_evaluate_cli_on_samples(tiny_bundle, tmp_path):
+    out = tmp_path / "metrics.json"
+    result = _run_cli("bcc_model.evaluate", "--modality", "histopathology", "--data", str(SAMPLES),
+                      "--weights", str(tiny_bundle), "--json", str(out), "--bootstrap", "50")
+    assert result.returncode == 0, result.stderr
+    assert "balanced_accuracy" in result.stdout and "20 images" in result.stdout
+    metrics = json.loads(out.read_text())
+    assert metrics["split"] == "external" and metrics["n_images"] == 20 and metrics["n_groups"] == 5
+    assert sum(map(sum, metrics["confusion_matrix"]["matrix"])) == 20
+
+
+def test_predict_cli_reports_each_file_and_bad_ones(tiny_bundle, sample_files, tmp_path):
+    bad = tmp_path / "notes.png"
+    bad.write_text("this is not an image")
+    result = _run_cli("bcc_model.predict", "--weights", str(tiny_bundle), str(sample_files[0]), str(bad),
+                      str(sample_files[-1]))
+    assert result.returncode == 1
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 2 and all("benign=" in line and "malignant=" in line for line in lines)
+    assert "not an image" in result.stderr
+
+
+def test_train_help_documents_every_option():
+    result = _run_cli("bcc_model.train", "--help")
+    assert result.returncode == 0
+    for option in ("--modality", "--data", "--arch", "--epochs", "--batch-size", "--image-size", "--lr", "--seed",
+                   "--out", "--resume", "Research use only"):
+        assert option in result.stdout, option
