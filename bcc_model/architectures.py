@@ -54,8 +54,23 @@ def _se_residual_block(x, filters: int, strides: int, ratio: int, name: str, out
     return layers.Activation("relu", name=out_name or f"{name}_out")(y)
 
 
-def _head(x, num_classes: int, dropout: float):
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
+def _stem_pool(x, stem_pool: bool):
+    """3x3/2 max-pool after the stem (as in ResNet): quarters the cost of every later layer."""
+    return layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x) if stem_pool else x
+
+
+def _head(x, num_classes: int, dropout: float, pool: str = "avg"):
+    """Global pooling, dropout, softmax.
+
+    ``"avg"`` suits patches whose label concerns the whole field. ``"max"`` suits whole images
+    whose label comes from one small lesion: the class score is taken where the evidence is
+    strongest instead of being diluted by the area of normal tissue (weakly supervised
+    localisation by global max pooling, Oquab et al. 2015, CVPR).
+    """
+    if pool not in ("avg", "max"):
+        raise ValueError(f"head_pool must be 'avg' or 'max', got {pool!r}")
+    pooling = layers.GlobalAveragePooling2D(name="gap") if pool == "avg" else layers.GlobalMaxPooling2D(name="gmp")
+    x = pooling(x)
     if dropout > 0:
         x = layers.Dropout(dropout, name="head_dropout")(x)
     return layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
@@ -68,7 +83,8 @@ def _input(input_shape: Sequence[int]):
 
 def build_se_resnet(input_shape: Sequence[int], num_classes: int, *, widths: Sequence[int] = (32, 64, 128),
                     blocks_per_stage: Sequence[int] = (2, 2, 2), se_ratio: int = 8, dropout: float = 0.3,
-                    stem_filters: int | None = None) -> keras.Model:
+                    stem_filters: int | None = None, stem_strides: int = 1, stem_pool: bool = False,
+                    head_pool: str = "avg") -> keras.Model:
     """SE-ResNet (He et al. 2016 residual blocks + Hu et al. 2018 squeeze-and-excitation).
 
     Args:
@@ -79,11 +95,18 @@ def build_se_resnet(input_shape: Sequence[int], num_classes: int, *, widths: Seq
         se_ratio: SE reduction ratio r.
         dropout: dropout before the classifier.
         stem_filters: stem width (default: first stage width).
+        stem_strides: stride of the 3x3 stem convolution; 2 halves the resolution of whole images
+            (224 px and up) so they train on a CPU; 1 keeps small patches' detail.
+        stem_pool: add a 3x3/2 max-pool after the stem (another halving).
+        head_pool: global ``"avg"`` or ``"max"`` pooling before the classifier (see ``_head``).
+
+    The network is fully convolutional up to global average pooling, so its weights fit any input
+    size: a model built for patches can hand its weights to one built for whole images.
     """
     if len(widths) != len(blocks_per_stage):
         raise ValueError(f"widths {tuple(widths)} and blocks_per_stage {tuple(blocks_per_stage)} differ in length")
     inputs, x = _input(input_shape)
-    x = _conv_bn_relu(x, stem_filters or widths[0], 3, 1, "stem")
+    x = _stem_pool(_conv_bn_relu(x, stem_filters or widths[0], 3, stem_strides, "stem"), stem_pool)
     last_stage = len(widths) - 1
     for stage, (filters, n_blocks) in enumerate(zip(widths, blocks_per_stage)):
         for block in range(n_blocks):
@@ -91,7 +114,7 @@ def build_se_resnet(input_shape: Sequence[int], num_classes: int, *, widths: Seq
             is_last = stage == last_stage and block == n_blocks - 1
             x = _se_residual_block(x, filters, strides, se_ratio, f"s{stage + 1}b{block + 1}",
                                    out_name=CAM_LAYER if is_last else None)
-    return keras.Model(inputs, _head(x, num_classes, dropout), name="se_resnet")
+    return keras.Model(inputs, _head(x, num_classes, dropout, head_pool), name="se_resnet")
 
 
 def _dense_layer(x, growth_rate: int, name: str):
@@ -116,7 +139,8 @@ def _transition(x, compression: float, name: str):
 
 def build_densenet(input_shape: Sequence[int], num_classes: int, *, blocks: Sequence[int] = (4, 6, 8),
                    growth_rate: int = 16, stem_filters: int = 32, compression: float = 0.5, dropout: float = 0.3,
-                   imagenet_stem: bool = False) -> keras.Model:
+                   imagenet_stem: bool = False, stem_strides: int = 1, stem_pool: bool = False,
+                   head_pool: str = "avg") -> keras.Model:
     """DenseNet-BC (Huang et al. 2017). ``DENSENET121`` gives the 121-layer configuration.
 
     Args:
@@ -128,7 +152,11 @@ def build_densenet(input_shape: Sequence[int], num_classes: int, *, blocks: Sequ
         compression: theta, channel reduction at each transition.
         dropout: dropout before the classifier.
         imagenet_stem: 7x7/2 conv + 3x3/2 max-pool stem for large inputs (as in DenseNet121);
-            otherwise a 3x3/1 stem that keeps the resolution of small patches.
+            otherwise a 3x3 stem of ``stem_strides``, optionally followed by a max-pool.
+        stem_strides: stride of the 3x3 stem (ignored with ``imagenet_stem``); 1 keeps the
+            resolution of small patches, 2 halves that of whole images.
+        stem_pool: 3x3/2 max-pool after the 3x3 stem (ignored with ``imagenet_stem``).
+        head_pool: global ``"avg"`` or ``"max"`` pooling before the classifier (see ``_head``).
     """
     if not 0 < compression <= 1:
         raise ValueError(f"compression must be in (0, 1], got {compression}")
@@ -137,8 +165,9 @@ def build_densenet(input_shape: Sequence[int], num_classes: int, *, blocks: Sequ
         x = _conv_bn_relu(x, stem_filters, 7, 2, "stem")
         x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
     else:
-        x = layers.Conv2D(stem_filters, 3, padding="same", use_bias=False, kernel_initializer="he_normal",
-                          name="stem_conv")(x)
+        x = layers.Conv2D(stem_filters, 3, strides=stem_strides, padding="same", use_bias=False,
+                          kernel_initializer="he_normal", name="stem_conv")(x)
+        x = _stem_pool(x, stem_pool)
     for b, n_layers in enumerate(blocks):
         for i in range(n_layers):
             x = _dense_layer(x, growth_rate, f"d{b + 1}l{i + 1}")
@@ -146,7 +175,7 @@ def build_densenet(input_shape: Sequence[int], num_classes: int, *, blocks: Sequ
             x = _transition(x, compression, f"t{b + 1}")
     x = layers.BatchNormalization(name="final_bn")(x)
     x = layers.Activation("relu", name=CAM_LAYER)(x)
-    return keras.Model(inputs, _head(x, num_classes, dropout), name="densenet")
+    return keras.Model(inputs, _head(x, num_classes, dropout, head_pool), name="densenet")
 
 
 ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {"se_resnet": build_se_resnet, "densenet": build_densenet}

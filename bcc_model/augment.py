@@ -22,11 +22,54 @@ HED_FROM_RGB = np.linalg.inv(RGB_FROM_HED).astype(np.float32)
 
 HED_SIGMA = 0.05  # "HED-light" strength of Tellez et al. 2019 (Med Image Anal 58:101544).
 
+# Whole-image greyscale geometry: positioning differs by a few degrees and centimetres between
+# exams and compression/probe pressure changes apparent size, but never by much more.
+MAX_ROTATION_DEG = 12.0
+ZOOM_RANGE = (0.9, 1.1)
+MAX_SHIFT_FRACTION = 0.06
+# Exposure / gain: gamma drawn log-uniformly from [1/GAMMA_MAX, GAMMA_MAX].
+GAMMA_MAX = 1.3
+
 
 def _flip(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     seeds = tf.random.experimental.stateless_split(seed, 2)
     image = tf.image.stateless_random_flip_left_right(image, seeds[0])
     return tf.image.stateless_random_flip_up_down(image, seeds[1])
+
+
+def _flip_lr(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Mirror left/right only: right for ultrasound (probe orientation is arbitrary across the
+    breast) but not up/down, which would put the skin below the lesion and its acoustic shadow."""
+    return tf.image.stateless_random_flip_left_right(image, seed)
+
+
+def _affine(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Small rotation about the centre, isotropic zoom and shift; uncovered pixels are black.
+
+    The projective transform maps each output pixel (x, y) back to the input point
+    ``R(-theta) [(x, y) - c] / s + c - t`` (c: centre, s: zoom, t: shift in px), sampled
+    bilinearly, so a zoom s > 1 enlarges the content.
+    """
+    seeds = tf.random.experimental.stateless_split(seed, 3)
+    height, width = tf.cast(tf.shape(image)[0], tf.float32), tf.cast(tf.shape(image)[1], tf.float32)
+    theta = tf.random.stateless_uniform([], seeds[0], -MAX_ROTATION_DEG, MAX_ROTATION_DEG) * (np.pi / 180.0)
+    zoom = tf.random.stateless_uniform([], seeds[1], *ZOOM_RANGE)
+    shift = tf.random.stateless_uniform([2], seeds[2], -MAX_SHIFT_FRACTION, MAX_SHIFT_FRACTION) * tf.stack([width, height])
+    cx, cy = (width - 1.0) / 2.0, (height - 1.0) / 2.0
+    cos, sin = tf.cos(theta) / zoom, tf.sin(theta) / zoom
+    transform = tf.stack([cos, sin, cx - shift[0] - cos * cx - sin * cy,
+                          -sin, cos, cy - shift[1] + sin * cx - cos * cy, 0.0, 0.0])
+    out = tf.raw_ops.ImageProjectiveTransformV3(
+        images=image[None], transforms=transform[None], output_shape=tf.shape(image)[:2],
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")
+    return tf.clip_by_value(out[0], 0.0, 255.0)
+
+
+def _gamma(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """``255 (x / 255) ** g``: film exposure and ultrasound gain change mid-tones, not black/white."""
+    log_max = float(np.log(GAMMA_MAX))
+    gamma = tf.exp(tf.random.stateless_uniform([], seed, -log_max, log_max))
+    return tf.clip_by_value(255.0 * tf.pow(tf.clip_by_value(image / 255.0, 0.0, 1.0), gamma), 0.0, 255.0)
 
 
 def _rot90(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -61,6 +104,9 @@ def _brightness_contrast(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 
 AUGMENTATIONS: dict[str, Callable[[tf.Tensor, tf.Tensor], tf.Tensor]] = {
     "flip": _flip,
+    "flip_lr": _flip_lr,
+    "affine": _affine,
+    "gamma": _gamma,
     "rot90": _rot90,
     "hed_jitter": _hed_jitter,
     "brightness_contrast": _brightness_contrast,

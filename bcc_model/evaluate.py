@@ -4,8 +4,12 @@ This is how anyone checks a shipped model on patients it has never seen. Probabi
 calibrated and decided exactly as in the app (the bundle's temperature, threshold and band),
 and confidence intervals resample whole groups (patients) from ``labels.csv``.
 
+Tabular modalities read a CSV instead of a folder: every row (30 feature columns, ``label``,
+optional ``group``) is a test case.
+
 Usage:
     python -m bcc_model.evaluate --modality histopathology --data DIR [--weights DIR] [--json OUT]
+    python -m bcc_model.evaluate --modality cytology --data CASES.csv [--weights DIR] [--json OUT]
 """
 
 from __future__ import annotations
@@ -18,11 +22,15 @@ from typing import Sequence
 
 from .modalities import get_modality, modality_keys
 
-__all__ = ["evaluate_folder", "main"]
+__all__ = ["evaluate_folder", "evaluate_cases", "main"]
 
 
 def evaluate_folder(bundle, data_dir: str | Path, *, n_resamples: int = 1000, seed: int = 0) -> dict:
-    """Metrics (metrics.json schema, ``split="external"``) of ``bundle`` on every image of ``data_dir``."""
+    """Metrics (metrics.json schema, ``split="external"``) of ``bundle`` on every image of ``data_dir``.
+
+    Modalities with extra binary tasks report them; those with lesion geometry also report
+    localisation scores on the images whose geometry the folder provides (``lesions.py``).
+    """
     from .data import discover, load_images
     from .metrics import compute_metrics
     from .predict import calibrated_probabilities
@@ -32,7 +40,37 @@ def evaluate_folder(bundle, data_dir: str | Path, *, n_resamples: int = 1000, se
     images = load_images(table, data_dir, spec)
     probs = calibrated_probabilities(bundle, images.astype("float32"))
     y = table["label"].map({label: i for i, label in enumerate(spec.labels)}).to_numpy()
-    return compute_metrics(probs, y, table["group"].tolist(), spec.labels, spec.positive_index, bundle.threshold,
+    metrics = compute_metrics(probs, y, table["group"].tolist(), spec.labels, spec.positive_index, bundle.threshold,
+                              bundle.band, bundle.temperature, split="external", n_resamples=n_resamples, seed=seed,
+                              binary_tasks=spec.extra_binary_tasks or None)
+    if spec.lesion_source is not None:
+        from .lesions import model_space_masks
+        from .localisation import explain_and_score
+
+        metrics["localisation"] = explain_and_score(bundle.model, images, y, model_space_masks(table, data_dir, spec),
+                                                    table["group"].tolist(), spec, n_resamples=n_resamples, seed=seed)
+    return metrics
+
+
+def evaluate_cases(bundle, csv_path: str | Path, *, n_resamples: int = 1000, seed: int = 0) -> dict:
+    """Metrics (metrics.json schema, ``split="external"``) of a tabular ``bundle`` on every row of a CSV.
+
+    Rows are read as in training (:func:`bcc_model.tabular.load_cases`): any bad row is an error,
+    because silently dropped cases would change what the figures describe. Without a ``group``
+    column each row is its own group (one case per patient).
+
+    Raises:
+        DataError: unreadable file, a bad row, or missing or unknown labels.
+    """
+    from .metrics import compute_metrics
+    from .predict import calibrated_probabilities
+    from .tabular import cases_matrix, load_cases
+
+    spec = bundle.spec
+    cases = load_cases(csv_path, spec.labels)
+    probs = calibrated_probabilities(bundle, cases_matrix(cases))
+    y = cases["label"].map({label: i for i, label in enumerate(spec.labels)}).to_numpy()
+    return compute_metrics(probs, y, cases["group"].tolist(), spec.labels, spec.positive_index, bundle.threshold,
                            bundle.band, bundle.temperature, split="external", n_resamples=n_resamples, seed=seed)
 
 
@@ -40,7 +78,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bcc_model.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--modality", required=True, choices=modality_keys(), help="modality of the bundle")
-    parser.add_argument("--data", required=True, type=Path, help="folder with <label>/<image> and optional labels.csv")
+    parser.add_argument("--data", required=True, type=Path,
+                        help="folder with <label>/<image> and optional labels.csv; for tabular modalities a CSV file")
     parser.add_argument("--weights", type=Path, default=None, help="bundle folder (default: weights/<modality>)")
     parser.add_argument("--json", type=Path, default=None, help="write the metrics as JSON to this file")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs (default: %(default)s)")
@@ -55,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     try:
         bundle = load_bundle(get_modality(args.modality), args.weights)
-        metrics = evaluate_folder(bundle, args.data, n_resamples=args.bootstrap)
+        evaluate = evaluate_cases if bundle.spec.kind == "tabular" else evaluate_folder
+        metrics = evaluate(bundle, args.data, n_resamples=args.bootstrap)
     except (BundleError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
 from bcc_model.calibration import band_summary, decide
 
-__all__ = ["HEADLINE_METRICS", "compute_metrics", "format_metrics_table"]
+__all__ = ["HEADLINE_METRICS", "compute_metrics", "format_metrics_table", "group_bootstrap_mean"]
 
 HEADLINE_METRICS = (
     "accuracy", "balanced_accuracy", "roc_auc", "sensitivity", "specificity", "f1", "ece", "brier",
@@ -174,19 +174,56 @@ def _weighted_metrics(sample: _Sample, group_counts: np.ndarray) -> dict[str, np
     }
 
 
-def _bootstrap(sample: _Sample, n_resamples: int, seed: int) -> dict[str, np.ndarray]:
-    """Resampled metric values, stacked over ``n_resamples`` group-level resamples."""
+def _group_count_chunks(n_groups: int, n_items: int, n_resamples: int, seed: int):
+    """Yield (R, G) float64 arrays of how often each group is drawn, ``n_resamples`` rows in all."""
     rng = np.random.default_rng(seed)
-    n_groups = sample.group_stats.shape[0]
-    chunk = max(1, _CHUNK_ELEMENTS // max(sample.group_index.size, n_groups))
-    parts: list[dict[str, np.ndarray]] = []
+    chunk = max(1, _CHUNK_ELEMENTS // max(n_items, n_groups))
     for start in range(0, n_resamples, chunk):
         size = min(chunk, n_resamples - start)
         draws = rng.integers(0, n_groups, size=(size, n_groups))
         flat = (draws + n_groups * np.arange(size)[:, None]).ravel()
-        counts = np.bincount(flat, minlength=size * n_groups).reshape(size, n_groups).astype(np.float64)
-        parts.append(_weighted_metrics(sample, counts))
+        yield np.bincount(flat, minlength=size * n_groups).reshape(size, n_groups).astype(np.float64)
+
+
+def _bootstrap(sample: _Sample, n_resamples: int, seed: int) -> dict[str, np.ndarray]:
+    """Resampled metric values, stacked over ``n_resamples`` group-level resamples."""
+    n_groups = sample.group_stats.shape[0]
+    parts = [_weighted_metrics(sample, counts)
+             for counts in _group_count_chunks(n_groups, sample.group_index.size, n_resamples, seed)]
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+def group_bootstrap_mean(values: np.ndarray, groups: Sequence[str], *, n_resamples: int = 1000,
+                         seed: int = 0) -> dict:
+    """Mean of per-image values with a 95% interval from resampling whole groups.
+
+    Each resample draws the groups with replacement and takes the mean over all images of the
+    drawn groups (a ratio of sums, so large groups weigh more, as in the point estimate).
+
+    Args:
+        values: (N,) finite per-image values, e.g. 1.0/0.0 hits of the pointing game.
+        groups: (N,) group (patient) of each image.
+        n_resamples: bootstrap resamples (0 disables the interval).
+        seed: seed of ``np.random.default_rng``.
+
+    Returns:
+        ``{"value", "ci95", "n"}``; ``value`` is ``None`` when there are no images and ``ci95`` is
+        ``[null, null]`` with fewer than two groups.
+    """
+    arr = np.asarray(values, dtype=np.float64)
+    group_names = np.asarray([str(g) for g in groups])
+    if arr.ndim != 1 or group_names.shape != arr.shape or not np.all(np.isfinite(arr)):
+        raise ValueError(f"values must be finite (N,) with one group each, got {arr.shape} and {group_names.shape}")
+    if arr.size == 0:
+        return {"value": None, "ci95": [None, None], "n": 0}
+    unique, index = np.unique(group_names, return_inverse=True)
+    sums = np.bincount(index, weights=arr, minlength=unique.size)
+    counts = np.bincount(index, minlength=unique.size).astype(np.float64)
+    resampled = None
+    if unique.size >= 2 and n_resamples > 0:
+        resampled = np.concatenate([_ratio(draws @ sums, draws @ counts)
+                                    for draws in _group_count_chunks(unique.size, arr.size, n_resamples, seed)])
+    return {**_estimate(float(arr.mean()), resampled), "n": int(arr.size)}
 
 
 def _float(value: float) -> float | None:
@@ -247,6 +284,26 @@ def _calibration_block(sample: _Sample, label: str, ece: float | None) -> dict:
     }
 
 
+def _binary_task(probs: np.ndarray, y: np.ndarray, group_index: np.ndarray, labels: Sequence[str],
+                 positives: Sequence[str], n_resamples: int, seed: int) -> dict:
+    """ROC AUC of ``positives`` versus the other labels, scored by their summed probability.
+
+    The same group bootstrap as the headline figures; e.g. abnormal-vs-normal uses
+    ``p(benign) + p(malignant) = 1 - p(normal)``.
+    """
+    unknown = [label for label in positives if label not in labels]
+    if unknown or not positives:
+        raise ValueError(f"binary task labels {list(positives)} must be a non-empty subset of {list(labels)}")
+    columns = [list(labels).index(label) for label in positives]
+    score = np.clip(probs[:, columns].sum(axis=1), 0.0, 1.0)
+    is_positive = np.isin(y, columns).astype(int)
+    sample = _prepare(np.stack([1.0 - score, score], axis=1), is_positive, is_positive, group_index, 1, 1)
+    point = _weighted_auc(sample, np.ones((1, y.size)))[0]
+    n_groups = int(group_index.max()) + 1
+    boot = _bootstrap(sample, n_resamples, seed)["roc_auc"] if n_groups >= 2 and n_resamples > 0 else None
+    return {"positive_labels": list(positives), "roc_auc": _estimate(point, boot)}
+
+
 def _check_inputs(probs: np.ndarray, y: np.ndarray, groups: Sequence[str], labels: Sequence[str],
                   positive_index: int, n_resamples: int, n_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validate shapes and ranges; return float probs, int y and str groups."""
@@ -283,6 +340,7 @@ def compute_metrics(
     n_resamples: int = 1000,
     seed: int = 0,
     n_bins: int = 10,
+    binary_tasks: Mapping[str, Sequence[str]] | None = None,
 ) -> dict:
     """Evaluate calibrated predictions; the result is metrics.json (docs/SCHEMAS.md).
 
@@ -312,6 +370,9 @@ def compute_metrics(
         n_resamples: number of bootstrap resamples (0 disables the intervals).
         seed: seed of ``np.random.default_rng`` for the resampling.
         n_bins: number of calibration bins.
+        binary_tasks: optional task name -> labels counted as positive, each reported as a
+            ``binary_tasks`` entry with the ROC AUC of their summed probability against the
+            other labels (same bootstrap), e.g. ``{"abnormal_vs_normal": ["benign", "malignant"]}``.
 
     Returns:
         The metrics.json dictionary: plain Python types, NaN written as ``None``.
@@ -340,6 +401,9 @@ def compute_metrics(
     group_acc = np.trace(group_cm, axis1=1, axis2=2) / group_n
     roc, pr = _curves(arr, truth, labels, positive_index)
     headline = {name: estimate(name) for name in HEADLINE_METRICS}
+    extra = {} if not binary_tasks else {"binary_tasks": {
+        name: _binary_task(arr, truth, group_index, labels, positives, n_resamples, seed)
+        for name, positives in binary_tasks.items()}}
     return {
         "split": split,
         "n_images": int(truth.size),
@@ -369,6 +433,7 @@ def compute_metrics(
             for name, count, acc in zip(unique_groups, group_n, group_acc)
         },
         "bootstrap": {"n_resamples": int(n_resamples), "unit": "group", "seed": int(seed)},
+        **extra,
     }
 
 
@@ -407,6 +472,20 @@ def format_metrics_table(metrics: dict) -> str:
               " " * width + "".join(f"{name:>{width}}" for name in names)]
     for name, row in zip(names, confusion.get("matrix", [])):
         lines.append(f"{name:<{width}}" + "".join(f"{int(v):>{width}}" for v in row))
+
+    for name, task in (metrics.get("binary_tasks") or {}).items():
+        lo, hi = task.get("roc_auc", {}).get("ci95", [None, None])
+        lines += ["", f"{name} ({' + '.join(task.get('positive_labels', []))} vs rest): ROC AUC "
+                      f"{_fmt(task.get('roc_auc', {}).get('value'))} [{_fmt(lo)}, {_fmt(hi)}]"]
+    localisation = metrics.get("localisation")
+    if localisation:
+        lines += ["", f"Localisation ({localisation.get('method')}, true class; "
+                      f"{localisation.get('n_excluded')} image(s) without lesion geometry excluded):"]
+        for name in ("pointing_game", "energy_inside"):
+            if name in localisation:
+                entry = localisation[name]
+                lo, hi = entry.get("ci95", [None, None])
+                lines.append(f"  {name:<18}{_fmt(entry.get('value'))} [{_fmt(lo)}, {_fmt(hi)}] (n = {entry.get('n')})")
 
     indeterminate = metrics.get("indeterminate")
     if indeterminate:

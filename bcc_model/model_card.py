@@ -85,8 +85,16 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     return lines
 
 
+def _is_tabular(info: Mapping) -> bool:
+    """Tabular bundles (e.g. cytology features) name their input columns in ``feature_names``."""
+    names = _get(info, "feature_names")
+    return isinstance(names, Sequence) and not isinstance(names, str) and len(names) > 0
+
+
 def _scale(info: Mapping) -> str:
-    """Training input scale, e.g. ``50×50×3 input at 4.0 µm/px (2.5x)``."""
+    """Training input scale, e.g. ``50×50×3 input at 4.0 µm/px (2.5x)`` or ``30 raw features per case``."""
+    if _is_tabular(info):
+        return f"{len(_get(info, 'feature_names'))} raw features per case, standardised inside the model"
     shape = _get(info, "input_shape")
     dims = "×".join(str(d) for d in shape) if isinstance(shape, Sequence) and shape else NOT_RECORDED
     return f"{dims} input at {_text(_get(info, 'mpp'))} µm/px ({_text(_get(info, 'magnification'))})"
@@ -105,7 +113,8 @@ def _header(info: Mapping, metrics: Mapping) -> list[str]:
         "",
         f"> **{RESEARCH_USE_NOTICE}**",
         "",
-        f"Classifier of {_text(_get(info, 'modality'))} images into {_text(_get(info, 'labels'))} "
+        f"Classifier of {_text(_get(info, 'modality'))} {'cases' if _is_tabular(info) else 'images'} into "
+        f"{_text(_get(info, 'labels'))} "
         f"(positive label: {_text(_get(info, 'positive_label'))}).",
     ]
 
@@ -131,17 +140,31 @@ def _model_details(info: Mapping, metrics: Mapping) -> list[str]:
         f"epochs (best {_text(_get(training, 'best_epoch'))}), batch size {_text(_get(training, 'batch_size'))}, "
         f"learning rate {_text(_get(training, 'lr'))}, seed {_text(_get(training, 'seed'))}, "
         f"{_num(_get(training, 'duration_s'), 0)} s; command `{_text(_get(training, 'command'))}`",
+        *_pretraining_line(_get(info, "pretraining")),
         "- **Licence:** research use only; provided without warranty of any kind.",
     ]
 
 
+def _pretraining_line(pretraining: Any) -> list[str]:
+    """One bullet on patch pre-training (Shen et al. 2019) when the bundle records it."""
+    if not isinstance(pretraining, Mapping):
+        return []
+    per_class = _get(pretraining, "patches_per_class")
+    counts = ", ".join(f"{k}: {_count(v)}" for k, v in per_class.items()) if isinstance(per_class, Mapping) else ""
+    return [f"- **Pre-training:** {_text(_get(pretraining, 'method'))}, {_text(_get(pretraining, 'patch_size'))} px "
+            f"patches ({_text(counts)}) for at most {_text(_get(pretraining, 'epochs_max'))} epochs, then whole images "
+            "(Shen et al. 2019)"]
+
+
 def _intended_use(info: Mapping, metrics: Mapping) -> list[str]:
     scale = _scale(info)
+    subject = (f"cases described by the training features ({scale})" if _is_tabular(info)
+               else f"images at the training scale, {scale}")
     return [
         "## Intended use",
         "",
-        f"- **Primary uses:** research and education on {_text(_get(info, 'modality'))} images at the "
-        f"training scale, {scale}: studying what such a classifier learns, how it is calibrated and where it fails.",
+        f"- **Primary uses:** research and education on {_text(_get(info, 'modality'))} {subject}: "
+        "studying what such a classifier learns, how it is calibrated and where it fails.",
         "- **Primary users:** researchers, and clinicians exploring decision support in a research setting.",
         "",
         "### Out-of-scope uses",
@@ -149,19 +172,77 @@ def _intended_use(info: Mapping, metrics: Mapping) -> list[str]:
         "- Diagnosis, screening or triage of any individual patient.",
         "- Treatment or management decisions of any kind.",
         "- Other tissues, stains, magnifications or imaging modalities than those of the training data.",
-        f"- Whole-slide images, unless tiled at the training scale ({scale}) and read tile by tile.",
+        *([] if _get(info, "modality") in _GREY_FACTORS else _TABULAR_SCOPE if _is_tabular(info) else
+          [f"- Whole-slide images, unless tiled at the training scale ({scale}) and read tile by tile."]),
     ]
 
 
+_TABULAR_SCOPE = [
+    "- Feature values measured differently from the training data (other image resolution, contour-tracing "
+    "software or operator): the numbers are only comparable when computed the same way.",
+]
+
+_TABULAR_FACTORS = [
+    "- **Image analysis:** the features are measurements of nuclear contours traced on a digitised FNA image "
+    "(Street et al. 1993); lengths are in pixels, so another digitisation resolution, tracing software or "
+    "operator gives other values for the same cells.",
+    "- **Sampling:** which cells an aspirate catches and which nuclei are measured vary between needle passes.",
+    "- **Population:** all cases come from one clinical centre; other populations and referral patterns change "
+    "both the prevalence and the feature distributions.",
+    "- **Case:** each row is one patient's aspirate; the intervals resample cases.",
+    "",
+    "The data carry no demographic or acquisition metadata, so performance is not broken down by them.",
+]
+
+
+_GREY_FACTORS = {
+    "mammography": [
+        "- **Acquisition:** digitised screen-film MLO views of one archive (mini-MIAS, 1990s); digital "
+        "mammography, other views (CC), vendors and processing change contrast and noise.",
+        "- **Breast density:** dense tissue hides lesions and the data mix fatty, glandular and dense breasts; "
+        "density is the main known factor of reader and model performance.",
+        "- **Lesion type:** masses, calcifications, architectural distortions and asymmetries are all "
+        "'abnormal'; fine calcifications are near the limit of the model's input resolution.",
+    ],
+    "ultrasound": [
+        "- **Scanner and settings:** one hospital's scanner; gain, depth, frequency and probe differ elsewhere.",
+        "- **Annotations burnt into images:** calipers, text and markers can act as shortcuts; the heatmaps "
+        "and localisation scores show whether the model looks at the lesion.",
+        "- **Near-duplicates:** frames of one lesion are grouped and never split across train/validation/test.",
+    ],
+}
+
+
+_GREY_LABEL_CAVEATS = {
+    "mammography": [
+        "- **Image-level labels:** the class is the most severe lesion of the archive's reading; 'abnormal' mixes "
+        "masses, calcifications, distortions and asymmetries, and about 115 abnormal images exist in all, so "
+        "every figure is noisy.",
+    ],
+    "ultrasound": [
+        "- **Folder labels:** classes are the published folder labels, not verified against pathology; some "
+        "lesions appear under two classes and about 70 images show the axilla (Pawłowska et al. 2023).",
+    ],
+}
+
+
 def _factors(info: Mapping, metrics: Mapping) -> list[str]:
+    common = ("- **Patient:** images from one patient are correlated; evaluation therefore holds out whole "
+              "patients, resamples patients for the intervals and reports accuracy per patient.")
+    modality = _get(info, "modality")
+    if _is_tabular(info):
+        return ["## Factors", "", *_TABULAR_FACTORS]
+    if modality in _GREY_FACTORS:
+        return ["## Factors", "", *_GREY_FACTORS[modality], common,
+                f"- **Augmentation:** {_text(_get(info, 'augmentation'))} covers only part of this variation.",
+                "", "The data carry no scanner or demographic metadata, so performance is not broken down by them."]
     return [
         "## Factors",
         "",
         "- **Stain:** staining protocol and intensity vary between laboratories and change the colours the "
         f"model sees; training augmentation ({_text(_get(info, 'augmentation'))}) covers only part of it.",
         "- **Scanner:** optics, compression and colour processing differ between slide scanners.",
-        "- **Patient:** images from one patient are correlated; evaluation therefore holds out whole patients, "
-        "resamples patients for the intervals and reports accuracy per patient.",
+        common,
         f"- **Magnification:** the model was trained at {_text(_get(info, 'magnification'))} "
         f"({_text(_get(info, 'mpp'))} µm/px); other scales change what a tile contains.",
         "",
@@ -305,11 +386,54 @@ def _quantitative(info: Mapping, metrics: Mapping) -> list[str]:
         "",
         *confusion,
         "",
-        _per_patient(metrics),
-        "",
+        # One case per patient: per-patient accuracy would only repeat the confusion matrix.
+        *([] if _is_tabular(info) else [_per_patient(metrics), ""]),
         f"Indeterminate: {_percent(_get(indeterminate, 'fraction'))} of test images fell in the band "
         f"{_band(_get(metrics, 'indeterminate_band'))}; the accuracy of the other "
         f"{_count(_get(indeterminate, 'n_outside_band'))} was {_num(_get(indeterminate, 'accuracy_outside_band'))}.",
+    ]
+
+
+def _binary_tasks(info: Mapping, metrics: Mapping) -> list[str]:
+    """Extra one-vs-rest tasks (e.g. abnormal vs normal); nothing when none were recorded."""
+    tasks = _get(metrics, "binary_tasks")
+    if not isinstance(tasks, Mapping) or not tasks:
+        return []
+    rows = [[str(name).replace("_", " "), _text(_get(task, "positive_labels")), _estimate(_get(task, "roc_auc"))]
+            for name, task in tasks.items()]
+    return [
+        "## Additional binary tasks",
+        "",
+        "The same test predictions scored as one-vs-rest tasks: the summed probability of the positive labels "
+        "against the other labels, with the same patient bootstrap.",
+        "",
+        *_table(["Task", "Positive labels", "ROC AUC [95% CI]"], rows),
+    ]
+
+
+def _localisation(info: Mapping, metrics: Mapping) -> list[str]:
+    """Pointing game and energy inside the lesion; nothing when no lesion geometry was scored."""
+    block = _get(metrics, "localisation")
+    if not isinstance(block, Mapping):
+        return []
+    rows = [["Pointing game", _estimate(_get(block, "pointing_game")), _count(_get(block, "pointing_game", "n"))]]
+    if _get(block, "energy_inside") is not None:
+        rows.append(["Energy inside lesion", _estimate(_get(block, "energy_inside")),
+                     _count(_get(block, "energy_inside", "n"))])
+    return [
+        "## Localisation",
+        "",
+        f"{_text(_get(block, 'method'))} heatmaps for the true class of every test image of "
+        f"{_text(_get(block, 'labels'))}, compared with the annotated lesions. *Pointing game* (Zhang et al. 2018): "
+        "share of images whose heatmap maximum lies inside the lesion "
+        f"(tolerance {_num(_get(block, 'tolerance_px'), 0)} px). *Energy inside*: share of the heatmap's total mass "
+        "inside the lesion mask (outlines only). 95% CIs resample whole patients.",
+        "",
+        *_table(["Score", "Value [95% CI]", "Images"], rows),
+        "",
+        f"{_count(_get(block, 'n_excluded'))} test image(s) of these classes had no lesion geometry and were "
+        "excluded. High scores mean the model tends to look at the lesion, not that it is right for the right "
+        "reason; low scores flag attention on breast shape, density, labels or other shortcuts.",
     ]
 
 
@@ -336,20 +460,85 @@ def _comparison(info: Mapping, metrics: Mapping) -> list[str]:
     ]
 
 
+def _cross_validation(info: Mapping, metrics: Mapping) -> list[str]:
+    """Mean ± sd over folds per model family; nothing when no cross-validation was recorded."""
+    block = _get(info, "cross_validation")
+    if not isinstance(block, Mapping):
+        return []
+
+    def mean_sd(entry: Any) -> str:
+        return f"{_num(_get(entry, 'mean'))} ± {_num(_get(entry, 'sd'))}"
+
+    models = _get(block, "models")
+    rows = [[_text(_get(m, "name")), mean_sd(_get(m, "accuracy")), mean_sd(_get(m, "roc_auc")),
+             "yes" if _get(m, "bundled") is True else "no"] for m in (models if isinstance(models, Sequence) else [])]
+    return [
+        "## Cross-validation comparison",
+        "",
+        f"{_text(_get(block, 'method'))}: {_count(_get(block, 'n_cases'))} cases, mean ± sd "
+        f"({_text(_get(block, 'sd'))}) over {_text(_get(block, 'n_splits'))} folds. Decision: "
+        f"{_text(_get(block, 'decision'))}; {_text(_get(block, 'early_stopping'))}.",
+        "",
+        *(_table(["Model", "Accuracy (mean ± sd)", "ROC AUC (mean ± sd)", "Bundled"], rows) if rows
+          else [f"Models: {NOT_RECORDED}."]),
+        "",
+        "Every model saw the same folds. These figures compare model families; the bundled model's own "
+        "held-out test figures are under Quantitative analyses. Per-fold values are in model.json.",
+    ]
+
+
 def _ethics(info: Mapping, metrics: Mapping) -> list[str]:
+    tabular = _is_tabular(info)
+    explanation = ("per-feature attributions (integrated gradients) that show which features moved the probability"
+                   if tabular else "heatmaps that show where the model looked")
     return [
         "## Ethical considerations",
         "",
-        f"- **Data:** de-identified public images ({_text(_get(info, 'data', 'citation'))}); no demographic "
+        f"- **Data:** de-identified public {'data' if tabular else 'images'} "
+        f"({_text(_get(info, 'data', 'citation'))}); no demographic "
         "information is available, so performance across ages, ethnicities or care settings is unknown.",
         "- **Risk of harm:** a false negative can falsely reassure and a false positive can cause alarm; "
         "a confident-looking output invites automation bias. The model must not inform care of any patient.",
         "- **Mitigations:** research-use labelling on every output, calibrated probabilities, an indeterminate "
-        "flag near the threshold and heatmaps that show where the model looked (not why it is right).",
+        f"flag near the threshold and {explanation} (not why it is right).",
+    ]
+
+
+def _tabular_caveats(info: Mapping, metrics: Mapping) -> list[str]:
+    """Caveats of a feature-based model: one case per patient, so no per-patient breakdown."""
+    matrix = _get(metrics, "confusion_matrix", "matrix")
+    try:
+        errors = f"{sum(map(sum, matrix)) - sum(row[i] for i, row in enumerate(matrix)):,}"
+    except (TypeError, IndexError):
+        errors = NOT_RECORDED
+    decision = _get(info, "decision")
+    separable = (_get(decision, "validation_accuracy_outside_band") == 1.0
+                 and _get(decision, "validation_fraction_indeterminate") == 0.0)
+    return [
+        "## Caveats and recommendations",
+        "",
+        f"- **Few test cases:** the test split has {_count(_get(metrics, 'n_images'))} cases, so the intervals are "
+        f"wide (balanced accuracy {_interval(_get(metrics, 'headline', 'balanced_accuracy', 'ci95'))}); "
+        "differences inside them are not evidence.",
+        "- **Numbers, not images:** the model sees only the feature values; it cannot check that they were "
+        "measured as in the training data, and values outside the training range are extrapolations.",
+        "- **Distribution shift:** other centres, imaging set-ups, feature-extraction software and populations will "
+        "change the figures, usually for the worse; check on local data before drawing any conclusion.",
+        f"- **Calibration:** temperature, threshold and band were fitted on the "
+        f"{_count(_get(info, 'data', 'splits', 'validation', 'images'))} validation cases only; recalibrate on "
+        "local data before trusting the probabilities."
+        + (" Every validation case was classified correctly, so the indeterminate band is empty and the "
+           "temperature was fitted without observed errors: the stated confidence is likely too high."
+           if separable else ""),
+        f"- **Where it fails:** {errors} of {_count(_get(metrics, 'n_images'))} test cases were misclassified "
+        "(see the confusion matrix). Predictions flagged indeterminate "
+        f"({_percent(_get(metrics, 'indeterminate', 'fraction'))} of test cases) deserve the least weight.",
     ]
 
 
 def _caveats(info: Mapping, metrics: Mapping) -> list[str]:
+    if _is_tabular(info):
+        return _tabular_caveats(info, metrics)
     positive = _text(_get(info, "positive_label"))
     labels = _get(info, "labels")
     negatives = ([str(label) for label in labels if label != _get(info, "positive_label")]
@@ -360,11 +549,12 @@ def _caveats(info: Mapping, metrics: Mapping) -> list[str]:
         "",
         f"- **Few test patients:** the test split has {_count(_get(metrics, 'n_groups'))} patients, so the "
         f"intervals are wide (balanced accuracy {ba_ci}); differences inside them are not evidence.",
-        "- **Patch-level labels:** each image carries the label of the annotated region it was cut from, not a "
-        "patient diagnosis; label noise at region borders is expected.",
-        f"- **Negative is not benign:** the label \"{_text(negatives)}\" means only that the image was not "
-        f"annotated as {positive}; it is not a diagnosis of a benign tumour (an IDC-negative patch can hold "
-        "normal tissue, benign lesions or other cancers).",
+        *(_GREY_LABEL_CAVEATS.get(_get(info, "modality")) or [
+            "- **Patch-level labels:** each image carries the label of the annotated region it was cut from, "
+            "not a patient diagnosis; label noise at region borders is expected.",
+            f"- **Negative is not benign:** the label \"{_text(negatives)}\" means only that the image was not "
+            f"annotated as {positive}; it is not a diagnosis of a benign tumour (an IDC-negative patch can hold "
+            "normal tissue, benign lesions or other cancers)."]),
         "- **Distribution shift:** other laboratories, stains, scanners, scales and populations will change the "
         "figures, usually for the worse; check on local data before drawing any conclusion.",
         f"- **Calibration:** temperature, threshold and band were fitted on the "
@@ -376,7 +566,8 @@ def _caveats(info: Mapping, metrics: Mapping) -> list[str]:
 
 
 _SECTIONS = (_header, _model_details, _intended_use, _factors, _metrics_section, _evaluation_data,
-             _training_data, _quantitative, _comparison, _ethics, _caveats)
+             _training_data, _quantitative, _binary_tasks, _localisation, _comparison, _cross_validation, _ethics,
+             _caveats)
 
 
 def render_model_card(model_info: dict, metrics: dict) -> str:
@@ -392,5 +583,5 @@ def render_model_card(model_info: dict, metrics: dict) -> str:
         data, training data, quantitative analyses, architecture comparison, ethical
         considerations, caveats and recommendations. Missing values read "not recorded".
     """
-    blocks = ["\n".join(section(model_info or {}, metrics or {})) for section in _SECTIONS]
+    blocks = ["\n".join(lines) for section in _SECTIONS if (lines := section(model_info or {}, metrics or {}))]
     return "\n\n".join(blocks) + "\n"

@@ -72,6 +72,11 @@ class RegionResult:
         return int(self.probabilities.shape[0])
 
     @property
+    def top_boxes(self) -> list[tuple[int, int, int, int]]:
+        """``(x0, y0, x1, y1)`` in original px of each top tile, most suspicious first."""
+        return [tuple(box) for box in self.tiles.boxes[self.top_indices].tolist()]
+
+    @property
     def positive_probabilities(self) -> np.ndarray:
         """float32 (N,) P(``positive_label``) per tile."""
         return self.probabilities[:, self.labels.index(self.positive_label)]
@@ -102,13 +107,17 @@ def analyse_region(
         The map, the per-tile probabilities, the flagged share and the top tiles.
 
     Raises:
-        ValueError: the modality has no physical scale, the image is not colour, or it is
-            smaller than one patch at the model's scale (message says how large it must be).
+        ValueError: the modality is not a fixed-scale patch model (no ``mpp``, or a whole-image
+            model with ``mpp_at_size``), the image is not colour, or it is smaller than one patch
+            at the model's scale (message says how large it must be).
     """
     spec = bundle.spec
-    model_mpp = bundle.info.get("mpp", spec.mpp)
-    if model_mpp is None:
-        raise ValueError(f"the {spec.key} model has no physical scale (mpp), so it cannot tile a region")
+    model_mpp = spec.model_mpp
+    if model_mpp is None or spec.mpp_at_size is not None:
+        raise ValueError(
+            f"the {spec.key} model is not a fixed-scale patch model (mpp {spec.mpp}, mpp_at_size "
+            f"{spec.mpp_at_size}), so it cannot tile a region"
+        )
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(
             f"region mode needs a colour (RGB) H&E image; this image has shape {rgb.shape} (greyscale?)"

@@ -7,11 +7,14 @@ What happens, in order:
 3. Each requested architecture is trained on the same split with the same seed: class-weighted
    loss, augmentation from the registry, ReduceLROnPlateau, EarlyStopping on validation loss
    with the best weights restored, a checkpoint every epoch (``--resume`` continues a killed
-   run) and TensorBoard logs in ``--work-dir``.
+   run) and TensorBoard logs in ``--work-dir``. Modalities with lesion geometry and a
+   ``patch_fraction`` (mammography) first pre-train the same network on lesion and tissue
+   patches of the training split (``patches.py``), then train on whole images.
 4. On validation data only: temperature scaling, the decision threshold and the indeterminate
    band; the architecture with the best validation ROC AUC is selected.
 5. The held-out test patients are scored once per architecture (metrics with patient-level
-   bootstrap CIs); the bundle is assembled in a temporary folder and moved into place only when
+   bootstrap CIs, the registry's extra binary tasks, and, with lesion geometry, the Grad-CAM
+   pointing game / energy inside the lesion, ``localisation.py``); the bundle is assembled in a temporary folder and moved into place only when
    complete.
 
 Example (reproduces the shipped histopathology bundle):
@@ -29,7 +32,7 @@ import time
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -39,6 +42,11 @@ from .modalities import ModalitySpec, get_modality, modality_keys
 __all__ = ["main", "parse_args"]
 
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc", "learning_rate"]
+
+# Small tables train in milliseconds per epoch but their validation loss is noisy, so tabular
+# modalities get more epochs, smaller batches and more patience than image patches.
+TRAINING_DEFAULTS = {"image": {"epochs": 25, "batch_size": 64, "patience": 5},
+                     "tabular": {"epochs": 300, "batch_size": 32, "patience": 30}}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -50,24 +58,37 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--modality", default="histopathology", choices=modality_keys(),
                         help="which modality to train (default: %(default)s)")
     parser.add_argument("--data", type=Path, default=None,
-                        help="data folder with <label>/<image> and optional labels.csv (default: data/<modality>)")
+                        help="images: data folder with <label>/<image> and optional labels.csv (default: "
+                             "data/<modality>); tabular: a CSV with the feature columns, label [and group], or "
+                             "sklearn:wdbc (the default for cytology)")
     parser.add_argument("--arch", nargs="+", default=None,
                         help="architecture(s) to train on the same split; the best by validation ROC AUC is "
                              "bundled (default: every architecture configured for the modality)")
-    parser.add_argument("--epochs", type=int, default=25, help="maximum epochs; early stopping may end sooner (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=64, help="batch size (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="maximum epochs; early stopping may end sooner (default: 25 for images, 300 for tabular)")
+    parser.add_argument("--batch-size", type=int, default=None, help="batch size (default: 64 for images, 32 for tabular)")
     parser.add_argument("--image-size", type=int, default=None,
                         help="model input side in px (default: the modality's input size)")
     parser.add_argument("--lr", type=float, default=1e-3, help="initial learning rate of AdamW (default: %(default)s)")
-    parser.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs (default: %(default)s)")
+    parser.add_argument("--patience", type=int, default=None,
+                        help="early-stopping patience in epochs (default: 5 for images, 30 for tabular)")
     parser.add_argument("--seed", type=int, default=42, help="seed for split, initialisation and augmentation (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=None, help="bundle folder to write (default: weights/<modality>)")
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="checkpoints and TensorBoard logs (default: runs/<modality>)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoints in --work-dir")
+    parser.add_argument("--patch-pretrain", action=argparse.BooleanOptionalAction, default=None,
+                        help="pre-train on lesion / tissue patches before whole images (default: on when the "
+                             "modality configures patch_fraction and has lesion geometry)")
+    parser.add_argument("--patch-epochs", type=int, default=15, help="epochs of patch pre-training (default: %(default)s)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs (default: %(default)s)")
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress output (default: %(default)s)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    spec = get_modality(args.modality)
+    for name, value in {**TRAINING_DEFAULTS[spec.kind], **spec.training_defaults}.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
 
 
 def _configure_determinism(seed: int) -> None:
@@ -78,6 +99,42 @@ def _configure_determinism(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+def _architectures_configured(spec: ModalitySpec, archs: Sequence[str]) -> bool:
+    """True when every name in ``archs`` is configured for ``spec``; otherwise say so on stderr."""
+    unknown = [a for a in archs if a not in spec.arch_params]
+    if unknown:
+        print(f"error: architecture(s) {unknown} not configured for {spec.key}; valid: {', '.join(spec.arch_params)}",
+              file=sys.stderr)
+    return not unknown
+
+
+def _compile(model, lr: float):
+    """AdamW, cross-entropy on one-hot targets, accuracy and ROC AUC: the same for every model."""
+    import keras
+
+    model.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate=lr, weight_decay=1e-4),
+        loss=keras.losses.CategoricalCrossentropy(),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")],
+    )
+    return model
+
+
+def _schedule_callbacks(args: argparse.Namespace) -> list:
+    """Halve the learning rate on a validation-loss plateau; stop early, restoring the best weights.
+
+    The plateau patience is a third of the early-stopping patience (at least 2 epochs), so the
+    rate can drop a few times before training stops.
+    """
+    import keras
+
+    return [
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(2, args.patience // 3),
+                                          min_lr=1e-5),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience, restore_best_weights=True),
+    ]
+
+
 def _callbacks(work: Path, args: argparse.Namespace, best_so_far: float | None) -> list:
     import keras
 
@@ -85,15 +142,20 @@ def _callbacks(work: Path, args: argparse.Namespace, best_so_far: float | None) 
         keras.callbacks.ModelCheckpoint(work / "last.keras"),
         keras.callbacks.ModelCheckpoint(work / "best.keras", monitor="val_loss", save_best_only=True,
                                         initial_value_threshold=best_so_far),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2, min_lr=1e-5),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience, restore_best_weights=True),
+        *_schedule_callbacks(args),
         keras.callbacks.CSVLogger(work / "history.csv", append=True),
         keras.callbacks.TensorBoard(log_dir=str(work / "logs"), histogram_freq=0, write_graph=False),
     ]
 
 
-def _train_one(arch: str, spec: ModalitySpec, arrays: dict, args: argparse.Namespace, work: Path):
-    """Train (or resume, or reuse a finished run of) one architecture; returns model and history."""
+def _train_one(arch: str, spec: ModalitySpec, arrays: dict, args: argparse.Namespace, work: Path,
+               build: Callable[[], object] | None = None):
+    """Train (or resume, or reuse a finished run of) one architecture; returns model and history.
+
+    ``build`` returns the uncompiled model; by default the image architecture ``arch`` from the
+    registry's parameters (tabular models need the training split's statistics, so their
+    caller passes its own).
+    """
     import keras
 
     from .architectures import build_model
@@ -121,12 +183,8 @@ def _train_one(arch: str, spec: ModalitySpec, arrays: dict, args: argparse.Names
         best_so_far = float(history["val_loss"].min())
         print(f"[{arch}] resuming after epoch {initial_epoch}", flush=True)
     else:
-        model = build_model(arch, spec.input_shape, len(spec.labels), **dict(spec.arch_params[arch]))
-        model.compile(
-            optimizer=keras.optimizers.AdamW(learning_rate=args.lr, weight_decay=1e-4),
-            loss=keras.losses.CategoricalCrossentropy(),
-            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")],
-        )
+        model = build() if build else build_model(arch, spec.input_shape, len(spec.labels), **dict(spec.arch_params[arch]))
+        _compile(model, args.lr)
     if initial_epoch < args.epochs:
         model.fit(train_ds, validation_data=val_ds, epochs=args.epochs, initial_epoch=initial_epoch,
                   class_weight=class_weights(y_train, len(spec.labels)),
@@ -165,6 +223,35 @@ def _validation_choice(model, x_val: np.ndarray, y_val: np.ndarray, spec: Modali
     }
 
 
+def _choose_and_test(model, arrays: dict, test_groups: list[str], spec: ModalitySpec,
+                     args: argparse.Namespace) -> tuple[dict, dict]:
+    """Fix the operating point on validation data, then score the test split once with it.
+
+    Args:
+        model: the trained network (softmax outputs).
+        arrays: split name -> ``(x, y)``; uses ``validation`` and ``test``.
+        test_groups: group (patient) of each test item, for the bootstrap.
+        spec: the modality (labels, positive label, extra binary tasks).
+        args: parsed command line (``bootstrap``, ``seed``).
+
+    Returns:
+        ``(choice, metrics)``: :func:`_validation_choice` and the test metrics.json dictionary.
+    """
+    from .calibration import apply_temperature
+    from .metrics import compute_metrics
+    from .predict import raw_probabilities
+
+    choice = _validation_choice(model, *arrays["validation"], spec)
+    x_test, y_test = arrays["test"]
+    test_probs = apply_temperature(raw_probabilities(model, x_test.astype(np.float32)), choice["temperature"])
+    metrics = compute_metrics(
+        test_probs, y_test, test_groups, spec.labels, spec.positive_index, choice["threshold"], tuple(choice["band"]),
+        choice["temperature"], split="test", n_resamples=args.bootstrap, seed=args.seed,
+        binary_tasks=spec.extra_binary_tasks or None,
+    )
+    return choice, metrics
+
+
 def _history_table(history: pd.DataFrame) -> pd.DataFrame:
     table = history.copy()
     table["epoch"] = table["epoch"].astype(int) + 1
@@ -199,15 +286,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     args.command = "python -m bcc_model.train " + shlex.join(list(argv) if argv is not None else sys.argv[1:])
     base_spec = get_modality(args.modality)
-    if base_spec.kind != "image":
-        print(f"error: training for {base_spec.kind} modality {base_spec.key!r} is not available yet", file=sys.stderr)
-        return 2
+    if base_spec.kind == "tabular":
+        from .train_tabular import train_tabular
+
+        return train_tabular(args, base_spec)
     spec = replace(base_spec, input_size=args.image_size) if args.image_size else base_spec
     archs = args.arch or list(spec.arch_params)
-    unknown = [a for a in archs if a not in spec.arch_params]
-    if unknown:
-        print(f"error: architecture(s) {unknown} not configured for {spec.key}; valid: {', '.join(spec.arch_params)}",
-              file=sys.stderr)
+    if not _architectures_configured(spec, archs):
         return 2
     data_dir = args.data or spec.default_data_dir
     out_dir = args.out or spec.bundle_dir
@@ -234,37 +319,121 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: the {split} split is empty; add more groups (patients)", file=sys.stderr)
             return 2
 
-    from .calibration import apply_temperature
-    from .metrics import compute_metrics, format_metrics_table
-    from .predict import raw_probabilities
+    from .metrics import format_metrics_table
 
     test_mask = (manifest["split"] == "test").to_numpy()
+    masks = _lesion_masks(manifest, data_dir, spec)
+    patches = _pretraining_patches(spec, arrays, masks, manifest, args)
     results = {}
     for arch in archs:
         _configure_determinism(args.seed)
-        model, history = _train_one(arch, spec, arrays, args, work_root / arch)
-        choice = _validation_choice(model, *arrays["validation"], spec)
+        model, history = _train_one(arch, spec, arrays, args, work_root / arch,
+                                    build=None if patches is None else _patch_pretrained(arch, spec, patches, args))
+        choice, metrics = _choose_and_test(model, arrays, manifest.loc[test_mask, "group"].tolist(), spec, args)
         x_test, y_test = arrays["test"]
-        test_probs = apply_temperature(raw_probabilities(model, x_test.astype(np.float32)), choice["temperature"])
-        metrics = compute_metrics(
-            test_probs, y_test, manifest.loc[test_mask, "group"].tolist(), spec.labels, spec.positive_index,
-            choice["threshold"], tuple(choice["band"]), choice["temperature"], split="test",
-            n_resamples=args.bootstrap, seed=args.seed,
-        )
+        if masks is not None:
+            from .localisation import explain_and_score
+
+            metrics["localisation"] = explain_and_score(
+                model, x_test, y_test, [m for m, t in zip(masks, test_mask) if t],
+                manifest.loc[test_mask, "group"].tolist(), spec, n_resamples=args.bootstrap, seed=args.seed)
         results[arch] = {"model": model, "history": history, "validation": choice, "metrics": metrics}
         print(f"\n[{arch}] validation: ROC AUC {choice['roc_auc']:.3f}, balanced accuracy "
               f"{choice['balanced_accuracy']:.3f}\n[{arch}] test (whole held-out groups):\n"
               f"{format_metrics_table(metrics)}\n", flush=True)
 
-    selected = max(archs, key=lambda a: (results[a]["validation"]["roc_auc"], -results[a]["validation"]["loss"]))
+    selected = _select_architecture(results)
     print(f"Selected {selected} (best validation ROC AUC)", flush=True)
-    _write_bundle(spec, args, archs, selected, results, manifest, data_dir, out_dir, time.time() - started)
+    _write_bundle(spec, args, selected, results, manifest, Path(data_dir).name, out_dir, time.time() - started,
+                  extra=None if patches is None else {"pretraining": _pretraining_record(patches, spec, args)})
     print(f"Bundle written to {out_dir}", flush=True)
     return 0
 
 
-def _write_bundle(spec: ModalitySpec, args: argparse.Namespace, archs: list[str], selected: str, results: dict,
-                  manifest: pd.DataFrame, data_dir: Path, out_dir: Path, duration_s: float) -> None:
+def _lesion_masks(manifest: pd.DataFrame, data_dir: Path, spec: ModalitySpec) -> list | None:
+    """Model-space lesion masks of every manifest row (``None`` entries: unknown geometry), or
+    ``None`` when the modality has no lesion geometry."""
+    if spec.lesion_source is None:
+        return None
+    from .lesions import model_space_masks
+
+    return model_space_masks(manifest, data_dir, spec)
+
+
+def _pretraining_patches(spec: ModalitySpec, arrays: dict, masks: list | None, manifest: pd.DataFrame,
+                         args: argparse.Namespace) -> dict | None:
+    """Lesion / tissue patches for patch pre-training, or ``None`` when off.
+
+    ``{"train": (x, y), "validation": (x, y)}``: training patches shape the weights, validation
+    patches only stop the patch training early; test images are never cut.
+    """
+    wanted = args.patch_pretrain if args.patch_pretrain is not None else spec.patch_fraction is not None
+    if not wanted or masks is None or spec.patch_fraction is None:
+        if args.patch_pretrain:
+            print(f"note: {spec.key} has no lesion geometry or patch_fraction; patch pre-training skipped",
+                  file=sys.stderr)
+        return None
+    from .patches import extract_patches
+
+    patches = {}
+    for split in ("train", "validation"):
+        member = (manifest["split"] == split).to_numpy()
+        patches[split] = extract_patches(arrays[split][0], [m for m, t in zip(masks, member) if t], arrays[split][1],
+                                         spec, seed=args.seed)
+    print(f"Patch pre-training on {len(patches['train'][0])} patches of {spec.patch_size} px (per class "
+          f"{np.bincount(patches['train'][1], minlength=len(spec.labels)).tolist()}), "
+          f"{len(patches['validation'][0])} validation patches", flush=True)
+    return patches if len(patches["train"][0]) else None
+
+
+def _patch_pretrained(arch: str, spec: ModalitySpec, patches: dict, args: argparse.Namespace):
+    """``build`` for ``_train_one``: the whole-image model initialised by patch pre-training."""
+    from .patches import pretrained_model
+
+    def build():
+        print(f"[{arch}] patch pre-training for {args.patch_epochs} epochs", flush=True)
+        return pretrained_model(arch, spec, *patches["train"], compile_fn=_compile, epochs=args.patch_epochs,
+                                batch_size=args.batch_size, lr=args.lr, seed=args.seed, verbose=args.verbose,
+                                validation=patches["validation"])
+
+    return build
+
+
+def _pretraining_record(patches: dict, spec: ModalitySpec, args: argparse.Namespace) -> dict:
+    """model.json ``pretraining``: what the whole-image training started from."""
+    counts = np.bincount(patches["train"][1], minlength=len(spec.labels)).tolist()
+    return {"method": "lesion patches (training split; validation patches for early stopping)",
+            "patch_size": spec.patch_size, "epochs_max": args.patch_epochs,
+            "patches_per_class": dict(zip(spec.labels, counts)), "validation_patches": int(len(patches["validation"][0]))}
+
+
+def _select_architecture(results: dict) -> str:
+    """The architecture with the best validation ROC AUC (lower validation loss breaks ties)."""
+    return max(results, key=lambda a: (results[a]["validation"]["roc_auc"], -results[a]["validation"]["loss"]))
+
+
+def _bundle_name(arch: str, spec: ModalitySpec) -> str:
+    """arch-size-data, e.g. ``seresnet-50px-histopathology`` or ``conv1d-30features-cytology``."""
+    size = f"{spec.input_size}px" if spec.kind == "image" else f"{spec.input_size}features"
+    return f"{arch.replace('_', '')}-{size}-{spec.key}"
+
+
+def _write_bundle(spec: ModalitySpec, args: argparse.Namespace, selected: str, results: dict,
+                  manifest: pd.DataFrame, source: str, out_dir: Path, duration_s: float, *,
+                  extra: dict | None = None) -> None:
+    """Assemble the bundle in a staging folder and swap it into ``out_dir`` only when complete.
+
+    Args:
+        spec: the modality trained.
+        args: parsed command line (training settings and command are recorded).
+        selected: key of ``results`` to bundle; every entry goes into ``comparison``.
+        results: architecture -> ``{"model", "history", "validation", "metrics"}``.
+        manifest: one row per training item with ``file, label, group, split, sha256``.
+        source: data source recorded in model.json (folder name, CSV name or ``sklearn:wdbc``).
+        out_dir: the bundle folder to replace.
+        duration_s: wall-clock training time.
+        extra: modality-specific model.json entries, added or replacing the common ones.
+    """
     from .bundle import file_sha256, install_bundle, staging_dir, write_json
     from .data import manifest_sha256
     from .model_card import render_model_card
@@ -282,11 +451,11 @@ def _write_bundle(spec: ModalitySpec, args: argparse.Namespace, archs: list[str]
         info = {
             "format_version": 1,
             "modality": spec.key,
-            "name": f"{selected.replace('_', '')}-{spec.input_size}px-{spec.key}",
+            "name": _bundle_name(selected, spec),
             "labels": list(spec.labels),
             "positive_label": spec.positive_label,
             "input_shape": list(spec.input_shape),
-            "mpp": spec.mpp,
+            "mpp": spec.model_mpp,
             "magnification": spec.magnification,
             "preprocessing": list(spec.preprocessing),
             "augmentation": list(spec.augmentation),
@@ -295,9 +464,9 @@ def _write_bundle(spec: ModalitySpec, args: argparse.Namespace, archs: list[str]
             "training": {"epochs_max": args.epochs, "epochs_run": int(len(history)), "best_epoch": best_epoch,
                          "batch_size": args.batch_size, "lr": args.lr, "optimizer": "AdamW (weight decay 1e-4)",
                          "loss": "class-weighted categorical cross-entropy", "early_stopping_patience": args.patience,
-                         "seed": args.seed, "image_size": spec.input_size, "duration_s": round(duration_s, 1),
-                         "command": args.command},
-            "data": {"source": Path(data_dir).name, "citation": spec.citation, "manifest_file": "manifest.csv",
+                         "seed": args.seed, **({"image_size": spec.input_size} if spec.kind == "image" else {}),
+                         "duration_s": round(duration_s, 1), "command": args.command},
+            "data": {"source": source, "citation": spec.citation, "manifest_file": "manifest.csv",
                      "manifest_sha256": manifest_sha256(manifest[["file", "label", "group", "split", "sha256"]]),
                      "splits": splits, "groups": groups},
             "calibration": {"method": "temperature", "temperature": choice["temperature"], "fitted_on": "validation"},
@@ -309,12 +478,12 @@ def _write_bundle(spec: ModalitySpec, args: argparse.Namespace, archs: list[str]
                 {"architecture": arch, "n_parameters": int(results[arch]["model"].count_params()),
                  "validation": {k: results[arch]["validation"][k] for k in ("roc_auc", "balanced_accuracy", "loss")},
                  "test": results[arch]["metrics"]["headline"], "selected": arch == selected}
-                for arch in archs
+                for arch in results
             ],
             "versions": _versions(),
             "model_sha256": file_sha256(staging / "model.keras"),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
+        } | (extra or {})
         write_json(staging / "model.json", info)
         write_json(staging / "metrics.json", metrics)
         (staging / "MODEL_CARD.md").write_text(render_model_card(info, metrics), encoding="utf-8")

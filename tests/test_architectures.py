@@ -65,3 +65,23 @@ def test_densenet121_configuration_matches_the_paper():
 def test_unknown_architecture_lists_valid_ones():
     with pytest.raises(KeyError, match="se_resnet"):
         build_model("vgg", (32, 32, 3), 2)
+
+
+@pytest.mark.parametrize("arch", sorted(SMALL))
+def test_strided_stem_and_weights_transfer_between_input_sizes(arch):
+    """Whole-image options: the stem quarters the resolution, and a patch model's weights fit."""
+    keras.utils.set_random_seed(2)
+    params = {**SMALL[arch], "stem_strides": 2, "stem_pool": True, "head_pool": "max"}
+    whole = build_model(arch, (64, 64, 1), 3, **params)
+    assert whole.get_layer("last_conv").output.shape[1:3] == (8, 8)
+    assert whole.get_layer("gmp") is not None
+    patch = build_model(arch, (24, 24, 1), 3, **params)
+    whole.set_weights(patch.get_weights())
+    x = np.random.default_rng(2).uniform(0, 255, (2, 24, 24, 1)).astype("float32")
+    big = np.zeros((2, 64, 64, 1), "float32")
+    big[:, :24, :24] = x
+    assert whole(big).shape == (2, 3) and patch(x).shape == (2, 3)
+    default = build_model(arch, (32, 32, 3), 2, **SMALL[arch])
+    assert default.get_layer("last_conv").output.shape[1:3] == (16, 16), "defaults must not change"
+    with pytest.raises(ValueError, match="head_pool"):
+        build_model(arch, (32, 32, 3), 2, **SMALL[arch], head_pool="median")

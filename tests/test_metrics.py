@@ -271,3 +271,26 @@ def test_format_metrics_table_shows_figures() -> None:
     assert malignant_row.split() == ["malignant", str(fn), str(tp)]
     assert f"{100 * m['indeterminate']['fraction']:.1f}%" in text
     assert "threshold 0.500" in text and "[0.400, 0.600)" in text
+
+
+def test_binary_tasks_score_summed_probabilities_with_group_intervals():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(3)
+    y = np.repeat([0, 1, 2], 40)
+    logits = rng.normal(0, 1, (120, 3)) + 1.5 * np.eye(3)[y]
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    groups = [f"g{i % 12}" for i in range(120)]
+    labels = ["normal", "benign", "malignant"]
+    metrics = compute_metrics(probs, y, groups, labels, 2, 0.5, (0.4, 0.6), 1.0, n_resamples=200,
+                              binary_tasks={"abnormal_vs_normal": ["benign", "malignant"]})
+    task = metrics["binary_tasks"]["abnormal_vs_normal"]
+    assert task["positive_labels"] == ["benign", "malignant"]
+    expected = roc_auc_score(y > 0, probs[:, 1] + probs[:, 2])
+    assert task["roc_auc"]["value"] == pytest.approx(expected)
+    lo, hi = task["roc_auc"]["ci95"]
+    assert lo < expected < hi
+    plain = compute_metrics(probs, y, groups, labels, 2, 0.5, (0.4, 0.6), 1.0, n_resamples=200)
+    assert "binary_tasks" not in plain and plain["headline"] == metrics["headline"]
+    with pytest.raises(ValueError, match="subset"):
+        compute_metrics(probs, y, groups, labels, 2, 0.5, (0.4, 0.6), 1.0, binary_tasks={"x": ["cyst"]})

@@ -1,0 +1,186 @@
+"""Cytology page: classify fine-needle-aspirate cases from the 30 WDBC nuclear features.
+
+One case through a form (features grouped as mean / standard error / worst, defaults = the
+training medians, typical ranges in the help texts), or many through a CSV upload (bad rows are
+listed, good rows classified; the upload stays in memory). Per case: the calibrated
+probabilities with threshold and indeterminate band, the decision, warnings for values outside
+the training range and the per-feature attributions (integrated gradients).
+
+Layout only: parsing, prediction and attributions are ``bcc_model.tabular`` calls; the bundle
+comes from the shared cached loader in ``app_pages/_shared.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from bcc_model import RESEARCH_USE_NOTICE
+from bcc_model.figures import probability_bar
+from bcc_model.modalities import get_modality
+from bcc_model.predict import Prediction
+from bcc_model.tabular import (FEATURE_NAMES, FEATURES, STATISTICS, case_attributions, input_precision, out_of_range,
+                               predict_cases, read_cases_csv, template_csv)
+from bcc_model.tabular_figures import attribution_figure
+from app_pages import _shared as ui
+
+SPEC = get_modality("cytology")
+_CASE_KEY = "cytology_case"
+_SAMPLES_KEY = "cytology_use_samples"
+_MAX_MESSAGES = 20
+_TAB_TITLES = {"mean": "Mean", "standard error": "Standard error", "worst": "Worst (mean of the 3 largest)"}
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _predictions(model_sha: str, cases: pd.DataFrame, _bundle) -> list[Prediction]:
+    with ui.TF_LOCK:
+        return predict_cases(_bundle, cases)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _attributions(model_sha: str, case: pd.DataFrame, _bundle) -> np.ndarray:
+    with ui.TF_LOCK:
+        return case_attributions(_bundle, case)[0]
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _parse(sha: str, _data: bytes) -> tuple[pd.DataFrame, list[str]]:
+    return read_cases_csv(_data, labels=SPEC.labels)
+
+
+def _verdict(prediction: Prediction, band: tuple[float, float]) -> None:
+    """Predicted class and probability; an indeterminate result is never shown as a plain label."""
+    if prediction.indeterminate:
+        st.warning(f"**Indeterminate** (leaning {prediction.label}): P({prediction.positive_label}) = "
+                   f"{prediction.positive_probability:.1%} lies in the indeterminate band "
+                   f"{band[0]:.0%}–{band[1]:.0%}. "
+                   "Needs expert review.", icon=":material/help:")
+    else:
+        st.markdown(f"### Prediction: {prediction.label}")
+        st.markdown(f"P({prediction.label}) = **{prediction.probabilities[prediction.label]:.1%}** (calibrated)")
+
+
+def _case_result(bundle, case: pd.DataFrame, prediction: Prediction, key: str) -> None:
+    """One case: range warnings, verdict, probability bar and attribution chart."""
+    row = case.iloc[0]
+    for message in out_of_range(row, bundle.info["feature_ranges"]):
+        st.warning(message, icon=":material/warning:")
+    left, right = st.columns([1, 1.4])
+    with left:
+        _verdict(prediction, bundle.band)
+        st.plotly_chart(probability_bar(prediction.probabilities, threshold=bundle.threshold,
+                                        positive_label=prediction.positive_label, band=bundle.band),
+                        key=f"bar_{key}")
+        st.caption(RESEARCH_USE_NOTICE)
+    with right:
+        with st.spinner("Computing feature attributions…"):
+            values = _attributions(bundle.info["model_sha256"], case, bundle)
+        st.plotly_chart(attribution_figure(FEATURE_NAMES, values, label=prediction.positive_label,
+                                           feature_values=row[list(FEATURE_NAMES)].tolist()), key=f"ig_{key}")
+        st.caption("Integrated gradients (Sundararajan et al. 2017): each bar is that feature's share of the change "
+                   f"in P({prediction.positive_label}) from the average training case to this case; the bars sum "
+                   "to that change. They show what moved this model's output, not why the case is benign or "
+                   "malignant.")
+
+
+def _help(feature, bounds: dict) -> str:
+    return (f"{feature.explanation} Typical range (1st–99th percentile of the training cases): "
+            f"{bounds['p1']:g}–{bounds['p99']:g}; seen in training: {bounds['min']:g}–{bounds['max']:g}.")
+
+
+def _form_tab(bundle) -> None:
+    ranges = bundle.info["feature_ranges"]
+    st.caption("Defaults are the medians of the training cases. Lengths are in pixels of the digitised image "
+               "(Street et al. 1993); hover over ⓘ for each feature's meaning and typical range.")
+    with st.form("cytology_form"):
+        values = {}
+        for statistic, tab in zip(STATISTICS, st.tabs([_TAB_TITLES[s] for s in STATISTICS])):
+            columns = tab.columns(5)
+            for i, feature in enumerate(f for f in FEATURES if f.statistic == statistic):
+                bounds = ranges[feature.name]
+                decimals, step = input_precision(bounds["median"])
+                values[feature.name] = columns[i % 5].number_input(
+                    feature.name, min_value=0.0, value=round(bounds["median"], decimals), step=step,
+                    format=f"%.{decimals}f", help=_help(feature, bounds), key=f"cyto_{feature.name}")
+        if st.form_submit_button("Classify this case", type="primary", icon=":material/biotech:"):
+            st.session_state[_CASE_KEY] = values
+    case_values = st.session_state.get(_CASE_KEY)
+    if case_values:
+        case = pd.DataFrame([case_values], columns=list(FEATURE_NAMES))
+        prediction = _predictions(bundle.info["model_sha256"], case, bundle)[0]
+        with st.container(border=True):
+            st.subheader("Result for the entered case")
+            _case_result(bundle, case, prediction, "form")
+
+
+def _summary(cases: pd.DataFrame, predictions: list[Prediction], bundle) -> pd.DataFrame:
+    positive = bundle.spec.positive_label
+    table = pd.DataFrame({
+        "case": cases["group"].to_numpy(),
+        "line": cases.index.to_numpy(),
+        "prediction": [p.label for p in predictions],
+        "indeterminate": [p.indeterminate for p in predictions],
+        f"P({positive})": [p.positive_probability for p in predictions],
+        "features out of range": [len(out_of_range(row, bundle.info["feature_ranges"])) for _, row in cases.iterrows()],
+    })
+    if "label" in cases.columns:
+        table.insert(2, "true label", cases["label"].to_numpy())
+    return table
+
+
+def _csv_tab(bundle) -> None:
+    c1, c2, c3 = st.columns([2, 1, 1])
+    upload = c1.file_uploader(
+        "CSV with one case per row", type=["csv"], key="cytology_csv",
+        help="Header: the 30 feature names exactly as in the template; optional columns `label` "
+             f"({' or '.join(SPEC.labels)}) and `group` (case id). Other columns are ignored.")
+    c2.download_button("Download template CSV", template_csv(bundle.info["feature_ranges"]),
+                       file_name="cytology_template.csv", mime="text/csv", icon=":material/download:")
+    sample = SPEC.sample_dir / "cases.csv"
+    if c3.button("Try the sample cases", icon=":material/science:", disabled=not sample.is_file(),
+                 help="Real WDBC cases from the test split (never used for training or calibration)."):
+        st.session_state[_SAMPLES_KEY] = True
+    if upload is not None:
+        name, data = upload.name, upload.getvalue()
+    elif st.session_state.get(_SAMPLES_KEY):
+        name, data = "sample cases", sample.read_bytes()
+    else:
+        st.caption("Uploads stay in this browser session's memory: nothing is saved on the server.")
+        return
+    cases, problems = _parse(hashlib.sha256(data).hexdigest(), data)
+    if problems:
+        shown = "\n".join(f"- {message}" for message in problems[:_MAX_MESSAGES])
+        more = f"\n- … and {len(problems) - _MAX_MESSAGES} more" if len(problems) > _MAX_MESSAGES else ""
+        outcome = "nothing was classified" if cases.empty else "these rows were skipped, the others classified"
+        st.error(f"**{name}: {len(problems)} problem(s); {outcome}.**\n{shown}{more}", icon=":material/error:")
+    if cases.empty:
+        return
+    predictions = _predictions(bundle.info["model_sha256"], cases, bundle)
+    st.markdown(f"**{len(cases)} case(s) classified** from {name}")
+    summary = _summary(cases, predictions, bundle)
+    probability = st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)
+    st.dataframe(summary, hide_index=True, column_config={f"P({bundle.spec.positive_label})": probability})
+    st.download_button("Download results (CSV)", summary.to_csv(index=False), file_name="cytology_results.csv",
+                       mime="text/csv", icon=":material/download:")
+    chosen = st.selectbox("Show the details of case", range(len(cases)), key="cytology_case_choice",
+                          format_func=lambda i: f"{summary['case'].iloc[i]} (line {summary['line'].iloc[i]}): "
+                                                f"{summary['prediction'].iloc[i]}")
+    with st.container(border=True):
+        st.subheader(f"Case {summary['case'].iloc[chosen]}")
+        _case_result(bundle, cases.iloc[[chosen]], predictions[chosen], f"csv_{chosen}")
+
+
+ui.page_header("Cytology (fine-needle aspirate features)",
+               f"{RESEARCH_USE_NOTICE} Classifies a breast mass as {' or '.join(SPEC.labels)} from 30 measurements "
+               "of the cell nuclei in a digitised FNA image (WDBC features).")
+bundle = ui.get_bundle(SPEC)
+if bundle is None:
+    st.stop()
+form_tab, csv_tab = st.tabs(["One case", "Many cases (CSV)"])
+with form_tab:
+    _form_tab(bundle)
+with csv_tab:
+    _csv_tab(bundle)

@@ -1,0 +1,86 @@
+"""Explain page: one image, five heatmap methods side by side, and an image-versus-heatmap view.
+
+Different attribution methods can disagree on the same image; showing them together, with the
+limitations text, keeps a heatmap from being read as a tumour outline. Layout only: heatmaps
+come from ``bcc_model.explain`` through the cached wrapper in ``app_pages/_shared.py``.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from bcc_model.explain import CAM_METHODS, DEFAULT_METHOD, HEATMAP_LIMITATIONS
+from bcc_model.io import ImageReadError
+from bcc_model.overlay import COLORMAPS, DEFAULT_COLORMAP, overlay_heatmap
+from app_pages import _shared as ui
+
+spec = ui.current_modality()
+ui.page_header("Explain a prediction", "Which pixels drove the model's score for a class, by five methods.")
+ui.require_image_modality(spec)
+bundle = ui.get_bundle(spec)
+if bundle is None:
+    st.stop()
+
+# Images decoded on the Classify page this session, then the bundled samples.
+choices: dict[str, tuple[str, bytes | None]] = {}
+for image in ui.session_images():
+    choices[f"uploaded: {image.name}"] = (image.sha, None)
+samples = dict(ui.sample_files(spec))
+for name in samples:
+    choices[name] = ("", samples[name])
+if not choices:
+    st.info("Upload an image on the Classify page first (no samples are bundled for this modality).")
+    st.stop()
+
+c1, c2, c3 = st.columns([2, 1, 1])
+choice = c1.selectbox("Image", list(choices), key="explain_image",
+                      help="Images you classified in this session, then the bundled samples.")
+sha, data = choices[choice]
+try:
+    if data is None:
+        pixels = next(image.pixels for image in ui.session_images() if image.sha == sha)
+    else:
+        sha, loaded = ui.decode(data)
+        pixels = loaded.pixels
+    prediction = ui.predict(bundle, sha, pixels)
+except (ImageReadError, ValueError) as err:
+    ui.show_error("This image could not be analysed", err)
+    st.stop()
+
+labels = list(bundle.labels)
+label = c2.selectbox("Class to explain", labels, index=labels.index(prediction.label), key="explain_label")
+explainer = ui.get_explainer(bundle)
+with ui.TF_LOCK:
+    layers = explainer.feature_layers()
+default_layer = explainer.cam_layer if explainer.cam_layer in layers else layers[0]
+layer = c3.selectbox("Target layer (CAM methods)", layers, index=layers.index(default_layer), key="explain_layer",
+                     help="Deeper layers give coarser, more class-specific maps; SmoothGrad ignores this.")
+c4, c5 = st.columns(2)
+colormap = c4.selectbox("Colour map", list(COLORMAPS), index=list(COLORMAPS).index(DEFAULT_COLORMAP),
+                        key="explain_cmap")
+opacity = c5.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key="explain_alpha")
+
+flag = " — indeterminate" if prediction.indeterminate else ""
+st.markdown(f"Model prediction: **{prediction.label}**{flag}, "
+            + ", ".join(f"P({k}) {v:.1%}" for k, v in prediction.probabilities.items()))
+
+st.subheader("Methods side by side")
+overlays = {}
+with st.spinner("Computing heatmaps (first time per image can take a few seconds)…"):
+    for method in CAM_METHODS:
+        cam = ui.heatmap(bundle, sha, pixels, label, method=method,
+                         layer=None if method == "SmoothGrad" else layer)
+        overlays[method] = overlay_heatmap(pixels, cam, opacity=opacity, colormap=colormap)
+for column, (method, overlay) in zip(st.columns(len(overlays)), overlays.items()):
+    column.image(overlay, caption=method, width="stretch")
+
+st.subheader("Image versus heatmap")
+method = st.selectbox("Method", list(CAM_METHODS), index=list(CAM_METHODS).index(DEFAULT_METHOD),
+                      key="explain_compare_method")
+left, right, _ = st.columns([1, 1, 0.6])  # bounded size: a 50 px patch blown up to half a screen is all blur
+left.image(pixels, caption="Image", width="stretch")
+right.image(overlays[method], caption=f"{method} for “{label}”", width="stretch")
+
+st.info(HEATMAP_LIMITATIONS, icon=":material/info:")
+st.caption("Methods: Grad-CAM (Selvaraju et al. 2017), Grad-CAM++ (Chattopadhay et al. 2018), "
+           "Faster-ScoreCAM (Wang et al. 2020), LayerCAM (Jiang et al. 2021), SmoothGrad (Smilkov et al. 2017).")

@@ -1,0 +1,86 @@
+"""Training metrics page: how each bundled model trained and how it did on unseen patients.
+
+Every figure and table comes from the bundle's ``history.csv``, ``metrics.json`` and
+``model.json`` through ``bcc_model.figures``; nothing is recomputed here and TensorFlow is not
+loaded.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from bcc_model.bundle import BundleError
+from bcc_model.figures import (
+    calibration_figure,
+    comparison_table,
+    confusion_figure,
+    headline_table,
+    history_figures,
+    per_class_table,
+    pr_figure,
+    roc_figure,
+    split_table,
+)
+from bcc_model.modalities import MODALITIES
+from app_pages import _shared as ui
+
+ui.page_header("Training metrics", "Training curves and held-out test results of every bundled model.")
+
+shown = 0
+for spec in MODALITIES.values():
+    try:
+        view = ui.bundle_view(spec)
+    except BundleError:
+        continue
+    shown += 1
+    info, metrics = view.info, view.metrics
+    st.header(f"{spec.title}: {info['name']}")
+    split = metrics.get("split", "test")
+    st.markdown(
+        f"Results below are on the **{split} split**: {metrics.get('n_images', '?')} images from "
+        f"{metrics.get('n_groups', '?')} whole patients held out from training, calibration and model selection. "
+        "Intervals are 95% bootstrap CIs over patients. Probabilities are calibrated "
+        f"(temperature {metrics.get('temperature', float('nan')):.3g}); decision threshold "
+        f"{metrics.get('threshold', float('nan')):.3g}."
+    )
+    try:
+        st.subheader("Training curves (train vs validation)")
+        curves = history_figures(view.history(), best_epoch=info.get("training", {}).get("best_epoch"))
+        for row in range(0, len(curves), 2):
+            for column, (name, fig) in zip(st.columns(2), list(curves.items())[row:row + 2]):
+                column.plotly_chart(fig, key=f"{spec.key}_{name}")
+
+        st.subheader(f"Test results ({split} split)")
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(confusion_figure(metrics), key=f"{spec.key}_confusion")
+        c2.plotly_chart(calibration_figure(metrics), key=f"{spec.key}_calibration")
+        c3, c4 = st.columns(2)
+        c3.plotly_chart(roc_figure(metrics), key=f"{spec.key}_roc")
+        c4.plotly_chart(pr_figure(metrics), key=f"{spec.key}_pr")
+
+        t1, t2 = st.columns(2)
+        with t1:
+            st.markdown("**Headline metrics (95% CI)**")
+            st.dataframe(headline_table(metrics), column_config={"value": st.column_config.NumberColumn(format="%.3f")})
+        with t2:
+            st.markdown("**Per class**")
+            st.dataframe(per_class_table(metrics))
+            indeterminate = metrics.get("indeterminate")
+            if indeterminate:
+                low, high = metrics["indeterminate_band"]
+                st.markdown(
+                    f"Indeterminate band {low:.2f}–{high:.2f}: "
+                    f"{indeterminate['fraction']:.1%} of test images flagged; accuracy on the rest "
+                    f"{indeterminate['accuracy_outside_band']:.1%} ({indeterminate['n_outside_band']} images)."
+                )
+        st.markdown("**Data splits (patients and images)**")
+        st.dataframe(split_table(info))
+        st.markdown("**Architecture comparison** (same split and seed; selected on validation ROC AUC)")
+        st.dataframe(comparison_table(info))
+    except (ValueError, KeyError, OSError) as err:
+        ui.show_error(f"The {spec.key} bundle's metrics could not be shown", err)
+    st.divider()
+
+if not shown:
+    st.error("No model bundle is installed, so there are no metrics to show. Train one with "
+             "`python -m bcc_model.train`.", icon=":material/error:")

@@ -1,0 +1,51 @@
+"""Model card page: the bundle's MODEL_CARD.md, after the facts a reader needs first.
+
+The card is written by ``train`` from the same ``model.json``/``metrics.json`` the app uses, so
+what it says matches what runs.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from bcc_model import RESEARCH_USE_NOTICE
+from bcc_model.bundle import BundleError
+from bcc_model.figures import headline_table
+from app_pages import _shared as ui
+
+spec = ui.current_modality()
+ui.page_header("Model card", f"{spec.title}: what the model is, what it is for, and how well it did.")
+try:
+    view = ui.bundle_view(spec)
+    card = view.model_card()
+except (BundleError, OSError) as err:
+    ui.show_error("No model card available", err)
+    st.stop()
+
+info, metrics = view.info, view.metrics
+st.subheader("Key facts")
+low, high = info["decision"]["indeterminate_band"]
+positive = info["positive_label"]
+scale = f", {info['mpp']:g} µm/px, {info.get('magnification', '')}" if info.get("mpp") else ""
+facts = [
+    f"**Model:** {info['name']} ({info['architecture']['name']}, "
+    f"{info['architecture'].get('n_parameters', 0):,} parameters)",
+    f"**Version:** `{info['model_sha256'][:12]}` (short sha256 of the weight file), trained "
+    f"{str(info.get('created', '?'))[:10]}",
+    f"**Intended use:** {RESEARCH_USE_NOTICE} Research and education on {spec.title} at the training scale "
+    f"({info['input_shape'][0]}×{info['input_shape'][1]} px{scale}); not for diagnosis, screening, triage or "
+    "treatment decisions.",
+    f"**Classes:** {', '.join(info['labels'])} (positive: {positive}).",
+    f"**Decision rule:** {positive} when P({positive}) ≥ {info['decision']['threshold']:.3f}; indeterminate "
+    f"when {low:.3f} ≤ P({positive}) < {high:.3f} (both chosen on validation data).",
+    f"**Data:** {info['data'].get('citation', 'not recorded')}",
+    f"**Test set:** {metrics.get('n_images', '?')} images from {metrics.get('n_groups', '?')} patients unseen "
+    "in training.",
+]
+st.markdown("\n".join(f"- {fact}" for fact in facts))
+try:
+    st.dataframe(headline_table(metrics))
+except ValueError as err:
+    ui.show_error("Headline metrics unavailable", err)
+st.divider()
+st.markdown(card)

@@ -1,0 +1,192 @@
+"""Streamlit AppTest tests for every page of the app, against the committed model bundle.
+
+Each test runs the real ``app.py`` (router, notice, sidebar) headless with
+``streamlit.testing.v1.AppTest``; uploads are real sample PNGs. Expected predictions are
+computed with ``bcc_model.predict`` directly, so the page is checked against the library, not
+against hard-coded numbers that change with every retraining.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from bcc_model import RESEARCH_USE_NOTICE
+from bcc_model.bundle import load_bundle, read_bundle_info
+from bcc_model.explain import CAM_METHODS, HEATMAP_LIMITATIONS
+from bcc_model.io import ImageReadError, read_image
+from bcc_model.predict import predict_images
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+TIMEOUT_S = 120  # the first run imports TensorFlow and loads the model
+PNG = "image/png"
+CHARTS_PER_BUNDLE = 8  # loss, accuracy, AUC, learning rate, confusion, calibration, ROC, PR
+
+
+@pytest.fixture(scope="module")
+def bundle(histo_spec):
+    """The bundle the app will load (``weights/histopathology``; ``BCC_WEIGHTS_DIR`` overrides)."""
+    assert (histo_spec.bundle_dir / "model.json").is_file(), (
+        f"no model bundle at {histo_spec.bundle_dir}: train it with python -m bcc_model.train"
+    )
+    return load_bundle(histo_spec)
+
+
+def _run(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    at.run()
+    if page is not None:
+        at.switch_page(page).run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert any(RESEARCH_USE_NOTICE in w.value for w in at.warning), "research-use notice missing"
+    return at
+
+
+def _texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [w.value for w in at.warning] + [c.value for c in at.caption]
+    return "\n".join(parts)
+
+
+def _expected_verdict(bundle, data: bytes) -> str:
+    prediction = predict_images(bundle, [read_image(data).pixels])[0]
+    if prediction.indeterminate:
+        return f"**Indeterminate** (leaning {prediction.label})"
+    return f"Prediction: {prediction.label}"
+
+
+def _heatmap_images(at: AppTest) -> list:
+    return [image for image in at.image if any("Grad-CAM" in caption for caption in image.captions)]
+
+
+def test_upload_classifies_good_files_and_reports_the_bad_one(bundle, sample_files):
+    benign = next(p for p in sample_files if p.parent.name == "benign")
+    malignant = next(p for p in sample_files if p.parent.name == "malignant")
+    files = [(benign.name, benign.read_bytes()), ("bad.png", b"not an image"), (malignant.name, malignant.read_bytes())]
+    at = _run()
+    at.file_uploader(key="uploads").set_value([(name, data, PNG) for name, data in files]).run()
+    assert not at.exception, [e.message for e in at.exception]
+
+    with pytest.raises(ImageReadError) as err:
+        read_image(b"not an image")
+    assert [e.value for e in at.error] == [f"bad.png could not be analysed: {err.value}"]
+
+    texts = _texts(at)
+    for name, data in (files[0], files[2]):
+        assert _expected_verdict(bundle, data) in texts
+    assert len(at.get("plotly_chart")) == 2  # one probability bar per good image
+    assert len(_heatmap_images(at)) == 2
+    assert all(url for image in _heatmap_images(at) for url in image.value)
+
+    table = at.dataframe[0].value
+    assert list(table["file"]) == [name for name, _ in files]
+    assert list(table["prediction"])[1] == "not analysed"
+    for row, (name, data) in zip(table.to_dict("records"), files):
+        if name == "bad.png":
+            assert row["error"] == str(err.value)
+            continue
+        expected = predict_images(bundle, [read_image(data).pixels])[0]
+        assert row["prediction"] == expected.label and row["indeterminate"] == expected.indeterminate
+        for label in bundle.labels:
+            assert row[f"P({label})"] == pytest.approx(expected.probabilities[label], abs=1e-5)
+    assert {b.label for b in at.get("download_button")} >= {"Download table (CSV)", "Download report (HTML)"}
+
+
+
+def test_display_controls_never_recompute_predictions(bundle, sample_files, monkeypatch):
+    """Opacity and colour map only re-blend the cached heatmap; a new class needs one new CAM."""
+    import app_pages._shared as shared
+    from bcc_model.explain import Explainer
+
+    sample = sample_files[0]
+    at = _run()
+    at.file_uploader(key="uploads").set_value([(sample.name, sample.read_bytes(), PNG)]).run()
+    before = _heatmap_images(at)[0].value
+
+    calls = {"predict": 0, "heatmaps": 0}
+
+    def counted(name, function):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return function(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(shared, "predict_images", counted("predict", shared.predict_images))
+    monkeypatch.setattr(Explainer, "heatmaps", counted("heatmaps", Explainer.heatmaps))
+    at.slider[0].set_value(0.8).run()
+    next(s for s in at.selectbox if s.label == "Colour map").set_value("viridis").run()
+    assert not at.exception
+    assert calls == {"predict": 0, "heatmaps": 0}
+    assert _heatmap_images(at)[0].value != before  # the overlay itself did change
+
+    explain = next(s for s in at.selectbox if s.label == "Class to explain")
+    explain.set_value(next(label for label in bundle.labels if label != explain.value)).run()
+    assert calls == {"predict": 0, "heatmaps": 1}
+
+
+def test_try_a_sample_classifies_every_sample(bundle, sample_files):
+    at = _run()
+    at.button[0].click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error
+    assert len(at.get("plotly_chart")) == len(sample_files)
+    assert len(_heatmap_images(at)) == len(sample_files)
+    assert len(at.dataframe[0].value) == len(sample_files)
+    assert at.get("progress")[0].value == 100
+
+
+def test_region_mode_maps_a_grid_of_samples(bundle, sample_files):
+    patches = [np.asarray(Image.open(path).convert("RGB")) for path in sample_files[:16]]
+    grid = np.concatenate([np.concatenate(patches[r * 4:(r + 1) * 4], axis=1) for r in range(4)], axis=0)
+    buffer = io.BytesIO()
+    Image.fromarray(grid).save(buffer, format="PNG")
+    at = _run()
+    at.file_uploader(key="region_upload").set_value(("region.png", buffer.getvalue(), PNG)).run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error
+    metrics = {m.label: m.value for m in at.metric}
+    analysed = int(metrics["Tissue tiles analysed"])
+    assert analysed > 0 and analysed + int(metrics["Background tiles skipped"]) == 16
+    assert metrics[f"Tissue flagged {bundle.spec.positive_label}"].endswith("%")
+    assert len(at.get("plotly_chart")) == 1  # the probability map (the Patches tab is empty)
+    assert "Download map (PNG)" in {b.label for b in at.get("download_button")}
+    assert len(_heatmap_images(at)) == min(4, analysed)
+
+
+def test_explain_page_shows_all_methods_and_limitations(bundle):
+    at = _run("app_pages/explain.py")
+    captions = [caption for image in at.image for caption in image.captions]
+    for method in CAM_METHODS:
+        assert method in captions
+    assert "Image" in captions  # image-versus-heatmap comparison
+    assert any(HEATMAP_LIMITATIONS in i.value for i in at.info)
+    assert at.selectbox(key="explain_layer").options
+
+
+def test_metrics_page_renders_every_chart(histo_spec):
+    at = _run("app_pages/metrics.py")
+    assert len(at.get("plotly_chart")) == CHARTS_PER_BUNDLE
+    assert len(at.dataframe) == 4  # headline, per class, splits, architecture comparison
+    info, metrics = read_bundle_info(histo_spec.bundle_dir)
+    assert f"**{metrics['split']} split**" in _texts(at)
+    assert info["name"] in at.header[0].value
+
+
+def test_model_card_page_renders_the_card(histo_spec):
+    at = _run("app_pages/model_card.py")
+    card = (histo_spec.bundle_dir / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert any(m.value.strip() == card.strip() for m in at.markdown)
+    info, _ = read_bundle_info(histo_spec.bundle_dir)
+    facts = _texts(at)
+    assert info["name"] in facts and info["model_sha256"][:12] in facts and info["data"]["citation"] in facts
+
+
+def test_missing_bundle_is_a_message_not_a_traceback(tmp_path, monkeypatch):
+    monkeypatch.setenv("BCC_WEIGHTS_DIR", str(tmp_path))
+    at = _run()
+    assert any("No usable" in e.value and "BCC_WEIGHTS_DIR" in e.value for e in at.error)
+    assert not at.file_uploader

@@ -1,0 +1,118 @@
+"""End-to-end test in a real browser: the app as a clinician meets it.
+
+Starts ``streamlit run app.py`` headless on a free loopback port, opens it in Chromium through
+Playwright, drops a sample patch into the uploader, waits for the probabilities and the Grad-CAM
+heatmap, and checks that the page sent no request beyond its own server (uploads may be patient
+images). A screenshot is kept under ``test-output/`` (gitignored) so a person can check the page
+looks right.
+
+Skipped only when ``/usr/bin/chromium`` is absent on a developer machine; in CI (``CI`` set) a
+missing browser is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+STARTUP_TIMEOUT_S = 90
+RESULT_TIMEOUT_MS = 240_000  # first result includes importing TensorFlow and loading the model
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with status {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"streamlit not healthy at {url} after {timeout_s:.0f} s")
+
+
+@pytest.fixture
+def chromium_path() -> Path:
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: the browser test must run in CI (install Debian's chromium)")
+        pytest.skip(f"{CHROMIUM} not installed; the end-to-end browser test needs it (it is mandatory in CI)")
+    return CHROMIUM
+
+
+@pytest.fixture
+def server(tmp_path):
+    """``streamlit run app.py`` on a free loopback port; always terminated."""
+    port = _free_port()
+    log = (tmp_path / "streamlit.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc, STARTUP_TIMEOUT_S)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def test_upload_shows_probabilities_and_heatmap(chromium_path, server, sample_files, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    sample = next(path for path in sample_files if path.parent.name == "malignant")
+    shots = ROOT / "test-output"
+    shots.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium_path), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1700})
+            # Uploads may be patient images: the page must not contact anything but its own server.
+            external: list[str] = []
+            page.on("request", lambda request: None if request.url.startswith((server, "data:", "blob:"))
+                    else external.append(request.url))
+            page.goto(server)
+            expect(page.get_by_text("Research use only — not for diagnostic use.").first).to_be_visible(timeout=60_000)
+            page.locator('input[type="file"]').first.set_input_files(str(sample))
+
+            verdict = page.get_by_text("Prediction:").or_(page.get_by_text("Indeterminate")).first
+            expect(verdict).to_be_visible(timeout=RESULT_TIMEOUT_MS)
+            expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
+            expect(page.get_by_text("Class probabilities").first).to_be_attached(timeout=60_000)
+            heatmap = page.locator('[data-testid="stImage"]').filter(has_text="Grad-CAM").locator("img")
+            expect(heatmap.first).to_be_visible(timeout=60_000)
+            assert heatmap.first.evaluate("img => img.complete && img.naturalWidth > 0")
+            expect(page.get_by_role("heading", name=f"1. {sample.name}")).to_be_visible()
+            page.wait_for_timeout(1500)  # let plotly finish its first layout before the screenshot
+            page.screenshot(path=str(tmp_path / "classify.png"), full_page=True)
+            page.screenshot(path=str(shots / "browser_classify.png"), full_page=True)
+            assert not external, f"the page made requests outside its server: {external}"
+        finally:
+            browser.close()

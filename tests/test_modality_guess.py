@@ -1,0 +1,68 @@
+"""Tests for bcc_model.modality_guess on real H&E sample patches and their greyscale versions."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from bcc_model.modalities import ModalitySpec
+from bcc_model.modality_guess import describe_appearance, modality_hint, suggest_modality
+
+
+@pytest.fixture(scope="module")
+def he_patches(sample_files) -> list[np.ndarray]:
+    assert sample_files, "no sample patches under samples/histopathology"
+    return [np.asarray(Image.open(path).convert("RGB")) for path in sample_files]
+
+
+def _mammography_registry() -> dict[str, ModalitySpec]:
+    spec = ModalitySpec(key="mammography", title="Mammography", kind="image", labels=("benign", "malignant"),
+                        positive_label="malignant", input_size=64, channels=1, arch_params={"se_resnet": {}})
+    return {"mammography": spec}
+
+
+def test_every_sample_reads_as_he_and_suggests_histopathology(he_patches):
+    for rgb in he_patches:
+        appearance = describe_appearance(rgb)
+        assert appearance.kind == "he_stain", appearance.reason
+        assert appearance.he_fraction >= 0.6
+        assert suggest_modality(rgb) == "histopathology"
+        assert modality_hint(rgb, "histopathology") is None
+
+
+def test_greyscale_versions_are_flagged_for_the_histopathology_model(he_patches):
+    grey = cv2.cvtColor(he_patches[0], cv2.COLOR_RGB2GRAY)
+    for pixels in (grey, np.repeat(grey[:, :, None], 3, axis=2)):  # one channel, and grey stored as RGB
+        appearance = describe_appearance(pixels)
+        assert appearance.kind == "greyscale"
+        # No greyscale modality is registered, so nothing is suggested ...
+        assert suggest_modality(pixels) is None
+        # ... but the user is told the histopathology model expects colour H&E.
+        hint = modality_hint(pixels, "histopathology")
+        assert hint is not None and "greyscale" in hint and "colour H&E" in hint
+
+
+def test_greyscale_suggests_a_registered_greyscale_modality(he_patches):
+    grey = cv2.cvtColor(he_patches[0], cv2.COLOR_RGB2GRAY)
+    assert suggest_modality(grey, _mammography_registry()) == "mammography"
+    assert suggest_modality(he_patches[0], _mammography_registry()) is None  # H&E model not registered there
+
+
+def test_non_he_colour_is_not_taken_for_he(he_patches):
+    # Swap red and green: pink/purple stain becomes green/teal, same saturation and texture.
+    green = he_patches[0][:, :, [1, 0, 2]]
+    appearance = describe_appearance(np.ascontiguousarray(green))
+    assert appearance.kind == "other_colour"
+    assert suggest_modality(np.ascontiguousarray(green)) is None
+    assert "does not look H&E-stained" in modality_hint(np.ascontiguousarray(green), "histopathology")
+
+
+def test_unknown_expectation_and_bad_input():
+    grey = np.full((8, 8), 128, np.uint8)
+    assert modality_hint(grey, "no-such-modality") is None
+    with pytest.raises(ValueError, match="uint8"):
+        describe_appearance(np.zeros((8, 8, 3), np.float32))
+    with pytest.raises(ValueError, match="empty"):
+        describe_appearance(np.zeros((0, 8, 3), np.uint8))

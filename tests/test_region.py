@@ -1,0 +1,97 @@
+"""Tests for bcc_model.region on a region assembled from real sample patches.
+
+Uses the committed histopathology bundle (``weights/histopathology``, or ``BCC_WEIGHTS_DIR``);
+falls back to the tiny bundle trained in ``conftest.py`` when none is installed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bcc_model.bundle import BundleError, load_bundle
+from bcc_model.explain import Explainer
+from bcc_model.predict import predict_images
+from bcc_model.region import analyse_region
+
+PATCH = 50
+GRID = 4
+MARGIN = 2 * PATCH  # white glass right of the tissue block, a whole number of tiles wide
+
+
+@pytest.fixture(scope="module")
+def bundle(histo_spec, request):
+    try:
+        return load_bundle(histo_spec)
+    except BundleError:
+        return load_bundle(histo_spec, request.getfixturevalue("tiny_bundle"))
+
+
+@pytest.fixture(scope="module")
+def explainer(bundle):
+    return Explainer(bundle.model, bundle.labels, bundle.info["architecture"]["cam_layer"])
+
+
+@pytest.fixture(scope="module")
+def region_rgb(sample_files) -> np.ndarray:
+    """4x4 sample patches at the model's own scale, with a band of white glass on the right."""
+    patches = [np.asarray(Image.open(path).convert("RGB")) for path in sample_files[: GRID * GRID]]
+    block = np.concatenate([np.concatenate(patches[r * GRID:(r + 1) * GRID], axis=1) for r in range(GRID)], axis=0)
+    glass = np.full((block.shape[0], MARGIN, 3), 245, np.uint8)
+    return np.concatenate([block, glass], axis=1)
+
+
+@pytest.fixture(scope="module")
+def result(bundle, explainer, region_rgb):
+    return analyse_region(bundle, region_rgb, bundle.spec.mpp, explainer=explainer, top_k=4)
+
+
+def test_tiles_match_single_patch_predictions(bundle, region_rgb, result):
+    """At the training scale each tile is a sample patch, so its probability is the patch's own."""
+    assert result.n_tiles > 0
+    assert result.tiles.skipped_background >= 2 * GRID  # the glass band is skipped
+    for (x0, y0, x1, y1), probs in zip(result.tiles.boxes.tolist(), result.probabilities):
+        assert (x1 - x0, y1 - y0) == (PATCH, PATCH) and x1 <= GRID * PATCH
+        expected = predict_images(bundle, [region_rgb[y0:y1, x0:x1]])[0]
+        np.testing.assert_allclose(probs, [expected.probabilities[k] for k in bundle.labels], atol=1e-5)
+
+
+def test_map_flagged_fraction_and_top_tiles(bundle, region_rgb, result):
+    positive = result.positive_probabilities
+    assert result.prob_map.shape == region_rgb.shape[:2]
+    assert np.isnan(result.prob_map[:, GRID * PATCH:]).all()  # glass: not analysed, not 0
+    x0, y0, x1, y1 = result.tiles.boxes[0]
+    np.testing.assert_allclose(result.prob_map[y0:y1, x0:x1], positive[0], atol=1e-6)
+    assert result.flagged_fraction == pytest.approx(np.mean(positive >= bundle.threshold))
+    assert len(result.top_indices) == min(4, result.n_tiles)
+    assert list(positive[result.top_indices]) == sorted(positive, reverse=True)[: len(result.top_indices)]
+    assert result.top_heatmaps.shape == (len(result.top_indices), PATCH, PATCH)
+    assert result.top_heatmaps.min() >= 0 and result.top_heatmaps.max() <= 1
+    for crop, (x0, y0, x1, y1), prediction in zip(result.top_crops, result.top_boxes, result.top_predictions):
+        np.testing.assert_array_equal(crop, region_rgb[y0:y1, x0:x1])
+        assert prediction.positive_probability == pytest.approx(float(result.prob_map[y0, x0]), abs=1e-6)
+
+
+def test_finer_scan_is_tiled_at_the_model_scale(bundle, region_rgb, result):
+    """The same region scanned at twice the resolution gives the same tiles, twice as large in px."""
+    fine = np.repeat(np.repeat(region_rgb, 2, axis=0), 2, axis=1)
+    fine_result = analyse_region(bundle, fine, bundle.spec.mpp / 2)
+    assert fine_result.n_tiles == result.n_tiles
+    np.testing.assert_array_equal(fine_result.tiles.boxes, result.tiles.boxes * 2)
+    assert fine_result.top_heatmaps is None  # no explainer given
+    np.testing.assert_allclose(fine_result.positive_probabilities, result.positive_probabilities, atol=0.05)
+
+
+def test_refusals_and_an_image_without_tissue(bundle):
+    empty = analyse_region(bundle, np.full((200, 200, 3), 250, np.uint8), bundle.spec.mpp)
+    assert empty.n_tiles == 0 and empty.flagged_fraction is None and np.isnan(empty.prob_map).all()
+    with pytest.raises(ValueError, match="colour"):
+        analyse_region(bundle, np.full((200, 200), 128, np.uint8), bundle.spec.mpp)
+    with pytest.raises(ValueError, match="smaller than one"):
+        analyse_region(bundle, np.full((40, 40, 3), 128, np.uint8), bundle.spec.mpp)
+    whole_image = replace(bundle, spec=replace(bundle.spec, mpp_at_size=512))  # e.g. a mammography model
+    with pytest.raises(ValueError, match="fixed-scale patch model"):
+        analyse_region(whole_image, np.full((200, 200, 3), 128, np.uint8), 4.0)

@@ -1,0 +1,104 @@
+"""A tiny real training run for a 3-class greyscale modality (mammography) on the sample images.
+
+The six sample mammograms are too few to split into train/validation/test, so each is copied
+under five pseudo-patients (30 real images, 15 groups, lesion table alongside). The run checks
+plumbing, not accuracy: patch pre-training, whole-image training, the ``binary_tasks`` and
+``localisation`` blocks, the model card sections and the evaluate CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bcc_model.bundle import BUNDLE_FILES, load_bundle, read_bundle_info
+from bcc_model.modalities import get_modality
+from bcc_model.train import main as train_main
+
+from .conftest import ROOT
+
+SAMPLES = ROOT / "samples" / "mammography"
+REPLICAS = 5
+TINY_GREY_ARGS = ["--modality", "mammography", "--arch", "se_resnet", "--epochs", "1", "--patch-epochs", "1",
+                  "--image-size", "64", "--batch-size", "8", "--bootstrap", "20", "--verbose", "0"]
+
+
+@pytest.fixture(scope="module")
+def replicated(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("mammo_data")
+    labels = pd.read_csv(SAMPLES / "labels.csv", dtype=str)
+    lesions = pd.read_csv(SAMPLES / "lesions.csv", dtype=str, keep_default_na=False)
+    label_rows, lesion_rows = [], []
+    for r in range(REPLICAS):
+        for row in labels.itertuples(index=False):
+            name = f"{row.label}/r{r}_{Path(row.file).name}"
+            (root / row.label).mkdir(exist_ok=True)
+            shutil.copyfile(SAMPLES / row.file, root / name)
+            label_rows.append({"file": name, "label": row.label, "group": f"r{r}_{row.group}"})
+            lesion_rows += [{**les, "file": name} for les in lesions[lesions["file"] == row.file].to_dict("records")]
+    pd.DataFrame(label_rows).to_csv(root / "labels.csv", index=False)
+    pd.DataFrame(lesion_rows).to_csv(root / "lesions.csv", index=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def grey_bundle(replicated, tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("mammo_run")
+    assert train_main(["--data", str(replicated), "--out", str(work / "bundle"), "--work-dir", str(work / "runs"),
+                       *TINY_GREY_ARGS]) == 0
+    return work / "bundle"
+
+
+def test_tiny_grey_run_writes_localisation_and_binary_tasks(grey_bundle):
+    assert all((grey_bundle / name).is_file() for name in BUNDLE_FILES)
+    info, metrics = read_bundle_info(grey_bundle)
+    assert info["labels"] == ["normal", "benign", "malignant"] and info["input_shape"] == [64, 64, 1]
+    assert info["mpp"] == pytest.approx(400.0 * 512 / 64)
+    assert info["pretraining"]["patch_size"] == round(0.375 * 64) and info["pretraining"]["epochs_max"] == 1
+    assert set(info["pretraining"]["patches_per_class"]) == {"normal", "benign", "malignant"}
+
+    task = metrics["binary_tasks"]["abnormal_vs_normal"]
+    assert task["positive_labels"] == ["benign", "malignant"] and set(task["roc_auc"]) == {"value", "ci95"}
+    local = metrics["localisation"]
+    n_lesion_images = sum(metrics["per_class"][label]["support"] for label in ("benign", "malignant"))
+    assert local["pointing_game"]["n"] + local["n_excluded"] == n_lesion_images
+    assert local["n_excluded"] == 0, "every sample lesion has coordinates"
+    assert "energy_inside" not in local, "circles are too loose for an energy score"
+    assert local["pointing_game"]["value"] is None or 0 <= local["pointing_game"]["value"] <= 1
+
+    card = (grey_bundle / "MODEL_CARD.md").read_text()
+    assert "## Localisation" in card and "## Additional binary tasks" in card and "Pre-training" in card
+    assert "Stain" not in card and "Whole-slide" not in card
+
+
+def test_tiny_grey_bundle_loads_and_predicts(grey_bundle):
+    from bcc_model.io import read_image
+    from bcc_model.predict import predict_images
+
+    bundle = load_bundle(get_modality("mammography"), grey_bundle)
+    assert bundle.spec.input_size == 64
+    images = [read_image(path).pixels for path in sorted(SAMPLES.glob("*/*.png"))]
+    results = predict_images(bundle, images)
+    assert len(results) == 6
+    for result in results:
+        assert sum(result.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
+        assert result.label in bundle.labels
+
+
+def test_evaluate_cli_scores_localisation_from_the_lesion_table(grey_bundle, tmp_path):
+    out = tmp_path / "metrics.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "bcc_model.evaluate", "--modality", "mammography", "--data", str(SAMPLES),
+         "--weights", str(grey_bundle), "--json", str(out), "--bootstrap", "20"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300, env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert "abnormal_vs_normal" in result.stdout and "pointing_game" in result.stdout
+    metrics = json.loads(out.read_text())
+    assert metrics["n_images"] == 6 and metrics["n_groups"] == 3
+    assert metrics["localisation"]["pointing_game"]["n"] == 4 and metrics["localisation"]["n_excluded"] == 0
