@@ -170,7 +170,8 @@ def _train_one(arch: str, spec: ModalitySpec, arrays: dict, args: argparse.Names
     history = pd.read_csv(log_path) if log_path.is_file() and log_path.stat().st_size else pd.DataFrame()
     if args.resume and done_marker.is_file():
         print(f"[{arch}] finished earlier; reusing {work / 'best.keras'}", flush=True)
-        return keras.models.load_model(work / "best.keras"), history
+        # compile=False: the shipped file carries weights only, not the optimizer state (a third of the size).
+        return keras.models.load_model(work / "best.keras", compile=False), history
 
     x_train, y_train = arrays["train"]
     x_val, y_val = arrays["validation"]
@@ -190,7 +191,7 @@ def _train_one(arch: str, spec: ModalitySpec, arrays: dict, args: argparse.Names
                   class_weight=class_weights(y_train, len(spec.labels)),
                   callbacks=_callbacks(work, args, best_so_far), verbose=args.verbose)
     if (work / "best.keras").is_file():
-        model = keras.models.load_model(work / "best.keras")
+        model = keras.models.load_model(work / "best.keras", compile=False)
     done_marker.write_text("done\n")
     return model, pd.read_csv(log_path)
 
@@ -284,7 +285,9 @@ def _versions() -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    args.command = "python -m bcc_model.train " + shlex.join(list(argv) if argv is not None else sys.argv[1:])
+    # The command that reproduces the bundle: --resume only continues the same run, so it is left out.
+    given = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--resume"]
+    args.command = "python -m bcc_model.train " + shlex.join(given)
     base_spec = get_modality(args.modality)
     if base_spec.kind == "tabular":
         from .train_tabular import train_tabular
