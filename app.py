@@ -26,6 +26,7 @@ from app_pages import _shared as ui  # noqa: E402  (set_page_config must come fi
 PAGES = [
     st.Page("app_pages/classify.py", title="Classify", icon=":material/biotech:", default=True),
     st.Page("app_pages/explain.py", title="Explain", icon=":material/visibility:"),
+    st.Page("app_pages/cytology.py", title="Cytology", icon=":material/science:"),
     st.Page("app_pages/metrics.py", title="Training metrics", icon=":material/monitoring:"),
     st.Page("app_pages/model_card.py", title="Model card", icon=":material/description:"),
 ]

@@ -76,9 +76,7 @@ def _image_section(index: int, name: str, sha: str, loaded, prediction, bundle, 
             _verdict(prediction, bundle.band)
             figure = probability_bar(prediction.probabilities, threshold=bundle.threshold,
                                      positive_label=prediction.positive_label, band=bundle.band)
-            # The builder's title spells out the rule and is cut off in a third of the page: the
-            # rule goes in the caption below instead.
-            figure.update_layout(title_text="Class probabilities", margin={"l": 10, "r": 20, "t": 40, "b": 10})
+            figure.update_layout(margin={"l": 10, "r": 20, "t": 40, "b": 10})
             st.plotly_chart(figure, key=f"bar_{index}_{sha}", height=230)
             positive = prediction.positive_label
             low, high = bundle.band

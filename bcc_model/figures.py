@@ -179,11 +179,10 @@ def probability_bar(
         rows = {"yref": "y", "y0": row - 0.45, "y1": row + 0.45}
         if band is not None:
             fig.add_shape(type="rect", x0=band[0], x1=band[1], fillcolor="rgba(150, 150, 150, 0.3)",
-                          line_width=0, layer="above", **rows)
+                          line_width=0, layer="below", **rows)
         if threshold is not None:
             fig.add_shape(type="line", x0=threshold, x1=threshold,
                           line={"color": _GUIDE_COLOUR, "width": 3, "dash": "dash"}, **rows)
-        title += f" (for {positive_label}: {', '.join(rule)})"
     _style(fig, title, "Probability (calibrated)", "Class")
     fig.update_xaxes(range=[0, 1], tickformat=".0%")
     fig.update_yaxes(categoryorder="array", categoryarray=labels, autorange="reversed")

@@ -12,6 +12,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
@@ -19,7 +20,9 @@ from streamlit.testing.v1 import AppTest
 from bcc_model import RESEARCH_USE_NOTICE
 from bcc_model.bundle import load_bundle, read_bundle_info
 from bcc_model.explain import CAM_METHODS, HEATMAP_LIMITATIONS
+from bcc_model.figures import history_figures
 from bcc_model.io import ImageReadError, read_image
+from bcc_model.modalities import MODALITIES
 from bcc_model.predict import predict_images
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -167,13 +170,22 @@ def test_explain_page_shows_all_methods_and_limitations(bundle):
     assert at.selectbox(key="explain_layer").options
 
 
-def test_metrics_page_renders_every_chart(histo_spec):
+def test_metrics_page_renders_every_chart():
+    """Every bundled modality gets its training curves, four test-split charts and four tables."""
+    bundled = [spec for spec in MODALITIES.values() if (spec.bundle_dir / "model.json").is_file()]
     at = _run("app_pages/metrics.py")
-    assert len(at.get("plotly_chart")) == CHARTS_PER_BUNDLE
-    assert len(at.dataframe) == 4  # headline, per class, splits, architecture comparison
-    info, metrics = read_bundle_info(histo_spec.bundle_dir)
-    assert f"**{metrics['split']} split**" in _texts(at)
-    assert info["name"] in at.header[0].value
+    keys = {chart.key for chart in at.get("plotly_chart")}
+    for spec in bundled:
+        history = pd.read_csv(spec.bundle_dir / "history.csv")
+        curves = {f"{spec.key}_{name}" for name in history_figures(history)}
+        assert len(curves) == 4  # loss, accuracy, AUC (train vs validation) and learning rate
+        tests = {f"{spec.key}_{name}" for name in ("confusion", "calibration", "roc", "pr")}
+        assert curves | tests <= keys
+        info, metrics = read_bundle_info(spec.bundle_dir)
+        assert any(info["name"] in header.value for header in at.header)
+    assert len(keys) == CHARTS_PER_BUNDLE * len(bundled)
+    assert len(at.dataframe) == 4 * len(bundled)  # headline, per class, splits, architecture comparison
+    assert "**test split**" in _texts(at)
 
 
 def test_model_card_page_renders_the_card(histo_spec):

@@ -152,7 +152,8 @@ def test_probability_bar_draws_threshold_and_band_on_positive_class() -> None:
     assert line.x0 == line.x1 == 0.47
     assert (rect.x0, rect.x1) == (0.35, 0.6)
     assert line.y0 < 1 < line.y1 and line.y0 > 0  # on the "malignant" row (index 1) only
-    assert "47%" in fig.layout.title.text
+    assert rect.layer == "below", "the band must not grey out the bar"
+    assert "47%" in fig.data[0].customdata[1] and not fig.data[0].customdata[0]
 
 
 def test_probability_bar_without_rule_and_validation() -> None:

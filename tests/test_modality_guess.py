@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bcc_model.modalities import ModalitySpec
+from bcc_model.modalities import MODALITIES, ModalitySpec
 from bcc_model.modality_guess import describe_appearance, modality_hint, suggest_modality
 
 
@@ -17,10 +17,13 @@ def he_patches(sample_files) -> list[np.ndarray]:
     return [np.asarray(Image.open(path).convert("RGB")) for path in sample_files]
 
 
-def _mammography_registry() -> dict[str, ModalitySpec]:
-    spec = ModalitySpec(key="mammography", title="Mammography", kind="image", labels=("benign", "malignant"),
-                        positive_label="malignant", input_size=64, channels=1, arch_params={"se_resnet": {}})
-    return {"mammography": spec}
+def _greyscale_registry(*keys: str) -> dict[str, ModalitySpec]:
+    """A registry of stand-in greyscale modalities, independent of what the real one holds today."""
+    return {
+        key: ModalitySpec(key=key, title=key.title(), kind="image", labels=("benign", "malignant"),
+                          positive_label="malignant", input_size=64, channels=1, arch_params={"se_resnet": {}})
+        for key in keys
+    }
 
 
 def test_every_sample_reads_as_he_and_suggests_histopathology(he_patches):
@@ -37,8 +40,9 @@ def test_greyscale_versions_are_flagged_for_the_histopathology_model(he_patches)
     for pixels in (grey, np.repeat(grey[:, :, None], 3, axis=2)):  # one channel, and grey stored as RGB
         appearance = describe_appearance(pixels)
         assert appearance.kind == "greyscale"
-        # No greyscale modality is registered, so nothing is suggested ...
-        assert suggest_modality(pixels) is None
+        # No greyscale model, or several (mammography and ultrasound look alike in colour): no suggestion ...
+        assert suggest_modality(pixels, {"histopathology": MODALITIES["histopathology"]}) is None
+        assert suggest_modality(pixels, _greyscale_registry("mammography", "ultrasound")) is None
         # ... but the user is told the histopathology model expects colour H&E.
         hint = modality_hint(pixels, "histopathology")
         assert hint is not None and "greyscale" in hint and "colour H&E" in hint
@@ -46,8 +50,8 @@ def test_greyscale_versions_are_flagged_for_the_histopathology_model(he_patches)
 
 def test_greyscale_suggests_a_registered_greyscale_modality(he_patches):
     grey = cv2.cvtColor(he_patches[0], cv2.COLOR_RGB2GRAY)
-    assert suggest_modality(grey, _mammography_registry()) == "mammography"
-    assert suggest_modality(he_patches[0], _mammography_registry()) is None  # H&E model not registered there
+    assert suggest_modality(grey, _greyscale_registry("mammography")) == "mammography"
+    assert suggest_modality(he_patches[0], _greyscale_registry("mammography")) is None  # no H&E model there
 
 
 def test_non_he_colour_is_not_taken_for_he(he_patches):
