@@ -59,6 +59,22 @@ def _stem_pool(x, stem_pool: bool):
     return layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x) if stem_pool else x
 
 
+def _set_bn_momentum(model: keras.Model, momentum: float) -> keras.Model:
+    """Set the moving-average momentum of every BatchNormalization layer (saved with the model).
+
+    Keras' default 0.99 needs a few hundred updates before the moving mean and variance forget
+    their initial values (0 and 1); a few hundred whole images give only ~10-30 batches an
+    epoch, so at 0.99 inference would still use mostly the initial statistics (and validation
+    loss, early stopping and every prediction would be wrong) long after training mode fits.
+    """
+    if not 0 < momentum < 1:
+        raise ValueError(f"bn_momentum must be in (0, 1), got {momentum}")
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.momentum = momentum
+    return model
+
+
 def _head(x, num_classes: int, dropout: float, pool: str = "avg"):
     """Global pooling, dropout, softmax.
 
@@ -84,7 +100,7 @@ def _input(input_shape: Sequence[int]):
 def build_se_resnet(input_shape: Sequence[int], num_classes: int, *, widths: Sequence[int] = (32, 64, 128),
                     blocks_per_stage: Sequence[int] = (2, 2, 2), se_ratio: int = 8, dropout: float = 0.3,
                     stem_filters: int | None = None, stem_strides: int = 1, stem_pool: bool = False,
-                    head_pool: str = "avg") -> keras.Model:
+                    head_pool: str = "avg", bn_momentum: float = 0.99) -> keras.Model:
     """SE-ResNet (He et al. 2016 residual blocks + Hu et al. 2018 squeeze-and-excitation).
 
     Args:
@@ -99,6 +115,7 @@ def build_se_resnet(input_shape: Sequence[int], num_classes: int, *, widths: Seq
             (224 px and up) so they train on a CPU; 1 keeps small patches' detail.
         stem_pool: add a 3x3/2 max-pool after the stem (another halving).
         head_pool: global ``"avg"`` or ``"max"`` pooling before the classifier (see ``_head``).
+        bn_momentum: moving-average momentum of batch normalisation (see ``_set_bn_momentum``).
 
     The network is fully convolutional up to global average pooling, so its weights fit any input
     size: a model built for patches can hand its weights to one built for whole images.
@@ -114,7 +131,8 @@ def build_se_resnet(input_shape: Sequence[int], num_classes: int, *, widths: Seq
             is_last = stage == last_stage and block == n_blocks - 1
             x = _se_residual_block(x, filters, strides, se_ratio, f"s{stage + 1}b{block + 1}",
                                    out_name=CAM_LAYER if is_last else None)
-    return keras.Model(inputs, _head(x, num_classes, dropout, head_pool), name="se_resnet")
+    model = keras.Model(inputs, _head(x, num_classes, dropout, head_pool), name="se_resnet")
+    return _set_bn_momentum(model, bn_momentum)
 
 
 def _dense_layer(x, growth_rate: int, name: str):
@@ -140,7 +158,7 @@ def _transition(x, compression: float, name: str):
 def build_densenet(input_shape: Sequence[int], num_classes: int, *, blocks: Sequence[int] = (4, 6, 8),
                    growth_rate: int = 16, stem_filters: int = 32, compression: float = 0.5, dropout: float = 0.3,
                    imagenet_stem: bool = False, stem_strides: int = 1, stem_pool: bool = False,
-                   head_pool: str = "avg") -> keras.Model:
+                   head_pool: str = "avg", bn_momentum: float = 0.99) -> keras.Model:
     """DenseNet-BC (Huang et al. 2017). ``DENSENET121`` gives the 121-layer configuration.
 
     Args:
@@ -157,6 +175,7 @@ def build_densenet(input_shape: Sequence[int], num_classes: int, *, blocks: Sequ
             resolution of small patches, 2 halves that of whole images.
         stem_pool: 3x3/2 max-pool after the 3x3 stem (ignored with ``imagenet_stem``).
         head_pool: global ``"avg"`` or ``"max"`` pooling before the classifier (see ``_head``).
+        bn_momentum: moving-average momentum of batch normalisation (see ``_set_bn_momentum``).
     """
     if not 0 < compression <= 1:
         raise ValueError(f"compression must be in (0, 1], got {compression}")
@@ -175,7 +194,8 @@ def build_densenet(input_shape: Sequence[int], num_classes: int, *, blocks: Sequ
             x = _transition(x, compression, f"t{b + 1}")
     x = layers.BatchNormalization(name="final_bn")(x)
     x = layers.Activation("relu", name=CAM_LAYER)(x)
-    return keras.Model(inputs, _head(x, num_classes, dropout, head_pool), name="densenet")
+    model = keras.Model(inputs, _head(x, num_classes, dropout, head_pool), name="densenet")
+    return _set_bn_momentum(model, bn_momentum)
 
 
 ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {"se_resnet": build_se_resnet, "densenet": build_densenet}

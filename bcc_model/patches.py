@@ -82,7 +82,7 @@ def extract_patches(images: np.ndarray, masks: Sequence[np.ndarray | None], y: n
 
 def pretrained_model(arch: str, spec: ModalitySpec, patches: np.ndarray, labels: np.ndarray, *,
                      compile_fn: Callable, epochs: int, batch_size: int, lr: float, seed: int, verbose: int = 0,
-                     validation: tuple[np.ndarray, np.ndarray] | None = None, freeze_batchnorm: bool = False):
+                     validation: tuple[np.ndarray, np.ndarray] | None = None):
     """Train ``arch`` on patches, then return a whole-image model that starts from its weights.
 
     Args:
@@ -98,9 +98,6 @@ def pretrained_model(arch: str, spec: ModalitySpec, patches: np.ndarray, labels:
         verbose: Keras progress output.
         validation: patches of the validation split; when given, patch training stops early on
             their loss (patience 3) and keeps the best epoch's weights.
-        freeze_batchnorm: keep the patch network's batch-normalisation statistics in the whole-image
-            model (the layers run in inference mode): whole images are mostly background and padding,
-            which would shift the statistics away from the tissue the patch features were learnt on.
 
     Returns:
         An uncompiled whole-image ``keras.Model`` of ``spec.input_shape`` holding the patch
@@ -125,10 +122,4 @@ def pretrained_model(arch: str, spec: ModalitySpec, patches: np.ndarray, labels:
                     **fit_args)
     model = build_model(arch, spec.input_shape, len(spec.labels), **params)
     model.set_weights(patch_model.get_weights())
-    if freeze_batchnorm:
-        import keras
-
-        for layer in model.layers:
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.trainable = False
     return model

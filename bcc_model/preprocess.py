@@ -9,6 +9,11 @@ Every step maps ``(pixels, mask, spec) -> (pixels, mask)``. Intensity steps (``t
 ``laterality_flip``, ``pad_square``, ``resize``) decide their geometry from the pixels only and
 apply exactly that geometry to the mask, so a lesion mask drawn on the original image lands on
 the same model pixels as the lesion (``to_model_input_with_mask``).
+
+References:
+    Otsu (1979). A threshold selection method from gray-level histograms. IEEE Trans. Syst. Man
+        Cybern. 9(1):62-66.
+    Zuiderveld (1994). Contrast limited adaptive histogram equalization. Graphics Gems IV, 474-485.
 """
 
 from __future__ import annotations
@@ -25,15 +30,16 @@ __all__ = [
     "CLAHE_CLIP_LIMIT", "CLAHE_TILES",
 ]
 
-Step = Callable[[np.ndarray, "np.ndarray | None", ModalitySpec], "tuple[np.ndarray, np.ndarray | None]"]
+Step = Callable[[np.ndarray, np.ndarray | None, ModalitySpec], tuple[np.ndarray, np.ndarray | None]]
+"""``(pixels, mask or None, spec) -> (pixels, mask or None)``; see the module docstring."""
 
 # Breast segmentation: pixels above OTSU_FRACTION x Otsu's threshold count as breast. Otsu alone
 # (53-107 grey levels on mini-MIAS) splits dense from fatty tissue and cuts the fatty chest-wall
 # side off dense breasts; film background is below ~15, so half of it still rejects background.
 OTSU_FRACTION = 0.5
-# The opening kernel (as a fraction of the shorter side) detaches film labels
-# and edge strips that touch the breast through a few pixels; a component smaller than
-# MIN_BREAST_FRACTION of the image means "no breast found" and the image is kept whole.
+# The opening kernel (as a fraction of the shorter side) detaches film labels and edge strips that
+# touch the breast through a few pixels; a component smaller than MIN_BREAST_FRACTION of the image
+# means "no breast found" and the image is kept whole.
 OPENING_FRACTION = 0.02
 MIN_BREAST_FRACTION = 0.05
 # Dilation (fraction of the shorter side) of the breast component before everything outside it is
