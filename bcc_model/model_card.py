@@ -119,6 +119,13 @@ def _header(info: Mapping, metrics: Mapping) -> list[str]:
     ]
 
 
+def _epoch_time(seconds: Any) -> str:
+    """Summed epoch times per architecture (recorded by the trainer's epoch timer)."""
+    if not isinstance(seconds, Mapping) or not any(_is_number(v) for v in seconds.values()):
+        return ""
+    return "; summed epoch time " + ", ".join(f"{arch} {_num(v, 0)} s" for arch, v in seconds.items() if _is_number(v))
+
+
 def _model_details(info: Mapping, metrics: Mapping) -> list[str]:
     sha = _get(info, "model_sha256")
     versions = _get(info, "versions")
@@ -139,7 +146,10 @@ def _model_details(info: Mapping, metrics: Mapping) -> list[str]:
         f"- **Training:** {_text(_get(training, 'epochs_run'))} of at most {_text(_get(training, 'epochs_max'))} "
         f"epochs (best {_text(_get(training, 'best_epoch'))}), batch size {_text(_get(training, 'batch_size'))}, "
         f"learning rate {_text(_get(training, 'lr'))}, seed {_text(_get(training, 'seed'))}, "
-        f"{_num(_get(training, 'duration_s'), 0)} s; command `{_text(_get(training, 'command'))}`",
+        f"{_num(_get(training, 'duration_s'), 0)} s wall time"
+        f"{' (a resumed run: earlier epochs not included)' if _get(training, 'resumed') is True else ''}"
+        f"{_epoch_time(_get(training, 'training_seconds'))}; "
+        f"command `{_text(_get(training, 'command'))}`",
         *_pretraining_line(_get(info, "pretraining")),
         "- **Licence:** research use only; provided without warranty of any kind.",
     ]

@@ -41,7 +41,8 @@ from .modalities import ModalitySpec, get_modality, modality_keys
 
 __all__ = ["main", "parse_args"]
 
-HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc", "learning_rate"]
+HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc", "learning_rate",
+                   "epoch_seconds"]
 
 # Small tables train in milliseconds per epoch but their validation loss is noisy, so tabular
 # modalities get more epochs, smaller batches and more patience than image patches.
@@ -135,10 +136,26 @@ def _schedule_callbacks(args: argparse.Namespace) -> list:
     ]
 
 
+def _epoch_timer():
+    """Adds ``epoch_seconds`` to the epoch logs, so history.csv records training time even across resumes."""
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                logs["epoch_seconds"] = time.perf_counter() - self._start
+
+    return EpochTimer()
+
+
 def _callbacks(work: Path, args: argparse.Namespace, best_so_far: float | None) -> list:
     import keras
 
     return [
+        _epoch_timer(),
         keras.callbacks.ModelCheckpoint(work / "last.keras"),
         keras.callbacks.ModelCheckpoint(work / "best.keras", monitor="val_loss", save_best_only=True,
                                         initial_value_threshold=best_so_far),
@@ -468,7 +485,9 @@ def _write_bundle(spec: ModalitySpec, args: argparse.Namespace, selected: str, r
                          "batch_size": args.batch_size, "lr": args.lr, "optimizer": "AdamW (weight decay 1e-4)",
                          "loss": "class-weighted categorical cross-entropy", "early_stopping_patience": args.patience,
                          "seed": args.seed, **({"image_size": spec.input_size} if spec.kind == "image" else {}),
-                         "duration_s": round(duration_s, 1), "command": args.command},
+                         "duration_s": round(duration_s, 1), "resumed": bool(args.resume),
+                         "training_seconds": _training_seconds(results),
+                         "command": args.command},
             "data": {"source": source, "citation": spec.citation, "manifest_file": "manifest.csv",
                      "manifest_sha256": manifest_sha256(manifest[["file", "label", "group", "split", "sha256"]]),
                      "splits": splits, "groups": groups},
@@ -496,6 +515,16 @@ def _write_bundle(spec: ModalitySpec, args: argparse.Namespace, selected: str, r
 
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _training_seconds(results: dict) -> dict[str, float | None]:
+    """Summed epoch times per architecture from history.csv (None for runs without a timer)."""
+    seconds = {}
+    for arch, result in results.items():
+        history = result["history"]
+        timed = "epoch_seconds" in history and history["epoch_seconds"].notna().all() and len(history)
+        seconds[arch] = round(float(history["epoch_seconds"].sum()), 1) if timed else None
+    return seconds
 
 
 def _jsonable(value):

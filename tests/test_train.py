@@ -51,6 +51,9 @@ def test_tiny_run_writes_a_complete_bundle(tiny_bundle, histo_spec):
     history = pd.read_csv(tiny_bundle / "history.csv")
     assert list(history["epoch"]) == [1, 2]
     assert {"loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc", "learning_rate"} <= set(history.columns)
+    assert (history["epoch_seconds"] > 0).all()
+    assert info["training"]["training_seconds"]["se_resnet"] == pytest.approx(history["epoch_seconds"].sum(), abs=0.1)
+    assert info["training"]["resumed"] is False
     card = (tiny_bundle / "MODEL_CARD.md").read_text()
     assert "Research use only" in card and info["model_sha256"][:12] in card
     assert "--epochs 2" in info["training"]["command"]
