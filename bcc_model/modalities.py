@@ -264,6 +264,10 @@ _ULTRASOUND = ModalitySpec(
     lesion_source="masks",
     lesion_labels=("benign", "malignant"),
     extra_binary_tasks=_ABNORMAL_VS_NORMAL,
+    # 112 px patches centred on mask pixels (BUSI lesions are large). On validation (seed 42) it
+    # lowered log loss 0.634 -> 0.524 and raised accuracy 0.745 -> 0.783 and abnormal-vs-normal
+    # AUC 0.895 -> 0.922 (DenseNet), at malignant AUC 0.924 -> 0.904; SE-ResNet moved alike.
+    patch_fraction=0.5,
     training_defaults=_WHOLE_IMAGE_TRAINING,
 )
 

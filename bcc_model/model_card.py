@@ -97,6 +97,11 @@ def _scale(info: Mapping) -> str:
         return f"{len(_get(info, 'feature_names'))} raw features per case, standardised inside the model"
     shape = _get(info, "input_shape")
     dims = "×".join(str(d) for d in shape) if isinstance(shape, Sequence) and shape else NOT_RECORDED
+    if _get(info, "modality") in _GREY_FACTORS:
+        # Whole images resized to the input: the scale depends on the source (and the breast crop).
+        mpp = _get(info, "mpp")
+        return f"{dims} whole-image input" + (f", nominal {mpp:.0f} µm/px" if _is_number(mpp) else
+                                              ", no recorded pixel spacing")
     return f"{dims} input at {_text(_get(info, 'mpp'))} µm/px ({_text(_get(info, 'magnification'))})"
 
 

@@ -8,8 +8,8 @@ What happens, in order:
    loss, augmentation from the registry, ReduceLROnPlateau, EarlyStopping on validation loss
    with the best weights restored, a checkpoint every epoch (``--resume`` continues a killed
    run) and TensorBoard logs in ``--work-dir``. Modalities with lesion geometry and a
-   ``patch_fraction`` (mammography) first pre-train the same network on lesion and tissue
-   patches of the training split (``patches.py``), then train on whole images.
+   ``patch_fraction`` (mammography, ultrasound) first pre-train the same network on lesion and
+   tissue patches of the training split (``patches.py``), then train on whole images.
 4. On validation data only: temperature scaling, the decision threshold and the indeterminate
    band; the architecture with the best validation ROC AUC is selected.
 5. The held-out test patients are scored once per architecture (metrics with patient-level
