@@ -33,12 +33,12 @@ from bcc_model.figures import headline_table
 from bcc_model.io import LoadedImage, read_image
 from bcc_model.modalities import MODALITIES, ModalitySpec, get_modality, modality_keys
 from bcc_model.predict import Prediction, predict_images
-from bcc_model.preprocess import to_model_batch
+from bcc_model.preprocess import model_view, to_model_batch
 from bcc_model.region import RegionResult, analyse_region
 
 __all__ = [
     "TF_LOCK", "UPLOAD_TYPES", "SessionImage", "current_modality", "bundle_view", "get_bundle", "get_explainer",
-    "decode", "predict", "heatmap", "region", "sample_files", "remember_image", "session_images", "image_sha",
+    "decode", "predict", "heatmap", "view", "region", "sample_files", "remember_image", "session_images", "image_sha",
     "render_notice", "render_sidebar", "show_error", "page_header", "require_image_modality", "supports_region_mode",
 ]
 
@@ -180,6 +180,20 @@ def heatmap(bundle: Bundle, sha: str, pixels: np.ndarray, label: str, *, method:
             layer: str | None = None) -> np.ndarray:
     """float32 heatmap in [0, 1] at model-input size, computed once per (model, image, class, method, layer)."""
     return _heatmap(bundle.spec.key, bundle.info["model_sha256"], sha, label, method, layer, bundle, pixels)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _view(key: str, sha: str, _pixels: np.ndarray) -> np.ndarray:
+    return model_view(_pixels, get_modality(key))
+
+
+def view(spec: ModalitySpec, sha: str, pixels: np.ndarray) -> np.ndarray:
+    """What ``spec``'s model sees of an image (``preprocess.model_view``): the frame heatmaps belong on.
+
+    Heatmaps are in model-input pixels; mammography crops and flips before resizing, so an
+    overlay on the uploaded image would put the heat in the wrong place.
+    """
+    return _view(spec.key, sha, pixels)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)

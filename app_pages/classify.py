@@ -1,5 +1,6 @@
 """Classify page (landing): upload images or try the samples; per image the calibrated
-probabilities, the decision (or **Indeterminate**) and a Grad-CAM overlay; batch summary with
+probabilities, the decision (or **Indeterminate**) and a Grad-CAM overlay on what the model saw (the
+upload is shown beside it); batch summary with
 CSV and HTML report downloads. A second tab runs region mode on a larger H&E image.
 
 Layout only: decoding, prediction, heatmaps and tiling are ``bcc_model`` calls made through the
@@ -19,6 +20,7 @@ from bcc_model.figures import probability_bar, probability_map_figure
 from bcc_model.io import ImageReadError
 from bcc_model.modality_guess import modality_hint
 from bcc_model.overlay import COLORMAPS, DEFAULT_COLORMAP, overlay_heatmap
+from bcc_model.preprocess import model_view_caption
 from bcc_model.report import ReportEntry, build_report_html
 from bcc_model.tiling import magnification_to_mpp, map_to_png
 from app_pages import _shared as ui
@@ -50,8 +52,10 @@ def _width(pixels) -> int | str:
 
 
 def _image_section(index: int, name: str, sha: str, loaded, prediction, bundle, spec) -> ReportEntry:
-    """One image's result: image, heatmap overlay with its controls, verdict, probability bar."""
+    """One image's result: image as uploaded, heatmap on what the model saw, verdict, probability bar."""
     pixels = loaded.pixels
+    seen = ui.view(spec, sha, pixels)
+    seen_caption = model_view_caption(spec)
     with st.container(border=True):
         st.subheader(f"{index}. {name}")
         hint = modality_hint(pixels, spec.key)
@@ -67,11 +71,12 @@ def _image_section(index: int, name: str, sha: str, loaded, prediction, bundle, 
         colormap = c2.selectbox("Colour map", list(COLORMAPS), index=list(COLORMAPS).index(DEFAULT_COLORMAP),
                                 key=f"cmap_{index}_{sha}")
         opacity = c3.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05, key=f"alpha_{index}_{sha}")
-        left.image(pixels, caption=f"Image ({pixels.shape[1]}×{pixels.shape[0]} px)", width=_width(pixels))
+        left.image(pixels, caption=f"Image as uploaded ({pixels.shape[1]}×{pixels.shape[0]} px)",
+                   width=_width(pixels))
         with middle, st.spinner("Computing Grad-CAM…"):
             cam = ui.heatmap(bundle, sha, pixels, label)
-            overlay = overlay_heatmap(pixels, cam, opacity=opacity, colormap=colormap)
-            st.image(overlay, caption=f"Grad-CAM for “{label}”", width=_width(pixels))
+            overlay = overlay_heatmap(seen, cam, opacity=opacity, colormap=colormap)
+            st.image(overlay, caption=f"Grad-CAM for “{label}”, {seen_caption}", width=_width(seen))
         with right:
             _verdict(prediction, bundle.band)
             figure = probability_bar(prediction.probabilities, threshold=bundle.threshold,
@@ -84,6 +89,7 @@ def _image_section(index: int, name: str, sha: str, loaded, prediction, bundle, 
                        + (f"Grey band: indeterminate {low:.0%}–{high:.0%}." if high > low else
                           "No indeterminate band for this model."))
     return ReportEntry(file_name=name, image=pixels, heatmap_overlay=overlay,
+                       heatmap_caption=f"Grad-CAM for “{label}”, {seen_caption}",
                        probabilities=prediction.probabilities, predicted_label=prediction.label,
                        indeterminate=prediction.indeterminate)
 

@@ -12,6 +12,7 @@ import streamlit as st
 from bcc_model.explain import CAM_METHODS, DEFAULT_METHOD, HEATMAP_LIMITATIONS
 from bcc_model.io import ImageReadError
 from bcc_model.overlay import COLORMAPS, DEFAULT_COLORMAP, overlay_heatmap
+from bcc_model.preprocess import model_view_caption
 from app_pages import _shared as ui
 
 spec = ui.current_modality()
@@ -64,21 +65,28 @@ flag = " — indeterminate" if prediction.indeterminate else ""
 st.markdown(f"Model prediction: **{prediction.label}**{flag}, "
             + ", ".join(f"P({k}) {v:.1%}" for k, v in prediction.probabilities.items()))
 
+# Heatmaps are in model-input pixels: draw them on what the model saw (cropped, flipped, resized
+# for mammography), never on the upload, or the heat lands beside the tissue that caused it.
+seen = ui.view(spec, sha, pixels)
+seen_caption = model_view_caption(spec)
 st.subheader("Methods side by side")
+st.caption(f"Heatmaps are drawn on the image {seen_caption}.")
 overlays = {}
 with st.spinner("Computing heatmaps (first time per image can take a few seconds)…"):
     for method in CAM_METHODS:
         cam = ui.heatmap(bundle, sha, pixels, label, method=method,
                          layer=None if method == "SmoothGrad" else layer)
-        overlays[method] = overlay_heatmap(pixels, cam, opacity=opacity, colormap=colormap)
+        overlays[method] = overlay_heatmap(seen, cam, opacity=opacity, colormap=colormap)
 for column, (method, overlay) in zip(st.columns(len(overlays)), overlays.items()):
     column.image(overlay, caption=method, width="stretch")
 
 st.subheader("Image versus heatmap")
 method = st.selectbox("Method", list(CAM_METHODS), index=list(CAM_METHODS).index(DEFAULT_METHOD),
                       key="explain_compare_method")
-left, right, _ = st.columns([1, 1, 0.6])  # bounded size: a 50 px patch blown up to half a screen is all blur
-left.image(pixels, caption="Image", width="stretch")
+# Bounded size: a 50 px patch blown up to half a screen is all blur.
+original, model_input, right = st.columns(3)
+original.image(pixels, caption="Image as uploaded", width="stretch")
+model_input.image(seen, caption=f"Image {seen_caption}", width="stretch")
 right.image(overlays[method], caption=f"{method} for “{label}”", width="stretch")
 
 st.info(HEATMAP_LIMITATIONS, icon=":material/info:")

@@ -20,6 +20,7 @@ from bcc_model.figures import (
     pr_figure,
     roc_figure,
     split_table,
+    task_scores_table,
 )
 from bcc_model.modalities import MODALITIES
 from app_pages import _shared as ui
@@ -73,6 +74,13 @@ for spec in MODALITIES.values():
                     f"{indeterminate['fraction']:.1%} of test images flagged; accuracy on the rest "
                     f"{indeterminate['accuracy_outside_band']:.1%} ({indeterminate['n_outside_band']} images)."
                 )
+        scores = task_scores_table(metrics)
+        if not scores.empty:
+            st.markdown("**Localisation and abnormal-vs-normal (95% CI, n test images)**")
+            st.dataframe(scores, column_config={"value": st.column_config.NumberColumn(format="%.3f")})
+            st.caption("Pointing game: share of lesion images whose heatmap peak lies in the annotated lesion. "
+                       "Energy inside: share of heatmap mass inside the lesion outline. Abnormal vs normal: "
+                       "ROC AUC of P(any lesion class) against normal images.")
         st.markdown("**Data splits (patients and images)**")
         st.dataframe(split_table(info))
         st.markdown("**Architecture comparison** (same split and seed; selected on validation ROC AUC)")

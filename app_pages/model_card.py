@@ -10,7 +10,7 @@ import streamlit as st
 
 from bcc_model import RESEARCH_USE_NOTICE
 from bcc_model.bundle import BundleError
-from bcc_model.figures import headline_table
+from bcc_model.figures import headline_table, task_scores_table
 from app_pages import _shared as ui
 
 spec = ui.current_modality()
@@ -27,19 +27,23 @@ st.subheader("Key facts")
 low, high = info["decision"]["indeterminate_band"]
 positive = info["positive_label"]
 scale = f", {info['mpp']:g} µm/px, {info.get('magnification', '')}" if info.get("mpp") else ""
+shape = info["input_shape"]
+# A tabular model's input is a feature vector, (n_features,): no pixels and no scale.
+inputs = f"{shape[0]} features per case" if spec.kind == "tabular" else f"{shape[0]}×{shape[1]} px{scale}"
 facts = [
     f"**Model:** {info['name']} ({info['architecture']['name']}, "
     f"{info['architecture'].get('n_parameters', 0):,} parameters)",
     f"**Version:** `{info['model_sha256'][:12]}` (short sha256 of the weight file), trained "
     f"{str(info.get('created', '?'))[:10]}",
     f"**Intended use:** {RESEARCH_USE_NOTICE} Research and education on {spec.title} at the training scale "
-    f"({info['input_shape'][0]}×{info['input_shape'][1]} px{scale}); not for diagnosis, screening, triage or "
+    f"({inputs}); not for diagnosis, screening, triage or "
     "treatment decisions.",
     f"**Classes:** {', '.join(info['labels'])} (positive: {positive}).",
     f"**Decision rule:** {positive} when P({positive}) ≥ {info['decision']['threshold']:.3f}; indeterminate "
     f"when {low:.3f} ≤ P({positive}) < {high:.3f} (both chosen on validation data).",
     f"**Data:** {info['data'].get('citation', 'not recorded')}",
-    f"**Test set:** {metrics.get('n_images', '?')} images from {metrics.get('n_groups', '?')} patients unseen "
+    f"**Test set:** {metrics.get('n_images', '?')} {'cases' if spec.kind == 'tabular' else 'images'} from "
+    f"{metrics.get('n_groups', '?')} patients unseen "
     "in training.",
 ]
 st.markdown("\n".join(f"- {fact}" for fact in facts))
@@ -47,5 +51,9 @@ try:
     st.dataframe(headline_table(metrics))
 except ValueError as err:
     ui.show_error("Headline metrics unavailable", err)
+scores = task_scores_table(metrics)
+if not scores.empty:
+    st.markdown("**Localisation and abnormal-vs-normal** (95% CI, n test images)")
+    st.dataframe(scores, column_config={"value": st.column_config.NumberColumn(format="%.3f")})
 st.divider()
 st.markdown(card)

@@ -24,6 +24,7 @@ from plotly.subplots import make_subplots
 from bcc_model.overlay import encode_png, ensure_rgb, shrink_to_fit
 
 __all__ = [
+    "task_scores_table",
     "probability_bar",
     "history_figures",
     "confusion_figure",
@@ -479,6 +480,53 @@ def headline_table(metrics: dict) -> pd.DataFrame:
         index=pd.Index([_metric_name(key, positive) for key in headline], name="metric"),
     )
     return table
+
+
+def task_scores_table(metrics: Mapping) -> pd.DataFrame:
+    """Localisation scores and extra one-vs-rest tasks (e.g. abnormal vs normal), with 95% CIs and n.
+
+    These sit outside ``headline`` because they answer other questions: does the heatmap point at
+    the annotated lesion (pointing game, Zhang et al. 2018; energy inside the lesion), and can the
+    model tell any lesion from none, whatever its class. A page shows the table only when it has rows.
+
+    Args:
+        metrics: ``metrics.json`` contents; reads the optional ``localisation`` and
+            ``binary_tasks`` sections.
+
+    Returns:
+        Index ``score`` (e.g. "Pointing game (Grad-CAM, true class)", "ROC AUC: abnormal vs
+        normal"); columns ``value`` (float, NaN when undefined), ``95% CI`` (str) and ``n``
+        (Int64 test images scored). Empty (no rows) when neither section exists.
+
+    Examples:
+        >>> task_scores_table({}).empty
+        True
+    """
+    names, entries, counts = [], [], []
+    localisation = metrics.get("localisation")
+    if isinstance(localisation, Mapping):
+        how = f"{localisation.get('method', 'heatmap')}, {localisation.get('target', 'true class')}"
+        for key, name in (("pointing_game", "Pointing game"), ("energy_inside", "Energy inside lesion")):
+            entry = localisation.get(key)
+            if isinstance(entry, Mapping):
+                names.append(f"{name} ({how})")
+                entries.append(entry)
+                counts.append(entry.get("n"))
+    tasks = metrics.get("binary_tasks")
+    if isinstance(tasks, Mapping):
+        for task, block in tasks.items():
+            positives = ", ".join(block.get("positive_labels", ()))
+            names.append(f"ROC AUC: {task.replace('_', ' ')}" + (f" ({positives} positive)" if positives else ""))
+            entries.append(block.get("roc_auc"))
+            counts.append(metrics.get("n_images"))
+    return pd.DataFrame(
+        {
+            "value": [_metric_value(entry) for entry in entries],
+            "95% CI": [_format_metric(entry) for entry in entries],
+            "n": pd.array(counts, dtype="Int64"),
+        },
+        index=pd.Index(names, name="score"),
+    )
 
 
 def per_class_table(metrics: dict) -> pd.DataFrame:

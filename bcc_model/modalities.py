@@ -54,6 +54,10 @@ class ModalitySpec:
         patch_fraction: side of the lesion / tissue patches that pre-train the network before
             whole-image training (``patches.py``), as a fraction of ``input_size`` (patches are
             cut from model inputs, so they share the model's scale); ``None`` disables it.
+        appearance: what this modality's images look like, for the wrong-model hint
+            (``modality_guess.py``): ``"he_stain"`` (pink/purple colour), ``"mammogram"``,
+            ``"ultrasound"``, or ``"greyscale"`` (any greyscale image); ``None`` derives it from
+            ``channels`` (1 -> ``"greyscale"``, otherwise unknown). Tabular modalities have none.
         training_defaults: this modality's defaults for ``train`` options (``epochs``,
             ``batch_size``, ``patience``, ``lr``), over those of its kind: a few hundred whole images
             need smaller batches and more epochs than ten thousand patches.
@@ -80,6 +84,7 @@ class ModalitySpec:
     extra_binary_tasks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     patch_fraction: float | None = None
     training_defaults: Mapping[str, float] = field(default_factory=dict)
+    appearance: Literal["he_stain", "mammogram", "ultrasound", "greyscale"] | None = None
 
     def __post_init__(self) -> None:
         if self.positive_label not in self.labels:
@@ -95,6 +100,8 @@ class ModalitySpec:
         for name, members in {"lesion_labels": self.lesion_labels, **self.extra_binary_tasks}.items():
             if not set(members) <= set(self.labels):
                 raise ValueError(f"{name} {tuple(members)} names classes outside labels {self.labels}")
+        if self.appearance not in (None, "he_stain", "mammogram", "ultrasound", "greyscale"):
+            raise ValueError(f"unknown appearance {self.appearance!r}")
         if self.patch_fraction is not None and not 0 < self.patch_fraction <= 1:
             raise ValueError(f"patch_fraction must be in (0, 1], got {self.patch_fraction}")
 
@@ -147,6 +154,7 @@ _HISTOPATHOLOGY = ModalitySpec(
     mpp=4.0,
     magnification="2.5x",
     preprocessing=("to_rgb", "resize"),
+    appearance="he_stain",
     augmentation=("flip", "rot90", "hed_jitter", "brightness_contrast"),
     default_arch="se_resnet",
     arch_params=MappingProxyType(
@@ -227,6 +235,7 @@ _MAMMOGRAPHY = ModalitySpec(
     mpp=400.0,
     mpp_at_size=512,
     preprocessing=("to_grey", "breast_crop", "laterality_flip", "pad_square", "resize"),
+    appearance="mammogram",
     # No flips: laterality_flip fixes the chest wall on the left and the pectoral muscle on top.
     augmentation=("affine", "brightness_contrast", "gamma"),
     default_arch="se_resnet",
@@ -253,6 +262,7 @@ _ULTRASOUND = ModalitySpec(
     # BUSI frames come from one scanner at several depths with no recorded pixel spacing.
     mpp=None,
     preprocessing=("to_grey", "pad_square", "resize"),
+    appearance="ultrasound",
     augmentation=("flip_lr", "affine", "brightness_contrast", "gamma"),
     default_arch="se_resnet",
     arch_params=_WHOLE_IMAGE_ARCHS,

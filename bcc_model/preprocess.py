@@ -26,7 +26,7 @@ import numpy as np
 from .modalities import ModalitySpec
 
 __all__ = [
-    "to_model_input", "to_model_input_with_mask", "to_model_batch", "model_view", "STEPS", "breast_box", "faces_right",
+    "to_model_input", "to_model_input_with_mask", "to_model_batch", "model_view", "model_view_caption", "STEPS", "breast_box", "faces_right",
     "CLAHE_CLIP_LIMIT", "CLAHE_TILES",
 ]
 
@@ -265,6 +265,24 @@ def model_view(pixels: np.ndarray, spec: ModalitySpec) -> np.ndarray:
     """
     view = to_model_input(pixels, spec).astype(np.uint8)
     return view[..., 0] if view.shape[-1] == 1 else view
+
+
+# Past participles of the steps that change what a person sees (geometry or contrast), in the
+# words of the caption under a heatmap; colour-space conversions are left out.
+_VIEW_WORDS = {"clahe": "contrast-equalised", "breast_crop": "cropped", "laterality_flip": "oriented",
+               "pad_square": "padded"}
+
+
+def model_view_caption(spec: ModalitySpec) -> str:
+    """Caption for ``model_view``: what preprocessing did, so the heatmap's frame is not misread.
+
+    Examples: "as the model sees it (cropped, oriented, padded, resized to 224×224 px)" for
+    mammography; "as the model sees it (50×50 px)" for histopathology patches.
+    """
+    words = [_VIEW_WORDS[step] for step in spec.preprocessing if step in _VIEW_WORDS]
+    size = f"{spec.input_size}×{spec.input_size} px"
+    words.append(f"resized to {size}" if "resize" in spec.preprocessing else size)
+    return f"as the model sees it ({', '.join(words)})"
 
 
 def to_model_batch(images: Iterable[np.ndarray], spec: ModalitySpec) -> np.ndarray:

@@ -62,7 +62,10 @@ class ReportEntry:
         image: uint8 HxW grey or HxWx3 RGB as analysed; ``None`` when the file could not be
             read.
         heatmap_overlay: uint8 RGB explanation overlay (``overlay.overlay_heatmap``), or
-            ``None`` when no heatmap was made.
+            ``None`` when no heatmap was made. Heatmaps live in model-input pixels, so for
+            modalities that crop or flip it is drawn on ``preprocess.model_view``, not ``image``.
+        heatmap_caption: caption under the overlay; say which frame it is drawn on when that is
+            not the uploaded image (e.g. ``preprocess.model_view_caption``).
         probabilities: label -> calibrated probability in [0, 1], in model-output order.
         predicted_label: label chosen by the decision rule.
         indeterminate: the positive probability fell inside the indeterminate band.
@@ -73,6 +76,7 @@ class ReportEntry:
     file_name: str
     image: np.ndarray | None
     heatmap_overlay: np.ndarray | None = None
+    heatmap_caption: str = "Heatmap overlay (regions that drove the prediction)"
     probabilities: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     predicted_label: str = ""
     indeterminate: bool = False
@@ -132,10 +136,10 @@ def _entry_section(entry: ReportEntry, index: int) -> str:
     if entry.message is not None:
         return (f'<section class="entry">{heading}<p class="error">Not analysed: '
                 f"{escape(entry.message)}</p></section>")
-    figures = f"<figure>{_img_tag(entry.image, 'image')}<figcaption>Image</figcaption></figure>"
+    figures = f"<figure>{_img_tag(entry.image, 'image')}<figcaption>Image as uploaded</figcaption></figure>"
     if entry.heatmap_overlay is not None:
         figures += (f"<figure>{_img_tag(entry.heatmap_overlay, 'heatmap overlay')}"
-                    "<figcaption>Heatmap overlay (regions that drove the prediction)</figcaption></figure>")
+                    f"<figcaption>{escape(entry.heatmap_caption)}</figcaption></figure>")
     prob_rows = "".join(
         f'<tr><td>{escape(label)}</td><td class="num">{p:.1%}</td></tr>'
         for label, p in entry.probabilities.items()

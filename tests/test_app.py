@@ -9,7 +9,6 @@ against hard-coded numbers that change with every retraining.
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,17 +16,14 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from bcc_model import RESEARCH_USE_NOTICE
 from bcc_model.bundle import load_bundle, read_bundle_info
 from bcc_model.explain import CAM_METHODS, HEATMAP_LIMITATIONS
-from bcc_model.figures import history_figures
+from bcc_model.figures import history_figures, task_scores_table
 from bcc_model.io import ImageReadError, read_image
 from bcc_model.modalities import MODALITIES
 from bcc_model.predict import predict_images
+from tests.apptest_helpers import PNG, heatmap_images as _heatmap_images, run_app
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
-TIMEOUT_S = 120  # the first run imports TensorFlow and loads the model
-PNG = "image/png"
 CHARTS_PER_BUNDLE = 8  # loss, accuracy, AUC, learning rate, confusion, calibration, ROC, PR
 
 
@@ -41,13 +37,7 @@ def bundle(histo_spec):
 
 
 def _run(page: str | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
-    at.run()
-    if page is not None:
-        at.switch_page(page).run()
-    assert not at.exception, [e.message for e in at.exception]
-    assert any(RESEARCH_USE_NOTICE in w.value for w in at.warning), "research-use notice missing"
-    return at
+    return run_app(page)
 
 
 def _texts(at: AppTest) -> str:
@@ -60,10 +50,6 @@ def _expected_verdict(bundle, data: bytes) -> str:
     if prediction.indeterminate:
         return f"**Indeterminate** (leaning {prediction.label})"
     return f"Prediction: {prediction.label}"
-
-
-def _heatmap_images(at: AppTest) -> list:
-    return [image for image in at.image if any("Grad-CAM" in caption for caption in image.captions)]
 
 
 def test_upload_classifies_good_files_and_reports_the_bad_one(bundle, sample_files):
@@ -165,7 +151,8 @@ def test_explain_page_shows_all_methods_and_limitations(bundle):
     captions = [caption for image in at.image for caption in image.captions]
     for method in CAM_METHODS:
         assert method in captions
-    assert "Image" in captions  # image-versus-heatmap comparison
+    assert "Image as uploaded" in captions  # image-versus-heatmap comparison
+    assert any(caption.startswith("Image as the model sees it") for caption in captions)
     assert any(HEATMAP_LIMITATIONS in i.value for i in at.info)
     assert at.selectbox(key="explain_layer").options
 
@@ -184,7 +171,9 @@ def test_metrics_page_renders_every_chart():
         info, metrics = read_bundle_info(spec.bundle_dir)
         assert any(info["name"] in header.value for header in at.header)
     assert len(keys) == CHARTS_PER_BUNDLE * len(bundled)
-    assert len(at.dataframe) == 4 * len(bundled)  # headline, per class, splits, architecture comparison
+    # headline, per class, splits, architecture comparison; plus localisation / extra tasks where recorded
+    with_scores = sum(not task_scores_table(read_bundle_info(spec.bundle_dir)[1]).empty for spec in bundled)
+    assert len(at.dataframe) == 4 * len(bundled) + with_scores
     assert "**test split**" in _texts(at)
 
 

@@ -22,6 +22,7 @@ from bcc_model.figures import (
     probability_map_figure,
     roc_figure,
     split_table,
+    task_scores_table,
 )
 
 CI_PATTERN = re.compile(r"^\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]$")
@@ -312,3 +313,32 @@ def test_undefined_values_show_as_na(metrics: dict) -> None:
     assert np.isnan(table.loc["ROC AUC (malignant vs rest)", "value"])
     assert table.loc["Accuracy", "95% CI"] == "0.900 [n/a, n/a]"
     assert "AUC n/a" in roc_figure(metrics).data[0].name
+
+
+def test_task_scores_table_lists_localisation_and_extra_tasks_with_ci_and_n() -> None:
+    metrics = {
+        "n_images": 133,
+        "localisation": {
+            "pointing_game": {"value": 0.3, "ci95": [0.2, 0.4], "n": 110},
+            "energy_inside": {"value": 0.134, "ci95": [0.104, 0.167], "n": 110},
+            "method": "Grad-CAM", "target": "true class",
+        },
+        "binary_tasks": {"abnormal_vs_normal": {"positive_labels": ["benign", "malignant"],
+                                                "roc_auc": {"value": 0.903, "ci95": [0.783, None]}}},
+    }
+    table = task_scores_table(metrics)
+    assert list(table.index) == [
+        "Pointing game (Grad-CAM, true class)",
+        "Energy inside lesion (Grad-CAM, true class)",
+        "ROC AUC: abnormal vs normal (benign, malignant positive)",
+    ]
+    assert list(table["95% CI"]) == ["0.300 [0.200, 0.400]", "0.134 [0.104, 0.167]", "0.903 [0.783, n/a]"]
+    assert list(table["n"]) == [110, 110, 133]
+    assert table["value"].tolist() == pytest.approx([0.3, 0.134, 0.903])
+
+
+def test_task_scores_table_is_empty_without_those_sections() -> None:
+    assert task_scores_table({"headline": {}}).empty
+    circles_only = task_scores_table({"localisation": {"pointing_game": {"value": 0.0, "ci95": [0.0, 0.0], "n": 17},
+                                                         "method": "Grad-CAM"}})
+    assert list(circles_only.index) == ["Pointing game (Grad-CAM, true class)"]  # no outlines: no energy score

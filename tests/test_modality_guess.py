@@ -1,4 +1,4 @@
-"""Tests for bcc_model.modality_guess on real H&E sample patches and their greyscale versions."""
+"""Tests for bcc_model.modality_guess on real H&E, mammography and ultrasound samples (and grey H&E)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bcc_model.modalities import MODALITIES, ModalitySpec
+from bcc_model.modalities import MODALITIES, PROJECT_ROOT as ROOT, ModalitySpec
 from bcc_model.modality_guess import describe_appearance, modality_hint, suggest_modality
 
 
@@ -70,3 +70,34 @@ def test_unknown_expectation_and_bad_input():
         describe_appearance(np.zeros((8, 8, 3), np.float32))
     with pytest.raises(ValueError, match="empty"):
         describe_appearance(np.zeros((0, 8, 3), np.uint8))
+
+
+def _whole_images(modality: str) -> list[tuple[str, np.ndarray]]:
+    from bcc_model.io import read_image
+
+    paths = sorted((ROOT / "samples" / modality).glob("*/*.png"))
+    assert paths, f"no samples under samples/{modality}"
+    return [(path.name, read_image(path.read_bytes()).pixels) for path in paths]
+
+
+@pytest.mark.parametrize("modality", ["mammography", "ultrasound"])
+def test_every_greyscale_sample_suggests_its_own_modality(modality):
+    other = "ultrasound" if modality == "mammography" else "mammography"
+    for name, pixels in _whole_images(modality):
+        appearance = describe_appearance(pixels)
+        assert suggest_modality(pixels) == modality, (name, appearance.reason)
+        assert modality_hint(pixels, modality) is None, name
+        # With the other greyscale model, or the H&E model, selected, the page warns and names the right one.
+        for selected in (other, "histopathology"):
+            hint = modality_hint(pixels, selected)
+            assert hint is not None and MODALITIES[modality].title in hint, (name, selected, hint)
+
+
+def test_he_patch_with_a_greyscale_model_selected_is_flagged(he_patches):
+    for selected in ("mammography", "ultrasound"):
+        hint = modality_hint(he_patches[0], selected)
+        assert hint is not None and "H&E" in hint and MODALITIES["histopathology"].title in hint
+
+
+def test_tabular_modality_has_no_expected_look(he_patches):
+    assert modality_hint(he_patches[0], "cytology") is None

@@ -139,3 +139,13 @@ def test_model_view_is_the_model_input_for_display(mammo_spec):
     view = model_view(grey, mammo_spec)
     assert view.dtype == np.uint8 and view.shape == (mammo_spec.input_size,) * 2
     np.testing.assert_array_equal(view, to_model_input(grey, mammo_spec)[..., 0].astype(np.uint8))
+
+
+def test_model_view_caption_names_the_geometry_changes():
+    from bcc_model.modalities import get_modality
+    from bcc_model.preprocess import model_view_caption
+
+    assert model_view_caption(get_modality("mammography")) == (
+        "as the model sees it (cropped, oriented, padded, resized to 224×224 px)")
+    assert model_view_caption(get_modality("ultrasound")) == "as the model sees it (padded, resized to 224×224 px)"
+    assert model_view_caption(get_modality("histopathology")) == "as the model sees it (resized to 50×50 px)"

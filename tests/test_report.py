@@ -123,3 +123,13 @@ def test_validation(entries: list[ReportEntry], model_info: dict) -> None:
                     probabilities={"benign": 1.0}, predicted_label="malignant")
     with pytest.raises(ValueError, match="needs an image"):
         ReportEntry(file_name="x.png", image=None)
+
+
+def test_heatmap_caption_says_which_frame_it_is_drawn_on(entries, model_info) -> None:
+    from dataclasses import replace
+
+    framed = replace(entries[0], heatmap_caption="Grad-CAM, as the model sees it (cropped <x>)")
+    html = build_report_html([framed], model_info=model_info, generated_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+                             notice=RESEARCH_USE_NOTICE)
+    assert "<figcaption>Image as uploaded</figcaption>" in html
+    assert "<figcaption>Grad-CAM, as the model sees it (cropped &lt;x&gt;)</figcaption>" in html
