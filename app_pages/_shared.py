@@ -31,6 +31,7 @@ from bcc_model.bundle import Bundle, BundleError, load_bundle, read_bundle_info
 from bcc_model.explain import Explainer
 from bcc_model.figures import headline_table
 from bcc_model.io import LoadedImage, read_image
+from bcc_model.model_quality import performance_caution
 from bcc_model.modalities import MODALITIES, ModalitySpec, get_modality, modality_keys
 from bcc_model.predict import Prediction, predict_images
 from bcc_model.preprocess import model_view, to_model_batch
@@ -309,6 +310,9 @@ def render_sidebar() -> ModalitySpec:
             st.caption(f"Test metrics unavailable: {err}")
         else:
             st.markdown("\n".join(f"- {line}" for line in lines))
+            caution = performance_caution(metrics)
+            if caution:
+                st.error(caution)
             split = metrics.get("split", "test")
             st.caption(
                 f"95% CIs; {split} split: {metrics.get('n_images', '?')} images from "

@@ -15,6 +15,7 @@ from bcc_model.bundle import load_bundle, read_bundle_info
 from bcc_model.explain import CAM_METHODS, HEATMAP_LIMITATIONS
 from bcc_model.figures import task_scores_table
 from bcc_model.io import read_image
+from bcc_model.model_quality import performance_caution
 from bcc_model.modalities import get_modality
 from bcc_model.predict import predict_images
 from bcc_model.preprocess import model_view_caption
@@ -39,7 +40,7 @@ def test_classify_shows_prediction_probabilities_and_heatmap_on_the_model_view(m
     at.file_uploader(key="uploads").set_value(
         [(sample.name, sample.read_bytes(), PNG), (he_patch.name, he_patch.read_bytes(), PNG)]).run()
     assert not at.exception, [e.message for e in at.exception]
-    assert not at.error
+    assert not at.main.error  # the sidebar may carry the bundle's performance caution
 
     prediction = predict_images(load_bundle(spec), [read_image(sample.read_bytes()).pixels])[0]
     texts = page_texts(at)
@@ -113,6 +114,9 @@ def test_model_card_renders_for_the_selected_modality(modality):
     assert any(m.value.strip() == card.strip() for m in at.markdown)
     info, metrics = read_bundle_info(spec.bundle_dir)
     assert info["name"] in page_texts(at) and info["model_sha256"][:12] in page_texts(at)
+    caution = performance_caution(metrics)
+    sidebar_errors = [e.value for e in at.sidebar.error]
+    assert sidebar_errors == ([caution] if caution else []), "the sidebar must warn exactly when the model is weak"
     tables = _score_tables(at)
     if task_scores_table(metrics).empty:
         assert not tables
