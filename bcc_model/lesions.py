@@ -18,7 +18,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-import cv2
 import numpy as np
 import pandas as pd
 

@@ -318,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out_dir = args.out or spec.bundle_dir
     work_root = args.work_dir or Path("runs") / spec.key
 
-    from .data import DataError, add_hashes, discover, load_images, manifest_sha256, split_by_group
+    from .data import DataError, add_hashes, discover, load_images, split_by_group
 
     try:
         table = discover(data_dir, spec)

@@ -23,27 +23,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _peak_rss_mib(pid: int | str = "self") -> float | None:
@@ -66,28 +53,13 @@ def cold_start(sample: Path, timeout_s: float = 300.0) -> None:
     """Time ``streamlit run`` start -> server healthy -> first verdict and heatmap in Chromium."""
     from playwright.sync_api import expect, sync_playwright
 
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
+    from scripts.streamlit_server import CHROMIUM, CHROMIUM_ARGS, running_app
+
     start = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited with status {proc.returncode}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                    break
-            except OSError:
-                if time.perf_counter() - start > timeout_s:
-                    raise TimeoutError("streamlit did not become healthy") from None
-                time.sleep(0.2)
+    with running_app(timeout_s=timeout_s) as (url, proc):
         healthy = time.perf_counter() - start
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.goto(url)
@@ -101,13 +73,6 @@ def cold_start(sample: Path, timeout_s: float = 300.0) -> None:
             finally:
                 browser.close()
         server_rss = _peak_rss_mib(proc.pid)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
     print("Cold start (streamlit run -> first result in the browser)")
     print(f"  server healthy after         {healthy:7.1f} s")
     print(f"  sample uploaded after        {uploaded:7.1f} s")

@@ -13,42 +13,14 @@ missing browser is a failure, not a skip.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+from scripts.streamlit_server import CHROMIUM, CHROMIUM_ARGS, ROOT, running_app
+
 STARTUP_TIMEOUT_S = 90
 RESULT_TIMEOUT_MS = 240_000  # first result includes importing TensorFlow and loading the model
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with status {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"streamlit not healthy at {url} after {timeout_s:.0f} s")
 
 
 @pytest.fixture
@@ -63,25 +35,8 @@ def chromium_path() -> Path:
 @pytest.fixture
 def server(tmp_path):
     """``streamlit run app.py`` on a free loopback port; always terminated."""
-    port = _free_port()
-    log = (tmp_path / "streamlit.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc, STARTUP_TIMEOUT_S)
+    with (tmp_path / "streamlit.log").open("w") as log, running_app(log=log, timeout_s=STARTUP_TIMEOUT_S) as (url, _):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def test_upload_shows_probabilities_and_heatmap(chromium_path, server, sample_files, tmp_path):
