@@ -40,7 +40,8 @@ from bcc_model.region import RegionResult, analyse_region
 __all__ = [
     "TF_LOCK", "UPLOAD_TYPES", "SessionImage", "current_modality", "bundle_view", "get_bundle", "get_explainer",
     "decode", "predict", "heatmap", "view", "region", "sample_files", "remember_image", "session_images", "image_sha",
-    "render_notice", "render_sidebar", "show_error", "page_header", "require_image_modality", "supports_region_mode",
+    "render_notice", "render_sidebar", "render_verdict", "show_error", "page_header", "require_image_modality",
+    "supports_region_mode",
 ]
 
 TF_LOCK = threading.Lock()
@@ -281,6 +282,20 @@ def _headline_lines(metrics: dict) -> list[str]:
         for key in ("balanced_accuracy", "roc_auc", "sensitivity", "specificity")
         if key in keys
     ]
+
+
+def render_verdict(prediction: Prediction, band: tuple[float, float]) -> None:
+    """Predicted class and probability; an indeterminate result is never shown as a plain label."""
+    if prediction.indeterminate:
+        st.warning(
+            f"**Indeterminate** (leaning {prediction.label}): P({prediction.positive_label}) = "
+            f"{prediction.positive_probability:.1%} lies in the indeterminate band "
+            f"{band[0]:.0%}–{band[1]:.0%}. Needs expert review.",
+            icon=":material/help:",
+        )
+    else:
+        st.markdown(f"### Prediction: {prediction.label}")
+        st.markdown(f"P({prediction.label}) = **{prediction.probabilities[prediction.label]:.1%}** (calibrated)")
 
 
 def render_sidebar() -> ModalitySpec:

@@ -30,22 +30,6 @@ _SHOWN_PX = 260  # display width of small patches: a 50 px patch is unreadable a
 _MAGNIFICATIONS = ("40x", "20x", "10x", "5x", "2.5x")
 
 
-def _verdict(prediction, band: tuple[float, float]) -> None:
-    """Predicted class and probability; an indeterminate result is never shown as a plain label."""
-    positive = prediction.positive_label
-    p_label = prediction.probabilities[prediction.label]
-    if prediction.indeterminate:
-        st.warning(
-            f"**Indeterminate** (leaning {prediction.label}): P({positive}) = "
-            f"{prediction.positive_probability:.1%} lies in the indeterminate band "
-            f"{band[0]:.0%}–{band[1]:.0%}. Needs expert review.",
-            icon=":material/help:",
-        )
-    else:
-        st.markdown(f"### Prediction: {prediction.label}")
-        st.markdown(f"P({prediction.label}) = **{p_label:.1%}** (calibrated)")
-
-
 def _width(pixels) -> int | str:
     """Show small patches enlarged to a readable size; larger images fill their column."""
     return _SHOWN_PX if pixels.shape[1] < _SHOWN_PX else "stretch"
@@ -78,7 +62,7 @@ def _image_section(index: int, name: str, sha: str, loaded, prediction, bundle, 
             overlay = overlay_heatmap(seen, cam, opacity=opacity, colormap=colormap)
             st.image(overlay, caption=f"Grad-CAM for “{label}”, {seen_caption}", width=_width(seen))
         with right:
-            _verdict(prediction, bundle.band)
+            ui.render_verdict(prediction, bundle.band)
             figure = probability_bar(prediction.probabilities, threshold=bundle.threshold,
                                      positive_label=prediction.positive_label, band=bundle.band)
             figure.update_layout(margin={"l": 10, "r": 20, "t": 40, "b": 10})

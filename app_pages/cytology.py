@@ -51,18 +51,6 @@ def _parse(sha: str, _data: bytes) -> tuple[pd.DataFrame, list[str]]:
     return read_cases_csv(_data, labels=SPEC.labels)
 
 
-def _verdict(prediction: Prediction, band: tuple[float, float]) -> None:
-    """Predicted class and probability; an indeterminate result is never shown as a plain label."""
-    if prediction.indeterminate:
-        st.warning(f"**Indeterminate** (leaning {prediction.label}): P({prediction.positive_label}) = "
-                   f"{prediction.positive_probability:.1%} lies in the indeterminate band "
-                   f"{band[0]:.0%}–{band[1]:.0%}. "
-                   "Needs expert review.", icon=":material/help:")
-    else:
-        st.markdown(f"### Prediction: {prediction.label}")
-        st.markdown(f"P({prediction.label}) = **{prediction.probabilities[prediction.label]:.1%}** (calibrated)")
-
-
 def _case_result(bundle, case: pd.DataFrame, prediction: Prediction, key: str) -> None:
     """One case: range warnings, verdict, probability bar and attribution chart."""
     row = case.iloc[0]
@@ -70,7 +58,7 @@ def _case_result(bundle, case: pd.DataFrame, prediction: Prediction, key: str) -
         st.warning(message, icon=":material/warning:")
     left, right = st.columns([1, 1.4])
     with left:
-        _verdict(prediction, bundle.band)
+        ui.render_verdict(prediction, bundle.band)
         st.plotly_chart(probability_bar(prediction.probabilities, threshold=bundle.threshold,
                                         positive_label=prediction.positive_label, band=bundle.band),
                         key=f"bar_{key}")
