@@ -28,6 +28,7 @@ import streamlit as st
 
 from bcc_model import RESEARCH_USE_NOTICE
 from bcc_model.bundle import Bundle, BundleError, load_bundle, read_bundle_info
+from bcc_model.data import sample_images
 from bcc_model.explain import Explainer
 from bcc_model.figures import headline_table
 from bcc_model.io import LoadedImage, read_image
@@ -219,9 +220,8 @@ def region(bundle: Bundle, sha: str, rgb: np.ndarray, image_mpp: float) -> Regio
 
 
 def sample_files(spec: ModalitySpec) -> list[tuple[str, bytes]]:
-    """``(name, bytes)`` of every bundled sample of ``spec`` (``samples/<key>/<label>/*``)."""
-    folder = spec.sample_dir
-    paths = sorted(p for p in folder.glob("*/*") if p.suffix.lower().lstrip(".") in UPLOAD_TYPES)
+    """``(name, bytes)`` of every bundled sample image of ``spec`` (``data.sample_images``)."""
+    paths = sample_images(spec)
     return [(f"sample {p.parent.name}/{p.name}", p.read_bytes()) for p in paths]
 
 

@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["AUGMENTATIONS", "augment", "HED_FROM_RGB", "RGB_FROM_HED"]
+__all__ = ["AUGMENTATIONS", "GEOMETRIC", "augment", "HED_FROM_RGB", "RGB_FROM_HED"]
 
 # Ruifrok & Johnston 2001 stain vectors (haematoxylin, eosin, DAB), rows normalised as in
 # scikit-image's rgb2hed; the inverse maps stain optical densities back to RGB optical density.
@@ -113,14 +113,27 @@ AUGMENTATIONS: dict[str, Callable[[tf.Tensor, tf.Tensor], tf.Tensor]] = {
 }
 
 
-def augment(image: tf.Tensor, seed: tf.Tensor, names: Sequence[str]) -> tf.Tensor:
-    """Apply the named transforms in order, each with its own sub-seed of ``seed`` (int64[2])."""
+# Transforms that move pixels: a lesion mask must follow them; the others change values only.
+GEOMETRIC = frozenset({"flip", "flip_lr", "affine", "rot90"})
+
+
+def augment(image: tf.Tensor, seed: tf.Tensor, names: Sequence[str], mask: tf.Tensor | None = None):
+    """Apply the named transforms in order, each with its own sub-seed of ``seed`` (int64[2]).
+
+    With ``mask`` (HxWx1 float in [0, 1], the lesion mask of the image) the geometric transforms
+    move it exactly as the image (they run on the stacked channels) and ``(image, mask)`` is
+    returned; the image alone comes out the same with or without a mask.
+    """
     unknown = [n for n in names if n not in AUGMENTATIONS]
     if unknown:
         raise KeyError(f"unknown augmentation(s) {unknown}; valid: {', '.join(AUGMENTATIONS)}")
-    if not names:
-        return image
-    seeds = tf.random.experimental.stateless_split(seed, len(names))
-    for i, name in enumerate(names):
-        image = AUGMENTATIONS[name](image, seeds[i])
-    return image
+    if names:
+        seeds = tf.random.experimental.stateless_split(seed, len(names))
+        for i, name in enumerate(names):
+            if mask is not None and name in GEOMETRIC:
+                channels = image.shape[-1]
+                stacked = AUGMENTATIONS[name](tf.concat([image, mask], axis=-1), seeds[i])
+                image, mask = stacked[..., :channels], stacked[..., channels:]
+            else:
+                image = AUGMENTATIONS[name](image, seeds[i])
+    return image if mask is None else (image, mask)

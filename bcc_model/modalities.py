@@ -58,6 +58,9 @@ class ModalitySpec:
             (``modality_guess.py``): ``"he_stain"`` (pink/purple colour), ``"mammogram"``,
             ``"ultrasound"``, or ``"greyscale"`` (any greyscale image); ``None`` derives it from
             ``channels`` (1 -> ``"greyscale"``, otherwise unknown). Tabular modalities have none.
+        lesion_loss_weight: weight of the lesion-map loss of an auxiliary head trained on the
+            lesion masks beside the classifier (``lesion_head.py``; training only); ``None`` or 0
+            turns it off. Needs ``lesion_source``.
         training_defaults: this modality's defaults for ``train`` options (``epochs``,
             ``batch_size``, ``patience``, ``lr``), over those of its kind: a few hundred whole images
             need smaller batches and more epochs than ten thousand patches.
@@ -83,6 +86,7 @@ class ModalitySpec:
     lesion_labels: tuple[str, ...] = ()
     extra_binary_tasks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     patch_fraction: float | None = None
+    lesion_loss_weight: float | None = None
     training_defaults: Mapping[str, float] = field(default_factory=dict)
     appearance: Literal["he_stain", "mammogram", "ultrasound", "greyscale"] | None = None
 
@@ -104,6 +108,8 @@ class ModalitySpec:
             raise ValueError(f"unknown appearance {self.appearance!r}")
         if self.patch_fraction is not None and not 0 < self.patch_fraction <= 1:
             raise ValueError(f"patch_fraction must be in (0, 1], got {self.patch_fraction}")
+        if self.lesion_loss_weight and self.lesion_source is None:
+            raise ValueError("lesion_loss_weight needs lesion geometry (lesion_source)")
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -187,10 +193,11 @@ _CYTOLOGY = ModalitySpec(
     default_arch="conv1d",
     arch_params=MappingProxyType(
         {
-            # Chosen by 5-fold CV on train + validation (never the test split): the seed system's
-            # (32, 64)/64/0.3 gave accuracy 0.958 ± 0.032, this narrower, more regularised one
-            # 0.967 ± 0.016 with the same ROC AUC (0.99).
-            "conv1d": MappingProxyType({"filters": (16, 32), "kernel_size": 3, "dense_units": 32, "dropout": 0.5}),
+            # The seed system's design. train_tabular.TUNING_GRID adds one narrower, more regularised
+            # variant ((16, 32)/32/0.5); training chooses between the two by inner CV on the cases it
+            # may use (nested inside every outer CV fold; train + validation for the bundle, never
+            # the test split). model.json "tuning" and "architecture.params" record the choice.
+            "conv1d": MappingProxyType({"filters": (32, 64), "kernel_size": 3, "dense_units": 64, "dropout": 0.3}),
             "dense": MappingProxyType({"units": (64, 32), "dropout": 0.3}),
         }
     ),

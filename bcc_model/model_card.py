@@ -156,6 +156,7 @@ def _model_details(info: Mapping, metrics: Mapping) -> list[str]:
         f"{_epoch_time(_get(training, 'training_seconds'))}; "
         f"command `{_text(_get(training, 'command'))}`",
         *_pretraining_line(_get(info, "pretraining")),
+        *_lesion_supervision_line(_get(info, "lesion_supervision")),
         "- **Licence:** research use only; provided without warranty of any kind.",
     ]
 
@@ -169,6 +170,17 @@ def _pretraining_line(pretraining: Any) -> list[str]:
     return [f"- **Pre-training:** {_text(_get(pretraining, 'method'))}, {_text(_get(pretraining, 'patch_size'))} px "
             f"patches ({_text(counts)}) for at most {_text(_get(pretraining, 'epochs_max'))} epochs, then whole images "
             "(Shen et al. 2019)"]
+
+
+def _lesion_supervision_line(record: Any) -> list[str]:
+    """One bullet on the auxiliary lesion-map head when the bundle was trained with it."""
+    if not isinstance(record, Mapping):
+        return []
+    known = _get(record, "images_with_geometry")
+    counts = ", ".join(f"{k}: {_count(v)}" for k, v in known.items()) if isinstance(known, Mapping) else ""
+    return [f"- **Lesion supervision:** while training, an auxiliary head on the Grad-CAM layer also predicted the "
+            f"annotated lesion outline (loss weight {_text(_get(record, 'loss_weight'))}; images with lesion geometry "
+            f"{_text(counts)}); it steers the features towards the lesion and is not part of the bundled model"]
 
 
 def _intended_use(info: Mapping, metrics: Mapping) -> list[str]:

@@ -42,7 +42,7 @@ from .modalities import ModalitySpec, get_modality, modality_keys
 __all__ = ["main", "parse_args"]
 
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc", "learning_rate",
-                   "epoch_seconds"]
+                   "epoch_seconds", "lesion_loss", "val_lesion_loss"]
 
 # Small tables train in milliseconds per epoch but their validation loss is noisy, so tabular
 # modalities get more epochs, smaller batches and more patience than image patches.
@@ -82,6 +82,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="pre-train on lesion / tissue patches before whole images (default: on when the "
                              "modality configures patch_fraction and has lesion geometry)")
     parser.add_argument("--patch-epochs", type=int, default=15, help="epochs of patch pre-training (default: %(default)s)")
+    parser.add_argument("--lesion-weight", type=float, default=None,
+                        help="weight of the lesion-map loss of the auxiliary head trained on the lesion masks "
+                             "(lesion_head.py); 0 turns it off (default: the modality's lesion_loss_weight)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs (default: %(default)s)")
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress output (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -121,18 +124,19 @@ def _compile(model, lr: float):
     return model
 
 
-def _schedule_callbacks(args: argparse.Namespace) -> list:
+def _schedule_callbacks(args: argparse.Namespace, monitor: str = "val_loss") -> list:
     """Halve the learning rate on a validation-loss plateau; stop early, restoring the best weights.
 
     The plateau patience is a third of the early-stopping patience (at least 2 epochs), so the
-    rate can drop a few times before training stops.
+    rate can drop a few times before training stops. ``monitor`` is the validation class loss.
     """
     import keras
 
     return [
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(2, args.patience // 3),
+        keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode="min", factor=0.5, patience=max(2, args.patience // 3),
                                           min_lr=1e-5),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience, restore_best_weights=True),
+        keras.callbacks.EarlyStopping(monitor=monitor, mode="min", patience=args.patience,
+                                      restore_best_weights=True),
     ]
 
 
@@ -151,32 +155,37 @@ def _epoch_timer():
     return EpochTimer()
 
 
-def _callbacks(work: Path, args: argparse.Namespace, best_so_far: float | None) -> list:
+def _callbacks(work: Path, args: argparse.Namespace, best_so_far: float | None, monitor: str) -> list:
     import keras
 
     return [
         _epoch_timer(),
         keras.callbacks.ModelCheckpoint(work / "last.keras"),
-        keras.callbacks.ModelCheckpoint(work / "best.keras", monitor="val_loss", save_best_only=True,
+        keras.callbacks.ModelCheckpoint(work / "best.keras", monitor=monitor, mode="min", save_best_only=True,
                                         initial_value_threshold=best_so_far),
-        *_schedule_callbacks(args),
+        *_schedule_callbacks(args, monitor),
         keras.callbacks.CSVLogger(work / "history.csv", append=True),
         keras.callbacks.TensorBoard(log_dir=str(work / "logs"), histogram_freq=0, write_graph=False),
     ]
 
 
 def _train_one(arch: str, spec: ModalitySpec, arrays: dict, args: argparse.Namespace, work: Path,
-               build: Callable[[], object] | None = None):
+               build: Callable[[], object] | None = None, lesion: dict | None = None):
     """Train (or resume, or reuse a finished run of) one architecture; returns model and history.
 
     ``build`` returns the uncompiled model; by default the image architecture ``arch`` from the
     registry's parameters (tabular models need the training split's statistics, so their
-    caller passes its own).
+    caller passes its own). ``lesion`` (``{"train": masks, "validation": masks, "weight": w}``,
+    masks as from ``lesions.model_space_masks``) adds the lesion-map head for training
+    (``lesion_head.py``); the returned model is always the plain classifier and the history
+    uses single-output column names.
     """
     import keras
 
     from .architectures import build_model
-    from .data import class_weights, make_dataset
+    from .data import LesionTargets, class_weights, make_dataset
+    from .lesion_head import (CLASS_OUTPUT, add_lesion_head, canonical_history, classifier_only, compile_multitask,
+                              lesion_grid)
 
     work.mkdir(parents=True, exist_ok=True)
     done_marker = work / "DONE"
@@ -184,16 +193,16 @@ def _train_one(arch: str, spec: ModalitySpec, arrays: dict, args: argparse.Names
     if not args.resume:
         for stale in (done_marker, log_path, work / "last.keras", work / "best.keras"):
             stale.unlink(missing_ok=True)
-    history = pd.read_csv(log_path) if log_path.is_file() and log_path.stat().st_size else pd.DataFrame()
+    def read_history() -> pd.DataFrame:
+        logged = log_path.is_file() and log_path.stat().st_size
+        return canonical_history(pd.read_csv(log_path)) if logged else pd.DataFrame()
+
+    history = read_history()
     if args.resume and done_marker.is_file():
         print(f"[{arch}] finished earlier; reusing {work / 'best.keras'}", flush=True)
         # compile=False: the shipped file carries weights only, not the optimizer state (a third of the size).
-        return keras.models.load_model(work / "best.keras", compile=False), history
+        return classifier_only(keras.models.load_model(work / "best.keras", compile=False)), history
 
-    x_train, y_train = arrays["train"]
-    x_val, y_val = arrays["validation"]
-    train_ds = make_dataset(x_train, y_train, spec, batch_size=args.batch_size, training=True, seed=args.seed)
-    val_ds = make_dataset(x_val, y_val, spec, batch_size=args.batch_size, training=False, seed=args.seed)
     initial_epoch, best_so_far = 0, None
     if args.resume and (work / "last.keras").is_file() and not history.empty:
         model = keras.models.load_model(work / "last.keras")
@@ -202,15 +211,30 @@ def _train_one(arch: str, spec: ModalitySpec, arrays: dict, args: argparse.Names
         print(f"[{arch}] resuming after epoch {initial_epoch}", flush=True)
     else:
         model = build() if build else build_model(arch, spec.input_shape, len(spec.labels), **dict(spec.arch_params[arch]))
-        _compile(model, args.lr)
+        if lesion is None:
+            _compile(model, args.lr)
+        else:
+            model = compile_multitask(add_lesion_head(model, spec.cam_layer), args.lr, lesion["weight"])
+    x_train, y_train = arrays["train"]
+    x_val, y_val = arrays["validation"]
+    targets = {split: None if lesion is None else
+               LesionTargets.from_masks(lesion[split], spec.input_size, lesion_grid(model, spec.cam_layer))
+               for split in ("train", "validation")}
+    train_ds = make_dataset(x_train, y_train, spec, batch_size=args.batch_size, training=True, seed=args.seed,
+                            lesion=targets["train"])
+    val_ds = make_dataset(x_val, y_val, spec, batch_size=args.batch_size, training=False, seed=args.seed,
+                          lesion=targets["validation"])
     if initial_epoch < args.epochs:
+        # With a lesion head the class weights travel as sample weights in the dataset.
         model.fit(train_ds, validation_data=val_ds, epochs=args.epochs, initial_epoch=initial_epoch,
-                  class_weight=class_weights(y_train, len(spec.labels)),
-                  callbacks=_callbacks(work, args, best_so_far), verbose=args.verbose)
+                  class_weight=class_weights(y_train, len(spec.labels)) if lesion is None else None,
+                  callbacks=_callbacks(work, args, best_so_far,
+                                       "val_loss" if lesion is None else f"val_{CLASS_OUTPUT}_loss"),
+                  verbose=args.verbose)
     if (work / "best.keras").is_file():
         model = keras.models.load_model(work / "best.keras", compile=False)
     done_marker.write_text("done\n")
-    return model, pd.read_csv(log_path)
+    return classifier_only(model), read_history()
 
 
 def _validation_choice(model, x_val: np.ndarray, y_val: np.ndarray, spec: ModalitySpec) -> dict:
@@ -344,11 +368,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     test_mask = (manifest["split"] == "test").to_numpy()
     masks = _lesion_masks(manifest, data_dir, spec)
     patches = _pretraining_patches(spec, arrays, masks, manifest, args)
+    lesion = _lesion_supervision(spec, masks, manifest, args)
     results = {}
     for arch in archs:
         _configure_determinism(args.seed)
         model, history = _train_one(arch, spec, arrays, args, work_root / arch,
-                                    build=None if patches is None else _patch_pretrained(arch, spec, patches, args))
+                                    build=None if patches is None else _patch_pretrained(arch, spec, patches, args),
+                                    lesion=lesion)
         choice, metrics = _choose_and_test(model, arrays, manifest.loc[test_mask, "group"].tolist(), spec, args)
         x_test, y_test = arrays["test"]
         if masks is not None:
@@ -364,8 +390,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     selected = _select_architecture(results)
     print(f"Selected {selected} (best validation ROC AUC)", flush=True)
+    extra = {**({} if patches is None else {"pretraining": _pretraining_record(patches, spec, args)}),
+             **({} if lesion is None else {"lesion_supervision": _lesion_supervision_record(lesion, results[selected])})}
     _write_bundle(spec, args, selected, results, manifest, Path(data_dir).name, out_dir, time.time() - started,
-                  extra=None if patches is None else {"pretraining": _pretraining_record(patches, spec, args)})
+                  extra=extra or None)
     print(f"Bundle written to {out_dir}", flush=True)
     return 0
 
@@ -378,6 +406,34 @@ def _lesion_masks(manifest: pd.DataFrame, data_dir: Path, spec: ModalitySpec) ->
     from .lesions import model_space_masks
 
     return model_space_masks(manifest, data_dir, spec)
+
+
+def _lesion_supervision(spec: ModalitySpec, masks: list | None, manifest: pd.DataFrame,
+                        args: argparse.Namespace) -> dict | None:
+    """Training and validation masks for the lesion-map head, or ``None`` when it is off.
+
+    Test masks never reach training: they only score localisation after it.
+    """
+    weight = args.lesion_weight if args.lesion_weight is not None else spec.lesion_loss_weight
+    if not weight:
+        return None
+    if masks is None:
+        print(f"note: {spec.key} has no lesion geometry; the lesion-map head is off", file=sys.stderr)
+        return None
+    split = manifest["split"].to_numpy()
+    return {"weight": float(weight),
+            **{name: [m for m, s in zip(masks, split) if s == name] for name in ("train", "validation")}}
+
+
+def _lesion_supervision_record(lesion: dict, result: dict) -> dict:
+    """model.json ``lesion_supervision``: how the auxiliary lesion-map head was trained."""
+    history = result["history"]
+    best = history.loc[history["val_loss"].idxmin()] if len(history) and "val_lesion_loss" in history else None
+    return {"method": "auxiliary lesion-map head on the Grad-CAM layer (binary cross-entropy per grid cell, "
+                      "mask max-pooled to the grid); training only, not part of the bundled model",
+            "loss_weight": lesion["weight"],
+            "images_with_geometry": {name: int(sum(m is not None for m in lesion[name])) for name in ("train", "validation")},
+            "validation_lesion_loss_at_best_epoch": None if best is None else float(best["val_lesion_loss"])}
 
 
 def _pretraining_patches(spec: ModalitySpec, arrays: dict, masks: list | None, manifest: pd.DataFrame,

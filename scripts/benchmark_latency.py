@@ -83,6 +83,7 @@ def cold_start(sample: Path, timeout_s: float = 300.0) -> None:
 def per_image(runs: int, warmup: int) -> None:
     """Median and p90 of predict + Grad-CAM per sample image, warm, in this process."""
     from bcc_model.bundle import load_bundle
+    from bcc_model.data import sample_images
     from bcc_model.explain import Explainer
     from bcc_model.io import read_image
     from bcc_model.modalities import get_modality
@@ -92,7 +93,7 @@ def per_image(runs: int, warmup: int) -> None:
     spec = get_modality("histopathology")
     bundle = load_bundle(spec)
     explainer = Explainer(bundle.model, bundle.labels, bundle.info["architecture"].get("cam_layer", spec.cam_layer))
-    images = [read_image(path).pixels for path in sorted(spec.sample_dir.glob("*/*.png"))]
+    images = [read_image(path).pixels for path in sample_images(spec)]
     if not images:
         raise SystemExit(f"no sample images under {spec.sample_dir}")
 
@@ -130,9 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Machine: {os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.2f} (1 min); "
           f"weights: {os.environ.get('BCC_WEIGHTS_DIR', ROOT / 'weights')}")
     if not args.skip_browser:
+        from bcc_model.data import sample_images
         from bcc_model.modalities import get_modality
 
-        sample = next(iter(sorted(get_modality("histopathology").sample_dir.glob("*/*.png"))), None)
+        sample = next(iter(sample_images(get_modality("histopathology"))), None)
         if sample is None:
             raise SystemExit("no sample image to upload")
         cold_start(sample)

@@ -144,3 +144,14 @@ def test_dataset_pipeline_batches_and_repeats_deterministically(sample_dir, hist
     val = make_dataset(images, y, histo_spec, batch_size=32, training=False, seed=5)
     xv, _ = next(iter(val))
     np.testing.assert_array_equal(xv.numpy(), images.astype(np.float32))
+
+
+def test_sample_images_are_the_listed_images_not_their_masks():
+    from bcc_model.data import sample_images
+    from bcc_model.modalities import get_modality
+
+    spec = get_modality("ultrasound")
+    listed = pd.read_csv(spec.sample_dir / "labels.csv", dtype=str)
+    paths = sample_images(spec)
+    assert [p.relative_to(spec.sample_dir).as_posix() for p in paths] == sorted(listed["file"])
+    assert (spec.sample_dir / listed["mask"].iloc[0]).is_file() and not any("mask" in p.name for p in paths)

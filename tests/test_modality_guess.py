@@ -73,9 +73,10 @@ def test_unknown_expectation_and_bad_input():
 
 
 def _whole_images(modality: str) -> list[tuple[str, np.ndarray]]:
+    from bcc_model.data import sample_images
     from bcc_model.io import read_image
 
-    paths = sorted((ROOT / "samples" / modality).glob("*/*.png"))
+    paths = sample_images(MODALITIES[modality])
     assert paths, f"no samples under samples/{modality}"
     return [(path.name, read_image(path.read_bytes()).pixels) for path in paths]
 

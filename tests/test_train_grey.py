@@ -26,7 +26,8 @@ from .conftest import ROOT
 SAMPLES = ROOT / "samples" / "mammography"
 REPLICAS = 5
 TINY_GREY_ARGS = ["--modality", "mammography", "--arch", "se_resnet", "--epochs", "1", "--patch-epochs", "1",
-                  "--image-size", "64", "--batch-size", "8", "--bootstrap", "20", "--verbose", "0"]
+                  "--image-size", "64", "--batch-size", "8", "--bootstrap", "20", "--verbose", "0",
+                  "--lesion-weight", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +73,15 @@ def test_tiny_grey_run_writes_localisation_and_binary_tasks(grey_bundle):
     assert "energy_inside" not in local, "circles are too loose for an energy score"
     assert local["pointing_game"]["value"] is None or 0 <= local["pointing_game"]["value"] <= 1
 
+    lesion = info["lesion_supervision"]
+    assert lesion["loss_weight"] == 1.0 and sum(lesion["images_with_geometry"].values()) > 0
+    history = pd.read_csv(grey_bundle / "history.csv")
+    assert {"loss", "val_loss", "lesion_loss", "val_lesion_loss"} <= set(history.columns)
+    assert "total_loss" not in history.columns, "history.csv keeps the documented columns"
+
     card = (grey_bundle / "MODEL_CARD.md").read_text()
     assert "## Localisation" in card and "## Additional binary tasks" in card and "Pre-training" in card
+    assert "Lesion supervision" in card
     assert "Stain" not in card and "Whole-slide" not in card
 
 

@@ -1,0 +1,91 @@
+"""Lesion-map supervision: an auxiliary head that teaches the feature map where the lesion is.
+
+A whole-image label says only that a lesion is somewhere; with a few hundred images a network
+from scratch finds shortcuts (breast density, image borders, the pectoral muscle) that do not
+carry over to new patients. The data also give each lesion's outline (BUSI masks, MIAS circles),
+so during training a 1x1 convolution on the Grad-CAM layer (``last_conv``) predicts, for every
+cell of that grid, whether it holds lesion (binary cross-entropy against the max-pooled mask),
+beside the class. The classifier and the lesion map share every feature, so the features the
+class decision and Grad-CAM read are pulled towards the lesion: multi-task learning (Caruana
+1997) of classification with segmentation, as Zhou et al. (2021) did for breast ultrasound.
+
+The head is a training device only: the bundled model is :func:`classifier_only`, the plain
+flat classifier, so prediction, calibration and the CAMs work exactly as for any other bundle.
+Images whose lesion geometry is unknown get weight 0 in the lesion loss; normal images teach an
+empty map.
+
+References:
+    Caruana (1997). Multitask learning. Machine Learning 28:41-75.
+    Zhou, Chen, Li et al. (2021). Multi-task learning for segmentation and classification of
+        tumors in 3D automated breast ultrasound images. Medical Image Analysis 70:101918.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+__all__ = ["LESION_OUTPUT", "CLASS_OUTPUT", "add_lesion_head", "classifier_only", "lesion_grid",
+           "compile_multitask", "canonical_history"]
+
+CLASS_OUTPUT = "probabilities"
+LESION_OUTPUT = "lesion_map"
+
+
+def add_lesion_head(classifier: keras.Model, cam_layer: str = "last_conv") -> keras.Model:
+    """A two-output model: the classifier's probabilities and a per-cell lesion probability.
+
+    The lesion map is flattened to ``(grid * grid,)`` so the per-image loss is one number and an
+    image's sample weight can switch it off. Every layer stays at the top level of one
+    functional model (the classifier's layers are shared, not copied).
+    """
+    features = classifier.get_layer(cam_layer).output
+    cells = layers.Conv2D(1, 1, activation="sigmoid", name="lesion_conv")(features)
+    lesion = layers.Flatten(name=LESION_OUTPUT)(cells)
+    return keras.Model(classifier.inputs, {CLASS_OUTPUT: classifier.get_layer(CLASS_OUTPUT).output,
+                                           LESION_OUTPUT: lesion}, name=classifier.name)
+
+
+def classifier_only(model: keras.Model) -> keras.Model:
+    """The single-output classifier inside a model with a lesion head (unchanged without one)."""
+    if len(model.outputs) == 1:
+        return model
+    return keras.Model(model.inputs, model.get_layer(CLASS_OUTPUT).output, name=model.name)
+
+
+def lesion_grid(model: keras.Model, cam_layer: str = "last_conv") -> int:
+    """Side of the lesion-map grid: that of the CAM layer's feature map (7 for 224 px inputs here)."""
+    height, width = model.get_layer(cam_layer).output.shape[1:3]
+    if height != width:
+        raise ValueError(f"lesion map needs a square feature map, got {height}x{width}")
+    return int(height)
+
+
+def compile_multitask(model: keras.Model, lr: float, lesion_weight: float) -> keras.Model:
+    """The trainer's optimiser and class loss, plus the lesion-map loss weighted by ``lesion_weight``."""
+    model.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate=lr, weight_decay=1e-4),
+        loss={CLASS_OUTPUT: keras.losses.CategoricalCrossentropy(), LESION_OUTPUT: keras.losses.BinaryCrossentropy()},
+        loss_weights={CLASS_OUTPUT: 1.0, LESION_OUTPUT: float(lesion_weight)},
+        metrics={CLASS_OUTPUT: [keras.metrics.CategoricalAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")]},
+    )
+    return model
+
+
+def canonical_history(history):
+    """Rename a two-output training log to the single-output column names.
+
+    ``loss``/``val_loss`` become the class loss (what early stopping watches and what the
+    metrics page plots for every bundle), the weighted sum moves to ``total_loss``, and the
+    lesion-map loss to ``lesion_loss``. A single-output log is returned unchanged.
+    """
+    if f"{CLASS_OUTPUT}_loss" not in history.columns:
+        return history
+    renamed = {}
+    for prefix in ("", "val_"):
+        renamed[f"{prefix}loss"] = f"{prefix}total_loss"
+        renamed[f"{prefix}{LESION_OUTPUT}_loss"] = f"{prefix}lesion_loss"
+        for column in history.columns:
+            if column.startswith(f"{prefix}{CLASS_OUTPUT}_"):
+                renamed[column] = prefix + column[len(f"{prefix}{CLASS_OUTPUT}_"):]
+    return history.rename(columns=renamed)
