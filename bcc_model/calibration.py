@@ -106,7 +106,10 @@ def fit_temperature(probs: np.ndarray, y: np.ndarray) -> float:
 
     Returns:
         The temperature, within ``TEMPERATURE_BOUNDS`` (searched on log T, so 0.5 and 2
-        are equally easy to reach).
+        are equally easy to reach); 1 (the network's own probabilities) when every validation
+        case is already classified correctly: the likelihood then keeps rising as T falls, so
+        the "optimum" would be the lower bound, sharpening every future prediction towards 0
+        or 1 on the evidence of no errors at all.
 
     Raises:
         ValueError: if the shapes or values are invalid.
@@ -117,6 +120,8 @@ def fit_temperature(probs: np.ndarray, y: np.ndarray) -> float:
     arr = _check_probs(probs)
     labels = _check_labels(y, arr.shape[0], arr.shape[1])
     rows = np.arange(arr.shape[0])
+    if (arr.argmax(axis=1) == labels).all():
+        return 1.0
 
     def nll(log_t: float) -> float:
         return float(-_scaled_log_probs(arr, float(np.exp(log_t)))[rows, labels].mean())

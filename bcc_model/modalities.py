@@ -194,9 +194,12 @@ _CYTOLOGY = ModalitySpec(
     arch_params=MappingProxyType(
         {
             # The seed system's design. train_tabular.TUNING_GRID adds one narrower, more regularised
-            # variant ((16, 32)/32/0.5); training chooses between the two by inner CV on the cases it
-            # may use (nested inside every outer CV fold; train + validation for the bundle, never
-            # the test split). model.json "tuning" and "architecture.params" record the choice.
+            # variant ((16, 32)/32/0.5); training keeps the one with the lower log loss on its
+            # early-stopping cases (in CV the held-out quarter of each training fold, so the choice is
+            # nested; the validation split for the bundle; never the test split). model.json
+            # "tuning" and "architecture.params" record the choice: the shipped bundle kept this
+            # design (validation log loss 0.038 vs 0.047), the CV folds kept it in 13 of 25 fits,
+            # and nested 5 x 5 CV gave accuracy 0.963 ± 0.020, ROC AUC 0.993 ± 0.007.
             "conv1d": MappingProxyType({"filters": (32, 64), "kernel_size": 3, "dense_units": 64, "dropout": 0.3}),
             "dense": MappingProxyType({"units": (64, 32), "dropout": 0.3}),
         }

@@ -499,11 +499,12 @@ def _cross_validation(info: Mapping, metrics: Mapping) -> list[str]:
     models = _get(block, "models")
     rows = [[_text(_get(m, "name")), mean_sd(_get(m, "accuracy")), mean_sd(_get(m, "roc_auc")),
              "yes" if _get(m, "bundled") is True else "no"] for m in (models if isinstance(models, Sequence) else [])]
+    fits = _get(block, "n_fits") or _get(block, "n_splits")  # one fit per fold, times the repeats
     return [
         "## Cross-validation comparison",
         "",
         f"{_text(_get(block, 'method'))}: {_count(_get(block, 'n_cases'))} cases, mean ± sd "
-        f"({_text(_get(block, 'sd'))}) over {_text(_get(block, 'n_splits'))} folds. Decision: "
+        f"({_text(_get(block, 'sd'))}) over {_text(fits)} fold fits. Decision: "
         f"{_text(_get(block, 'decision'))}; {_text(_get(block, 'early_stopping'))}.",
         "",
         *(_table(["Model", "Accuracy (mean ± sd)", "ROC AUC (mean ± sd)", "Bundled"], rows) if rows

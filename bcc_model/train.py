@@ -9,7 +9,9 @@ What happens, in order:
    with the best weights restored, a checkpoint every epoch (``--resume`` continues a killed
    run) and TensorBoard logs in ``--work-dir``. Modalities with lesion geometry and a
    ``patch_fraction`` (mammography, ultrasound) first pre-train the same network on lesion and
-   tissue patches of the training split (``patches.py``), then train on whole images.
+   tissue patches of the training split (``patches.py``), then train on whole images; with a
+   ``lesion_loss_weight`` an auxiliary head also learns the lesion masks during training
+   (``lesion_head.py``), and only the plain classifier is bundled.
 4. On validation data only: temperature scaling, the decision threshold and the indeterminate
    band; the architecture with the best validation ROC AUC is selected.
 5. The held-out test patients are scored once per architecture (metrics with patient-level
@@ -193,6 +195,7 @@ def _train_one(arch: str, spec: ModalitySpec, arrays: dict, args: argparse.Names
     if not args.resume:
         for stale in (done_marker, log_path, work / "last.keras", work / "best.keras"):
             stale.unlink(missing_ok=True)
+
     def read_history() -> pd.DataFrame:
         logged = log_path.is_file() and log_path.stat().st_size
         return canonical_history(pd.read_csv(log_path)) if logged else pd.DataFrame()

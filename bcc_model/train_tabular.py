@@ -8,24 +8,25 @@ What happens, in order:
    group unless the CSV says otherwise. A seeded split stratified by label gives train /
    validation / test = 60 / 20 / 20 %, and the manifest records each case with a sha256 of its
    feature values and label (:func:`bcc_model.tabular.row_sha256`).
-2. Nested, repeated cross-validation on train + validation (the test split is never touched)
-   compares every configured network with logistic regression: 5 stratified group folds x 5
-   repeats, each repeat reshuffled with its own seed, and mean ± sd of accuracy and ROC AUC over
-   all 25 fold fits. Every model sees the same folds. Inside each training fold, a quarter is held
-   out for early stopping, so each network is trained exactly as the final one is; an
-   architecture with candidates in :data:`TUNING_GRID` first chooses its hyperparameters by an
-   inner 3-fold CV on that training fold alone.
-3. The bundled network (``--arch``, default the registry's ``conv1d``) chooses its
-   hyperparameters by the same inner CV, now on train + validation, and is trained on the train
-   split with early stopping on validation, deterministically (seeds and
-   ``enable_op_determinism``); checkpoints in ``--work-dir`` allow ``--resume``.
+2. Repeated cross-validation on train + validation (the test split is never touched) compares
+   every configured network with logistic regression: 5 stratified group folds x 5 repeats, each
+   repeat reshuffled with its own seed, and mean ± sd of accuracy and ROC AUC over all 25 fold
+   fits. Every model sees the same folds. Inside each training fold, a quarter is held out for
+   early stopping, so each network is trained exactly as the final one is; an architecture with
+   candidates in :data:`TUNING_GRID` trains each candidate and keeps the one with the lowest log
+   loss on that held-out quarter, as the bundle does on the validation split. The choice is
+   thus nested inside every fold: the cases a fold scores never influence it.
+3. The bundled network (``--arch``, default the registry's ``conv1d``) is trained on the train
+   split with early stopping on validation, once per candidate, keeping the candidate with the
+   lowest validation log loss; deterministically (seeds and ``enable_op_determinism``);
+   checkpoints in ``--work-dir`` allow ``--resume``.
 4. On validation cases only: temperature scaling, the decision threshold and the indeterminate
    band. The test split is scored once (bootstrap CIs resample cases), and the bundle is written
    atomically with the image modalities' writer, plus ``feature_names``, ``feature_ranges``
-   (train split), the ``cross_validation`` block and the final ``tuning`` in model.json.
+   (train split), the ``cross_validation`` block and the ``tuning`` choice in model.json.
 
 Example (reproduces the shipped cytology bundle):
-    python -m bcc_model.train --modality cytology
+    python -m bcc_model.train --modality cytology --verbose 0
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ import pandas as pd
 from .modalities import ModalitySpec
 
 __all__ = ["CVPlan", "CV_PLAN", "TUNING_GRID", "LOGISTIC_REGRESSION", "split_cases", "repeated_folds",
-           "candidate_params", "choose_params", "cross_validate", "train_tabular"]
+           "candidate_params", "cross_validate", "train_tabular"]
 
 
 @dataclass(frozen=True)
@@ -52,17 +53,14 @@ class CVPlan:
     """Shape of the cross-validation. The bundle uses :data:`CV_PLAN`; tests pass a smaller plan.
 
     Attributes:
-        folds: outer stratified group folds per repeat.
-        repeats: outer partitions, repeat ``r`` shuffled with seed ``--seed + r``. With 91 cases
-            a fold, one case moves a fold's accuracy by 0.011, so a single partition's mean
-            depends on which cases happen to share a fold; repeats average that out.
-        inner_folds: folds of the inner CV that chooses a tuned architecture's hyperparameters
-            on a training fold (or, for the bundle, on train + validation).
+        folds: stratified group folds per repeat.
+        repeats: partitions, repeat ``r`` shuffled with seed ``--seed + r``. With 91 cases a fold,
+            one case moves a fold's accuracy by 0.011, so a single partition's mean depends on
+            which cases happen to share a fold; repeats average that out.
     """
 
     folds: int = 5
     repeats: int = 5
-    inner_folds: int = 3
 
     @property
     def fits(self) -> int:
@@ -85,11 +83,12 @@ TUNING_GRID: Mapping[str, tuple[Mapping[str, object], ...]] = MappingProxyType({
 """Declared hyperparameter candidates per architecture, as overrides of the registry's
 ``arch_params`` (``{}`` is the registry's own setting: for conv1d the seed system's design).
 Architectures not listed are not tuned. The narrower, more regularised conv1d variant was
-proposed after an earlier, non-nested 5-fold CV on these cases; the nested CV makes the choice
-between the two honest, not the proposal of the variant."""
+proposed after an earlier, non-nested 5-fold CV on these cases: choosing inside every fold makes
+the choice between the two honest, not the proposal of the variant."""
 
-TUNING_CRITERION = ("log loss of the pooled out-of-fold probabilities (lower is better); "
-                    "ties go to the earlier candidate")
+TUNING_CRITERION = ("lowest log loss of the uncalibrated probabilities on the early-stopping cases (the validation "
+                    "split for the bundle, the held-out quarter of the training fold in cross-validation); ties go "
+                    "to the earlier candidate")
 
 
 def split_cases(cases: pd.DataFrame, source: str, *, seed: int, cv_folds: int = CV_PLAN.folds) -> pd.DataFrame:
@@ -131,6 +130,18 @@ def _label_indices(manifest: pd.DataFrame, spec: ModalitySpec) -> np.ndarray:
     return manifest["label"].map({label: i for i, label in enumerate(spec.labels)}).to_numpy()
 
 
+def _log_loss(model, x: np.ndarray, y: np.ndarray, spec: ModalitySpec) -> float:
+    """Log loss of ``model``'s uncalibrated probabilities: the score that chooses among candidates.
+
+    A proper score that, unlike accuracy on about 100 cases, does not move in steps of one case.
+    """
+    from sklearn.metrics import log_loss
+
+    from .predict import raw_probabilities
+
+    return float(log_loss(y, raw_probabilities(model, x.astype(np.float32)), labels=list(range(len(spec.labels)))))
+
+
 def repeated_folds(y: np.ndarray, groups: pd.Series, *, folds: int, repeats: int,
                    seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(fit, held)`` index pairs of ``repeats`` stratified group k-fold partitions, repeat by repeat.
@@ -150,21 +161,13 @@ def candidate_params(arch: str, spec: ModalitySpec) -> list[dict]:
     return [{**base, **override} for override in TUNING_GRID.get(arch, ({},))]
 
 
-def _fold_probabilities(name: str, params: Mapping[str, object] | None, spec: ModalitySpec, fit: pd.DataFrame,
-                        x_fit: np.ndarray, y_fit: np.ndarray, x_held: np.ndarray,
-                        args: argparse.Namespace) -> np.ndarray:
-    """Train model ``name`` (a network with ``params``, or logistic regression with ``params``
-    None) on one training fold; (N, K) probabilities of the held-out cases."""
+def _fit_network(name: str, params: Mapping[str, object], spec: ModalitySpec, fit: pd.DataFrame, x_fit: np.ndarray,
+                 y_fit: np.ndarray, args: argparse.Namespace) -> tuple[object, float]:
+    """Train network ``name`` on a training fold as in the final run; the model and its
+    :func:`_log_loss` on the fold's held-out early-stopping quarter."""
     from .data import _pick_fold, class_weights, make_dataset
-    from .predict import raw_probabilities
-    from .tabular_models import build_logistic_regression
     from .train import _compile, _configure_determinism, _schedule_callbacks
 
-    if name == LOGISTIC_REGRESSION:
-        model = build_logistic_regression(args.seed).fit(x_fit, y_fit)
-        probs = np.zeros((len(x_held), len(spec.labels)))
-        probs[:, model.classes_] = model.predict_proba(x_held)
-        return probs
     stopping = _pick_fold(fit.reset_index(drop=True), EARLY_STOPPING_FOLDS, args.seed)
 
     def dataset(mask: np.ndarray, training: bool):
@@ -176,45 +179,24 @@ def _fold_probabilities(name: str, params: Mapping[str, object] | None, spec: Mo
     model.fit(dataset(~stopping, True), validation_data=dataset(stopping, False), epochs=args.epochs,
               class_weight=class_weights(y_fit[~stopping], len(spec.labels)), callbacks=_schedule_callbacks(args),
               verbose=0)
-    return raw_probabilities(model, x_held.astype(np.float32))
+    return model, _log_loss(model, x_fit[stopping], y_fit[stopping], spec)
 
 
-def choose_params(arch: str, spec: ModalitySpec, x: np.ndarray, manifest: pd.DataFrame, args: argparse.Namespace,
-                  *, inner_folds: int) -> dict:
-    """Choose ``arch``'s hyperparameters among :func:`candidate_params` by CV on ``x`` alone.
+def _fold_probabilities(name: str, spec: ModalitySpec, fit: pd.DataFrame, x_fit: np.ndarray, y_fit: np.ndarray,
+                        x_held: np.ndarray, args: argparse.Namespace) -> tuple[np.ndarray, int]:
+    """Train model ``name`` on one training fold: (N, K) probabilities of the held-out fold, and
+    which of :func:`candidate_params` was kept (0 for untuned models)."""
+    from .predict import raw_probabilities
+    from .tabular_models import build_logistic_regression
 
-    Each candidate is trained on every inner training fold as in the final run and scored by
-    :data:`TUNING_CRITERION`: a proper score that, unlike accuracy on about 100 cases, does not
-    move in steps of one case. :func:`cross_validate` calls this on each outer training fold and
-    :func:`train_tabular` on train + validation, so the outer CV estimates the whole procedure,
-    choice included, and the cases it scores never influence the choice.
-
-    Args:
-        arch: a network configured in ``spec.arch_params``.
-        spec: the tabular modality.
-        x: (N, F) raw features of the cases to choose on.
-        manifest: their manifest rows (``label`` and ``group``), aligned with ``x``.
-        args: parsed command line (training settings, seed of the inner folds).
-        inner_folds: folds of the inner CV.
-
-    Returns:
-        ``{"candidates", "log_loss", "chosen"}``: ``chosen`` indexes ``candidates``; ``log_loss``
-        (one per candidate) is None when there is only one candidate and so nothing to train.
-    """
-    from sklearn.metrics import log_loss
-
-    candidates = candidate_params(arch, spec)
-    if len(candidates) == 1:
-        return {"candidates": candidates, "log_loss": None, "chosen": 0}
-    y = _label_indices(manifest, spec)
-    folds = repeated_folds(y, manifest["group"], folds=inner_folds, repeats=1, seed=args.seed)
-    losses = []
-    for params in candidates:
-        probs = np.zeros((len(x), len(spec.labels)))
-        for fit, held in folds:
-            probs[held] = _fold_probabilities(arch, params, spec, manifest.iloc[fit], x[fit], y[fit], x[held], args)
-        losses.append(float(log_loss(y, probs, labels=list(range(len(spec.labels))))))
-    return {"candidates": candidates, "log_loss": losses, "chosen": int(np.argmin(losses))}
+    if name == LOGISTIC_REGRESSION:
+        model = build_logistic_regression(args.seed).fit(x_fit, y_fit)
+        probs = np.zeros((len(x_held), len(spec.labels)))
+        probs[:, model.classes_] = model.predict_proba(x_held)
+        return probs, 0
+    fitted = [_fit_network(name, params, spec, fit, x_fit, y_fit, args) for params in candidate_params(name, spec)]
+    chosen = int(np.argmin([loss for _, loss in fitted]))
+    return raw_probabilities(fitted[chosen][0], x_held.astype(np.float32)), chosen
 
 
 def _mean_sd(values: list[float], repeats: int) -> dict:
@@ -222,9 +204,8 @@ def _mean_sd(values: list[float], repeats: int) -> dict:
 
     ``repeat_means`` is what a single k-fold CV would have reported for each partition.
     """
-    per_repeat = np.reshape(values, (repeats, -1))
     return {"mean": float(np.mean(values)), "sd": float(np.std(values, ddof=1)), "folds": [float(v) for v in values],
-            "repeat_means": [float(m) for m in per_repeat.mean(axis=1)]}
+            "repeat_means": [float(m) for m in np.reshape(values, (repeats, -1)).mean(axis=1)]}
 
 
 def _model_entry(name: str, spec: ModalitySpec, scores: dict, chosen: list[int], repeats: int) -> dict:
@@ -241,21 +222,22 @@ def _model_entry(name: str, spec: ModalitySpec, scores: dict, chosen: list[int],
 
 def cross_validate(x: np.ndarray, manifest: pd.DataFrame, spec: ModalitySpec, args: argparse.Namespace,
                    plan: CVPlan = CV_PLAN) -> dict:
-    """Nested, repeated stratified group k-fold comparison of every configured network and logistic regression.
+    """Repeated stratified group k-fold comparison of every configured network and logistic regression.
 
-    Every model sees the same outer folds. The networks are trained as in the final run (class
+    Every model sees the same folds. The networks are trained as in the final run (class
     weights, early stopping on a held-out quarter of the training fold, the same learning-rate
-    schedule and seed), after a tuned architecture has chosen its hyperparameters by
-    :func:`choose_params` on that training fold alone; logistic regression uses the whole
-    training fold. Accuracy uses the default decision (most probable class, uncalibrated):
-    temperature, threshold and band are fitted only for the bundled model, on the validation split.
+    schedule and seed); a tuned architecture trains each candidate and keeps the one with the
+    lowest log loss on that quarter, so hyperparameters are chosen inside the training fold,
+    never on the cases it is scored on. Logistic regression uses the whole training fold.
+    Accuracy uses the default decision (most probable class, uncalibrated): temperature,
+    threshold and band are fitted only for the bundled model, on the validation split.
 
     Args:
         x: (N, F) float64 raw features of the train and validation cases.
         manifest: their manifest rows (``label`` and ``group``), aligned with ``x``.
         spec: the tabular modality.
         args: parsed command line (epochs, batch size, learning rate, patience, seed).
-        plan: outer folds, repeats and inner folds.
+        plan: folds and repeats.
 
     Returns:
         The model.json ``cross_validation`` block; each model's ``bundled`` is False until the
@@ -270,27 +252,22 @@ def cross_validate(x: np.ndarray, manifest: pd.DataFrame, spec: ModalitySpec, ar
     folds = repeated_folds(y, manifest["group"], folds=plan.folds, repeats=plan.repeats, seed=args.seed)
     for k, (fit, held) in enumerate(folds):
         for name in names:
-            params = None
-            if name != LOGISTIC_REGRESSION:
-                tuning = choose_params(name, spec, x[fit], manifest.iloc[fit], args, inner_folds=plan.inner_folds)
-                params = tuning["candidates"][tuning["chosen"]]
-                chosen[name].append(tuning["chosen"])
-            probs = _fold_probabilities(name, params, spec, manifest.iloc[fit], x[fit], y[fit], x[held], args)
+            probs, candidate = _fold_probabilities(name, spec, manifest.iloc[fit], x[fit], y[fit], x[held], args)
+            chosen[name].append(candidate)
             scores[name]["accuracy"].append(accuracy_score(y[held], probs.argmax(axis=1)))
             scores[name]["roc_auc"].append(roc_auc_score(y[held] == spec.positive_index, probs[:, spec.positive_index]))
         print(f"[cv] repeat {k // plan.folds + 1}/{plan.repeats} fold {k % plan.folds + 1}/{plan.folds}: " + ", ".join(
             f"{n} acc {scores[n]['accuracy'][-1]:.3f} auc {scores[n]['roc_auc'][-1]:.3f}" for n in names), flush=True)
     tuned = [name for name in names if name in TUNING_GRID]
     return {
-        "method": f"nested, repeated stratified group k-fold cross-validation (StratifiedGroupKFold): "
-                  f"{plan.folds} folds x {plan.repeats} repeats, repeat r shuffled with seed {args.seed} + r, on the "
-                  f"train and validation splits (the test split is not used); mean ± sd over all {plan.fits} fold "
-                  f"fits. Inside each training fold, {', '.join(tuned) or 'no architecture'} chose its "
-                  f"hyperparameters by an inner {plan.inner_folds}-fold CV on that fold alone",
+        "method": f"repeated stratified group k-fold cross-validation (StratifiedGroupKFold, {plan.folds} folds x "
+                  f"{plan.repeats} repeats, repeat r shuffled with seed {args.seed} + r; mean ± sd over all "
+                  f"{plan.fits} fold fits) on the train and validation splits, the test split unused; "
+                  + (f"hyperparameters of {', '.join(tuned)} chosen inside each training fold (nested)" if tuned
+                     else "no hyperparameters tuned"),
         "n_splits": plan.folds,
         "n_repeats": plan.repeats,
         "n_fits": plan.fits,
-        "inner_folds": plan.inner_folds,
         "seed": args.seed,
         "n_cases": int(len(x)),
         "decision": "most probable class (uncalibrated); ROC AUC for the positive label",
@@ -312,29 +289,29 @@ def _format_cv(cv: dict) -> str:
     return "\n".join(lines)
 
 
-def _tune_bundled(archs: list[str], spec: ModalitySpec, x: np.ndarray, manifest: pd.DataFrame,
-                  args: argparse.Namespace, plan: CVPlan) -> tuple[ModalitySpec, dict]:
-    """Choose each trained architecture's hyperparameters on train + validation, as in every outer fold.
+def _train_tuned(arch: str, spec: ModalitySpec, arrays: dict, x_train: np.ndarray, args: argparse.Namespace,
+                 work: Path) -> tuple[object, pd.DataFrame, dict]:
+    """Train every candidate of ``arch`` on the train split and keep the lowest validation log loss.
+
+    The same rule every cross-validation fold applies to its held-out quarter, so the CV
+    estimates this procedure, choice included, rather than a configuration picked afterwards.
 
     Returns:
-        ``spec`` with the chosen ``arch_params`` (what the networks are built with and model.json
-        records), and the model.json ``tuning`` block.
+        The kept model, its history and ``{"candidates", "validation_log_loss", "chosen"}``.
     """
-    chosen, block = {}, {}
-    for arch in archs:
-        tuning = choose_params(arch, spec, x, manifest, args, inner_folds=plan.inner_folds)
-        chosen[arch] = MappingProxyType(tuning["candidates"][tuning["chosen"]])
-        if tuning["log_loss"] is not None:
-            block[arch] = tuning
-            print(f"[tune] {arch}: inner-CV log loss " + ", ".join(f"{loss:.4f}" for loss in tuning["log_loss"])
-                  + f" -> candidate {tuning['chosen']} {tuning['candidates'][tuning['chosen']]}", flush=True)
-    tuned_spec = replace(spec, arch_params=MappingProxyType({**spec.arch_params, **chosen}))
-    return tuned_spec, {
-        "method": f"inner {plan.inner_folds}-fold stratified group CV (seed {args.seed}) on the train and validation "
-                  "splits, the same procedure as inside each outer cross-validation fold; the test split is not used",
-        "criterion": TUNING_CRITERION,
-        "architectures": block,
-    }
+    from .train import _configure_determinism, _train_one
+
+    candidates = candidate_params(arch, spec)
+    runs = []
+    for i, params in enumerate(candidates):
+        _configure_determinism(args.seed)
+        runs.append(_train_one(arch, spec, arrays, args, work / f"candidate{i}" if len(candidates) > 1 else work,
+                               build=lambda params=params: _network(arch, params, spec, x_train)))
+    losses = [_log_loss(model, *arrays["validation"], spec) for model, _ in runs]
+    chosen = int(np.argmin(losses))
+    print(f"[{arch}] validation log loss per candidate: " + ", ".join(f"{loss:.4f}" for loss in losses)
+          + f"; kept {candidates[chosen]}", flush=True)
+    return *runs[chosen], {"candidates": candidates, "validation_log_loss": losses, "chosen": chosen}
 
 
 def train_tabular(args: argparse.Namespace, spec: ModalitySpec, plan: CVPlan = CV_PLAN) -> int:
@@ -343,7 +320,7 @@ def train_tabular(args: argparse.Namespace, spec: ModalitySpec, plan: CVPlan = C
     Args:
         args: the options of :func:`bcc_model.train.parse_args` (``--image-size`` is refused).
         spec: a registry entry of kind ``"tabular"``.
-        plan: the cross-validation's folds, repeats and inner folds (tests pass a smaller one).
+        plan: the cross-validation's folds and repeats (tests pass a smaller one).
 
     Returns:
         0 when the bundle was written, 2 on bad arguments or data (message on stderr).
@@ -351,8 +328,7 @@ def train_tabular(args: argparse.Namespace, spec: ModalitySpec, plan: CVPlan = C
     from .data import DataError
     from .metrics import format_metrics_table
     from .tabular import FEATURE_NAMES, WDBC_SOURCE, feature_ranges, load_cases
-    from .train import (_architectures_configured, _choose_and_test, _configure_determinism, _select_architecture,
-                        _train_one, _write_bundle)
+    from .train import _architectures_configured, _choose_and_test, _select_architecture, _write_bundle
 
     if args.image_size:
         print(f"error: --image-size does not apply to tabular modality {spec.key!r}", file=sys.stderr)
@@ -378,16 +354,13 @@ def train_tabular(args: argparse.Namespace, spec: ModalitySpec, plan: CVPlan = C
     fitting = ~masks["test"]
     cv = cross_validate(x_all[fitting], manifest[fitting], spec, args, plan)
     print(_format_cv(cv) + "\n", flush=True)
-    spec, tuning = _tune_bundled(archs, spec, x_all[fitting], manifest[fitting], args, plan)
 
     arrays = {split: (x_all[mask].astype(np.float32), y_all[mask]) for split, mask in masks.items()}
     work_root = args.work_dir or Path("runs") / spec.key
-    results = {}
+    results, tuning, kept = {}, {}, {}
     for arch in archs:
-        _configure_determinism(args.seed)
-        model, history = _train_one(arch, spec, arrays, args, work_root / arch,
-                                    build=lambda arch=arch: _network(arch, spec.arch_params[arch], spec,
-                                                                     x_all[masks["train"]]))
+        model, history, tuning[arch] = _train_tuned(arch, spec, arrays, x_all[masks["train"]], args, work_root / arch)
+        kept[arch] = MappingProxyType(tuning[arch]["candidates"][tuning[arch]["chosen"]])
         choice, metrics = _choose_and_test(model, arrays, manifest.loc[masks["test"], "group"].tolist(), spec, args)
         results[arch] = {"model": model, "history": history, "validation": choice, "metrics": metrics}
         print(f"[{arch}] validation: ROC AUC {choice['roc_auc']:.3f}, balanced accuracy "
@@ -397,8 +370,14 @@ def train_tabular(args: argparse.Namespace, spec: ModalitySpec, plan: CVPlan = C
     for entry in cv["models"]:
         entry["bundled"] = entry["name"] == selected
     extra = {"feature_names": list(FEATURE_NAMES), "feature_ranges": feature_ranges(cases[masks["train"]]),
-             "cross_validation": cv, "tuning": tuning}
+             "cross_validation": cv,
+             "tuning": {"method": "each candidate trained on the train split with early stopping on validation, as "
+                                  "inside every cross-validation fold; the test split is not used",
+                        "criterion": TUNING_CRITERION, "architectures": tuning}}
     out_dir = args.out or spec.bundle_dir
-    _write_bundle(spec, args, selected, results, manifest, source_name, out_dir, time.time() - started, extra=extra)
+    # model.json records the parameters the bundled network was built with: the kept candidate's.
+    kept_spec = replace(spec, arch_params=MappingProxyType({**spec.arch_params, **kept}))
+    _write_bundle(kept_spec, args, selected, results, manifest, source_name, out_dir, time.time() - started,
+                  extra=extra)
     print(f"Selected {selected}; bundle written to {out_dir}", flush=True)
     return 0

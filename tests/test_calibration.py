@@ -190,3 +190,10 @@ def test_band_summary_counts() -> None:
     assert summary == {"fraction": 0.4, "accuracy_outside_band": pytest.approx(2 / 3), "n_outside_band": 3}
     everything = band_summary(probs, y, 1, 0.5, (0.0, 1.0))
     assert everything["accuracy_outside_band"] is None and everything["n_outside_band"] == 0
+
+
+def test_fit_temperature_keeps_the_network_when_validation_has_no_errors() -> None:
+    probs = np.array([[0.9, 0.1], [0.3, 0.7], [0.6, 0.4], [0.45, 0.55]])
+    assert fit_temperature(probs, np.array([0, 1, 0, 1])) == 1.0
+    fitted = fit_temperature(probs, np.array([0, 1, 1, 1]))
+    assert 0.05 < fitted < 20.0 and fitted != 1.0, "one error: the fit is well posed again"

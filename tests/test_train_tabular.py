@@ -1,7 +1,11 @@
-"""Tiny real cytology training runs on WDBC: bundle schema, manifest, determinism, evaluate CLI."""
+"""Tiny real cytology training runs on WDBC: bundle schema, manifest, determinism, evaluate CLI;
+and the repeated, nested cross-validation on its own (folds, and where hyperparameters are chosen)."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
 import json
 import shutil
 import subprocess
@@ -11,16 +15,26 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bcc_model import train_tabular
 from bcc_model.bundle import BUNDLE_FILES, file_sha256, load_bundle, read_bundle_info
 from bcc_model.data import manifest_sha256
 from bcc_model.modalities import get_modality
 from bcc_model.tabular import FEATURE_NAMES, load_wdbc, predict_cases, row_sha256
 from bcc_model.train import main as train_main
+from bcc_model.train import parse_args
+from bcc_model.train_tabular import CVPlan, candidate_params, cross_validate, repeated_folds
 
 from .conftest import ROOT
 from .test_train import HEADLINE, METRIC_KEYS, MODEL_KEYS
 
 TINY_ARGS = ["--modality", "cytology", "--epochs", "2", "--bootstrap", "50", "--verbose", "0"]
+TINY_PLAN = CVPlan(folds=3, repeats=2)
+"""The shipped plan (5 x 5) trains 75 networks; the tiny runs check the same code with 18."""
+
+
+def _as_json(value):
+    """``value`` as model.json stores it (tuples become lists)."""
+    return json.loads(json.dumps(value))
 
 
 def _run_cli(module: str, *args: str) -> subprocess.CompletedProcess:
@@ -34,12 +48,21 @@ def cytology_spec():
 
 
 @pytest.fixture(scope="module")
-def tiny_cytology(tmp_path_factory):
-    """A real bundle from the command line: 2 epochs per network, every CV fold, WDBC from scikit-learn."""
+def tiny_plan():
+    """``python -m bcc_model.train`` in-process, with :data:`TINY_PLAN` instead of the shipped plan."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train_tabular, "train_tabular", functools.partial(train_tabular.train_tabular, plan=TINY_PLAN))
+        yield
+
+
+@pytest.fixture(scope="module")
+def tiny_cytology(tmp_path_factory, tiny_plan):
+    """A real bundle from the command line: 2 epochs per network, every CV fit, WDBC from scikit-learn."""
     root = tmp_path_factory.mktemp("cytology")
-    result = _run_cli("bcc_model.train", *TINY_ARGS, "--out", str(root / "bundle"), "--work-dir", str(root / "runs"))
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "Cross-validation (5 folds" in result.stdout
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert train_main([*TINY_ARGS, "--out", str(root / "bundle"), "--work-dir", str(root / "runs")]) == 0
+    assert "Cross-validation (3 folds x 2 repeats = 6 fits, 455 cases" in stdout.getvalue()
     return root / "bundle"
 
 
@@ -57,17 +80,30 @@ def test_tiny_run_writes_a_schema_valid_tabular_bundle(tiny_cytology, cytology_s
 
     cv = info["cross_validation"]
     assert [m["name"] for m in cv["models"]] == ["conv1d", "dense", "logistic_regression"]
-    assert cv["n_splits"] == 5 and cv["n_cases"] == 455
+    assert (cv["n_splits"], cv["n_repeats"], cv["n_fits"], cv["n_cases"]) == (3, 2, 6, 455)
+    assert "3 folds x 2 repeats" in cv["method"] and "over all 6 fold fits" in cv["method"]
     for model in cv["models"]:
         for key in ("accuracy", "roc_auc"):
-            assert len(model[key]["folds"]) == 5 and 0 <= model[key]["mean"] <= 1 and model[key]["sd"] >= 0
-            assert model[key]["mean"] == pytest.approx(np.mean(model[key]["folds"]))
+            folds = model[key]["folds"]
+            assert len(folds) == 6 and 0 <= model[key]["mean"] <= 1 and model[key]["sd"] >= 0
+            assert model[key]["mean"] == pytest.approx(np.mean(folds))
+            assert model[key]["repeat_means"] == pytest.approx([np.mean(folds[:3]), np.mean(folds[3:])])
     assert [m["bundled"] for m in cv["models"]] == [True, False, False]
+    conv1d, dense = cv["models"][0], cv["models"][1]
+    assert conv1d["candidates"] == _as_json(candidate_params("conv1d", cytology_spec))
+    assert len(conv1d["chosen_per_fit"]) == 6 and set(conv1d["chosen_per_fit"]) <= {0, 1}
+    assert dense["params"] == _as_json(dict(cytology_spec.arch_params["dense"])) and "candidates" not in dense
+
+    tuning = info["tuning"]["architectures"]["conv1d"]
+    assert tuning["candidates"] == conv1d["candidates"] and len(tuning["validation_log_loss"]) == 2
+    assert tuning["chosen"] == int(np.argmin(tuning["validation_log_loss"]))
+    assert info["architecture"]["params"] == tuning["candidates"][tuning["chosen"]]
 
     history = pd.read_csv(tiny_cytology / "history.csv")
     assert list(history["epoch"]) == [1, 2]
     card = (tiny_cytology / "MODEL_CARD.md").read_text()
     assert "## Cross-validation comparison" in card and "| logistic_regression |" in card
+    assert "over 6 fold fits" in card
     assert "Whole-slide" not in card and "IDC" not in card and "Research use only" in card
 
 
@@ -118,7 +154,7 @@ def test_evaluate_cli_on_a_csv(tiny_cytology, tmp_path):
     assert result.returncode == 2 and "'wide' is not a number for 'mean radius'" in result.stderr
 
 
-def test_identical_runs_give_identical_weights(tiny_cytology, tmp_path):
+def test_identical_runs_give_identical_weights(tiny_cytology, tiny_plan, tmp_path):
     import keras
 
     out = tmp_path / "again"
@@ -134,7 +170,7 @@ def test_identical_runs_give_identical_weights(tiny_cytology, tmp_path):
     assert info_a["data"]["manifest_sha256"] == info_b["data"]["manifest_sha256"]
 
 
-def test_bad_arguments_and_data_leave_the_bundle_untouched(tiny_cytology, tmp_path):
+def test_bad_arguments_and_data_leave_the_bundle_untouched(tiny_cytology, tiny_plan, tmp_path):
     target = tmp_path / "weights"
     shutil.copytree(tiny_cytology, target)
     before = {name: file_sha256(target / name) for name in BUNDLE_FILES}
@@ -144,3 +180,62 @@ def test_bad_arguments_and_data_leave_the_bundle_untouched(tiny_cytology, tmp_pa
                   ["--data", str(tmp_path / "missing.csv")]):
         assert train_main([*TINY_ARGS, "--out", str(target), *extra]) == 2, extra
     assert {name: file_sha256(target / name) for name in BUNDLE_FILES} == before
+
+
+def test_repeated_folds_keep_groups_whole_and_reshuffle_each_repeat():
+    groups = pd.Series(np.repeat([f"patient-{i}" for i in range(40)], 3))  # 120 cases, 3 per patient
+    y = np.repeat(np.arange(40) % 3 == 0, 3).astype(int)
+    folds = repeated_folds(y, groups, folds=5, repeats=3, seed=7)
+    assert len(folds) == 15
+    partitions = []
+    for r in range(3):
+        repeat = folds[5 * r:5 * r + 5]
+        held_out = np.concatenate([held for _, held in repeat])
+        assert sorted(held_out) == list(range(120))  # every case scored once per repeat
+        for fit, held in repeat:
+            assert not set(groups[fit]) & set(groups[held])  # no patient on both sides
+            assert sorted(np.concatenate([fit, held])) == list(range(120))
+            assert abs(y[held].mean() - y.mean()) < 0.15  # stratified
+        partitions.append(frozenset(frozenset(held) for _, held in repeat))
+    assert len(set(partitions)) == 3  # each repeat is a different partition
+    again = repeated_folds(y, groups, folds=5, repeats=3, seed=7)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, again))  # and reproducible
+    single = repeated_folds(y, groups, folds=5, repeats=1, seed=7)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds[:5], single))  # repeat 0 is the plain k-fold
+
+
+def test_cross_validation_chooses_hyperparameters_inside_each_training_fold(monkeypatch, cytology_spec):
+    """The candidate is chosen on the training fold alone, and its model is the one scored.
+
+    Networks are stand-ins: candidate 1 always reports the lower early-stopping loss and predicts
+    every case right; candidate 0 predicts every case wrong, so any use of it would show.
+    """
+    wdbc = load_wdbc().iloc[:150]
+    x = wdbc[list(FEATURE_NAMES)].to_numpy()
+    manifest = wdbc[["label", "group"]].reset_index(drop=True)
+    truth = {row.astype(np.float32).tobytes(): label == "malignant" for row, label in zip(x, wdbc["label"])}
+    candidates = candidate_params("conv1d", cytology_spec)
+    calls = []
+
+    def fake_fit(name, params, spec, fit, x_fit, y_fit, args):
+        calls.append((name, params, {row.tobytes() for row in x_fit}))
+        right = name == "dense" or params == candidates[1]
+
+        def model(batch, training=False):
+            positive = np.array([truth[row.tobytes()] == right for row in batch], dtype=np.float32)
+            return np.stack([1 - positive, positive], axis=1)
+
+        return model, (0.1 if right else 0.2)
+
+    monkeypatch.setattr(train_tabular, "_fit_network", fake_fit)
+    plan = CVPlan(folds=3, repeats=2)
+    cv = cross_validate(x, manifest, cytology_spec, parse_args(TINY_ARGS), plan)
+
+    y = (wdbc["label"] == "malignant").to_numpy().astype(int)
+    folds = repeated_folds(y, manifest["group"], folds=3, repeats=2, seed=42)
+    assert [(name, params) for name, params, _ in calls] == [
+        ("conv1d", candidates[0]), ("conv1d", candidates[1]), ("dense", dict(cytology_spec.arch_params["dense"]))] * 6
+    for k, (fit, _) in enumerate(folds):  # every network of outer fit k saw exactly its training fold
+        assert all(seen == {row.tobytes() for row in x[fit]} for _, _, seen in calls[3 * k:3 * k + 3])
+    conv1d = next(m for m in cv["models"] if m["name"] == "conv1d")
+    assert conv1d["chosen_per_fit"] == [1] * 6 and conv1d["accuracy"]["folds"] == [1.0] * 6
