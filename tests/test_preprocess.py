@@ -145,7 +145,9 @@ def test_model_view_caption_names_the_geometry_changes():
     from bcc_model.modalities import get_modality
     from bcc_model.preprocess import model_view_caption
 
+    mammo, ultrasound = get_modality("mammography").input_size, get_modality("ultrasound").input_size
     assert model_view_caption(get_modality("mammography")) == (
-        "as the model sees it (cropped, oriented, padded, resized to 224×224 px)")
-    assert model_view_caption(get_modality("ultrasound")) == "as the model sees it (padded, resized to 224×224 px)"
+        f"as the model sees it (cropped, oriented, padded, resized to {mammo}×{mammo} px)")
+    assert model_view_caption(get_modality("ultrasound")) == (
+        f"as the model sees it (padded, resized to {ultrasound}×{ultrasound} px)")
     assert model_view_caption(get_modality("histopathology")) == "as the model sees it (resized to 50×50 px)"
