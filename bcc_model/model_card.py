@@ -590,7 +590,27 @@ def _caveats(info: Mapping, metrics: Mapping) -> list[str]:
         "local data before trusting the probabilities.",
         f"- **Where it fails:** {_per_patient(metrics)} Predictions flagged indeterminate "
         f"({_percent(_get(metrics, 'indeterminate', 'fraction'))} of test images) deserve the least weight.",
+        *_validation_optimism(info, metrics),
     ]
+
+
+def _validation_optimism(info: Mapping, metrics: Mapping) -> list[str]:
+    """A caveat when the selected model's validation balanced accuracy lies above the test interval.
+
+    The validation split picked the epoch, temperature, threshold, architecture and the registry's
+    settings; the more choices it made, the more its own figures flatter the model. When the gap
+    exceeds the test interval, a reader must be told which figure to believe.
+    """
+    comparison = _get(info, "comparison")
+    selected = next((c for c in comparison if _get(c, "selected") is True), None) \
+        if isinstance(comparison, Sequence) else None
+    validation = _get(selected, "validation", "balanced_accuracy") if selected is not None else None
+    ci = _get(metrics, "headline", "balanced_accuracy", "ci95")
+    if not isinstance(validation, (int, float)) or not isinstance(ci, Sequence) or len(ci) != 2 or validation <= ci[1]:
+        return []
+    return [f"- **Validation optimism:** validation balanced accuracy {_num(validation)} lies above the test "
+            f"interval {_interval(ci)}. The validation split chose the epoch, calibration, architecture and "
+            "settings, so its figures flatter the model; the test figures are the estimate to use."]
 
 
 _SECTIONS = (_header, _model_details, _intended_use, _factors, _metrics_section, _evaluation_data,

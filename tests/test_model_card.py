@@ -151,3 +151,16 @@ def test_partial_metrics_keep_other_figures(metrics: dict) -> None:
     assert f"| Brier score | {NOT_RECORDED} | {NOT_RECORDED} |" in card
     assert f"Comparison: {NOT_RECORDED}." in card and f"**Libraries:** {NOT_RECORDED}" in card
     assert f"{metrics['headline']['accuracy']['value']:.3f}" in card
+
+
+def test_validation_optimism_is_flagged_only_above_the_test_interval(metrics: dict) -> None:
+    upper = metrics["headline"]["balanced_accuracy"]["ci95"][1]
+    info = copy.deepcopy(MODEL_INFO)
+    info["comparison"][0]["validation"]["balanced_accuracy"] = upper - 0.01
+    assert "Validation optimism" not in render_model_card(info, metrics)
+    info["comparison"][0]["validation"]["balanced_accuracy"] = min(upper + 0.05, 1.0)
+    card = render_model_card(info, metrics)
+    caveats = card[card.index("## Caveats and recommendations"):]
+    assert "Validation optimism" in caveats and f"{min(upper + 0.05, 1.0):.3f}" in caveats
+    info["comparison"][0]["selected"] = False
+    assert "Validation optimism" not in render_model_card(info, metrics), "no selected model, no claim"
