@@ -606,7 +606,8 @@ def _validation_optimism(info: Mapping, metrics: Mapping) -> list[str]:
         if isinstance(comparison, Sequence) else None
     validation = _get(selected, "validation", "balanced_accuracy") if selected is not None else None
     ci = _get(metrics, "headline", "balanced_accuracy", "ci95")
-    if not isinstance(validation, (int, float)) or not isinstance(ci, Sequence) or len(ci) != 2 or validation <= ci[1]:
+    upper = ci[1] if isinstance(ci, Sequence) and len(ci) == 2 else None
+    if not isinstance(validation, (int, float)) or not isinstance(upper, (int, float)) or validation <= upper:
         return []
     return [f"- **Validation optimism:** validation balanced accuracy {_num(validation)} lies above the test "
             f"interval {_interval(ci)}. The validation split chose the epoch, calibration, architecture and "

@@ -84,11 +84,16 @@ def test_model_space_masks_of_the_sample_mammograms():
     assert 1 <= tiny.sum() <= 4
 
 
-def test_ultrasound_samples_have_no_masks_so_geometry_is_unknown():
+def test_ultrasound_sample_masks_are_read_and_their_absence_means_unknown(tmp_path):
     spec = get_modality("ultrasound")
     folder = ROOT / "samples" / "ultrasound"
     table = discover(folder, spec)
     masks = model_space_masks(table, folder, spec)
     for label, mask in zip(table["label"], masks):
+        assert mask is not None and mask.any() == (label != "normal"), label
+    for name in table["file"]:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes((folder / name).read_bytes())
+    pd.read_csv(folder / "labels.csv").drop(columns="mask").to_csv(tmp_path / "labels.csv", index=False)
+    for label, mask in zip(table["label"], model_space_masks(discover(tmp_path, spec), tmp_path, spec)):
         assert (mask is None) == (label != "normal")
-    assert "mask" not in pd.read_csv(folder / "labels.csv").columns
