@@ -161,26 +161,28 @@ def _model_details(info: Mapping, metrics: Mapping) -> list[str]:
     ]
 
 
+def _counts(mapping: Any) -> str:
+    """``"a: 1,234, b: 56"`` for a name -> count mapping; empty when it is not one."""
+    return ", ".join(f"{k}: {_count(v)}" for k, v in mapping.items()) if isinstance(mapping, Mapping) else ""
+
+
 def _pretraining_line(pretraining: Any) -> list[str]:
     """One bullet on patch pre-training (Shen et al. 2019) when the bundle records it."""
     if not isinstance(pretraining, Mapping):
         return []
-    per_class = _get(pretraining, "patches_per_class")
-    counts = ", ".join(f"{k}: {_count(v)}" for k, v in per_class.items()) if isinstance(per_class, Mapping) else ""
     return [f"- **Pre-training:** {_text(_get(pretraining, 'method'))}, {_text(_get(pretraining, 'patch_size'))} px "
-            f"patches ({_text(counts)}) for at most {_text(_get(pretraining, 'epochs_max'))} epochs, then whole images "
-            "(Shen et al. 2019)"]
+            f"patches ({_text(_counts(_get(pretraining, 'patches_per_class')))}) for at most "
+            f"{_text(_get(pretraining, 'epochs_max'))} epochs, then whole images (Shen et al. 2019)"]
 
 
 def _lesion_supervision_line(record: Any) -> list[str]:
     """One bullet on the auxiliary lesion-map head when the bundle was trained with it."""
     if not isinstance(record, Mapping):
         return []
-    known = _get(record, "images_with_geometry")
-    counts = ", ".join(f"{k}: {_count(v)}" for k, v in known.items()) if isinstance(known, Mapping) else ""
     return [f"- **Lesion supervision:** while training, an auxiliary head on the Grad-CAM layer also predicted the "
             f"annotated lesion outline (loss weight {_text(_get(record, 'loss_weight'))}; images with lesion geometry "
-            f"{_text(counts)}); it steers the features towards the lesion and is not part of the bundled model"]
+            f"{_text(_counts(_get(record, 'images_with_geometry')))}); it steers the features towards the lesion and "
+            "is not part of the bundled model"]
 
 
 def _intended_use(info: Mapping, metrics: Mapping) -> list[str]:
