@@ -17,6 +17,7 @@ CPU count and load average are printed with them.
 Usage:
     python scripts/benchmark_latency.py               # both parts, 20 timed passes
     python scripts/benchmark_latency.py --runs 50 --skip-browser
+    python scripts/benchmark_latency.py --skip-browser --modality ultrasound
 """
 
 from __future__ import annotations
@@ -80,8 +81,8 @@ def cold_start(sample: Path, timeout_s: float = 300.0) -> None:
     print(f"  server peak RSS              {server_rss:7.0f} MiB" if server_rss else "  server peak RSS: n/a")
 
 
-def per_image(runs: int, warmup: int) -> None:
-    """Median and p90 of predict + Grad-CAM per sample image, warm, in this process."""
+def per_image(modality: str, runs: int, warmup: int) -> None:
+    """Median and p90 of predict + Grad-CAM per sample image of ``modality``, warm, in this process."""
     from bcc_model.bundle import load_bundle
     from bcc_model.data import sample_images
     from bcc_model.explain import Explainer
@@ -90,7 +91,7 @@ def per_image(runs: int, warmup: int) -> None:
     from bcc_model.predict import predict_images
     from bcc_model.preprocess import to_model_batch
 
-    spec = get_modality("histopathology")
+    spec = get_modality(modality)
     bundle = load_bundle(spec)
     explainer = Explainer(bundle.model, bundle.labels, bundle.info["architecture"].get("cam_layer", spec.cam_layer))
     images = [read_image(path).pixels for path in sample_images(spec)]
@@ -126,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=20, help="timed passes over the samples (default 20)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed passes first (default 3)")
     parser.add_argument("--skip-browser", action="store_true", help="only the in-process per-image latency")
+    parser.add_argument("--modality", default="histopathology",
+                        help="image modality whose bundle and samples the per-image part uses (default histopathology)")
     args = parser.parse_args(argv)
 
     print(f"Machine: {os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.2f} (1 min); "
@@ -138,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         if sample is None:
             raise SystemExit("no sample image to upload")
         cold_start(sample)
-    per_image(args.runs, args.warmup)
+    per_image(args.modality, args.runs, args.warmup)
     return 0
 
 
