@@ -32,6 +32,7 @@ from bcc_model.data import sample_images
 from bcc_model.explain import Explainer
 from bcc_model.figures import headline_table
 from bcc_model.io import LoadedImage, read_image
+from bcc_model.lesion_head import lesion_maps
 from bcc_model.model_quality import performance_caution
 from bcc_model.modalities import MODALITIES, ModalitySpec, get_modality, modality_keys
 from bcc_model.predict import Prediction, predict_images
@@ -40,7 +41,7 @@ from bcc_model.region import RegionResult, analyse_region
 
 __all__ = [
     "TF_LOCK", "UPLOAD_TYPES", "SessionImage", "current_modality", "bundle_view", "get_bundle", "get_explainer",
-    "decode", "predict", "heatmap", "view", "region", "sample_files", "remember_image", "session_images", "image_sha",
+    "decode", "predict", "heatmap", "lesion_map", "view", "region", "sample_files", "remember_image", "session_images", "image_sha",
     "render_notice", "render_sidebar", "render_verdict", "show_error", "page_header", "require_image_modality",
     "supports_region_mode",
 ]
@@ -183,6 +184,20 @@ def heatmap(bundle: Bundle, sha: str, pixels: np.ndarray, label: str, *, method:
             layer: str | None = None) -> np.ndarray:
     """float32 heatmap in [0, 1] at model-input size, computed once per (model, image, class, method, layer)."""
     return _heatmap(bundle.spec.key, bundle.info["model_sha256"], sha, label, method, layer, bundle, pixels)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _lesion_map(key: str, model_sha: str, sha: str, _bundle: Bundle, _pixels: np.ndarray) -> np.ndarray:
+    batch = to_model_batch([_pixels], _bundle.spec)
+    with TF_LOCK:
+        return lesion_maps(_bundle.lesion_map, batch)[0]
+
+
+def lesion_map(bundle: Bundle, sha: str, pixels: np.ndarray) -> np.ndarray | None:
+    """Lesion probability per model-input pixel from the bundle's lesion head, or ``None`` without one."""
+    if bundle.lesion_map is None:
+        return None
+    return _lesion_map(bundle.spec.key, bundle.info["model_sha256"], sha, bundle, pixels)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)

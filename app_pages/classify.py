@@ -1,6 +1,6 @@
 """Classify page (landing): upload images or try the samples; per image the calibrated
 probabilities, the decision (or **Indeterminate**) and a Grad-CAM overlay on what the model saw (the
-upload is shown beside it); batch summary with
+upload is shown beside it), plus the lesion map for bundles trained with a lesion head; batch summary with
 CSV and HTML report downloads. A second tab runs region mode on a larger H&E image.
 
 Layout only: decoding, prediction, heatmaps and tiling are ``bcc_model`` calls made through the
@@ -18,6 +18,7 @@ from bcc_model import RESEARCH_USE_NOTICE
 from bcc_model.explain import HEATMAP_LIMITATIONS
 from bcc_model.figures import probability_bar, probability_map_figure
 from bcc_model.io import ImageReadError
+from bcc_model.lesion_head import LESION_MAP_CAPTION
 from bcc_model.modality_guess import modality_hint
 from bcc_model.overlay import COLORMAPS, DEFAULT_COLORMAP, overlay_heatmap
 from bcc_model.preprocess import model_view_caption
@@ -61,6 +62,10 @@ def _image_section(index: int, name: str, sha: str, loaded, prediction, bundle, 
             cam = ui.heatmap(bundle, sha, pixels, label)
             overlay = overlay_heatmap(seen, cam, opacity=opacity, colormap=colormap)
             st.image(overlay, caption=f"Grad-CAM for “{label}”, {seen_caption}", width=_width(seen))
+            lesion = ui.lesion_map(bundle, sha, pixels)
+            if lesion is not None:
+                st.image(overlay_heatmap(seen, lesion, opacity=opacity, colormap=colormap),
+                         caption=LESION_MAP_CAPTION, width=_width(seen))
         with right:
             ui.render_verdict(prediction, bundle.band)
             figure = probability_bar(prediction.probabilities, threshold=bundle.threshold,

@@ -1,7 +1,8 @@
 """Model bundles: the folder the app runs and ``train`` writes (see docs/SCHEMAS.md).
 
-A bundle is trusted only if ``model.keras`` hashes to the sha256 recorded in ``model.json``:
-a tampered or half-copied weight file is refused, never silently run. New bundles are written
+A bundle is trusted only if ``model.keras`` (and the optional lesion map, ``lesion_head.py``)
+hashes to the sha256 recorded in ``model.json``: a tampered or half-copied weight file is
+refused, never silently run. New bundles are written
 to a sibling temporary folder and swapped in with renames, so an interrupted training run can
 never leave the shipped weights damaged.
 """
@@ -40,6 +41,7 @@ class Bundle:
     info: dict
     metrics: dict
     path: Path
+    lesion_map: object | None = None  # keras.Model image -> lesion probability grid, when the bundle has one
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -97,8 +99,6 @@ def load_bundle(spec: ModalitySpec, path: str | Path | None = None) -> Bundle:
     Raises:
         BundleError: missing files, a modality/label mismatch, or a sha256 mismatch.
     """
-    import keras
-
     folder = Path(path) if path is not None else spec.bundle_dir
     info, metrics = read_bundle_info(folder)
     if info.get("modality") != spec.key or tuple(info.get("labels", ())) != spec.labels:
@@ -106,17 +106,29 @@ def load_bundle(spec: ModalitySpec, path: str | Path | None = None) -> Bundle:
             f"bundle {folder} is for {info.get('modality')!r} with labels {info.get('labels')}, "
             f"not {spec.key!r} with labels {list(spec.labels)}"
         )
-    actual = file_sha256(folder / "model.keras")
-    if actual != info.get("model_sha256"):
-        raise BundleError(
-            f"model.keras in {folder} does not match its recorded sha256 "
-            f"(expected {str(info.get('model_sha256'))[:12]}…, found {actual[:12]}…): refusing to load a "
-            "modified or corrupted weight file"
-        )
-    model = keras.models.load_model(folder / "model.keras", compile=False)
+    model = _verified_model(folder / "model.keras", info.get("model_sha256"))
+    lesion = info.get("lesion_supervision") or {}
+    lesion_map = (_verified_model(folder / lesion["map_file"], lesion.get("map_sha256"))
+                  if lesion.get("map_file") else None)
     # A bundle trained with --image-size runs at its own input size, not the registry default.
     bundle_spec = replace(spec, input_size=int(info["input_shape"][0]))
-    return Bundle(spec=bundle_spec, model=model, info=info, metrics=metrics, path=folder)
+    return Bundle(spec=bundle_spec, model=model, info=info, metrics=metrics, path=folder, lesion_map=lesion_map)
+
+
+def _verified_model(path: Path, expected: object):
+    """Load a Keras file only if it hashes to ``expected`` (the sha256 recorded in model.json)."""
+    import keras
+
+    if not path.is_file():
+        raise BundleError(f"bundle {path.parent} is incomplete: missing {path.name}")
+    actual = file_sha256(path)
+    if actual != expected:
+        raise BundleError(
+            f"{path.name} in {path.parent} does not match its recorded sha256 "
+            f"(expected {str(expected)[:12]}…, found {actual[:12]}…): refusing to load a "
+            "modified or corrupted weight file"
+        )
+    return keras.models.load_model(path, compile=False)
 
 
 def install_bundle(staging: Path, target: Path) -> None:

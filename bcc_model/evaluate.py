@@ -29,7 +29,8 @@ def evaluate_folder(bundle, data_dir: str | Path, *, n_resamples: int = 1000, se
     """Metrics (metrics.json schema, ``split="external"``) of ``bundle`` on every image of ``data_dir``.
 
     Modalities with extra binary tasks report them; those with lesion geometry also report
-    localisation scores on the images whose geometry the folder provides (``lesions.py``).
+    localisation scores on the images whose geometry the folder provides (``lesions.py``), for
+    Grad-CAM and, when the bundle ships one, the lesion map.
     """
     from .data import discover, load_images
     from .metrics import compute_metrics
@@ -47,8 +48,14 @@ def evaluate_folder(bundle, data_dir: str | Path, *, n_resamples: int = 1000, se
         from .lesions import model_space_masks
         from .localisation import explain_and_score
 
-        metrics["localisation"] = explain_and_score(bundle.model, images, y, model_space_masks(table, data_dir, spec),
-                                                    table["group"].tolist(), spec, n_resamples=n_resamples, seed=seed)
+        masks, groups = model_space_masks(table, data_dir, spec), table["group"].tolist()
+        metrics["localisation"] = explain_and_score(bundle.model, images, y, masks, groups, spec,
+                                                    n_resamples=n_resamples, seed=seed)
+        if bundle.lesion_map is not None:
+            from .lesion_head import lesion_map_localisation
+
+            metrics["lesion_map_localisation"] = lesion_map_localisation(
+                bundle.lesion_map, images, y, masks, groups, spec, n_resamples=n_resamples, seed=seed)
     return metrics
 
 

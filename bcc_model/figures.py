@@ -490,8 +490,8 @@ def task_scores_table(metrics: Mapping) -> pd.DataFrame:
     model tell any lesion from none, whatever its class. A page shows the table only when it has rows.
 
     Args:
-        metrics: ``metrics.json`` contents; reads the optional ``localisation`` and
-            ``binary_tasks`` sections.
+        metrics: ``metrics.json`` contents; reads the optional ``localisation``,
+            ``lesion_map_localisation`` and ``binary_tasks`` sections.
 
     Returns:
         Index ``score`` (e.g. "Pointing game (Grad-CAM, true class)", "ROC AUC: abnormal vs
@@ -503,8 +503,10 @@ def task_scores_table(metrics: Mapping) -> pd.DataFrame:
         True
     """
     names, entries, counts = [], [], []
-    localisation = metrics.get("localisation")
-    if isinstance(localisation, Mapping):
+    for block_name in ("localisation", "lesion_map_localisation"):
+        localisation = metrics.get(block_name)
+        if not isinstance(localisation, Mapping):
+            continue
         how = f"{localisation.get('method', 'heatmap')}, {localisation.get('target', 'true class')}"
         for key, name in (("pointing_game", "Pointing game"), ("energy_inside", "Energy inside lesion")):
             entry = localisation.get(key)

@@ -9,10 +9,11 @@ beside the class. The classifier and the lesion map share every feature, so the 
 class decision and Grad-CAM read are pulled towards the lesion: multi-task learning (Caruana
 1997) of classification with segmentation, as Zhou et al. (2021) did for breast ultrasound.
 
-The head is a training device only: the bundled model is :func:`classifier_only`, the plain
-flat classifier, so prediction, calibration and the CAMs work exactly as for any other bundle.
-Images whose lesion geometry is unknown get weight 0 in the lesion loss; normal images teach an
-empty map.
+The bundled classifier is :func:`classifier_only`, the plain flat model, so prediction,
+calibration and the CAMs work exactly as for any other bundle. The head's own output also ships,
+as a second file (:data:`LESION_MAP_FILE`, :func:`lesion_map_model`): a per-cell lesion
+probability that was trained against outlines, which the app shows beside Grad-CAM. Images whose
+lesion geometry is unknown get weight 0 in the lesion loss; normal images teach an empty map.
 
 References:
     Caruana (1997). Multitask learning. Machine Learning 28:41-75.
@@ -22,14 +23,27 @@ References:
 
 from __future__ import annotations
 
+from typing import Sequence
+
+import cv2
 import keras
+import numpy as np
 from keras import layers
 
-__all__ = ["LESION_OUTPUT", "CLASS_OUTPUT", "add_lesion_head", "classifier_only", "lesion_grid",
-           "compile_multitask", "canonical_history"]
+from .modalities import ModalitySpec
+
+__all__ = ["LESION_OUTPUT", "CLASS_OUTPUT", "LESION_MAP_FILE", "LESION_MAP_CAPTION", "add_lesion_head", "classifier_only",
+           "lesion_map_model", "lesion_maps", "lesion_map_localisation", "lesion_grid", "compile_multitask",
+           "canonical_history"]
 
 CLASS_OUTPUT = "probabilities"
 LESION_OUTPUT = "lesion_map"
+LESION_MAP_FILE = "lesion_map.keras"
+LESION_MAP_CAPTION = (
+    "Lesion map: probability of lesion per area from a head trained on lesion outlines. It does not "
+    "depend on the class and is not rescaled per image (cold everywhere = no lesion found). The "
+    "Training-metrics page shows how often its peak fell inside test lesions.")
+_LESION_CONV = "lesion_conv"
 
 
 def add_lesion_head(classifier: keras.Model, cam_layer: str = "last_conv") -> keras.Model:
@@ -40,7 +54,7 @@ def add_lesion_head(classifier: keras.Model, cam_layer: str = "last_conv") -> ke
     functional model (the classifier's layers are shared, not copied).
     """
     features = classifier.get_layer(cam_layer).output
-    cells = layers.Conv2D(1, 1, activation="sigmoid", name="lesion_conv")(features)
+    cells = layers.Conv2D(1, 1, activation="sigmoid", name=_LESION_CONV)(features)
     lesion = layers.Flatten(name=LESION_OUTPUT)(cells)
     return keras.Model(classifier.inputs, {CLASS_OUTPUT: classifier.get_layer(CLASS_OUTPUT).output,
                                            LESION_OUTPUT: lesion}, name=classifier.name)
@@ -51,6 +65,41 @@ def classifier_only(model: keras.Model) -> keras.Model:
     if len(model.outputs) == 1:
         return model
     return keras.Model(model.inputs, model.get_layer(CLASS_OUTPUT).output, name=model.name)
+
+
+def lesion_map_model(model: keras.Model) -> keras.Model:
+    """Image -> (grid, grid, 1) lesion probability per cell, from a model with a lesion head."""
+    return keras.Model(model.inputs, model.get_layer(_LESION_CONV).output, name=LESION_OUTPUT)
+
+
+def lesion_maps(map_model: keras.Model, batch: np.ndarray, *, batch_size: int = 16) -> np.ndarray:
+    """float32 (N, H, W) lesion probability at model-input size (cells resized bilinearly).
+
+    Unlike a CAM this does not depend on a class: it is the head's estimate of where lesion
+    tissue is, trained against outlines, so it can be read as a probability per pixel.
+    """
+    height, width = batch.shape[1:3]
+    cells = map_model.predict(np.asarray(batch, dtype=np.float32), batch_size=batch_size, verbose=0)[..., 0]
+    return np.stack([cv2.resize(c.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+                     for c in cells]) if len(cells) else np.zeros((0, height, width), np.float32)
+
+
+def lesion_map_localisation(map_model: keras.Model, images: np.ndarray, y: np.ndarray,
+                            masks: Sequence[np.ndarray | None], groups: Sequence[str], spec: ModalitySpec, *,
+                            n_resamples: int = 1000, seed: int = 0) -> dict:
+    """Pointing game (and energy inside, for outlines) of the lesion map on lesion-class images.
+
+    Scored exactly as the Grad-CAM ``localisation`` block (``localisation.localisation_scores``),
+    so the two rows of a model card compare like with like.
+    """
+    from .localisation import localisation_scores
+
+    lesion_index = [spec.labels.index(label) for label in spec.lesion_labels]
+    members = [i for i, c in enumerate(y) if int(c) in lesion_index]
+    maps = lesion_maps(map_model, images[members])
+    block = localisation_scores(list(maps), [masks[i] for i in members], [groups[i] for i in members],
+                                energy=spec.lesion_source == "masks", n_resamples=n_resamples, seed=seed)
+    return {**block, "method": "lesion map", "target": "lesion (any class)", "labels": list(spec.lesion_labels)}
 
 
 def lesion_grid(model: keras.Model, cam_layer: str = "last_conv") -> int:

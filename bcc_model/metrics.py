@@ -477,9 +477,10 @@ def format_metrics_table(metrics: dict) -> str:
         lo, hi = task.get("roc_auc", {}).get("ci95", [None, None])
         lines += ["", f"{name} ({' + '.join(task.get('positive_labels', []))} vs rest): ROC AUC "
                       f"{_fmt(task.get('roc_auc', {}).get('value'))} [{_fmt(lo)}, {_fmt(hi)}]"]
-    localisation = metrics.get("localisation")
-    if localisation:
-        lines += ["", f"Localisation ({localisation.get('method')}, true class; "
+    for localisation in (metrics.get("localisation"), metrics.get("lesion_map_localisation")):
+        if not localisation:
+            continue
+        lines += ["", f"Localisation ({localisation.get('method')}, {localisation.get('target', 'true class')}; "
                       f"{localisation.get('n_excluded')} image(s) without lesion geometry excluded):"]
         for name in ("pointing_game", "energy_inside"):
             if name in localisation:

@@ -445,10 +445,10 @@ def _localisation(info: Mapping, metrics: Mapping) -> list[str]:
     block = _get(metrics, "localisation")
     if not isinstance(block, Mapping):
         return []
-    rows = [["Pointing game", _estimate(_get(block, "pointing_game")), _count(_get(block, "pointing_game", "n"))]]
-    if _get(block, "energy_inside") is not None:
-        rows.append(["Energy inside lesion", _estimate(_get(block, "energy_inside")),
-                     _count(_get(block, "energy_inside", "n"))])
+    rows = _localisation_rows(block, "")
+    lesion_map = _get(metrics, "lesion_map_localisation")
+    if isinstance(lesion_map, Mapping):
+        rows += _localisation_rows(lesion_map, " (lesion map)")
     return [
         "## Localisation",
         "",
@@ -463,7 +463,21 @@ def _localisation(info: Mapping, metrics: Mapping) -> list[str]:
         f"{_count(_get(block, 'n_excluded'))} test image(s) of these classes had no lesion geometry and were "
         "excluded. High scores mean the model tends to look at the lesion, not that it is right for the right "
         "reason; low scores flag attention on breast shape, density, labels or other shortcuts.",
+        *([] if not isinstance(lesion_map, Mapping) else [
+            "",
+            "Rows marked *lesion map* score the auxiliary lesion head shipped beside the classifier (see Lesion "
+            "supervision) the same way: its per-area lesion probability does not depend on the class, and it was "
+            "trained against the outlines of the training images."]),
     ]
+
+
+def _localisation_rows(block: Mapping, suffix: str) -> list[list[str]]:
+    rows = [[f"Pointing game{suffix}", _estimate(_get(block, "pointing_game")),
+             _count(_get(block, "pointing_game", "n"))]]
+    if _get(block, "energy_inside") is not None:
+        rows.append([f"Energy inside lesion{suffix}", _estimate(_get(block, "energy_inside")),
+                     _count(_get(block, "energy_inside", "n"))])
+    return rows
 
 
 def _comparison(info: Mapping, metrics: Mapping) -> list[str]:

@@ -179,15 +179,14 @@ def _train_one(arch: str, spec: ModalitySpec, arrays: dict, args: argparse.Names
     registry's parameters (tabular models need the training split's statistics, so their
     caller passes its own). ``lesion`` (``{"train": masks, "validation": masks, "weight": w}``,
     masks as from ``lesions.model_space_masks``) adds the lesion-map head for training
-    (``lesion_head.py``); the returned model is always the plain classifier and the history
-    uses single-output column names.
+    (``lesion_head.py``); the returned model then keeps that head (``lesion_head.classifier_only``
+    gives the classifier) and the history uses single-output column names.
     """
     import keras
 
     from .architectures import build_model
     from .data import LesionTargets, class_weights, make_dataset
-    from .lesion_head import (CLASS_OUTPUT, add_lesion_head, canonical_history, classifier_only, compile_multitask,
-                              lesion_grid)
+    from .lesion_head import CLASS_OUTPUT, add_lesion_head, canonical_history, compile_multitask, lesion_grid
 
     work.mkdir(parents=True, exist_ok=True)
     done_marker = work / "DONE"
@@ -204,7 +203,7 @@ def _train_one(arch: str, spec: ModalitySpec, arrays: dict, args: argparse.Names
     if args.resume and done_marker.is_file():
         print(f"[{arch}] finished earlier; reusing {work / 'best.keras'}", flush=True)
         # compile=False: the shipped file carries weights only, not the optimizer state (a third of the size).
-        return classifier_only(keras.models.load_model(work / "best.keras", compile=False)), history
+        return keras.models.load_model(work / "best.keras", compile=False), history
 
     initial_epoch, best_so_far = 0, None
     if args.resume and (work / "last.keras").is_file() and not history.empty:
@@ -237,7 +236,7 @@ def _train_one(arch: str, spec: ModalitySpec, arrays: dict, args: argparse.Names
     if (work / "best.keras").is_file():
         model = keras.models.load_model(work / "best.keras", compile=False)
     done_marker.write_text("done\n")
-    return classifier_only(model), read_history()
+    return model, read_history()
 
 
 def _validation_choice(model, x_val: np.ndarray, y_val: np.ndarray, spec: ModalitySpec) -> dict:
@@ -366,6 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: the {split} split is empty; add more groups (patients)", file=sys.stderr)
             return 2
 
+    from .lesion_head import classifier_only, lesion_map_localisation, lesion_map_model
     from .metrics import format_metrics_table
 
     test_mask = (manifest["split"] == "test").to_numpy()
@@ -375,18 +375,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = {}
     for arch in archs:
         _configure_determinism(args.seed)
-        model, history = _train_one(arch, spec, arrays, args, work_root / arch,
-                                    build=None if patches is None else _patch_pretrained(arch, spec, patches, args),
-                                    lesion=lesion)
-        choice, metrics = _choose_and_test(model, arrays, manifest.loc[test_mask, "group"].tolist(), spec, args)
+        trained, history = _train_one(arch, spec, arrays, args, work_root / arch,
+                                      build=None if patches is None else _patch_pretrained(arch, spec, patches, args),
+                                      lesion=lesion)
+        model = classifier_only(trained)
+        map_model = None if lesion is None else lesion_map_model(trained)
+        test_groups = manifest.loc[test_mask, "group"].tolist()
+        choice, metrics = _choose_and_test(model, arrays, test_groups, spec, args)
         x_test, y_test = arrays["test"]
         if masks is not None:
             from .localisation import explain_and_score
 
-            metrics["localisation"] = explain_and_score(
-                model, x_test, y_test, [m for m, t in zip(masks, test_mask) if t],
-                manifest.loc[test_mask, "group"].tolist(), spec, n_resamples=args.bootstrap, seed=args.seed)
-        results[arch] = {"model": model, "history": history, "validation": choice, "metrics": metrics}
+            test_masks = [m for m, t in zip(masks, test_mask) if t]
+            metrics["localisation"] = explain_and_score(model, x_test, y_test, test_masks, test_groups, spec,
+                                                        n_resamples=args.bootstrap, seed=args.seed)
+            if map_model is not None:
+                metrics["lesion_map_localisation"] = lesion_map_localisation(
+                    map_model, x_test.astype(np.float32), y_test, test_masks, test_groups, spec,
+                    n_resamples=args.bootstrap, seed=args.seed)
+        results[arch] = {"model": model, "history": history, "validation": choice, "metrics": metrics,
+                         "lesion_map": map_model}
         print(f"\n[{arch}] validation: ROC AUC {choice['roc_auc']:.3f}, balanced accuracy "
               f"{choice['balanced_accuracy']:.3f}\n[{arch}] test (whole held-out groups):\n"
               f"{format_metrics_table(metrics)}\n", flush=True)
@@ -515,6 +523,7 @@ def _write_bundle(spec: ModalitySpec, args: argparse.Namespace, selected: str, r
     """
     from .bundle import file_sha256, install_bundle, staging_dir, write_json
     from .data import manifest_sha256
+    from .lesion_head import LESION_MAP_FILE
     from .model_card import render_model_card
 
     chosen = results[selected]
@@ -565,6 +574,10 @@ def _write_bundle(spec: ModalitySpec, args: argparse.Namespace, selected: str, r
             "model_sha256": file_sha256(staging / "model.keras"),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         } | (extra or {})
+        if chosen.get("lesion_map") is not None:
+            chosen["lesion_map"].save(staging / LESION_MAP_FILE)
+            info["lesion_supervision"] = {**info.get("lesion_supervision", {}), "map_file": LESION_MAP_FILE,
+                                          "map_sha256": file_sha256(staging / LESION_MAP_FILE)}
         write_json(staging / "model.json", info)
         write_json(staging / "metrics.json", metrics)
         (staging / "MODEL_CARD.md").write_text(render_model_card(info, metrics), encoding="utf-8")

@@ -18,6 +18,7 @@ from bcc_model.io import read_image
 from bcc_model.model_quality import performance_caution
 from bcc_model.modalities import get_modality
 from bcc_model.predict import predict_images
+from bcc_model.lesion_head import LESION_MAP_CAPTION
 from bcc_model.preprocess import model_view_caption
 from tests.apptest_helpers import PNG, heatmap_images, image_captions, page_texts, run_app
 
@@ -56,6 +57,8 @@ def test_classify_shows_prediction_probabilities_and_heatmap_on_the_model_view(m
     assert len(heatmaps) == 2 and all(url for image in heatmaps for url in image.value)
     assert all(model_view_caption(spec) in caption for image in heatmaps for caption in image.captions)
     assert sum(caption.startswith("Image as uploaded") for caption in image_captions(at)) == 2
+    lesion_maps = [image for image in at.image if LESION_MAP_CAPTION in image.captions]
+    assert len(lesion_maps) == (2 if modality == "ultrasound" else 0)  # only ultrasound ships a lesion map
 
     hints = [i.value for i in at.info]  # the sample fits its model; the H&E patch does not
     assert len(hints) == 1 and "H&E" in hints[0] and get_modality("histopathology").title in hints[0]

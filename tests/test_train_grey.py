@@ -17,8 +17,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bcc_model.bundle import BUNDLE_FILES, load_bundle, read_bundle_info
+from bcc_model.bundle import BUNDLE_FILES, BundleError, file_sha256, load_bundle, read_bundle_info
+from bcc_model.lesion_head import LESION_MAP_FILE, lesion_maps
 from bcc_model.modalities import get_modality
+from bcc_model.preprocess import to_model_batch
 from bcc_model.train import main as train_main
 
 from .conftest import ROOT
@@ -97,6 +99,22 @@ def test_tiny_grey_bundle_loads_and_predicts(grey_bundle):
     for result in results:
         assert sum(result.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
         assert result.label in bundle.labels
+    maps = lesion_maps(bundle.lesion_map, to_model_batch(images, bundle.spec))
+    assert maps.shape == (6, 64, 64) and 0 <= maps.min() and maps.max() <= 1
+
+
+def test_lesion_map_ships_with_its_checksum_and_scores(grey_bundle, tmp_path):
+    info, metrics = read_bundle_info(grey_bundle)
+    assert info["lesion_supervision"]["map_file"] == LESION_MAP_FILE
+    assert info["lesion_supervision"]["map_sha256"] == file_sha256(grey_bundle / LESION_MAP_FILE)
+    block = metrics["lesion_map_localisation"]
+    assert block["method"] == "lesion map" and block["pointing_game"]["n"] == metrics["localisation"]["pointing_game"]["n"]
+    assert "Pointing game (lesion map)" in (grey_bundle / "MODEL_CARD.md").read_text()
+    copy = tmp_path / "bundle"
+    shutil.copytree(grey_bundle, copy)
+    (copy / LESION_MAP_FILE).write_bytes((copy / LESION_MAP_FILE).read_bytes()[:-10])
+    with pytest.raises(BundleError, match="lesion_map.keras.*sha256"):
+        load_bundle(get_modality("mammography"), copy)
 
 
 def test_evaluate_cli_scores_localisation_from_the_lesion_table(grey_bundle, tmp_path):
@@ -110,3 +128,4 @@ def test_evaluate_cli_scores_localisation_from_the_lesion_table(grey_bundle, tmp
     metrics = json.loads(out.read_text())
     assert metrics["n_images"] == 6 and metrics["n_groups"] == 3
     assert metrics["localisation"]["pointing_game"]["n"] == 4 and metrics["localisation"]["n_excluded"] == 0
+    assert metrics["lesion_map_localisation"]["pointing_game"]["n"] == 4 and "lesion map" in result.stdout
