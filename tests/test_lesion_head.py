@@ -96,15 +96,17 @@ def test_dataset_targets_pool_the_mask_to_the_grid_and_weight_unknown_geometry_o
     np.testing.assert_array_equal(x.numpy(), images.astype(np.float32))
 
 
-def test_training_with_the_head_learns_the_map_and_logs_single_output_names(samples, classifier):
+def test_training_with_the_head_learns_the_map_and_logs_single_output_names(samples):
     images, labels, masks = samples
-    tf.keras.utils.set_random_seed(0)
+    tf.keras.utils.set_random_seed(0)  # before building: the weights must not depend on earlier tests
+    classifier = build_model("se_resnet", SPEC.input_shape, len(SPEC.labels), **SMALL_SE_RESNET)
     model = compile_multitask(add_lesion_head(classifier), 3e-3, 1.0)
     targets = LesionTargets.from_masks(masks, SIZE, lesion_grid(model))
     ds = make_dataset(images, labels, SPEC, batch_size=4, training=True, seed=0, lesion=targets)
     history = model.fit(ds, validation_data=make_dataset(images, labels, SPEC, batch_size=4, training=False, seed=0,
                                                         lesion=targets), epochs=8, verbose=0).history
-    assert history[f"{LESION_OUTPUT}_loss"][-1] < history[f"{LESION_OUTPUT}_loss"][0]
+    lesion_loss = history[f"{LESION_OUTPUT}_loss"]
+    assert np.mean(lesion_loss[-3:]) < lesion_loss[0], lesion_loss
     table = canonical_history(pd.DataFrame(history).assign(epoch=range(8)))
     assert {"loss", "val_loss", "accuracy", "val_accuracy", "lesion_loss", "val_lesion_loss", "total_loss"} <= \
         set(table.columns)
