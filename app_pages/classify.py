@@ -63,9 +63,10 @@ def _image_section(index: int, name: str, sha: str, loaded, prediction, bundle, 
             overlay = overlay_heatmap(seen, cam, opacity=opacity, colormap=colormap)
             st.image(overlay, caption=f"Grad-CAM for “{label}”, {seen_caption}", width=_width(seen))
             lesion = ui.lesion_map(bundle, sha, pixels)
-            if lesion is not None:
-                st.image(overlay_heatmap(seen, lesion, opacity=opacity, colormap=colormap),
-                         caption=LESION_MAP_CAPTION, width=_width(seen))
+            lesion_overlay = None if lesion is None else overlay_heatmap(seen, lesion, opacity=opacity,
+                                                                         colormap=colormap)
+            if lesion_overlay is not None:
+                st.image(lesion_overlay, caption=LESION_MAP_CAPTION, width=_width(seen))
         with right:
             ui.render_verdict(prediction, bundle.band)
             figure = probability_bar(prediction.probabilities, threshold=bundle.threshold,
@@ -78,7 +79,8 @@ def _image_section(index: int, name: str, sha: str, loaded, prediction, bundle, 
                        + (f"Grey band: indeterminate {low:.0%}–{high:.0%}." if high > low else
                           "No indeterminate band for this model."))
     return ReportEntry(file_name=name, image=pixels, heatmap_overlay=overlay,
-                       heatmap_caption=f"Grad-CAM for “{label}”, {seen_caption}",
+                       heatmap_caption=f"Grad-CAM for “{label}”, {seen_caption}", lesion_map_overlay=lesion_overlay,
+                       lesion_map_caption=LESION_MAP_CAPTION,
                        probabilities=prediction.probabilities, predicted_label=prediction.label,
                        indeterminate=prediction.indeterminate)
 

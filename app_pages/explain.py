@@ -1,4 +1,5 @@
-"""Explain page: one image, five heatmap methods side by side, and an image-versus-heatmap view.
+"""Explain page: one image, five heatmap methods side by side, the lesion map for bundles that
+ship one, and an image-versus-heatmap view.
 
 Different attribution methods can disagree on the same image; showing them together, with the
 limitations text, keeps a heatmap from being read as a tumour outline. Layout only: heatmaps
@@ -11,6 +12,7 @@ import streamlit as st
 
 from bcc_model.explain import CAM_METHODS, DEFAULT_METHOD, HEATMAP_LIMITATIONS
 from bcc_model.io import ImageReadError
+from bcc_model.lesion_head import LESION_MAP_CAPTION
 from bcc_model.overlay import COLORMAPS, DEFAULT_COLORMAP, overlay_heatmap
 from bcc_model.preprocess import model_view_caption
 from app_pages import _shared as ui
@@ -79,6 +81,13 @@ with st.spinner("Computing heatmaps (first time per image can take a few seconds
         overlays[method] = overlay_heatmap(seen, cam, opacity=opacity, colormap=colormap)
 for column, (method, overlay) in zip(st.columns(len(overlays)), overlays.items()):
     column.image(overlay, caption=method, width="stretch")
+
+lesion = ui.lesion_map(bundle, sha, pixels)
+if lesion is not None:
+    st.subheader("Lesion map")
+    left, _ = st.columns([1, 2])
+    left.image(overlay_heatmap(seen, lesion, opacity=opacity, colormap=colormap), caption=LESION_MAP_CAPTION,
+               width="stretch")
 
 st.subheader("Image versus heatmap")
 method = st.selectbox("Method", list(CAM_METHODS), index=list(CAM_METHODS).index(DEFAULT_METHOD),

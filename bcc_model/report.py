@@ -66,6 +66,9 @@ class ReportEntry:
             modalities that crop or flip it is drawn on ``preprocess.model_view``, not ``image``.
         heatmap_caption: caption under the overlay; say which frame it is drawn on when that is
             not the uploaded image (e.g. ``preprocess.model_view_caption``).
+        lesion_map_overlay: uint8 RGB overlay of the bundle's lesion map (``lesion_head.py``) on
+            the same frame, or ``None`` for bundles without one.
+        lesion_map_caption: caption under it (``lesion_head.LESION_MAP_CAPTION``).
         probabilities: label -> calibrated probability in [0, 1], in model-output order.
         predicted_label: label chosen by the decision rule.
         indeterminate: the positive probability fell inside the indeterminate band.
@@ -77,6 +80,8 @@ class ReportEntry:
     image: np.ndarray | None
     heatmap_overlay: np.ndarray | None = None
     heatmap_caption: str = "Heatmap overlay (regions that drove the prediction)"
+    lesion_map_overlay: np.ndarray | None = None
+    lesion_map_caption: str = "Lesion map"
     probabilities: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     predicted_label: str = ""
     indeterminate: bool = False
@@ -140,6 +145,9 @@ def _entry_section(entry: ReportEntry, index: int) -> str:
     if entry.heatmap_overlay is not None:
         figures += (f"<figure>{_img_tag(entry.heatmap_overlay, 'heatmap overlay')}"
                     f"<figcaption>{escape(entry.heatmap_caption)}</figcaption></figure>")
+    if entry.lesion_map_overlay is not None:
+        figures += (f"<figure>{_img_tag(entry.lesion_map_overlay, 'lesion map overlay')}"
+                    f"<figcaption>{escape(entry.lesion_map_caption)}</figcaption></figure>")
     prob_rows = "".join(
         f'<tr><td>{escape(label)}</td><td class="num">{p:.1%}</td></tr>'
         for label, p in entry.probabilities.items()

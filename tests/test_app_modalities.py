@@ -74,6 +74,7 @@ def test_explain_renders_every_method_on_the_model_view(modality):
     assert "Image as uploaded" in captions
     assert f"Image {model_view_caption(get_modality(modality))}" in captions
     assert any(HEATMAP_LIMITATIONS in i.value for i in at.info)
+    assert (LESION_MAP_CAPTION in captions) == (modality == "ultrasound")  # only ultrasound ships a lesion map
 
 
 def _score_tables(at) -> list:

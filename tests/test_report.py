@@ -133,3 +133,14 @@ def test_heatmap_caption_says_which_frame_it_is_drawn_on(entries, model_info) ->
                              notice=RESEARCH_USE_NOTICE)
     assert "<figcaption>Image as uploaded</figcaption>" in html
     assert "<figcaption>Grad-CAM, as the model sees it (cropped &lt;x&gt;)</figcaption>" in html
+
+
+def test_lesion_map_figure_only_when_the_entry_has_one(entries, model_info) -> None:
+    from dataclasses import replace
+
+    stamp = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    without = build_report_html([entries[0]], model_info=model_info, generated_at=stamp, notice=RESEARCH_USE_NOTICE)
+    assert "lesion map overlay" not in without
+    mapped = replace(entries[0], lesion_map_overlay=entries[0].heatmap_overlay, lesion_map_caption="Lesion map <a>")
+    html = build_report_html([mapped], model_info=model_info, generated_at=stamp, notice=RESEARCH_USE_NOTICE)
+    assert html.count("<img") == without.count("<img") + 1 and "<figcaption>Lesion map &lt;a&gt;</figcaption>" in html
