@@ -33,8 +33,7 @@ from keras import layers
 from .modalities import ModalitySpec
 
 __all__ = ["LESION_OUTPUT", "CLASS_OUTPUT", "LESION_MAP_FILE", "LESION_MAP_CAPTION", "add_lesion_head", "classifier_only",
-           "lesion_map_model", "lesion_maps", "lesion_map_localisation", "lesion_grid", "compile_multitask",
-           "canonical_history"]
+           "lesion_map_model", "lesion_maps", "lesion_map_localisation", "lesion_grid", "canonical_history"]
 
 CLASS_OUTPUT = "probabilities"
 LESION_OUTPUT = "lesion_map"
@@ -108,17 +107,6 @@ def lesion_grid(model: keras.Model, cam_layer: str = "last_conv") -> int:
     if height != width:
         raise ValueError(f"lesion map needs a square feature map, got {height}x{width}")
     return int(height)
-
-
-def compile_multitask(model: keras.Model, lr: float, lesion_weight: float) -> keras.Model:
-    """The trainer's optimiser and class loss, plus the lesion-map loss weighted by ``lesion_weight``."""
-    model.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate=lr, weight_decay=1e-4),
-        loss={CLASS_OUTPUT: keras.losses.CategoricalCrossentropy(), LESION_OUTPUT: keras.losses.BinaryCrossentropy()},
-        loss_weights={CLASS_OUTPUT: 1.0, LESION_OUTPUT: float(lesion_weight)},
-        metrics={CLASS_OUTPUT: [keras.metrics.CategoricalAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")]},
-    )
-    return model
 
 
 def canonical_history(history):

@@ -114,15 +114,26 @@ def _architectures_configured(spec: ModalitySpec, archs: Sequence[str]) -> bool:
     return not unknown
 
 
-def _compile(model, lr: float):
-    """AdamW, cross-entropy on one-hot targets, accuracy and ROC AUC: the same for every model."""
+def _compile(model, lr: float, lesion_weight: float | None = None):
+    """AdamW, cross-entropy on one-hot targets, accuracy and ROC AUC: the same for every model.
+
+    With ``lesion_weight`` the model has a lesion head (``lesion_head.add_lesion_head``): its
+    map adds a binary cross-entropy of that weight, and the class metrics watch the class output.
+    """
     import keras
 
-    model.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate=lr, weight_decay=1e-4),
-        loss=keras.losses.CategoricalCrossentropy(),
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")],
-    )
+    from .lesion_head import CLASS_OUTPUT, LESION_OUTPUT
+
+    class_loss = keras.losses.CategoricalCrossentropy()
+    class_metrics = [keras.metrics.CategoricalAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")]
+    if lesion_weight is None:
+        losses, weights, metrics = class_loss, None, class_metrics
+    else:
+        losses = {CLASS_OUTPUT: class_loss, LESION_OUTPUT: keras.losses.BinaryCrossentropy()}
+        weights = {CLASS_OUTPUT: 1.0, LESION_OUTPUT: float(lesion_weight)}
+        metrics = {CLASS_OUTPUT: class_metrics}
+    model.compile(optimizer=keras.optimizers.AdamW(learning_rate=lr, weight_decay=1e-4), loss=losses,
+                  loss_weights=weights, metrics=metrics)
     return model
 
 
@@ -186,7 +197,7 @@ def _train_one(arch: str, spec: ModalitySpec, arrays: dict, args: argparse.Names
 
     from .architectures import build_model
     from .data import LesionTargets, class_weights, make_dataset
-    from .lesion_head import CLASS_OUTPUT, add_lesion_head, canonical_history, compile_multitask, lesion_grid
+    from .lesion_head import CLASS_OUTPUT, add_lesion_head, canonical_history, lesion_grid
 
     work.mkdir(parents=True, exist_ok=True)
     done_marker = work / "DONE"
@@ -216,7 +227,7 @@ def _train_one(arch: str, spec: ModalitySpec, arrays: dict, args: argparse.Names
         if lesion is None:
             _compile(model, args.lr)
         else:
-            model = compile_multitask(add_lesion_head(model, spec.cam_layer), args.lr, lesion["weight"])
+            model = _compile(add_lesion_head(model, spec.cam_layer), args.lr, lesion["weight"])
     x_train, y_train = arrays["train"]
     x_val, y_val = arrays["validation"]
     targets = {split: None if lesion is None else

@@ -16,9 +16,10 @@ from bcc_model.architectures import build_model
 from bcc_model.augment import GEOMETRIC, augment
 from bcc_model.data import LesionTargets, discover, load_images, make_dataset
 from bcc_model.lesion_head import (CLASS_OUTPUT, LESION_OUTPUT, add_lesion_head, canonical_history, classifier_only,
-                                   compile_multitask, lesion_grid)
+                                   lesion_grid)
 from bcc_model.lesions import model_space_masks
 from bcc_model.modalities import get_modality
+from bcc_model.train import _compile as compile_model
 
 from .conftest import ROOT
 
@@ -100,7 +101,7 @@ def test_training_with_the_head_learns_the_map_and_logs_single_output_names(samp
     images, labels, masks = samples
     tf.keras.utils.set_random_seed(0)  # before building: the weights must not depend on earlier tests
     classifier = build_model("se_resnet", SPEC.input_shape, len(SPEC.labels), **SMALL_SE_RESNET)
-    model = compile_multitask(add_lesion_head(classifier), 3e-3, 1.0)
+    model = compile_model(add_lesion_head(classifier), 3e-3, 1.0)
     targets = LesionTargets.from_masks(masks, SIZE, lesion_grid(model))
     ds = make_dataset(images, labels, SPEC, batch_size=4, training=True, seed=0, lesion=targets)
     history = model.fit(ds, validation_data=make_dataset(images, labels, SPEC, batch_size=4, training=False, seed=0,
