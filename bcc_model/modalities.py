@@ -64,6 +64,9 @@ class ModalitySpec:
         training_defaults: this modality's defaults for ``train`` options (``epochs``,
             ``batch_size``, ``patience``, ``lr``), over those of its kind: a few hundred whole images
             need smaller batches and more epochs than ten thousand patches.
+        arch_training: per architecture, ``train`` options that replace the command line's for
+            that architecture only (``lr``, ``patch_pretrain``): a pretrained trunk is fine-tuned
+            gently, and patch pre-training would overwrite what it brings.
     """
 
     key: str
@@ -88,6 +91,7 @@ class ModalitySpec:
     patch_fraction: float | None = None
     lesion_loss_weight: float | None = None
     training_defaults: Mapping[str, float] = field(default_factory=dict)
+    arch_training: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     appearance: Literal["he_stain", "mammogram", "ultrasound", "greyscale"] | None = None
 
     def __post_init__(self) -> None:
@@ -108,6 +112,11 @@ class ModalitySpec:
             raise ValueError(f"unknown appearance {self.appearance!r}")
         if self.patch_fraction is not None and not 0 < self.patch_fraction <= 1:
             raise ValueError(f"patch_fraction must be in (0, 1], got {self.patch_fraction}")
+        if not set(self.arch_training) <= set(self.arch_params):
+            raise ValueError(f"arch_training names architectures without arch_params: {sorted(self.arch_training)}")
+        unknown = {k for options in self.arch_training.values() for k in options} - {"lr", "patch_pretrain"}
+        if unknown:
+            raise ValueError(f"arch_training may set lr and patch_pretrain, not {sorted(unknown)}")
         if self.lesion_loss_weight and self.lesion_source is None:
             raise ValueError("lesion_loss_weight needs lesion geometry (lesion_source)")
 
@@ -228,6 +237,10 @@ _WHOLE_IMAGE_ARCHS = MappingProxyType(
         ),
     }
 )
+# ImageNet-derived VGG16 trunk to conv4_3 (pretrained.py), blocks 1-3 frozen.
+_PRETRAINED_VGG16 = MappingProxyType({"blocks": 4, "frozen_blocks": 3, "dropout": 0.3, "pretrained": True})
+# Fine-tuned at a tenth of the default learning rate; patch pre-training would overwrite the trunk.
+_PRETRAINED_VGG16_TRAINING = MappingProxyType({"vgg16": MappingProxyType({"lr": 1e-4, "patch_pretrain": False})})
 _ABNORMAL_VS_NORMAL = MappingProxyType({"abnormal_vs_normal": ("benign", "malignant")})
 # A few hundred whole images: small batches give enough updates per epoch; validation loss on a
 # few dozen images is noisy, hence the long patience (the learning rate halves after a third of it).
@@ -284,7 +297,7 @@ _ULTRASOUND = ModalitySpec(
     appearance="ultrasound",
     augmentation=("flip_lr", "affine", "brightness_contrast", "gamma"),
     default_arch="se_resnet",
-    arch_params=_WHOLE_IMAGE_ARCHS,
+    arch_params=MappingProxyType({**_WHOLE_IMAGE_ARCHS, "vgg16": _PRETRAINED_VGG16}),
     citation=(
         "BUSI: W. Al-Dhabyani, M. Gomaa, H. Khaled, A. Fahmy, Dataset of breast ultrasound images, "
         "Data in Brief 28:104863 (2020), doi:10.1016/j.dib.2019.104863; research and academic use with citation "
@@ -303,6 +316,7 @@ _ULTRASOUND = ModalitySpec(
     # weight 1's 0.403, within the noise of 106 images, so the plain weight 1 is kept.
     lesion_loss_weight=1.0,
     training_defaults=_WHOLE_IMAGE_TRAINING,
+    arch_training=_PRETRAINED_VGG16_TRAINING,
 )
 
 MODALITIES: Mapping[str, ModalitySpec] = MappingProxyType(

