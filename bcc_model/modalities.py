@@ -278,7 +278,7 @@ _MAMMOGRAPHY = ModalitySpec(
     # to 1.00 while validation loss rose to 1.3-1.4. An ImageNet-derived VGG16 trunk
     # (pretrained.py) did not learn them either: fine-tuned at 224 px with the lesion head, training
     # loss went 1.20 -> 1.03 in 20 epochs, best validation loss 1.06; its frozen features with
-    # logistic regression gave validation abnormal-vs-normal AUC 0.33-0.70 (224 and 448 px). At
+    # logistic regression gave validation abnormal-vs-normal AUC 0.32-0.67 (224 and 448 px). At
     # 400 µm/px, 19 of the 98 abnormal images are calcifications too small to resolve and 27 are
     # architectural distortions or asymmetries. No whole-image model tried here beat chance on validation.
     training_defaults=_WHOLE_IMAGE_TRAINING,
