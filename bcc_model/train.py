@@ -114,7 +114,22 @@ def _architectures_configured(spec: ModalitySpec, archs: Sequence[str]) -> bool:
     if unknown:
         print(f"error: architecture(s) {unknown} not configured for {spec.key}; valid: {', '.join(spec.arch_params)}",
               file=sys.stderr)
-    return not unknown
+        return False
+    return _pretrained_weights_present(spec, archs)
+
+
+def _pretrained_weights_present(spec: ModalitySpec, archs: Sequence[str]) -> bool:
+    """Check the pinned pretrained weights before any data is loaded, not after an hour of other architectures."""
+    if not any(spec.arch_params[a].get("pretrained") for a in archs):
+        return True
+    from .pretrained import PretrainedMissing, wheel_path
+
+    try:
+        wheel_path()
+    except PretrainedMissing as err:
+        print(f"error: {err}", file=sys.stderr)
+        return False
+    return True
 
 
 def _compile(model, lr: float, lesion_weight: float | None = None):

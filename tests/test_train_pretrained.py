@@ -63,3 +63,12 @@ def test_tiny_vgg16_run_records_its_pinned_starting_weights(replicated, tmp_path
     assert "Initial weights" in card and source_record()["wheel_sha256"] in card
     bundle = load_bundle(get_modality("ultrasound"), out)
     assert bundle.lesion_map is not None and bundle.model.get_layer("last_conv").output.shape[1] == 32 // 8
+
+
+def test_training_stops_before_loading_data_when_the_pinned_weights_are_missing(replicated, tmp_path, monkeypatch,
+                                                                                 capsys):
+    monkeypatch.setenv("BCC_PRETRAINED_DIR", str(tmp_path / "empty"))
+    assert train_main(["--modality", "ultrasound", "--data", str(replicated), "--arch", "se_resnet", "vgg16",
+                       "--out", str(tmp_path / "bundle"), "--work-dir", str(tmp_path / "runs")]) == 2
+    assert "python -m bcc_model.pretrained" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "bundle").exists()
