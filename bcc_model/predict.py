@@ -25,6 +25,10 @@ from .preprocess import to_model_batch
 __all__ = ["Prediction", "raw_probabilities", "calibrated_probabilities", "predict_images", "main"]
 
 BATCH_SIZE = 256
+INPUT_VALUES_PER_CALL = 1 << 22
+"""Upper bound on input values per forward pass: 28 images at 384 x 384. A pretrained trunk's
+first block holds 64 float32 channels per pixel at full resolution, so a whole 133-image test
+split in one call needs over 5 GB per activation; this bound keeps each call near 1 GB."""
 
 
 @dataclass(frozen=True)
@@ -42,9 +46,14 @@ class Prediction:
 
 
 def raw_probabilities(model, batch: np.ndarray, *, batch_size: int = BATCH_SIZE) -> np.ndarray:
-    """Uncalibrated softmax outputs (N, K) for float32 model inputs (N, H, W, C) in [0, 255]."""
+    """Uncalibrated softmax outputs (N, K) for float32 model inputs (N, H, W, C) in [0, 255].
+
+    Calls the model on at most ``batch_size`` inputs, fewer for large images
+    (:data:`INPUT_VALUES_PER_CALL`), so memory does not grow with the number of images.
+    """
     if len(batch) == 0:
         return np.zeros((0, model.output_shape[-1]), dtype=np.float32)
+    batch_size = max(1, min(batch_size, INPUT_VALUES_PER_CALL // int(np.prod(batch.shape[1:]))))
     chunks = [np.asarray(model(batch[i:i + batch_size], training=False)) for i in range(0, len(batch), batch_size)]
     return np.concatenate(chunks).astype(np.float32)
 
