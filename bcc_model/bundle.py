@@ -108,11 +108,21 @@ def load_bundle(spec: ModalitySpec, path: str | Path | None = None) -> Bundle:
         )
     model = _verified_model(folder / "model.keras", info.get("model_sha256"))
     lesion = info.get("lesion_supervision") or {}
-    lesion_map = (_verified_model(folder / lesion["map_file"], lesion.get("map_sha256"))
+    lesion_map = (_lesion_map(model, _verified_model(folder / lesion["map_file"], lesion.get("map_sha256")), spec, folder)
                   if lesion.get("map_file") else None)
     # A bundle trained with --image-size runs at its own input size, not the registry default.
     bundle_spec = replace(spec, input_size=int(info["input_shape"][0]))
     return Bundle(spec=bundle_spec, model=model, info=info, metrics=metrics, path=folder, lesion_map=lesion_map)
+
+
+def _lesion_map(model, head, spec: ModalitySpec, folder: Path):
+    """Image -> lesion map model: the stored head on the classifier's Grad-CAM layer."""
+    from .lesion_head import attach_lesion_head
+
+    try:
+        return attach_lesion_head(model, head, spec.cam_layer)
+    except ValueError as err:
+        raise BundleError(f"bundle {folder}: {err}") from err
 
 
 def _verified_model(path: Path, expected: object):

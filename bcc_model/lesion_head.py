@@ -10,10 +10,13 @@ class decision and Grad-CAM read are pulled towards the lesion: multi-task learn
 1997) of classification with segmentation, as Zhou et al. (2021) did for breast ultrasound.
 
 The bundled classifier is :func:`classifier_only`, the plain flat model, so prediction,
-calibration and the CAMs work exactly as for any other bundle. The head's own output also ships,
-as a second file (:data:`LESION_MAP_FILE`, :func:`lesion_map_model`): a per-cell lesion
-probability that was trained against outlines, which the app shows beside Grad-CAM. Images whose
-lesion geometry is unknown get weight 0 in the lesion loss; normal images teach an empty map.
+calibration and the CAMs work exactly as for any other bundle. The head's own output also ships:
+a per-cell lesion probability that was trained against outlines, which the app shows beside
+Grad-CAM. Its file (:data:`LESION_MAP_FILE`) holds only the head (:func:`lesion_head_only`, the
+1x1 convolution), and loading reattaches it to the classifier's Grad-CAM layer
+(:func:`attach_lesion_head`): a copy of the whole trunk would double the bundle (31 MB more for
+a pretrained VGG16) for weights the classifier already holds. Images whose lesion geometry is
+unknown get weight 0 in the lesion loss; normal images teach an empty map.
 
 References:
     Caruana (1997). Multitask learning. Machine Learning 28:41-75.
@@ -33,7 +36,7 @@ from keras import layers
 from .modalities import ModalitySpec
 
 __all__ = ["LESION_OUTPUT", "CLASS_OUTPUT", "LESION_MAP_FILE", "LESION_MAP_CAPTION", "add_lesion_head", "classifier_only",
-           "lesion_map_model", "lesion_maps", "lesion_map_localisation", "lesion_grid", "canonical_history"]
+           "lesion_map_model", "lesion_head_only", "attach_lesion_head", "lesion_maps", "lesion_map_localisation", "lesion_grid", "canonical_history"]
 
 CLASS_OUTPUT = "probabilities"
 LESION_OUTPUT = "lesion_map"
@@ -69,6 +72,29 @@ def classifier_only(model: keras.Model) -> keras.Model:
 def lesion_map_model(model: keras.Model) -> keras.Model:
     """Image -> (grid, grid, 1) lesion probability per cell, from a model with a lesion head."""
     return keras.Model(model.inputs, model.get_layer(_LESION_CONV).output, name=LESION_OUTPUT)
+
+
+def lesion_head_only(model: keras.Model) -> keras.Model:
+    """The lesion head alone, Grad-CAM-layer features -> (grid, grid, 1): what the bundle stores."""
+    conv = model.get_layer(_LESION_CONV)
+    features = keras.Input(shape=conv.input.shape[1:], name="features")
+    head = layers.Conv2D(1, 1, activation="sigmoid", name=_LESION_CONV)
+    outputs = head(features)
+    head.set_weights(conv.get_weights())
+    return keras.Model(features, outputs, name=LESION_OUTPUT)
+
+
+def attach_lesion_head(classifier: keras.Model, head: keras.Model, cam_layer: str = "last_conv") -> keras.Model:
+    """Image -> (grid, grid, 1) lesion map: a stored head (:func:`lesion_head_only`) on ``classifier``'s features.
+
+    Raises:
+        ValueError: the head does not fit the classifier's Grad-CAM layer (another model's head).
+    """
+    features = classifier.get_layer(cam_layer).output
+    if tuple(head.input.shape[1:]) != tuple(features.shape[1:]):
+        raise ValueError(f"the lesion head expects features of shape {tuple(head.input.shape[1:])}, but the "
+                         f"classifier's {cam_layer!r} gives {tuple(features.shape[1:])}")
+    return keras.Model(classifier.inputs, head.get_layer(_LESION_CONV)(features), name=LESION_OUTPUT)
 
 
 def lesion_maps(map_model: keras.Model, batch: np.ndarray, *, batch_size: int = 16) -> np.ndarray:

@@ -186,8 +186,8 @@ def _pretraining_bullet(pretraining: Mapping) -> str:
 def _lesion_supervision_bullet(record: Mapping) -> str:
     return ("**Lesion supervision:** while training, an auxiliary head on the Grad-CAM layer also predicted the "
             f"annotated lesion outline (loss weight {_text(_get(record, 'loss_weight'))}; images with lesion geometry "
-            f"{_text(_counts(_get(record, 'images_with_geometry')))}); it steers the features towards the lesion and "
-            "is not part of the bundled model")
+            f"{_text(_counts(_get(record, 'images_with_geometry')))}); it steers the features towards the lesion; the "
+            "classifier does not use it, and where the bundle ships it as a lesion map it is scored under Localisation")
 
 
 def _intended_use(info: Mapping, metrics: Mapping) -> list[str]:

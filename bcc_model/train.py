@@ -479,7 +479,7 @@ def _lesion_supervision_record(lesion: dict, result: dict) -> dict:
     history = result["history"]
     best = history.loc[history["val_loss"].idxmin()] if len(history) and "val_lesion_loss" in history else None
     return {"method": "auxiliary lesion-map head on the Grad-CAM layer (binary cross-entropy per grid cell, "
-                      "mask max-pooled to the grid); training only, not part of the bundled model",
+                      "mask max-pooled to the grid); the classifier (model.keras) does not contain it",
             "loss_weight": lesion["weight"],
             "images_with_geometry": {name: int(sum(m is not None for m in lesion[name])) for name in ("train", "validation")},
             "validation_lesion_loss_at_best_epoch": None if best is None else float(best["val_lesion_loss"])}
@@ -570,7 +570,7 @@ def _write_bundle(spec: ModalitySpec, args: argparse.Namespace, selected: str, r
     """
     from .bundle import file_sha256, install_bundle, staging_dir, write_json
     from .data import manifest_sha256
-    from .lesion_head import LESION_MAP_FILE
+    from .lesion_head import LESION_MAP_FILE, lesion_head_only
     from .model_card import render_model_card
 
     chosen = results[selected]
@@ -623,7 +623,7 @@ def _write_bundle(spec: ModalitySpec, args: argparse.Namespace, selected: str, r
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         } | (extra or {})
         if chosen.get("lesion_map") is not None:
-            chosen["lesion_map"].save(staging / LESION_MAP_FILE)
+            lesion_head_only(chosen["lesion_map"]).save(staging / LESION_MAP_FILE)
             info["lesion_supervision"] = {**info.get("lesion_supervision", {}), "map_file": LESION_MAP_FILE,
                                           "map_sha256": file_sha256(staging / LESION_MAP_FILE)}
         write_json(staging / "model.json", info)

@@ -15,8 +15,8 @@ import tensorflow as tf
 from bcc_model.architectures import build_model
 from bcc_model.augment import GEOMETRIC, augment
 from bcc_model.data import LesionTargets, discover, load_images, make_dataset
-from bcc_model.lesion_head import (CLASS_OUTPUT, LESION_OUTPUT, add_lesion_head, canonical_history, classifier_only,
-                                   lesion_grid)
+from bcc_model.lesion_head import (CLASS_OUTPUT, LESION_OUTPUT, add_lesion_head, attach_lesion_head, canonical_history,
+                                   classifier_only, lesion_grid, lesion_head_only, lesion_map_model, lesion_maps)
 from bcc_model.lesions import model_space_masks
 from bcc_model.modalities import get_modality
 from bcc_model.train import _compile as compile_model
@@ -53,6 +53,28 @@ def test_head_adds_a_lesion_map_on_the_cam_grid_and_the_bundle_drops_it(classifi
     assert len(plain.outputs) == 1 and "lesion_conv" not in [layer.name for layer in plain.layers]
     assert all(not hasattr(layer, "layers") or not layer.layers for layer in plain.layers), "flat for tf-keras-vis"
     assert classifier_only(classifier) is classifier
+
+
+def test_the_stored_head_reattached_to_the_classifier_gives_the_trained_map(classifier, samples, tmp_path):
+    import keras
+
+    model = add_lesion_head(classifier)
+    conv = model.get_layer("lesion_conv")
+    kernel, bias = conv.get_weights()
+    conv.set_weights([np.random.default_rng(0).normal(size=kernel.shape).astype(np.float32), bias + 0.3])
+    images = samples[0]
+    trained = lesion_maps(lesion_map_model(model), images)
+    lesion_head_only(model).save(tmp_path / "head.keras")
+    head = keras.models.load_model(tmp_path / "head.keras", compile=False)
+    assert head.count_params() == kernel.size + bias.size, "only the 1x1 convolution is stored"
+    np.testing.assert_allclose(lesion_maps(attach_lesion_head(classifier_only(model), head), images), trained,
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_a_head_of_another_network_is_refused(classifier):
+    wider = build_model("se_resnet", SPEC.input_shape, len(SPEC.labels), **{**SMALL_SE_RESNET, "widths": (16, 16, 16, 24)})
+    with pytest.raises(ValueError, match="expects features of shape"):
+        attach_lesion_head(classifier, lesion_head_only(add_lesion_head(wider)))
 
 
 @pytest.mark.parametrize("name", sorted(GEOMETRIC))
