@@ -14,8 +14,9 @@ What happens, in order:
    fits. Every model sees the same folds. Inside each training fold, a quarter is held out for
    early stopping, so each network is trained exactly as the final one is; an architecture with
    candidates in :data:`TUNING_GRID` trains each candidate and keeps the one with the lowest log
-   loss on that held-out quarter, as the bundle does on the validation split. The choice is
-   thus nested inside every fold: the cases a fold scores never influence it.
+   loss on that held-out quarter, as the bundle does on the validation split, and logistic
+   regression chooses its regularisation C by log loss over inner folds of the training fold.
+   Every choice is thus nested inside its fold: the cases a fold scores never influence it.
 3. The bundled network (``--arch``, default the registry's ``conv1d``) is trained on the train
    split with early stopping on validation, once per candidate, keeping the candidate with the
    lowest validation log loss; deterministically (seeds and ``enable_op_determinism``);
@@ -190,10 +191,11 @@ def _fold_probabilities(name: str, spec: ModalitySpec, fit: pd.DataFrame, x_fit:
     from .tabular_models import build_logistic_regression
 
     if name == LOGISTIC_REGRESSION:
-        model = build_logistic_regression(args.seed).fit(x_fit, y_fit)
+        inner = repeated_folds(y_fit, fit["group"], folds=EARLY_STOPPING_FOLDS, repeats=1, seed=args.seed)
+        model = build_logistic_regression(args.seed, inner).fit(x_fit, y_fit)
         probs = np.zeros((len(x_held), len(spec.labels)))
         probs[:, model.classes_] = model.predict_proba(x_held)
-        return probs, 0
+        return probs, int(model.best_index_)
     fitted = [_fit_network(name, params, spec, fit, x_fit, y_fit, args) for params in candidate_params(name, spec)]
     chosen = int(np.argmin([loss for _, loss in fitted]))
     return raw_probabilities(fitted[chosen][0], x_held.astype(np.float32)), chosen
@@ -210,8 +212,12 @@ def _mean_sd(values: list[float], repeats: int) -> dict:
 
 def _model_entry(name: str, spec: ModalitySpec, scores: dict, chosen: list[int], repeats: int) -> dict:
     """One model of the ``cross_validation`` block: its settings and its scores over the fits."""
+    from .tabular_models import LOGISTIC_C_GRID
+
     if name == LOGISTIC_REGRESSION:
-        settings = {"params": {"scaler": "StandardScaler", "C": 1.0, "class_weight": "balanced"}}
+        settings = {"params": {"scaler": "StandardScaler", "class_weight": "balanced",
+                               "C": f"chosen by log loss over {EARLY_STOPPING_FOLDS} inner folds of each training fold"},
+                    "candidates": [{"C": c} for c in LOGISTIC_C_GRID], "chosen_per_fit": chosen}
     elif name in TUNING_GRID:
         settings = {"candidates": candidate_params(name, spec), "chosen_per_fit": chosen}
     else:
@@ -228,7 +234,8 @@ def cross_validate(x: np.ndarray, manifest: pd.DataFrame, spec: ModalitySpec, ar
     weights, early stopping on a held-out quarter of the training fold, the same learning-rate
     schedule and seed); a tuned architecture trains each candidate and keeps the one with the
     lowest log loss on that quarter, so hyperparameters are chosen inside the training fold,
-    never on the cases it is scored on. Logistic regression uses the whole training fold.
+    never on the cases it is scored on. Logistic regression trains on the whole training fold and
+    chooses its C by log loss over inner folds of it.
     Accuracy uses the default decision (most probable class, uncalibrated): temperature,
     threshold and band are fitted only for the bundled model, on the validation split.
 
@@ -258,13 +265,12 @@ def cross_validate(x: np.ndarray, manifest: pd.DataFrame, spec: ModalitySpec, ar
             scores[name]["roc_auc"].append(roc_auc_score(y[held] == spec.positive_index, probs[:, spec.positive_index]))
         print(f"[cv] repeat {k // plan.folds + 1}/{plan.repeats} fold {k % plan.folds + 1}/{plan.folds}: " + ", ".join(
             f"{n} acc {scores[n]['accuracy'][-1]:.3f} auc {scores[n]['roc_auc'][-1]:.3f}" for n in names), flush=True)
-    tuned = [name for name in names if name in TUNING_GRID]
+    tuned = [name for name in names if name in TUNING_GRID] + [f"{LOGISTIC_REGRESSION} (C)"]
     return {
         "method": f"repeated stratified group k-fold cross-validation (StratifiedGroupKFold, {plan.folds} folds x "
                   f"{plan.repeats} repeats, repeat r shuffled with seed {args.seed} + r; mean ± sd over all "
                   f"{plan.fits} fold fits) on the train and validation splits, the test split unused; "
-                  + (f"hyperparameters of {', '.join(tuned)} chosen inside each training fold (nested)" if tuned
-                     else "no hyperparameters tuned"),
+                  + f"hyperparameters of {', '.join(tuned)} chosen inside each training fold (nested)",
         "n_splits": plan.folds,
         "n_repeats": plan.repeats,
         "n_fits": plan.fits,

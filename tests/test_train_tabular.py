@@ -20,6 +20,7 @@ from bcc_model.bundle import BUNDLE_FILES, file_sha256, load_bundle, read_bundle
 from bcc_model.data import manifest_sha256
 from bcc_model.modalities import get_modality
 from bcc_model.tabular import FEATURE_NAMES, load_wdbc, predict_cases, row_sha256
+from bcc_model.tabular_models import LOGISTIC_C_GRID, build_logistic_regression
 from bcc_model.train import main as train_main
 from bcc_model.train import parse_args
 from bcc_model.train_tabular import CVPlan, candidate_params, cross_validate, repeated_folds
@@ -93,6 +94,10 @@ def test_tiny_run_writes_a_schema_valid_tabular_bundle(tiny_cytology, cytology_s
     assert conv1d["candidates"] == _as_json(candidate_params("conv1d", cytology_spec))
     assert len(conv1d["chosen_per_fit"]) == 6 and set(conv1d["chosen_per_fit"]) <= {0, 1}
     assert dense["params"] == _as_json(dict(cytology_spec.arch_params["dense"])) and "candidates" not in dense
+    logistic = cv["models"][2]
+    assert logistic["candidates"] == [{"C": c} for c in LOGISTIC_C_GRID]
+    assert len(logistic["chosen_per_fit"]) == 6 and set(logistic["chosen_per_fit"]) <= set(range(len(LOGISTIC_C_GRID)))
+    assert "logistic_regression (C)" in cv["method"]
 
     tuning = info["tuning"]["architectures"]["conv1d"]
     assert tuning["candidates"] == conv1d["candidates"] and len(tuning["validation_log_loss"]) == 2
@@ -239,3 +244,28 @@ def test_cross_validation_chooses_hyperparameters_inside_each_training_fold(monk
         assert all(seen == {row.tobytes() for row in x[fit]} for _, _, seen in calls[3 * k:3 * k + 3])
     conv1d = next(m for m in cv["models"] if m["name"] == "conv1d")
     assert conv1d["chosen_per_fit"] == [1] * 6 and conv1d["accuracy"]["folds"] == [1.0] * 6
+
+
+def test_logistic_regression_chooses_c_by_log_loss_over_inner_folds_refitting_the_scaler():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+    from sklearn.preprocessing import StandardScaler
+
+    cases = load_wdbc().iloc[:200]
+    x = cases[list(FEATURE_NAMES)].to_numpy(float)
+    y = (cases["label"] == "malignant").to_numpy(int)
+    inner = repeated_folds(y, pd.Series(range(len(y))), folds=4, repeats=1, seed=0)
+
+    def inner_log_loss(c: float) -> float:
+        losses = []
+        for fit, held in inner:
+            scaler = StandardScaler().fit(x[fit])
+            model = LogisticRegression(C=c, max_iter=5000, class_weight="balanced", random_state=0)
+            model.fit(scaler.transform(x[fit]), y[fit])
+            losses.append(log_loss(y[held], model.predict_proba(scaler.transform(x[held])), labels=[0, 1]))
+        return float(np.mean(losses))
+
+    expected = int(np.argmin([inner_log_loss(c) for c in LOGISTIC_C_GRID]))
+    search = build_logistic_regression(0, inner).fit(x, y)
+    assert search.best_index_ == expected
+    assert search.best_estimator_[-1].C == LOGISTIC_C_GRID[expected]
