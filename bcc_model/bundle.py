@@ -13,6 +13,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from .modalities import ModalitySpec
 
 __all__ = [
     "Bundle", "BundleError", "BUNDLE_FILES", "load_bundle", "read_bundle_info", "file_sha256", "install_bundle",
-    "staging_dir", "write_json",
+    "staging_dir", "write_json", "save_model",
 ]
 
 BUNDLE_FILES = ("model.keras", "model.json", "history.csv", "metrics.json", "manifest.csv", "MODEL_CARD.md")
@@ -168,3 +169,32 @@ def staging_dir(target: Path) -> Path:
 
 def write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def save_model(model, path: Path) -> None:
+    """Save a Keras model so that identical weights give an identical file, hence the same sha256.
+
+    A ``.keras`` file is a zip whose ``metadata.json`` holds the save time and whose weight entry
+    carries it as a timestamp, so a deterministic re-run would otherwise get a new version
+    hash. Both are dropped here (model.json's ``created`` records when the bundle was made);
+    everything Keras reads back is unchanged.
+    """
+    path.unlink(missing_ok=True)
+    raw = path.with_name(f".unpinned-{path.name}")
+    model.save(raw)
+    try:
+        with zipfile.ZipFile(raw) as src, zipfile.ZipFile(path, "w") as dst:
+            for entry in src.infolist():
+                data = src.read(entry.filename)
+                if entry.filename == "metadata.json":
+                    metadata = json.loads(data)
+                    metadata.pop("date_saved", None)
+                    data = json.dumps(metadata).encode("utf-8")
+                fixed = zipfile.ZipInfo(entry.filename, _ZIP_EPOCH)
+                fixed.compress_type = entry.compress_type
+                dst.writestr(fixed, data)
+    finally:
+        raw.unlink(missing_ok=True)

@@ -568,7 +568,7 @@ def _write_bundle(spec: ModalitySpec, args: argparse.Namespace, selected: str, r
         duration_s: wall-clock training time.
         extra: modality-specific model.json entries, added or replacing the common ones.
     """
-    from .bundle import file_sha256, install_bundle, staging_dir, write_json
+    from .bundle import file_sha256, install_bundle, save_model, staging_dir, write_json
     from .data import manifest_sha256
     from .lesion_head import LESION_MAP_FILE, lesion_head_only
     from .model_card import render_model_card
@@ -577,7 +577,7 @@ def _write_bundle(spec: ModalitySpec, args: argparse.Namespace, selected: str, r
     model, history, choice, metrics = chosen["model"], chosen["history"], chosen["validation"], chosen["metrics"]
     staging = staging_dir(Path(out_dir))
     try:
-        model.save(staging / "model.keras")
+        save_model(model, staging / "model.keras")
         _history_table(history).to_csv(staging / "history.csv", index=False)
         manifest[["file", "label", "group", "split", "sha256"]].to_csv(staging / "manifest.csv", index=False,
                                                                          lineterminator="\n")
@@ -623,7 +623,7 @@ def _write_bundle(spec: ModalitySpec, args: argparse.Namespace, selected: str, r
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         } | (extra or {})
         if chosen.get("lesion_map") is not None:
-            lesion_head_only(chosen["lesion_map"]).save(staging / LESION_MAP_FILE)
+            save_model(lesion_head_only(chosen["lesion_map"]), staging / LESION_MAP_FILE)
             info["lesion_supervision"] = {**info.get("lesion_supervision", {}), "map_file": LESION_MAP_FILE,
                                           "map_sha256": file_sha256(staging / LESION_MAP_FILE)}
         write_json(staging / "model.json", info)

@@ -70,6 +70,7 @@ def test_identical_runs_give_identical_weights(tiny_bundle, tmp_path):
         np.testing.assert_array_equal(a, b)
     assert json.loads((out / "model.json").read_text())["data"]["manifest_sha256"] == \
         json.loads((tiny_bundle / "model.json").read_text())["data"]["manifest_sha256"]
+    assert file_sha256(out / "model.keras") == file_sha256(tiny_bundle / "model.keras"), "same weights, same version"
 
 
 def load_bundle_model_weights(path):

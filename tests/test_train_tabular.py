@@ -169,6 +169,7 @@ def test_identical_runs_give_identical_weights(tiny_cytology, tiny_plan, tmp_pat
     assert len(first) == len(second)
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a, b)
+    assert file_sha256(out / "model.keras") == file_sha256(tiny_cytology / "model.keras"), "same weights, same version"
     info_a, _ = read_bundle_info(tiny_cytology)
     info_b, _ = read_bundle_info(out)
     assert info_a["cross_validation"]["models"] == info_b["cross_validation"]["models"]
