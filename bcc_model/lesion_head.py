@@ -36,7 +36,8 @@ from keras import layers
 from .modalities import ModalitySpec
 
 __all__ = ["LESION_OUTPUT", "CLASS_OUTPUT", "LESION_MAP_FILE", "LESION_MAP_CAPTION", "add_lesion_head", "classifier_only",
-           "lesion_map_model", "lesion_head_only", "attach_lesion_head", "lesion_maps", "lesion_map_localisation", "lesion_grid", "canonical_history"]
+           "lesion_map_model", "lesion_head_only", "attach_lesion_head", "lesion_maps", "lesion_map_localisation",
+           "lesion_grid", "canonical_history"]
 
 CLASS_OUTPUT = "probabilities"
 LESION_OUTPUT = "lesion_map"
