@@ -27,17 +27,17 @@ import numpy as np
 import streamlit as st
 
 from bcc_model import RESEARCH_USE_NOTICE
-from bcc_model.bundle import Bundle, BundleError, load_bundle, read_bundle_info
-from bcc_model.data import sample_images
-from bcc_model.explain import Explainer
-from bcc_model.figures import headline_table
-from bcc_model.io import LoadedImage, read_image
-from bcc_model.lesion_head import lesion_maps
-from bcc_model.model_quality import performance_caution
+from bcc_model.models.bundle import Bundle, BundleError, load_bundle, read_bundle_info
+from bcc_model.datasets.folders import sample_images
+from bcc_model.explain.cams import Explainer
+from bcc_model.reporting.figures import headline_table
+from bcc_model.imaging.io import LoadedImage, read_image
+from bcc_model.models.lesion_head import lesion_maps
+from bcc_model.evaluation.model_quality import performance_caution
 from bcc_model.modalities import MODALITIES, ModalitySpec, get_modality, modality_keys
-from bcc_model.predict import Prediction, predict_images
-from bcc_model.preprocess import model_view, to_model_batch
-from bcc_model.region import RegionResult, analyse_region
+from bcc_model.analysis.predictions import Prediction, predict_images
+from bcc_model.imaging.preprocess import model_view, to_model_batch
+from bcc_model.analysis.region import RegionResult, analyse_region
 
 __all__ = [
     "TF_LOCK", "UPLOAD_TYPES", "SessionImage", "current_modality", "bundle_view", "get_bundle", "get_explainer",

@@ -15,15 +15,15 @@ import pandas as pd
 import streamlit as st
 
 from bcc_model import RESEARCH_USE_NOTICE
-from bcc_model.explain import HEATMAP_LIMITATIONS
-from bcc_model.figures import probability_bar, probability_map_figure
-from bcc_model.io import ImageReadError
-from bcc_model.lesion_head import LESION_MAP_CAPTION
-from bcc_model.modality_guess import modality_hint
-from bcc_model.overlay import COLORMAPS, DEFAULT_COLORMAP, overlay_heatmap
-from bcc_model.preprocess import model_view_caption
-from bcc_model.report import ReportEntry, build_report_html
-from bcc_model.tiling import magnification_to_mpp, map_to_png
+from bcc_model.explain.cams import HEATMAP_LIMITATIONS
+from bcc_model.reporting.figures import probability_bar, probability_map_figure
+from bcc_model.imaging.io import ImageReadError
+from bcc_model.models.lesion_head import LESION_MAP_CAPTION
+from bcc_model.imaging.modality_guess import modality_hint
+from bcc_model.explain.overlay import COLORMAPS, DEFAULT_COLORMAP, overlay_heatmap
+from bcc_model.imaging.preprocess import model_view_caption
+from bcc_model.reporting.report import ReportEntry, build_report_html
+from bcc_model.imaging.tiling import magnification_to_mpp, map_to_png
 from app_pages import _shared as ui
 
 _SAMPLES_KEY = "use_samples"

@@ -19,12 +19,12 @@ import pandas as pd
 import streamlit as st
 
 from bcc_model import RESEARCH_USE_NOTICE
-from bcc_model.figures import probability_bar
+from bcc_model.reporting.figures import probability_bar
 from bcc_model.modalities import get_modality
-from bcc_model.predict import Prediction
-from bcc_model.tabular import (FEATURE_NAMES, FEATURES, STATISTICS, case_attributions, input_precision, out_of_range,
+from bcc_model.analysis.predictions import Prediction
+from bcc_model.cytology.cases import (FEATURE_NAMES, FEATURES, STATISTICS, case_attributions, input_precision, out_of_range,
                                predict_cases, read_cases_csv, template_csv)
-from bcc_model.tabular_figures import attribution_figure
+from bcc_model.cytology.figures import attribution_figure
 from app_pages import _shared as ui
 
 SPEC = get_modality("cytology")

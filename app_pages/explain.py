@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from bcc_model.explain import CAM_METHODS, DEFAULT_METHOD, HEATMAP_LIMITATIONS
-from bcc_model.io import ImageReadError
-from bcc_model.lesion_head import LESION_MAP_CAPTION
-from bcc_model.overlay import COLORMAPS, DEFAULT_COLORMAP, overlay_heatmap
-from bcc_model.preprocess import model_view_caption
+from bcc_model.explain.cams import CAM_METHODS, DEFAULT_METHOD, HEATMAP_LIMITATIONS
+from bcc_model.imaging.io import ImageReadError
+from bcc_model.models.lesion_head import LESION_MAP_CAPTION
+from bcc_model.explain.overlay import COLORMAPS, DEFAULT_COLORMAP, overlay_heatmap
+from bcc_model.imaging.preprocess import model_view_caption
 from app_pages import _shared as ui
 
 spec = ui.current_modality()

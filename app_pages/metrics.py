@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from bcc_model.bundle import BundleError
-from bcc_model.figures import (
+from bcc_model.models.bundle import BundleError
+from bcc_model.reporting.figures import (
     calibration_figure,
     comparison_table,
     confusion_figure,

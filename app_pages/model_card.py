@@ -9,8 +9,8 @@ from __future__ import annotations
 import streamlit as st
 
 from bcc_model import RESEARCH_USE_NOTICE
-from bcc_model.bundle import BundleError
-from bcc_model.figures import headline_table, task_scores_table
+from bcc_model.models.bundle import BundleError
+from bcc_model.reporting.figures import headline_table, task_scores_table
 from app_pages import _shared as ui
 
 spec = ui.current_modality()

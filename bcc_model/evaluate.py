@@ -1,11 +1,7 @@
-"""Evaluate a bundle on any folder of labelled images: every image is treated as test data.
+"""``python -m bcc_model.evaluate``: a bundle's metrics on any labelled folder (or cytology CSV).
 
-This is how anyone checks a shipped model on patients it has never seen. Probabilities are
-calibrated and decided exactly as in the app (the bundle's temperature, threshold and band),
-and confidence intervals resample whole groups (patients) from ``labels.csv``.
-
-Tabular modalities read a CSV instead of a folder: every row (30 feature columns, ``label``,
-optional ``group``) is a test case.
+Command line only: ``evaluation.external`` does the work. Every image is treated as test data,
+so this is how anyone checks a shipped model on patients it has never seen.
 
 Usage:
     python -m bcc_model.evaluate --modality histopathology --data DIR [--weights DIR] [--json OUT]
@@ -20,69 +16,14 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .modalities import get_modality, modality_keys
+from bcc_model.evaluation.external import evaluate_cases, evaluate_folder
+from bcc_model.modalities import get_modality, modality_keys
 
-__all__ = ["evaluate_folder", "evaluate_cases", "main"]
-
-
-def evaluate_folder(bundle, data_dir: str | Path, *, n_resamples: int = 1000, seed: int = 0) -> dict:
-    """Metrics (metrics.json schema, ``split="external"``) of ``bundle`` on every image of ``data_dir``.
-
-    Modalities with extra binary tasks report them; those with lesion geometry also report
-    localisation scores on the images whose geometry the folder provides (``lesions.py``), for
-    Grad-CAM and, when the bundle ships one, the lesion map.
-    """
-    from .data import discover, load_images
-    from .metrics import compute_metrics
-    from .predict import calibrated_probabilities
-
-    spec = bundle.spec
-    table = discover(data_dir, spec)
-    images = load_images(table, data_dir, spec)
-    probs = calibrated_probabilities(bundle, images.astype("float32"))
-    y = table["label"].map({label: i for i, label in enumerate(spec.labels)}).to_numpy()
-    metrics = compute_metrics(probs, y, table["group"].tolist(), spec.labels, spec.positive_index, bundle.threshold,
-                              bundle.band, bundle.temperature, split="external", n_resamples=n_resamples, seed=seed,
-                              binary_tasks=spec.extra_binary_tasks or None)
-    if spec.lesion_source is not None:
-        from .lesions import model_space_masks
-        from .localisation import explain_and_score
-
-        masks, groups = model_space_masks(table, data_dir, spec), table["group"].tolist()
-        metrics["localisation"] = explain_and_score(bundle.model, images, y, masks, groups, spec,
-                                                    n_resamples=n_resamples, seed=seed)
-        if bundle.lesion_map is not None:
-            from .lesion_head import lesion_map_localisation
-
-            metrics["lesion_map_localisation"] = lesion_map_localisation(
-                bundle.lesion_map, images, y, masks, groups, spec, n_resamples=n_resamples, seed=seed)
-    return metrics
-
-
-def evaluate_cases(bundle, csv_path: str | Path, *, n_resamples: int = 1000, seed: int = 0) -> dict:
-    """Metrics (metrics.json schema, ``split="external"``) of a tabular ``bundle`` on every row of a CSV.
-
-    Rows are read as in training (:func:`bcc_model.tabular.load_cases`): any bad row is an error,
-    because silently dropped cases would change what the figures describe. Without a ``group``
-    column each row is its own group (one case per patient).
-
-    Raises:
-        DataError: unreadable file, a bad row, or missing or unknown labels.
-    """
-    from .metrics import compute_metrics
-    from .predict import calibrated_probabilities
-    from .tabular import cases_matrix, load_cases
-
-    spec = bundle.spec
-    cases = load_cases(csv_path, spec.labels)
-    probs = calibrated_probabilities(bundle, cases_matrix(cases))
-    y = cases["label"].map({label: i for i, label in enumerate(spec.labels)}).to_numpy()
-    return compute_metrics(probs, y, cases["group"].tolist(), spec.labels, spec.positive_index, bundle.threshold,
-                           bundle.band, bundle.temperature, split="external", n_resamples=n_resamples, seed=seed)
+__all__ = ["main"]
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bcc_model.evaluate", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m bcc_model.evaluate", description="Evaluate a bundle on a labelled folder or CSV: every item is test data.",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--modality", required=True, choices=modality_keys(), help="modality of the bundle")
     parser.add_argument("--data", required=True, type=Path,
@@ -94,9 +35,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .bundle import BundleError, load_bundle
-    from .data import DataError
-    from .metrics import format_metrics_table
+    from bcc_model.models.bundle import BundleError, load_bundle
+    from bcc_model.datasets.folders import DataError
+    from bcc_model.evaluation.metrics import format_metrics_table
 
     args = _parse_args(argv)
     try:

@@ -1,8 +1,7 @@
-"""Predictions from a loaded bundle, and the ``python -m bcc_model.predict`` command line.
+"""``python -m bcc_model.predict``: calibrated class probabilities for image files (research use only).
 
-Probabilities are always calibrated with the bundle's temperature and labelled with the
-bundle's class names; the decision (label, indeterminate) follows the threshold and band chosen
-on validation data, so the app, the CLI and evaluation cannot disagree.
+Command line only: it parses arguments and hands each file to ``analysis``; the app, evaluation
+and the HTML report use the same functions, so they cannot disagree.
 
 Usage:
     python -m bcc_model.predict --modality histopathology samples/histopathology/*/*.png
@@ -12,80 +11,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
+from bcc_model.analysis.predictions import predict_images
 
-from .bundle import Bundle
-from .calibration import apply_temperature, decide
-from .preprocess import to_model_batch
-
-__all__ = ["Prediction", "raw_probabilities", "calibrated_probabilities", "predict_images", "main"]
-
-BATCH_SIZE = 256
-INPUT_VALUES_PER_CALL = 1 << 22
-"""Upper bound on input values per forward pass: 28 images at 384 x 384. A pretrained trunk's
-first block holds 64 float32 channels per pixel at full resolution, so a whole 133-image test
-split in one call needs over 5 GB per activation; this bound keeps each call near 1 GB."""
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """One image's result. ``probabilities`` maps every label to its calibrated probability."""
-
-    probabilities: dict[str, float]
-    label: str
-    indeterminate: bool
-    positive_label: str
-
-    @property
-    def positive_probability(self) -> float:
-        return self.probabilities[self.positive_label]
-
-
-def raw_probabilities(model, batch: np.ndarray, *, batch_size: int = BATCH_SIZE) -> np.ndarray:
-    """Uncalibrated softmax outputs (N, K) for float32 model inputs (N, H, W, C) in [0, 255].
-
-    Calls the model on at most ``batch_size`` inputs, fewer for large images
-    (:data:`INPUT_VALUES_PER_CALL`), so memory does not grow with the number of images.
-    """
-    if len(batch) == 0:
-        return np.zeros((0, model.output_shape[-1]), dtype=np.float32)
-    batch_size = max(1, min(batch_size, INPUT_VALUES_PER_CALL // int(np.prod(batch.shape[1:]))))
-    chunks = [np.asarray(model(batch[i:i + batch_size], training=False)) for i in range(0, len(batch), batch_size)]
-    return np.concatenate(chunks).astype(np.float32)
-
-
-def calibrated_probabilities(bundle: Bundle, batch: np.ndarray) -> np.ndarray:
-    """Temperature-scaled probabilities (N, K) for preprocessed model inputs."""
-    return apply_temperature(raw_probabilities(bundle.model, batch), bundle.temperature).astype(np.float32)
-
-
-def predictions_from_probabilities(bundle: Bundle, probs: np.ndarray) -> list[Prediction]:
-    labels = bundle.labels
-    positive = bundle.spec.positive_index
-    predicted, indeterminate = decide(probs, positive, bundle.threshold, bundle.band)
-    return [
-        Prediction(
-            probabilities={label: float(p) for label, p in zip(labels, row)},
-            label=labels[int(k)],
-            indeterminate=bool(flag),
-            positive_label=labels[positive],
-        )
-        for row, k, flag in zip(probs, predicted, indeterminate)
-    ]
-
-
-def predict_images(bundle: Bundle, images: Sequence[np.ndarray]) -> list[Prediction]:
-    """Classify uint8 images (HxW or HxWx3, any size) with identical-to-training preprocessing."""
-    batch = to_model_batch(images, bundle.spec)
-    return predictions_from_probabilities(bundle, calibrated_probabilities(bundle, batch))
+__all__ = ["main"]
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    from .modalities import modality_keys
+    from bcc_model.modalities import modality_keys
 
     parser = argparse.ArgumentParser(
         prog="python -m bcc_model.predict",
@@ -99,9 +34,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit status 0 when every image was classified, 1 when any could not be read."""
-    from .bundle import load_bundle
-    from .io import ImageReadError, read_image
-    from .modalities import get_modality
+    from bcc_model.models.bundle import load_bundle
+    from bcc_model.imaging.io import ImageReadError, read_image
+    from bcc_model.modalities import get_modality
 
     args = _parse_args(argv)
     bundle = load_bundle(get_modality(args.modality), args.weights)

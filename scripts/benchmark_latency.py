@@ -83,13 +83,13 @@ def cold_start(sample: Path, timeout_s: float = 300.0) -> None:
 
 def per_image(modality: str, runs: int, warmup: int) -> None:
     """Median and p90 of predict + Grad-CAM per sample image of ``modality``, warm, in this process."""
-    from bcc_model.bundle import load_bundle
-    from bcc_model.data import sample_images
-    from bcc_model.explain import Explainer
-    from bcc_model.io import read_image
+    from bcc_model.models.bundle import load_bundle
+    from bcc_model.datasets.folders import sample_images
+    from bcc_model.explain.cams import Explainer
+    from bcc_model.imaging.io import read_image
     from bcc_model.modalities import get_modality
-    from bcc_model.predict import predict_images
-    from bcc_model.preprocess import to_model_batch
+    from bcc_model.analysis.predictions import predict_images
+    from bcc_model.imaging.preprocess import to_model_batch
 
     spec = get_modality(modality)
     bundle = load_bundle(spec)
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Machine: {os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.2f} (1 min); "
           f"weights: {os.environ.get('BCC_WEIGHTS_DIR', ROOT / 'weights')}")
     if not args.skip_browser:
-        from bcc_model.data import sample_images
+        from bcc_model.datasets.folders import sample_images
         from bcc_model.modalities import get_modality
 
         sample = next(iter(sample_images(get_modality("histopathology"))), None)

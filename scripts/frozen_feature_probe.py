@@ -20,8 +20,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bcc_model.architectures import build_vgg16  # noqa: E402
-from bcc_model.data import discover, load_images, split_by_group  # noqa: E402
+from bcc_model.models.architectures import build_vgg16  # noqa: E402
+from bcc_model.datasets.folders import discover, load_images
+from bcc_model.datasets.splits import split_by_group
 from bcc_model.modalities import get_modality, modality_keys  # noqa: E402
 
 

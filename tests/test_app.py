@@ -16,12 +16,12 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from bcc_model.bundle import load_bundle, read_bundle_info
-from bcc_model.explain import CAM_METHODS, HEATMAP_LIMITATIONS
-from bcc_model.figures import history_figures, task_scores_table
-from bcc_model.io import ImageReadError, read_image
+from bcc_model.models.bundle import load_bundle, read_bundle_info
+from bcc_model.explain.cams import CAM_METHODS, HEATMAP_LIMITATIONS
+from bcc_model.reporting.figures import history_figures, task_scores_table
+from bcc_model.imaging.io import ImageReadError, read_image
 from bcc_model.modalities import MODALITIES
-from bcc_model.predict import predict_images
+from bcc_model.analysis.predictions import predict_images
 from tests.apptest_helpers import PNG, heatmap_images as _heatmap_images, run_app
 
 CHARTS_PER_BUNDLE = 8  # loss, accuracy, AUC, learning rate, confusion, calibration, ROC, PR
@@ -89,7 +89,7 @@ def test_upload_classifies_good_files_and_reports_the_bad_one(bundle, sample_fil
 def test_display_controls_never_recompute_predictions(bundle, sample_files, monkeypatch):
     """Opacity and colour map only re-blend the cached heatmap; a new class needs one new CAM."""
     import app_pages._shared as shared
-    from bcc_model.explain import Explainer
+    from bcc_model.explain.cams import Explainer
 
     sample = sample_files[0]
     at = _run()

@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from bcc_model.architectures import DENSENET121, build_model, feature_layer_names
-from bcc_model.explain import CAM_METHODS, Explainer
+from bcc_model.models.architectures import DENSENET121, build_model, feature_layer_names
+from bcc_model.explain.cams import CAM_METHODS, Explainer
 
 # Small but not tiny: with 8-channel convolutions TensorFlow 2.21's oneDNN CPU kernels corrupt
 # memory under GradientTape (seen here as "double free or corruption" in Grad-CAM); shipped models

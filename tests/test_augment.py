@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bcc_model.augment import AUGMENTATIONS, augment
-from bcc_model.io import read_image
+from bcc_model.training.augment import AUGMENTATIONS, augment
+from bcc_model.imaging.io import read_image
 from bcc_model.modalities import get_modality
-from bcc_model.preprocess import to_model_input
+from bcc_model.imaging.preprocess import to_model_input
 
 from .conftest import ROOT
 

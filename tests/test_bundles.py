@@ -18,9 +18,9 @@ SHIPPED = [spec for spec in MODALITIES.values()
 @pytest.mark.skipif(not SHIPPED, reason="no image bundle in weights/")
 @pytest.mark.parametrize("spec", SHIPPED, ids=[spec.key for spec in SHIPPED])
 def test_shipped_bundle_classifies_its_samples(spec, capsys):
-    from bcc_model.bundle import load_bundle
-    from bcc_model.io import read_image
-    from bcc_model.predict import predict_images
+    from bcc_model.models.bundle import load_bundle
+    from bcc_model.imaging.io import read_image
+    from bcc_model.analysis.predictions import predict_images
 
     bundle = load_bundle(spec)
     table = pd.read_csv(spec.sample_dir / "labels.csv", dtype=str)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.special import softmax
 
-from bcc_model.calibration import (
+from bcc_model.evaluation.calibration import (
     apply_temperature,
     band_summary,
     choose_band,

@@ -13,9 +13,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from bcc_model import RESEARCH_USE_NOTICE
-from bcc_model.bundle import load_bundle
+from bcc_model.models.bundle import load_bundle
 from bcc_model.modalities import get_modality
-from bcc_model.tabular import FEATURE_NAMES, predict_cases, read_cases_csv
+from bcc_model.cytology.cases import FEATURE_NAMES, predict_cases, read_cases_csv
 
 PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "cytology.py")
 TIMEOUT_S = 120  # the first run imports TensorFlow and loads the model

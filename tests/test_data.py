@@ -9,10 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bcc_model.augment import AUGMENTATIONS, augment
-from bcc_model.data import (DataError, add_hashes, class_weights, discover, load_images, make_dataset,
-                            manifest_sha256, split_by_group)
-from bcc_model.preprocess import to_model_input
+from bcc_model.training.augment import AUGMENTATIONS, augment
+from bcc_model.datasets.folders import DataError, discover, load_images
+from bcc_model.datasets.manifest import add_hashes, manifest_sha256
+from bcc_model.training.tfdata import class_weights, make_dataset
+from bcc_model.datasets.splits import split_by_group
+from bcc_model.imaging.preprocess import to_model_input
 
 
 def _synthetic_table(n_groups: int, per_group: int, seed: int = 0) -> pd.DataFrame:
@@ -147,7 +149,7 @@ def test_dataset_pipeline_batches_and_repeats_deterministically(sample_dir, hist
 
 
 def test_sample_images_are_the_listed_images_not_their_masks():
-    from bcc_model.data import sample_images
+    from bcc_model.datasets.folders import sample_images
     from bcc_model.modalities import get_modality
 
     spec = get_modality("ultrasound")

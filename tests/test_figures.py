@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from bcc_model.figures import (
+from bcc_model.reporting.figures import (
     calibration_figure,
     comparison_table,
     confusion_figure,

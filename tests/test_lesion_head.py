@@ -12,14 +12,15 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from bcc_model.architectures import build_model
-from bcc_model.augment import GEOMETRIC, augment
-from bcc_model.data import LesionTargets, discover, load_images, make_dataset
-from bcc_model.lesion_head import (CLASS_OUTPUT, LESION_OUTPUT, add_lesion_head, attach_lesion_head, canonical_history,
+from bcc_model.models.architectures import build_model
+from bcc_model.training.augment import GEOMETRIC, augment
+from bcc_model.training.tfdata import LesionTargets, make_dataset
+from bcc_model.datasets.folders import discover, load_images
+from bcc_model.models.lesion_head import (CLASS_OUTPUT, LESION_OUTPUT, add_lesion_head, attach_lesion_head, canonical_history,
                                    classifier_only, lesion_grid, lesion_head_only, lesion_map_model, lesion_maps)
-from bcc_model.lesions import model_space_masks
+from bcc_model.datasets.lesions import model_space_masks
 from bcc_model.modalities import get_modality
-from bcc_model.train import _compile as compile_model
+from bcc_model.training.fit import compile_model
 
 from .conftest import ROOT
 

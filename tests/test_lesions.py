@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bcc_model.data import discover
-from bcc_model.lesions import LesionError, circle_mask, lesion_mask, model_space_masks, read_circles
+from bcc_model.datasets.folders import discover
+from bcc_model.datasets.lesions import LesionError, circle_mask, lesion_mask, model_space_masks, read_circles
 from bcc_model.modalities import get_modality
 
 from .conftest import ROOT

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bcc_model.modalities import MODALITIES, PROJECT_ROOT as ROOT, ModalitySpec
-from bcc_model.modality_guess import describe_appearance, modality_hint, suggest_modality
+from bcc_model.modalities import MODALITIES, ModalitySpec
+from bcc_model.imaging.modality_guess import describe_appearance, modality_hint, suggest_modality
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +73,8 @@ def test_unknown_expectation_and_bad_input():
 
 
 def _whole_images(modality: str) -> list[tuple[str, np.ndarray]]:
-    from bcc_model.data import sample_images
-    from bcc_model.io import read_image
+    from bcc_model.datasets.folders import sample_images
+    from bcc_model.imaging.io import read_image
 
     paths = sample_images(MODALITIES[modality])
     assert paths, f"no samples under samples/{modality}"

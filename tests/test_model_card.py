@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from bcc_model import RESEARCH_USE_NOTICE
-from bcc_model.metrics import compute_metrics
-from bcc_model.model_card import NOT_RECORDED, render_model_card
+from bcc_model.evaluation.metrics import compute_metrics
+from bcc_model.reporting.model_card import NOT_RECORDED, render_model_card
 
 SECTIONS = [
     "## Model details",

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from bcc_model.overlay import (
+from bcc_model.explain.overlay import (
     COLORMAPS,
     DEFAULT_COLORMAP,
     encode_png,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from bcc_model import predict
+from bcc_model.analysis import predictions as predict
 
 
 def _tiny_model(size: int) -> keras.Model:

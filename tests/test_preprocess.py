@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bcc_model.io import read_image
-from bcc_model.lesions import circle_mask, read_circles
+from bcc_model.imaging.io import read_image
+from bcc_model.datasets.lesions import circle_mask, read_circles
 from bcc_model.modalities import get_modality
-from bcc_model.preprocess import STEPS, breast_box, faces_right, to_model_input, to_model_input_with_mask
+from bcc_model.imaging.preprocess import STEPS, breast_box, faces_right, to_model_input, to_model_input_with_mask
 
 from .conftest import ROOT
 
@@ -133,7 +133,7 @@ def test_non_mammogram_keeps_the_whole_frame():
 
 
 def test_model_view_is_the_model_input_for_display(mammo_spec):
-    from bcc_model.preprocess import model_view
+    from bcc_model.imaging.preprocess import model_view
 
     grey = _pixels(MAMMO / "malignant/mdb028.png")
     view = model_view(grey, mammo_spec)
@@ -143,7 +143,7 @@ def test_model_view_is_the_model_input_for_display(mammo_spec):
 
 def test_model_view_caption_names_the_geometry_changes():
     from bcc_model.modalities import get_modality
-    from bcc_model.preprocess import model_view_caption
+    from bcc_model.imaging.preprocess import model_view_caption
 
     mammo, ultrasound = get_modality("mammography").input_size, get_modality("ultrasound").input_size
     assert model_view_caption(get_modality("mammography")) == (

@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 
-from bcc_model import pretrained
-from bcc_model.architectures import build_model
-from bcc_model.explain import Explainer
+from bcc_model.models import pretrained
+from bcc_model.models.architectures import build_model
+from bcc_model.explain.cams import Explainer
 
 
 def test_missing_and_tampered_wheels_are_refused_with_the_fetch_command(tmp_path, monkeypatch):

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bcc_model.bundle import BundleError, load_bundle
-from bcc_model.explain import Explainer
-from bcc_model.predict import predict_images
-from bcc_model.region import analyse_region
+from bcc_model.models.bundle import BundleError, load_bundle
+from bcc_model.explain.cams import Explainer
+from bcc_model.analysis.predictions import predict_images
+from bcc_model.analysis.region import analyse_region
 
 PATCH = 50
 GRID = 4

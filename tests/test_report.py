@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from bcc_model import RESEARCH_USE_NOTICE
-from bcc_model.overlay import overlay_heatmap
-from bcc_model.report import ReportEntry, build_report_html
+from bcc_model.explain.overlay import overlay_heatmap
+from bcc_model.reporting.report import ReportEntry, build_report_html
 
 SHA = "3f5a" + "0123456789abcdef" * 3 + "9c1e" * 3 + "77aa"
 HOSTILE_NAME = '<script>alert("x")</script>.png'

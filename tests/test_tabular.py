@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bcc_model.data import DataError
-from bcc_model.tabular import (FEATURE_NAMES, FEATURES, MAX_CSV_BYTES, STATISTICS, WDBC_SOURCE, attributions,
+from bcc_model.datasets.folders import DataError
+from bcc_model.cytology.cases import (FEATURE_NAMES, FEATURES, MAX_CSV_BYTES, STATISTICS, WDBC_SOURCE, attributions,
                                feature_ranges, input_precision, load_cases, load_wdbc, out_of_range, read_cases_csv,
                                row_sha256, template_csv)
-from bcc_model.tabular_figures import attribution_figure
+from bcc_model.cytology.figures import attribution_figure
 
 LABELS = ("benign", "malignant")
 
@@ -175,7 +175,7 @@ def test_input_precision():
 def tiny_model(request, wdbc):
     import keras
 
-    from bcc_model.tabular_models import build_tabular_model
+    from bcc_model.cytology.models import build_tabular_model
 
     keras.utils.set_random_seed(0)
     x = wdbc[list(FEATURE_NAMES)].to_numpy()
@@ -187,7 +187,7 @@ def tiny_model(request, wdbc):
 @pytest.mark.parametrize("temperature", [1.0, 0.5])
 def test_attributions_are_complete(tiny_model, wdbc, temperature):
     """Sundararajan et al. (2017), completeness: attributions sum to f(x) - f(baseline)."""
-    from bcc_model.calibration import apply_temperature
+    from bcc_model.evaluation.calibration import apply_temperature
 
     x = wdbc[list(FEATURE_NAMES)].to_numpy()
     baseline = x.mean(axis=0)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bcc_model.tiling import (
+from bcc_model.imaging.tiling import (
     flagged_fraction,
     magnification_to_mpp,
     map_to_png,

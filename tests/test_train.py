@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bcc_model.bundle import BUNDLE_FILES, BundleError, file_sha256, load_bundle, read_bundle_info
+from bcc_model.models.bundle import BUNDLE_FILES, BundleError, file_sha256, load_bundle, read_bundle_info
 from bcc_model.train import main as train_main
 
 from .conftest import ROOT, SAMPLES, TINY_TRAIN_ARGS

@@ -17,10 +17,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bcc_model.bundle import BUNDLE_FILES, BundleError, file_sha256, load_bundle, read_bundle_info
-from bcc_model.lesion_head import LESION_MAP_FILE, lesion_maps
+from bcc_model.models.bundle import BUNDLE_FILES, BundleError, file_sha256, load_bundle, read_bundle_info
+from bcc_model.models.lesion_head import LESION_MAP_FILE, lesion_maps
 from bcc_model.modalities import get_modality
-from bcc_model.preprocess import to_model_batch
+from bcc_model.imaging.preprocess import to_model_batch
 from bcc_model.train import main as train_main
 
 from .conftest import ROOT
@@ -88,8 +88,8 @@ def test_tiny_grey_run_writes_localisation_and_binary_tasks(grey_bundle):
 
 
 def test_tiny_grey_bundle_loads_and_predicts(grey_bundle):
-    from bcc_model.io import read_image
-    from bcc_model.predict import predict_images
+    from bcc_model.imaging.io import read_image
+    from bcc_model.analysis.predictions import predict_images
 
     bundle = load_bundle(get_modality("mammography"), grey_bundle)
     assert bundle.spec.input_size == 64

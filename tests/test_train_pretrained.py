@@ -12,10 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bcc_model.bundle import load_bundle, read_bundle_info
+from bcc_model.models.bundle import load_bundle, read_bundle_info
 from bcc_model.modalities import get_modality
-from bcc_model.pretrained import source_record
-from bcc_model.train import _arch_args, parse_args
+from bcc_model.models.pretrained import source_record
+from bcc_model.train import config_from_argv
 from bcc_model.train import main as train_main
 
 from .conftest import ROOT
@@ -41,9 +41,9 @@ def replicated(tmp_path_factory) -> Path:
 
 
 def test_registry_training_options_apply_to_their_architecture_only():
-    args = parse_args(["--modality", "ultrasound", "--lr", "0.01", "--patch-pretrain"])
+    args = config_from_argv(["--modality", "ultrasound", "--lr", "0.01", "--patch-pretrain"])
     spec = get_modality("ultrasound")
-    vgg, se_resnet = _arch_args(args, spec, "vgg16"), _arch_args(args, spec, "se_resnet")
+    vgg, se_resnet = args.for_arch(spec, "vgg16"), args.for_arch(spec, "se_resnet")
     assert (vgg.lr, vgg.patch_pretrain) == (1e-4, False)
     assert (se_resnet.lr, se_resnet.patch_pretrain) == (0.01, True)
     assert args.lr == 0.01, "the command line's options stay as given"

@@ -15,15 +15,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bcc_model import train_tabular
-from bcc_model.bundle import BUNDLE_FILES, file_sha256, load_bundle, read_bundle_info
-from bcc_model.data import manifest_sha256
+from bcc_model.cytology import training as train_tabular
+from bcc_model.models.bundle import BUNDLE_FILES, file_sha256, load_bundle, read_bundle_info
+from bcc_model.datasets.manifest import manifest_sha256
 from bcc_model.modalities import get_modality
-from bcc_model.tabular import FEATURE_NAMES, load_wdbc, predict_cases, row_sha256
-from bcc_model.tabular_models import LOGISTIC_C_GRID, build_logistic_regression
+from bcc_model.cytology.cases import FEATURE_NAMES, load_wdbc, predict_cases, row_sha256
+from bcc_model.cytology.models import LOGISTIC_C_GRID, build_logistic_regression
 from bcc_model.train import main as train_main
-from bcc_model.train import parse_args
-from bcc_model.train_tabular import CVPlan, candidate_params, cross_validate, repeated_folds
+from bcc_model.train import config_from_argv
+from bcc_model.cytology.training import CVPlan, candidate_params, cross_validate, repeated_folds
 
 from .conftest import ROOT
 from .test_train import HEADLINE, METRIC_KEYS, MODEL_KEYS
@@ -235,7 +235,7 @@ def test_cross_validation_chooses_hyperparameters_inside_each_training_fold(monk
 
     monkeypatch.setattr(train_tabular, "_fit_network", fake_fit)
     plan = CVPlan(folds=3, repeats=2)
-    cv = cross_validate(x, manifest, cytology_spec, parse_args(TINY_ARGS), plan)
+    cv = cross_validate(x, manifest, cytology_spec, config_from_argv(TINY_ARGS), plan)
 
     y = (wdbc["label"] == "malignant").to_numpy().astype(int)
     folds = repeated_folds(y, manifest["group"], folds=3, repeats=2, seed=42)

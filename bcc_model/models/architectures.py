@@ -207,7 +207,7 @@ def _first_vgg_kernel(kernel: np.ndarray, bias: np.ndarray, channels: int) -> li
     (exact away from the zero-padded border), RGB input reverses the kernel's channel order, and
     greyscale input sums the kernel over channels: the same as feeding the grey value three times.
     """
-    from .pretrained import CAFFE_BGR_MEAN
+    from bcc_model.models.pretrained import CAFFE_BGR_MEAN
 
     folded_bias = bias - np.einsum("hwco,c->o", kernel, CAFFE_BGR_MEAN)
     if channels == 3:
@@ -234,7 +234,7 @@ def build_vgg16(input_shape: Sequence[int], num_classes: int, *, blocks: int = 4
         head_pool: global ``"avg"`` or ``"max"`` pooling before the classifier (see ``_head``).
         pretrained: False keeps the random initialisation (tests; no weights file needed).
     """
-    from .pretrained import VGG16_BLOCKS, vgg16_convolutions
+    from bcc_model.models.pretrained import VGG16_BLOCKS, vgg16_convolutions
 
     if not 0 <= frozen_blocks <= blocks <= len(VGG16_BLOCKS):
         raise ValueError(f"need 0 <= frozen_blocks <= blocks <= {len(VGG16_BLOCKS)}, got {frozen_blocks}, {blocks}")

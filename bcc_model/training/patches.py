@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .modalities import ModalitySpec
+from bcc_model.modalities import ModalitySpec
 
 __all__ = ["extract_patches", "pretrained_model"]
 
@@ -103,8 +103,8 @@ def pretrained_model(arch: str, spec: ModalitySpec, patches: np.ndarray, labels:
         An uncompiled whole-image ``keras.Model`` of ``spec.input_shape`` holding the patch
         network's weights (every weight is independent of the input size).
     """
-    from .architectures import build_model
-    from .data import class_weights, make_dataset
+    from bcc_model.models.architectures import build_model
+    from bcc_model.training.tfdata import class_weights, make_dataset
 
     params = dict(spec.arch_params[arch])
     patch_spec = replace(spec, input_size=int(patches.shape[1]))

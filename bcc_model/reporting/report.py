@@ -21,7 +21,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from bcc_model.overlay import encode_png, shrink_to_fit
+from bcc_model.explain.overlay import encode_png, shrink_to_fit
 
 __all__ = ["ReportEntry", "build_report_html"]
 

@@ -21,7 +21,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from bcc_model.overlay import encode_png, ensure_rgb, shrink_to_fit
+from bcc_model.explain.overlay import encode_png, ensure_rgb, shrink_to_fit
 
 __all__ = [
     "task_scores_table",

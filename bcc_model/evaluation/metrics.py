@@ -31,7 +31,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
-from bcc_model.calibration import band_summary, decide
+from bcc_model.evaluation.calibration import band_summary, decide
 
 __all__ = ["HEADLINE_METRICS", "compute_metrics", "format_metrics_table", "group_bootstrap_mean"]
 

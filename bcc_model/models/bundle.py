@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .modalities import ModalitySpec
+from bcc_model.modalities import ModalitySpec
 
 __all__ = [
     "Bundle", "BundleError", "BUNDLE_FILES", "load_bundle", "read_bundle_info", "file_sha256", "install_bundle",
@@ -118,7 +118,7 @@ def load_bundle(spec: ModalitySpec, path: str | Path | None = None) -> Bundle:
 
 def _lesion_map(model, head, spec: ModalitySpec, folder: Path):
     """Image -> lesion map model: the stored head on the classifier's Grad-CAM layer."""
-    from .lesion_head import attach_lesion_head
+    from bcc_model.models.lesion_head import attach_lesion_head
 
     try:
         return attach_lesion_head(model, head, spec.cam_layer)

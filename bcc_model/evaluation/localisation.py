@@ -29,8 +29,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from .metrics import group_bootstrap_mean
-from .modalities import ModalitySpec
+from bcc_model.evaluation.metrics import group_bootstrap_mean
+from bcc_model.modalities import ModalitySpec
 
 __all__ = ["pointing_hit", "energy_inside", "localisation_scores", "explain_and_score"]
 
@@ -129,7 +129,7 @@ def explain_and_score(model, images: np.ndarray, y: np.ndarray, masks: Sequence[
         The ``localisation`` block of ``localisation_scores`` plus ``method``, ``target``
         (``"true class"``) and ``labels`` (the lesion classes scored).
     """
-    from .explain import Explainer
+    from bcc_model.explain.cams import Explainer
 
     explainer = Explainer(model, spec.labels, spec.cam_layer)
     heatmaps: list[np.ndarray] = []

@@ -21,9 +21,9 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .io import ImageReadError, read_image
-from .modalities import ModalitySpec
-from .preprocess import to_model_input_with_mask
+from bcc_model.imaging.io import ImageReadError, read_image
+from bcc_model.modalities import ModalitySpec
+from bcc_model.imaging.preprocess import to_model_input_with_mask
 
 __all__ = ["LesionError", "Circle", "circle_mask", "read_circles", "lesion_mask", "model_space_masks"]
 

@@ -32,7 +32,6 @@ Example (reproduces the shipped cytology bundle):
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -43,7 +42,8 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from .modalities import ModalitySpec
+from bcc_model.modalities import ModalitySpec
+from bcc_model.training.config import TrainConfig
 
 __all__ = ["CVPlan", "CV_PLAN", "TUNING_GRID", "LOGISTIC_REGRESSION", "split_cases", "repeated_folds",
            "candidate_params", "cross_validate", "train_tabular"]
@@ -101,8 +101,9 @@ def split_cases(cases: pd.DataFrame, source: str, *, seed: int, cv_folds: int = 
     Raises:
         DataError: too few cases, or a split or cross-validation fold would lack a class.
     """
-    from .data import DataError, split_by_group
-    from .tabular import FEATURE_NAMES, row_sha256
+    from bcc_model.datasets.folders import DataError
+    from bcc_model.datasets.splits import split_by_group
+    from bcc_model.cytology.cases import FEATURE_NAMES, row_sha256
 
     table = pd.DataFrame({"file": [f"{source}#{i}" for i in cases.index], "label": cases["label"].to_numpy(),
                           "group": cases["group"].to_numpy()})
@@ -121,7 +122,7 @@ def split_cases(cases: pd.DataFrame, source: str, *, seed: int, cv_folds: int = 
 
 def _network(arch: str, params: Mapping[str, object], spec: ModalitySpec, x_train: np.ndarray):
     """Uncompiled network ``arch`` with ``params``, standardising with the statistics of ``x_train``."""
-    from .tabular_models import build_tabular_model
+    from bcc_model.cytology.models import build_tabular_model
 
     return build_tabular_model(arch, x_train.shape[1], len(spec.labels), mean=x_train.mean(axis=0),
                                variance=x_train.var(axis=0), **dict(params))
@@ -138,7 +139,7 @@ def _log_loss(model, x: np.ndarray, y: np.ndarray, spec: ModalitySpec) -> float:
     """
     from sklearn.metrics import log_loss
 
-    from .predict import raw_probabilities
+    from bcc_model.analysis.predictions import raw_probabilities
 
     return float(log_loss(y, raw_probabilities(model, x.astype(np.float32)), labels=list(range(len(spec.labels)))))
 
@@ -163,40 +164,41 @@ def candidate_params(arch: str, spec: ModalitySpec) -> list[dict]:
 
 
 def _fit_network(name: str, params: Mapping[str, object], spec: ModalitySpec, fit: pd.DataFrame, x_fit: np.ndarray,
-                 y_fit: np.ndarray, args: argparse.Namespace) -> tuple[object, float]:
+                 y_fit: np.ndarray, config: TrainConfig) -> tuple[object, float]:
     """Train network ``name`` on a training fold as in the final run; the model and its
     :func:`_log_loss` on the fold's held-out early-stopping quarter."""
-    from .data import _pick_fold, class_weights, make_dataset
-    from .train import _compile, _configure_determinism, _schedule_callbacks
+    from bcc_model.datasets.splits import pick_fold
+    from bcc_model.training.tfdata import class_weights, make_dataset
+    from bcc_model.training.fit import compile_model, configure_determinism, schedule_callbacks
 
-    stopping = _pick_fold(fit.reset_index(drop=True), EARLY_STOPPING_FOLDS, args.seed)
+    stopping = pick_fold(fit.reset_index(drop=True), EARLY_STOPPING_FOLDS, config.seed)
 
     def dataset(mask: np.ndarray, training: bool):
-        return make_dataset(x_fit[mask], y_fit[mask], spec, batch_size=args.batch_size, training=training,
-                            seed=args.seed)
+        return make_dataset(x_fit[mask], y_fit[mask], spec, batch_size=config.batch_size, training=training,
+                            seed=config.seed)
 
-    _configure_determinism(args.seed)
-    model = _compile(_network(name, params, spec, x_fit[~stopping]), args.lr)
-    model.fit(dataset(~stopping, True), validation_data=dataset(stopping, False), epochs=args.epochs,
-              class_weight=class_weights(y_fit[~stopping], len(spec.labels)), callbacks=_schedule_callbacks(args),
+    configure_determinism(config.seed)
+    model = compile_model(_network(name, params, spec, x_fit[~stopping]), config.lr)
+    model.fit(dataset(~stopping, True), validation_data=dataset(stopping, False), epochs=config.epochs,
+              class_weight=class_weights(y_fit[~stopping], len(spec.labels)), callbacks=schedule_callbacks(config),
               verbose=0)
     return model, _log_loss(model, x_fit[stopping], y_fit[stopping], spec)
 
 
 def _fold_probabilities(name: str, spec: ModalitySpec, fit: pd.DataFrame, x_fit: np.ndarray, y_fit: np.ndarray,
-                        x_held: np.ndarray, args: argparse.Namespace) -> tuple[np.ndarray, int]:
+                        x_held: np.ndarray, config: TrainConfig) -> tuple[np.ndarray, int]:
     """Train model ``name`` on one training fold: (N, K) probabilities of the held-out fold, and
     which of :func:`candidate_params` was kept (0 for untuned models)."""
-    from .predict import raw_probabilities
-    from .tabular_models import build_logistic_regression
+    from bcc_model.analysis.predictions import raw_probabilities
+    from bcc_model.cytology.models import build_logistic_regression
 
     if name == LOGISTIC_REGRESSION:
-        inner = repeated_folds(y_fit, fit["group"], folds=EARLY_STOPPING_FOLDS, repeats=1, seed=args.seed)
-        model = build_logistic_regression(args.seed, inner).fit(x_fit, y_fit)
+        inner = repeated_folds(y_fit, fit["group"], folds=EARLY_STOPPING_FOLDS, repeats=1, seed=config.seed)
+        model = build_logistic_regression(config.seed, inner).fit(x_fit, y_fit)
         probs = np.zeros((len(x_held), len(spec.labels)))
         probs[:, model.classes_] = model.predict_proba(x_held)
         return probs, int(model.best_index_)
-    fitted = [_fit_network(name, params, spec, fit, x_fit, y_fit, args) for params in candidate_params(name, spec)]
+    fitted = [_fit_network(name, params, spec, fit, x_fit, y_fit, config) for params in candidate_params(name, spec)]
     chosen = int(np.argmin([loss for _, loss in fitted]))
     return raw_probabilities(fitted[chosen][0], x_held.astype(np.float32)), chosen
 
@@ -212,7 +214,7 @@ def _mean_sd(values: list[float], repeats: int) -> dict:
 
 def _model_entry(name: str, spec: ModalitySpec, scores: dict, chosen: list[int], repeats: int) -> dict:
     """One model of the ``cross_validation`` block: its settings and its scores over the fits."""
-    from .tabular_models import LOGISTIC_C_GRID
+    from bcc_model.cytology.models import LOGISTIC_C_GRID
 
     if name == LOGISTIC_REGRESSION:
         settings = {"params": {"scaler": "StandardScaler", "class_weight": "balanced",
@@ -226,7 +228,7 @@ def _model_entry(name: str, spec: ModalitySpec, scores: dict, chosen: list[int],
             "roc_auc": _mean_sd(scores["roc_auc"], repeats), "bundled": False}
 
 
-def cross_validate(x: np.ndarray, manifest: pd.DataFrame, spec: ModalitySpec, args: argparse.Namespace,
+def cross_validate(x: np.ndarray, manifest: pd.DataFrame, spec: ModalitySpec, config: TrainConfig,
                    plan: CVPlan = CV_PLAN) -> dict:
     """Repeated stratified group k-fold comparison of every configured network and logistic regression.
 
@@ -243,7 +245,7 @@ def cross_validate(x: np.ndarray, manifest: pd.DataFrame, spec: ModalitySpec, ar
         x: (N, F) float64 raw features of the train and validation cases.
         manifest: their manifest rows (``label`` and ``group``), aligned with ``x``.
         spec: the tabular modality.
-        args: parsed command line (epochs, batch size, learning rate, patience, seed).
+        config: parsed command line (epochs, batch size, learning rate, patience, seed).
         plan: folds and repeats.
 
     Returns:
@@ -256,10 +258,10 @@ def cross_validate(x: np.ndarray, manifest: pd.DataFrame, spec: ModalitySpec, ar
     names = [*spec.arch_params, LOGISTIC_REGRESSION]
     scores = {name: {"accuracy": [], "roc_auc": []} for name in names}
     chosen = {name: [] for name in names}
-    folds = repeated_folds(y, manifest["group"], folds=plan.folds, repeats=plan.repeats, seed=args.seed)
+    folds = repeated_folds(y, manifest["group"], folds=plan.folds, repeats=plan.repeats, seed=config.seed)
     for k, (fit, held) in enumerate(folds):
         for name in names:
-            probs, candidate = _fold_probabilities(name, spec, manifest.iloc[fit], x[fit], y[fit], x[held], args)
+            probs, candidate = _fold_probabilities(name, spec, manifest.iloc[fit], x[fit], y[fit], x[held], config)
             chosen[name].append(candidate)
             scores[name]["accuracy"].append(accuracy_score(y[held], probs.argmax(axis=1)))
             scores[name]["roc_auc"].append(roc_auc_score(y[held] == spec.positive_index, probs[:, spec.positive_index]))
@@ -268,13 +270,13 @@ def cross_validate(x: np.ndarray, manifest: pd.DataFrame, spec: ModalitySpec, ar
     tuned = [name for name in names if name in TUNING_GRID] + [f"{LOGISTIC_REGRESSION} (C)"]
     return {
         "method": f"repeated stratified group k-fold cross-validation (StratifiedGroupKFold, {plan.folds} folds x "
-                  f"{plan.repeats} repeats, repeat r shuffled with seed {args.seed} + r; mean ± sd over all "
+                  f"{plan.repeats} repeats, repeat r shuffled with seed {config.seed} + r; mean ± sd over all "
                   f"{plan.fits} fold fits) on the train and validation splits, the test split unused; "
                   + f"hyperparameters of {', '.join(tuned)} chosen inside each training fold (nested)",
         "n_splits": plan.folds,
         "n_repeats": plan.repeats,
         "n_fits": plan.fits,
-        "seed": args.seed,
+        "seed": config.seed,
         "n_cases": int(len(x)),
         "decision": "most probable class (uncalibrated); ROC AUC for the positive label",
         "early_stopping": f"networks: 1/{EARLY_STOPPING_FOLDS} of each training fold held out for early stopping",
@@ -295,7 +297,7 @@ def _format_cv(cv: dict) -> str:
     return "\n".join(lines)
 
 
-def _train_tuned(arch: str, spec: ModalitySpec, arrays: dict, x_train: np.ndarray, args: argparse.Namespace,
+def _train_tuned(arch: str, spec: ModalitySpec, arrays: dict, x_train: np.ndarray, config: TrainConfig,
                  work: Path) -> tuple[object, pd.DataFrame, dict]:
     """Train every candidate of ``arch`` on the train split and keep the lowest validation log loss.
 
@@ -305,13 +307,13 @@ def _train_tuned(arch: str, spec: ModalitySpec, arrays: dict, x_train: np.ndarra
     Returns:
         The kept model, its history and ``{"candidates", "validation_log_loss", "chosen"}``.
     """
-    from .train import _configure_determinism, _train_one
+    from bcc_model.training.fit import configure_determinism, train_one
 
     candidates = candidate_params(arch, spec)
     runs = []
     for i, params in enumerate(candidates):
-        _configure_determinism(args.seed)
-        runs.append(_train_one(arch, spec, arrays, args, work / f"candidate{i}" if len(candidates) > 1 else work,
+        configure_determinism(config.seed)
+        runs.append(train_one(arch, spec, arrays, config, work / f"candidate{i}" if len(candidates) > 1 else work,
                                build=lambda params=params: _network(arch, params, spec, x_train)))
     losses = [_log_loss(model, *arrays["validation"], spec) for model, _ in runs]
     chosen = int(np.argmin(losses))
@@ -320,33 +322,35 @@ def _train_tuned(arch: str, spec: ModalitySpec, arrays: dict, x_train: np.ndarra
     return *runs[chosen], {"candidates": candidates, "validation_log_loss": losses, "chosen": chosen}
 
 
-def train_tabular(args: argparse.Namespace, spec: ModalitySpec, plan: CVPlan = CV_PLAN) -> int:
+def train_tabular(config: TrainConfig, spec: ModalitySpec, plan: CVPlan = CV_PLAN) -> int:
     """Run steps 1-4 of the module docstring for ``spec``; returns the process exit status.
 
     Args:
-        args: the options of :func:`bcc_model.train.parse_args` (``--image-size`` is refused).
+        config: the options of :func:`bcc_model.train.parse_args` (``--image-size`` is refused).
         spec: a registry entry of kind ``"tabular"``.
         plan: the cross-validation's folds and repeats (tests pass a smaller one).
 
     Returns:
         0 when the bundle was written, 2 on bad arguments or data (message on stderr).
     """
-    from .data import DataError
-    from .metrics import format_metrics_table
-    from .tabular import FEATURE_NAMES, WDBC_SOURCE, feature_ranges, load_cases
-    from .train import _architectures_configured, _choose_and_test, _select_architecture, _write_bundle
+    from bcc_model.datasets.folders import DataError
+    from bcc_model.evaluation.metrics import format_metrics_table
+    from bcc_model.cytology.cases import FEATURE_NAMES, WDBC_SOURCE, feature_ranges, load_cases
+    from bcc_model.training.config import architectures_ready
+    from bcc_model.training.selection import choose_and_test, select_architecture
+    from bcc_model.training.writer import write_bundle
 
-    if args.image_size:
+    if config.image_size:
         print(f"error: --image-size does not apply to tabular modality {spec.key!r}", file=sys.stderr)
         return 2
-    archs = args.arch or [spec.default_arch]
-    if not _architectures_configured(spec, archs):
+    archs = config.arch or [spec.default_arch]
+    if not architectures_ready(spec, archs):
         return 2
-    source = str(args.data) if args.data else WDBC_SOURCE
+    source = str(config.data) if config.data else WDBC_SOURCE
     source_name = source if source == WDBC_SOURCE else Path(source).name
     try:
         cases = load_cases(source, spec.labels)
-        manifest = split_cases(cases, source_name, seed=args.seed, cv_folds=plan.folds)
+        manifest = split_cases(cases, source_name, seed=config.seed, cv_folds=plan.folds)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -358,21 +362,21 @@ def train_tabular(args: argparse.Namespace, spec: ModalitySpec, plan: CVPlan = C
     print(f"{len(cases)} cases from {source}: {counts}", flush=True)
 
     fitting = ~masks["test"]
-    cv = cross_validate(x_all[fitting], manifest[fitting], spec, args, plan)
+    cv = cross_validate(x_all[fitting], manifest[fitting], spec, config, plan)
     print(_format_cv(cv) + "\n", flush=True)
 
     arrays = {split: (x_all[mask].astype(np.float32), y_all[mask]) for split, mask in masks.items()}
-    work_root = args.work_dir or Path("runs") / spec.key
+    work_root = config.work_dir or Path("runs") / spec.key
     results, tuning, kept = {}, {}, {}
     for arch in archs:
-        model, history, tuning[arch] = _train_tuned(arch, spec, arrays, x_all[masks["train"]], args, work_root / arch)
+        model, history, tuning[arch] = _train_tuned(arch, spec, arrays, x_all[masks["train"]], config, work_root / arch)
         kept[arch] = MappingProxyType(tuning[arch]["candidates"][tuning[arch]["chosen"]])
-        choice, metrics = _choose_and_test(model, arrays, manifest.loc[masks["test"], "group"].tolist(), spec, args)
+        choice, metrics = choose_and_test(model, arrays, manifest.loc[masks["test"], "group"].tolist(), spec, config)
         results[arch] = {"model": model, "history": history, "validation": choice, "metrics": metrics}
         print(f"[{arch}] validation: ROC AUC {choice['roc_auc']:.3f}, balanced accuracy "
               f"{choice['balanced_accuracy']:.3f}\n[{arch}] test (held-out cases):\n{format_metrics_table(metrics)}\n",
               flush=True)
-    selected = _select_architecture(results)
+    selected = select_architecture(results)
     for entry in cv["models"]:
         entry["bundled"] = entry["name"] == selected
     extra = {"feature_names": list(FEATURE_NAMES), "feature_ranges": feature_ranges(cases[masks["train"]]),
@@ -380,10 +384,10 @@ def train_tabular(args: argparse.Namespace, spec: ModalitySpec, plan: CVPlan = C
              "tuning": {"method": "each candidate trained on the train split with early stopping on validation, as "
                                   "inside every cross-validation fold; the test split is not used",
                         "criterion": TUNING_CRITERION, "architectures": tuning}}
-    out_dir = args.out or spec.bundle_dir
+    out_dir = config.out or spec.bundle_dir
     # model.json records the parameters the bundled network was built with: the kept candidate's.
     kept_spec = replace(spec, arch_params=MappingProxyType({**spec.arch_params, **kept}))
-    _write_bundle(kept_spec, args, selected, results, manifest, source_name, out_dir, time.time() - started,
+    write_bundle(kept_spec, config, selected, results, manifest, source_name, out_dir, time.time() - started,
                   extra=extra)
     print(f"Selected {selected}; bundle written to {out_dir}", flush=True)
     return 0

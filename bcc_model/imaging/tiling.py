@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from bcc_model.overlay import DEFAULT_COLORMAP, encode_png, ensure_rgb, overlay_heatmap
+from bcc_model.explain.overlay import DEFAULT_COLORMAP, encode_png, ensure_rgb, overlay_heatmap
 
 __all__ = [
     "Tiles",

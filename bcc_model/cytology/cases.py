@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .data import DataError
+from bcc_model.datasets.folders import DataError
 
 if TYPE_CHECKING:
-    from .bundle import Bundle
-    from .predict import Prediction
+    from bcc_model.models.bundle import Bundle
+    from bcc_model.analysis.predictions import Prediction
 
 __all__ = [
     "FeatureInfo", "FEATURES", "FEATURE_NAMES", "STATISTICS", "WDBC_SOURCE", "MAX_CSV_BYTES", "MAX_CSV_ROWS",
@@ -494,6 +494,6 @@ def predict_cases(bundle: Bundle, cases: pd.DataFrame) -> list[Prediction]:
         One :class:`~bcc_model.predict.Prediction` per row, in row order, decided exactly as
         in evaluation (the bundle's temperature, threshold and band).
     """
-    from .predict import calibrated_probabilities, predictions_from_probabilities
+    from bcc_model.analysis.predictions import calibrated_probabilities, predictions_from_probabilities
 
     return predictions_from_probabilities(bundle, calibrated_probabilities(bundle, cases_matrix(cases)))

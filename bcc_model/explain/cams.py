@@ -68,7 +68,7 @@ class Explainer:
 
     def feature_layers(self) -> list[str]:
         """Layers a CAM can target, deepest first."""
-        from .architectures import feature_layer_names
+        from bcc_model.models.architectures import feature_layer_names
 
         return feature_layer_names(self._model)
 

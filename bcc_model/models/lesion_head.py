@@ -33,7 +33,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from .modalities import ModalitySpec
+from bcc_model.modalities import ModalitySpec
 
 __all__ = ["LESION_OUTPUT", "CLASS_OUTPUT", "LESION_MAP_FILE", "LESION_MAP_CAPTION", "add_lesion_head", "classifier_only",
            "lesion_map_model", "lesion_head_only", "attach_lesion_head", "lesion_maps", "lesion_map_localisation",
@@ -118,7 +118,7 @@ def lesion_map_localisation(map_model: keras.Model, images: np.ndarray, y: np.nd
     Scored exactly as the Grad-CAM ``localisation`` block (``localisation.localisation_scores``),
     so the two rows of a model card compare like with like.
     """
-    from .localisation import localisation_scores
+    from bcc_model.evaluation.localisation import localisation_scores
 
     lesion_index = [spec.labels.index(label) for label in spec.lesion_labels]
     members = [i for i, c in enumerate(y) if int(c) in lesion_index]

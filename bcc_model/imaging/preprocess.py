@@ -23,7 +23,7 @@ from typing import Callable, Iterable
 import cv2
 import numpy as np
 
-from .modalities import ModalitySpec
+from bcc_model.modalities import ModalitySpec
 
 __all__ = [
     "to_model_input", "to_model_input_with_mask", "to_model_batch", "model_view", "model_view_caption", "STEPS", "breast_box", "faces_right",

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .bundle import Bundle
-from .predict import Prediction, calibrated_probabilities, predictions_from_probabilities
-from .preprocess import to_model_batch
-from .tiling import Tiles, flagged_fraction, merge_to_map, tile_image, top_tiles
+from bcc_model.models.bundle import Bundle
+from bcc_model.analysis.predictions import Prediction, calibrated_probabilities, predictions_from_probabilities
+from bcc_model.imaging.preprocess import to_model_batch
+from bcc_model.imaging.tiling import Tiles, flagged_fraction, merge_to_map, tile_image, top_tiles
 
 __all__ = ["RegionResult", "analyse_region"]
 

@@ -1,0 +1,86 @@
+"""One training run's settings: a frozen ``TrainConfig`` built once from the command line.
+
+Why a dataclass and not the ``argparse.Namespace``: every training function takes the same
+typed object, an architecture's registry overrides (``arch_training``) are applied with
+``dataclasses.replace`` instead of by rebuilding a namespace, and a test can build a config
+without parsing a command line.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from bcc_model.modalities import ModalitySpec, get_modality
+
+__all__ = ["TrainConfig", "TRAINING_DEFAULTS", "architectures_ready"]
+
+# Small tables train in milliseconds per epoch but their validation loss is noisy, so tabular
+# modalities get more epochs, smaller batches and more patience than image patches.
+TRAINING_DEFAULTS = {"image": {"epochs": 25, "batch_size": 64, "patience": 5},
+                     "tabular": {"epochs": 300, "batch_size": 32, "patience": 30}}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything ``python -m bcc_model.train`` was asked to do (see its ``--help`` for each field)."""
+
+    modality: str = "histopathology"
+    data: Path | None = None
+    arch: tuple[str, ...] | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    image_size: int | None = None
+    lr: float = 1e-3
+    patience: int | None = None
+    seed: int = 42
+    out: Path | None = None
+    work_dir: Path | None = None
+    resume: bool = False
+    patch_pretrain: bool | None = None
+    patch_epochs: int = 15
+    lesion_weight: float | None = None
+    bootstrap: int = 1000
+    verbose: int = 1
+    command: str = "python -m bcc_model.train"
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, object]) -> "TrainConfig":
+        """A config from parsed options, with the modality's defaults where an option was not given."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in options.items() if k in known}
+        if values.get("arch") is not None:
+            values["arch"] = tuple(values["arch"])
+        config = cls(**values)
+        spec = get_modality(config.modality)
+        defaults = {**TRAINING_DEFAULTS[spec.kind], **spec.training_defaults}
+        return replace(config, **{k: v for k, v in defaults.items() if getattr(config, k) is None})
+
+    def for_arch(self, spec: ModalitySpec, arch: str) -> "TrainConfig":
+        """The settings ``arch`` trains with: this config, with the registry's ``arch_training`` over it."""
+        return replace(self, **dict(spec.arch_training.get(arch, {})))
+
+
+def architectures_ready(spec: ModalitySpec, archs: Sequence[str]) -> bool:
+    """True when every name in ``archs`` is configured for ``spec`` and its pretrained weights are present.
+
+    Checked before any data is loaded, not after an hour of other architectures; what is wrong
+    goes to stderr with the command that fixes it.
+    """
+    unknown = [a for a in archs if a not in spec.arch_params]
+    if unknown:
+        print(f"error: architecture(s) {unknown} not configured for {spec.key}; valid: {', '.join(spec.arch_params)}",
+              file=sys.stderr)
+        return False
+    if not any(spec.arch_params[a].get("pretrained") for a in archs):
+        return True
+    from bcc_model.models.pretrained import PretrainedMissing, wheel_path
+
+    try:
+        wheel_path()
+    except PretrainedMissing as err:
+        print(f"error: {err}", file=sys.stderr)
+        return False
+    return True

@@ -1,0 +1,218 @@
+"""Image training, start to end: data, split, each architecture, choice, bundle.
+
+What happens, in order:
+1. Seeds and deterministic ops are fixed, so the same data and arguments give the same weights.
+2. The data folder is indexed and split into train / validation / test by whole groups
+   (patients); every file's sha256 goes into the manifest saved beside the weights.
+3. Each requested architecture is trained on the same split with the same seed: class-weighted
+   loss, augmentation from the registry, ReduceLROnPlateau, EarlyStopping on validation loss
+   with the best weights restored, a checkpoint every epoch (``--resume`` continues a killed
+   run) and TensorBoard logs in ``--work-dir``. Modalities with lesion geometry and a
+   ``patch_fraction`` (mammography, ultrasound) first pre-train the same network on lesion and
+   tissue patches of the training split (``training/patches.py``), then train on whole images; with a
+   ``lesion_loss_weight`` an auxiliary head also learns the lesion masks during training
+   (``lesion_head.py``), and only the plain classifier is bundled.
+4. On validation data only: temperature scaling, the decision threshold and the indeterminate
+   band; the architecture with the best validation ROC AUC is selected.
+5. The held-out test patients are scored once per architecture (metrics with patient-level
+   bootstrap CIs, the registry's extra binary tasks, and, with lesion geometry, the Grad-CAM
+   pointing game / energy inside the lesion, ``evaluation/localisation.py``); the bundle is assembled in a temporary folder and moved into place only when
+   complete.
+
+Example (reproduces the shipped histopathology bundle):
+    python -m bcc_model.train --modality histopathology --data ../shared/data/histopathology
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bcc_model.datasets.folders import DataError, discover, load_images
+from bcc_model.datasets.manifest import add_hashes
+from bcc_model.datasets.splits import SPLITS, split_by_group
+from bcc_model.modalities import ModalitySpec
+from bcc_model.training.config import TrainConfig, architectures_ready
+from bcc_model.training.fit import compile_model, configure_determinism, train_one
+from bcc_model.training.selection import choose_and_test, select_architecture
+from bcc_model.training.writer import write_bundle
+
+__all__ = ["train_images"]
+
+
+def train_images(config: TrainConfig, base_spec: ModalitySpec) -> int:
+    """Train every requested architecture of an image modality and bundle the best; exit status."""
+    spec = replace(base_spec, input_size=config.image_size) if config.image_size else base_spec
+    archs = list(config.arch or spec.arch_params)
+    if not architectures_ready(spec, archs):
+        return 2
+    data_dir = config.data or spec.default_data_dir
+    try:
+        manifest = add_hashes(split_by_group(discover(data_dir, spec), seed=config.seed), data_dir)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    configure_determinism(config.seed)
+    started = time.time()
+    print(f"Loading {len(manifest)} images from {data_dir} ...", flush=True)
+    arrays = _split_arrays(manifest, load_images(manifest, data_dir, spec), spec)
+    empty = [split for split, (x, _) in arrays.items() if len(x) == 0]
+    if empty:
+        print(f"error: the {empty[0]} split is empty; add more groups (patients)", file=sys.stderr)
+        return 2
+    masks = _lesion_masks(manifest, data_dir, spec)
+    patches = _pretraining_patches(spec, arrays, masks, manifest, config)
+    lesion = _lesion_supervision(spec, masks, manifest, config)
+    work_root = config.work_dir or Path("runs") / spec.key
+    results = {arch: _train_architecture(arch, spec, config, arrays, manifest, masks, patches, lesion, work_root / arch)
+               for arch in archs}
+    selected = select_architecture(results)
+    print(f"Selected {selected} (best validation ROC AUC)", flush=True)
+    kept = results[selected]
+    extra = {**({} if kept["patches"] is None else {"pretraining": _pretraining_record(kept["patches"], spec, config)}),
+             **({} if lesion is None else {"lesion_supervision": _lesion_supervision_record(lesion, kept)})}
+    out_dir = config.out or spec.bundle_dir
+    write_bundle(spec, kept["config"], selected, results, manifest, Path(data_dir).name, out_dir, time.time() - started,
+                 extra=extra or None)
+    print(f"Bundle written to {out_dir}", flush=True)
+    return 0
+
+
+def _split_arrays(manifest: pd.DataFrame, images: np.ndarray, spec: ModalitySpec) -> dict:
+    """split name -> ``(x uint8 (N, H, W, C), y int (N,))`` in manifest order."""
+    label_index = {label: i for i, label in enumerate(spec.labels)}
+    y_all = manifest["label"].map(label_index).to_numpy()
+    member = {split: (manifest["split"] == split).to_numpy() for split in SPLITS}
+    return {split: (images[member[split]], y_all[member[split]]) for split in SPLITS}
+
+
+def _train_architecture(arch: str, spec: ModalitySpec, config: TrainConfig, arrays: dict, manifest: pd.DataFrame,
+                        masks: list | None, patches: dict | None, lesion: dict | None, work: Path) -> dict:
+    """Train one architecture, fix its operating point on validation, score the test split once."""
+    from bcc_model.evaluation.metrics import format_metrics_table
+    from bcc_model.models.lesion_head import classifier_only, lesion_map_model
+
+    arch_config = config.for_arch(spec, arch)
+    arch_patches = None if arch_config.patch_pretrain is False else patches
+    configure_determinism(config.seed)
+    build = None if arch_patches is None else _patch_pretrained(arch, spec, arch_patches, arch_config)
+    trained, history = train_one(arch, spec, arrays, arch_config, work, build=build, lesion=lesion)
+    model = classifier_only(trained)
+    map_model = None if lesion is None else lesion_map_model(trained)
+    test_mask = (manifest["split"] == "test").to_numpy()
+    test_groups = manifest.loc[test_mask, "group"].tolist()
+    choice, metrics = choose_and_test(model, arrays, test_groups, spec, config)
+    if masks is not None:
+        metrics |= _localisation(model, map_model, arrays["test"], [m for m, t in zip(masks, test_mask) if t],
+                                 test_groups, spec, config)
+    print(f"\n[{arch}] validation: ROC AUC {choice['roc_auc']:.3f}, balanced accuracy "
+          f"{choice['balanced_accuracy']:.3f}\n[{arch}] test (whole held-out groups):\n"
+          f"{format_metrics_table(metrics)}\n", flush=True)
+    return {"model": model, "history": history, "validation": choice, "metrics": metrics,
+            "lesion_map": map_model, "config": arch_config, "patches": arch_patches}
+
+
+def _localisation(model, map_model, test: tuple[np.ndarray, np.ndarray], test_masks: list, test_groups: list[str],
+                  spec: ModalitySpec, config: TrainConfig) -> dict:
+    """Grad-CAM (and lesion-map) localisation scores on the test lesions."""
+    from bcc_model.evaluation.localisation import explain_and_score
+    from bcc_model.models.lesion_head import lesion_map_localisation
+
+    x_test, y_test = test
+    scores = {"localisation": explain_and_score(model, x_test, y_test, test_masks, test_groups, spec,
+                                                n_resamples=config.bootstrap, seed=config.seed)}
+    if map_model is not None:
+        scores["lesion_map_localisation"] = lesion_map_localisation(
+            map_model, x_test.astype(np.float32), y_test, test_masks, test_groups, spec,
+            n_resamples=config.bootstrap, seed=config.seed)
+    return scores
+
+
+def _lesion_masks(manifest: pd.DataFrame, data_dir: Path, spec: ModalitySpec) -> list | None:
+    """Model-space lesion masks of every manifest row (``None`` entries: unknown geometry), or
+    ``None`` when the modality has no lesion geometry."""
+    if spec.lesion_source is None:
+        return None
+    from bcc_model.datasets.lesions import model_space_masks
+
+    return model_space_masks(manifest, data_dir, spec)
+
+
+def _lesion_supervision(spec: ModalitySpec, masks: list | None, manifest: pd.DataFrame,
+                        config: TrainConfig) -> dict | None:
+    """Training and validation masks for the lesion-map head, or ``None`` when it is off.
+
+    Test masks never reach training: they only score localisation after it.
+    """
+    weight = config.lesion_weight if config.lesion_weight is not None else spec.lesion_loss_weight
+    if not weight:
+        return None
+    if masks is None:
+        print(f"note: {spec.key} has no lesion geometry; the lesion-map head is off", file=sys.stderr)
+        return None
+    split = manifest["split"].to_numpy()
+    return {"weight": float(weight),
+            **{name: [m for m, s in zip(masks, split) if s == name] for name in ("train", "validation")}}
+
+
+def _lesion_supervision_record(lesion: dict, result: dict) -> dict:
+    """model.json ``lesion_supervision``: how the auxiliary lesion-map head was trained."""
+    history = result["history"]
+    best = history.loc[history["val_loss"].idxmin()] if len(history) and "val_lesion_loss" in history else None
+    return {"method": "auxiliary lesion-map head on the Grad-CAM layer (binary cross-entropy per grid cell, "
+                      "mask max-pooled to the grid); the classifier (model.keras) does not contain it",
+            "loss_weight": lesion["weight"],
+            "images_with_geometry": {name: int(sum(m is not None for m in lesion[name])) for name in ("train", "validation")},
+            "validation_lesion_loss_at_best_epoch": None if best is None else float(best["val_lesion_loss"])}
+
+
+def _pretraining_patches(spec: ModalitySpec, arrays: dict, masks: list | None, manifest: pd.DataFrame,
+                         config: TrainConfig) -> dict | None:
+    """Lesion / tissue patches for patch pre-training, or ``None`` when off.
+
+    ``{"train": (x, y), "validation": (x, y)}``: training patches shape the weights, validation
+    patches only stop the patch training early; test images are never cut.
+    """
+    wanted = config.patch_pretrain if config.patch_pretrain is not None else spec.patch_fraction is not None
+    if not wanted or masks is None or spec.patch_fraction is None:
+        if config.patch_pretrain:
+            print(f"note: {spec.key} has no lesion geometry or patch_fraction; patch pre-training skipped",
+                  file=sys.stderr)
+        return None
+    from bcc_model.training.patches import extract_patches
+
+    patches = {}
+    for split in ("train", "validation"):
+        member = (manifest["split"] == split).to_numpy()
+        patches[split] = extract_patches(arrays[split][0], [m for m, t in zip(masks, member) if t], arrays[split][1],
+                                         spec, seed=config.seed)
+    print(f"Patch pre-training on {len(patches['train'][0])} patches of {spec.patch_size} px (per class "
+          f"{np.bincount(patches['train'][1], minlength=len(spec.labels)).tolist()}), "
+          f"{len(patches['validation'][0])} validation patches", flush=True)
+    return patches if len(patches["train"][0]) else None
+
+
+def _patch_pretrained(arch: str, spec: ModalitySpec, patches: dict, config: TrainConfig):
+    """``build`` for ``_train_one``: the whole-image model initialised by patch pre-training."""
+    from bcc_model.training.patches import pretrained_model
+
+    def build():
+        print(f"[{arch}] patch pre-training for {config.patch_epochs} epochs", flush=True)
+        return pretrained_model(arch, spec, *patches["train"], compile_fn=compile_model, epochs=config.patch_epochs,
+                                batch_size=config.batch_size, lr=config.lr, seed=config.seed, verbose=config.verbose,
+                                validation=patches["validation"])
+
+    return build
+
+
+def _pretraining_record(patches: dict, spec: ModalitySpec, config: TrainConfig) -> dict:
+    """model.json ``pretraining``: what the whole-image training started from."""
+    counts = np.bincount(patches["train"][1], minlength=len(spec.labels)).tolist()
+    return {"method": "lesion patches (training split; validation patches for early stopping)",
+            "patch_size": spec.patch_size, "epochs_max": config.patch_epochs,
+            "patches_per_class": dict(zip(spec.labels, counts)), "validation_patches": int(len(patches["validation"][0]))}

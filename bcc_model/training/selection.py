@@ -1,0 +1,77 @@
+"""Choosing on validation data only, then testing once: operating point, test metrics, architecture.
+
+Temperature, threshold and indeterminate band are fitted on the validation split; the test
+split is scored once per architecture with them; the architecture is chosen by validation ROC
+AUC alone, so no test figure ever feeds a choice.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bcc_model.modalities import ModalitySpec
+from bcc_model.training.config import TrainConfig
+
+__all__ = ["validation_choice", "choose_and_test", "select_architecture"]
+
+
+def validation_choice(model, x_val: np.ndarray, y_val: np.ndarray, spec: ModalitySpec) -> dict:
+    """Temperature, threshold and band chosen on validation data, with validation scores."""
+    from sklearn.metrics import balanced_accuracy_score, log_loss, roc_auc_score
+
+    from bcc_model.evaluation.calibration import apply_temperature, choose_band, choose_threshold, decide, fit_temperature
+    from bcc_model.analysis.predictions import raw_probabilities
+
+    raw = raw_probabilities(model, x_val.astype(np.float32))
+    temperature = fit_temperature(raw, y_val)
+    probs = apply_temperature(raw, temperature)
+    positive = spec.positive_index
+    is_positive = (y_val == positive).astype(int)
+    threshold = choose_threshold(probs[:, positive], is_positive)
+    band = choose_band(probs[:, positive], is_positive, threshold)
+    predicted, indeterminate = decide(probs, positive, threshold, band)
+    outside = ~indeterminate
+    return {
+        "temperature": float(temperature),
+        "threshold": float(threshold),
+        "band": [float(band[0]), float(band[1])],
+        "roc_auc": float(roc_auc_score(is_positive, probs[:, positive])),
+        "balanced_accuracy": float(balanced_accuracy_score(y_val, predicted)),
+        "loss": float(log_loss(y_val, probs, labels=list(range(len(spec.labels))))),
+        "accuracy_outside_band": float((predicted[outside] == y_val[outside]).mean()) if outside.any() else None,
+        "fraction_indeterminate": float(indeterminate.mean()),
+    }
+
+
+def choose_and_test(model, arrays: dict, test_groups: list[str], spec: ModalitySpec,
+                     config: TrainConfig) -> tuple[dict, dict]:
+    """Fix the operating point on validation data, then score the test split once with it.
+
+    Args:
+        model: the trained network (softmax outputs).
+        arrays: split name -> ``(x, y)``; uses ``validation`` and ``test``.
+        test_groups: group (patient) of each test item, for the bootstrap.
+        spec: the modality (labels, positive label, extra binary tasks).
+        config: parsed command line (``bootstrap``, ``seed``).
+
+    Returns:
+        ``(choice, metrics)``: :func:`validation_choice` and the test metrics.json dictionary.
+    """
+    from bcc_model.evaluation.calibration import apply_temperature
+    from bcc_model.evaluation.metrics import compute_metrics
+    from bcc_model.analysis.predictions import raw_probabilities
+
+    choice = validation_choice(model, *arrays["validation"], spec)
+    x_test, y_test = arrays["test"]
+    test_probs = apply_temperature(raw_probabilities(model, x_test.astype(np.float32)), choice["temperature"])
+    metrics = compute_metrics(
+        test_probs, y_test, test_groups, spec.labels, spec.positive_index, choice["threshold"], tuple(choice["band"]),
+        choice["temperature"], split="test", n_resamples=config.bootstrap, seed=config.seed,
+        binary_tasks=spec.extra_binary_tasks or None,
+    )
+    return choice, metrics
+
+
+def select_architecture(results: dict) -> str:
+    """The architecture with the best validation ROC AUC (lower validation loss breaks ties)."""
+    return max(results, key=lambda a: (results[a]["validation"]["roc_auc"], -results[a]["validation"]["loss"]))
