@@ -4,7 +4,7 @@ upload is shown beside it), plus the lesion map for bundles trained with a lesio
 CSV and HTML report downloads. A second tab runs region mode on a larger H&E image.
 
 Layout only: decoding, prediction, heatmaps and tiling are ``bcc_model`` calls made through the
-cached wrappers in ``app_pages/_shared.py``.
+cache layer ``app_pages/_cache.py``; one ``analysis.image.analyse`` per upload.
 """
 
 from __future__ import annotations
@@ -15,15 +15,16 @@ import pandas as pd
 import streamlit as st
 
 from bcc_model import RESEARCH_USE_NOTICE
+from bcc_model.analysis.image import HeatmapRequest
 from bcc_model.explain.cams import HEATMAP_LIMITATIONS
 from bcc_model.reporting.figures import probability_bar, probability_map_figure
-from bcc_model.imaging.io import ImageReadError
+from bcc_model.imaging.pixels import ImageReadError
 from bcc_model.models.lesion_head import LESION_MAP_CAPTION
 from bcc_model.imaging.modality_guess import modality_hint
 from bcc_model.explain.overlay import COLORMAPS, DEFAULT_COLORMAP, overlay_heatmap
-from bcc_model.imaging.preprocess import model_view_caption
 from bcc_model.reporting.report import ReportEntry, build_report_html
 from bcc_model.imaging.tiling import magnification_to_mpp, map_to_png
+from app_pages import _cache as cache
 from app_pages import _shared as ui
 
 _SAMPLES_KEY = "use_samples"
@@ -36,18 +37,13 @@ def _width(pixels) -> int | str:
     return _SHOWN_PX if pixels.shape[1] < _SHOWN_PX else "stretch"
 
 
-def _image_section(index: int, name: str, sha: str, loaded, prediction, bundle, spec) -> ReportEntry:
+def _image_section(index: int, name: str, sha: str, loaded, analysis, bundle) -> ReportEntry:
     """One image's result: image as uploaded, heatmap on what the model saw, verdict, probability bar."""
-    pixels = loaded.pixels
-    seen = ui.view(spec, sha, pixels)
-    seen_caption = model_view_caption(spec)
+    pixels, prediction, seen = loaded.pixels, analysis.prediction, analysis.view
     with st.container(border=True):
         st.subheader(f"{index}. {name}")
-        hint = modality_hint(pixels, spec.key)
-        if hint:
-            st.info(hint, icon=":material/info:")
-        for warning in loaded.warnings:
-            st.caption(warning)
+        for warning in analysis.warnings:
+            st.info(warning, icon=":material/info:")
         labels = list(bundle.labels)
         left, middle, right = st.columns([1, 1, 1.4])
         c1, c2, c3 = st.columns([1, 1, 1.4])
@@ -59,12 +55,11 @@ def _image_section(index: int, name: str, sha: str, loaded, prediction, bundle, 
         left.image(pixels, caption=f"Image as uploaded ({pixels.shape[1]}×{pixels.shape[0]} px)",
                    width=_width(pixels))
         with middle, st.spinner("Computing Grad-CAM…"):
-            cam = ui.heatmap(bundle, sha, pixels, label)
+            cam = cache.heatmap(bundle, sha, analysis, HeatmapRequest(label=label))
             overlay = overlay_heatmap(seen, cam, opacity=opacity, colormap=colormap)
-            st.image(overlay, caption=f"Grad-CAM for “{label}”, {seen_caption}", width=_width(seen))
-            lesion = ui.lesion_map(bundle, sha, pixels)
-            lesion_overlay = None if lesion is None else overlay_heatmap(seen, lesion, opacity=opacity,
-                                                                         colormap=colormap)
+            st.image(overlay, caption=f"Grad-CAM for “{label}”, {analysis.view_caption}", width=_width(seen))
+            lesion_overlay = None if analysis.lesion_map is None else overlay_heatmap(
+                seen, analysis.lesion_map, opacity=opacity, colormap=colormap)
             if lesion_overlay is not None:
                 st.image(lesion_overlay, caption=LESION_MAP_CAPTION, width=_width(seen))
         with right:
@@ -78,11 +73,9 @@ def _image_section(index: int, name: str, sha: str, loaded, prediction, bundle, 
             st.caption(f"Dashed line: decision threshold P({positive}) = {bundle.threshold:.0%}. "
                        + (f"Grey band: indeterminate {low:.0%}–{high:.0%}." if high > low else
                           "No indeterminate band for this model."))
-    return ReportEntry(file_name=name, image=pixels, heatmap_overlay=overlay,
-                       heatmap_caption=f"Grad-CAM for “{label}”, {seen_caption}", lesion_map_overlay=lesion_overlay,
-                       lesion_map_caption=LESION_MAP_CAPTION,
-                       probabilities=prediction.probabilities, predicted_label=prediction.label,
-                       indeterminate=prediction.indeterminate)
+    return ReportEntry.from_analysis(name, pixels, analysis, heatmap_overlay=overlay,
+                                     heatmap_caption=f"Grad-CAM for “{label}”, {analysis.view_caption}",
+                                     lesion_map_overlay=lesion_overlay, lesion_map_caption=LESION_MAP_CAPTION)
 
 
 def _summary_table(entries: list[ReportEntry], labels: tuple[str, ...]) -> pd.DataFrame:
@@ -124,14 +117,14 @@ def _patches_tab(bundle, spec) -> None:
     for index, (name, data) in enumerate(sources, start=1):
         progress.progress((index - 1) / len(sources), text=f"Analysing image {index} of {len(sources)}…")
         try:
-            sha, loaded = ui.decode(data)
-            prediction = ui.predict(bundle, sha, loaded.pixels)
+            sha, loaded = cache.decode(data)
+            analysis = cache.analysis(bundle, sha, loaded)
         except (ImageReadError, ValueError) as err:
             ui.show_error(f"{name} could not be analysed", err)
             entries.append(ReportEntry(file_name=name, image=None, message=str(err)))
             continue
-        ui.remember_image(name, sha, loaded.pixels)
-        entries.append(_image_section(index, name, sha, loaded, prediction, bundle, spec))
+        ui.remember_image(name, sha, loaded)
+        entries.append(_image_section(index, name, sha, loaded, analysis, bundle))
     progress.progress(1.0, text=f"{len(sources)} of {len(sources)} images analysed")
 
     with summary:
@@ -177,13 +170,13 @@ def _region_tab(bundle, spec) -> None:
     if upload is None:
         return
     try:
-        sha, loaded = ui.decode(upload.getvalue())
+        sha, loaded = cache.decode(upload.getvalue())
         with st.spinner("Tiling and classifying the region…"):
-            result = ui.region(bundle, sha, loaded.pixels, image_mpp)
+            result = cache.region(bundle, sha, loaded.pixels, image_mpp)
     except (ImageReadError, ValueError) as err:
         ui.show_error(f"{upload.name} could not be analysed", err)
         return
-    ui.remember_image(upload.name, sha, loaded.pixels)
+    ui.remember_image(upload.name, sha, loaded)
     hint = modality_hint(loaded.pixels, spec.key)
     if hint:
         st.info(hint, icon=":material/info:")

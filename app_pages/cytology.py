@@ -7,14 +7,11 @@ probabilities with threshold and indeterminate band, the decision, warnings for 
 the training range and the per-feature attributions (integrated gradients).
 
 Layout only: parsing, prediction and attributions are ``bcc_model.tabular`` calls; the bundle
-comes from the shared cached loader in ``app_pages/_shared.py``.
+comes from the app's cache layer ``app_pages/_cache.py``.
 """
 
 from __future__ import annotations
 
-import hashlib
-
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -22,9 +19,10 @@ from bcc_model import RESEARCH_USE_NOTICE
 from bcc_model.reporting.figures import probability_bar
 from bcc_model.modalities import get_modality
 from bcc_model.analysis.predictions import Prediction
-from bcc_model.cytology.cases import (FEATURE_NAMES, FEATURES, STATISTICS, case_attributions, input_precision, out_of_range,
-                               predict_cases, read_cases_csv, template_csv)
+from bcc_model.cytology.cases import (FEATURE_NAMES, FEATURES, STATISTICS, input_precision, out_of_range,
+                               template_csv)
 from bcc_model.cytology.figures import attribution_figure
+from app_pages import _cache as cache
 from app_pages import _shared as ui
 
 SPEC = get_modality("cytology")
@@ -32,23 +30,6 @@ _CASE_KEY = "cytology_case"
 _SAMPLES_KEY = "cytology_use_samples"
 _MAX_MESSAGES = 20
 _TAB_TITLES = {"mean": "Mean", "standard error": "Standard error", "worst": "Worst (mean of the 3 largest)"}
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def _predictions(model_sha: str, cases: pd.DataFrame, _bundle) -> list[Prediction]:
-    with ui.TF_LOCK:
-        return predict_cases(_bundle, cases)
-
-
-@st.cache_data(show_spinner=False, max_entries=256)
-def _attributions(model_sha: str, case: pd.DataFrame, _bundle) -> np.ndarray:
-    with ui.TF_LOCK:
-        return case_attributions(_bundle, case)[0]
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def _parse(sha: str, _data: bytes) -> tuple[pd.DataFrame, list[str]]:
-    return read_cases_csv(_data, labels=SPEC.labels)
 
 
 def _case_result(bundle, case: pd.DataFrame, prediction: Prediction, key: str) -> None:
@@ -65,7 +46,7 @@ def _case_result(bundle, case: pd.DataFrame, prediction: Prediction, key: str) -
         st.caption(RESEARCH_USE_NOTICE)
     with right:
         with st.spinner("Computing feature attributions…"):
-            values = _attributions(bundle.info["model_sha256"], case, bundle)
+            values = cache.cytology_attributions(bundle, case)
         st.plotly_chart(attribution_figure(FEATURE_NAMES, values, label=prediction.positive_label,
                                            feature_values=row[list(FEATURE_NAMES)].tolist()), key=f"ig_{key}")
         st.caption("Integrated gradients (Sundararajan et al. 2017): each bar is that feature's share of the change "
@@ -98,7 +79,7 @@ def _form_tab(bundle) -> None:
     case_values = st.session_state.get(_CASE_KEY)
     if case_values:
         case = pd.DataFrame([case_values], columns=list(FEATURE_NAMES))
-        prediction = _predictions(bundle.info["model_sha256"], case, bundle)[0]
+        prediction = cache.cytology_predictions(bundle, case)[0]
         with st.container(border=True):
             st.subheader("Result for the entered case")
             _case_result(bundle, case, prediction, "form")
@@ -138,7 +119,7 @@ def _csv_tab(bundle) -> None:
     else:
         st.caption("Uploads stay in this browser session's memory: nothing is saved on the server.")
         return
-    cases, problems = _parse(hashlib.sha256(data).hexdigest(), data)
+    cases, problems = cache.cytology_csv(data, SPEC.labels)
     if problems:
         shown = "\n".join(f"- {message}" for message in problems[:_MAX_MESSAGES])
         more = f"\n- … and {len(problems) - _MAX_MESSAGES} more" if len(problems) > _MAX_MESSAGES else ""
@@ -146,7 +127,7 @@ def _csv_tab(bundle) -> None:
         st.error(f"**{name}: {len(problems)} problem(s); {outcome}.**\n{shown}{more}", icon=":material/error:")
     if cases.empty:
         return
-    predictions = _predictions(bundle.info["model_sha256"], cases, bundle)
+    predictions = cache.cytology_predictions(bundle, cases)
     st.markdown(f"**{len(cases)} case(s) classified** from {name}")
     summary = _summary(cases, predictions, bundle)
     probability = st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)

@@ -3,18 +3,19 @@ ship one, and an image-versus-heatmap view.
 
 Different attribution methods can disagree on the same image; showing them together, with the
 limitations text, keeps a heatmap from being read as a tumour outline. Layout only: heatmaps
-come from ``bcc_model.explain`` through the cached wrapper in ``app_pages/_shared.py``.
+come from ``analysis.image`` through the cache layer ``app_pages/_cache.py``.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
+from bcc_model.analysis.image import HeatmapRequest
 from bcc_model.explain.cams import CAM_METHODS, DEFAULT_METHOD, HEATMAP_LIMITATIONS
-from bcc_model.imaging.io import ImageReadError
+from bcc_model.imaging.pixels import ImageReadError
 from bcc_model.models.lesion_head import LESION_MAP_CAPTION
 from bcc_model.explain.overlay import COLORMAPS, DEFAULT_COLORMAP, overlay_heatmap
-from bcc_model.imaging.preprocess import model_view_caption
+from app_pages import _cache as cache
 from app_pages import _shared as ui
 
 spec = ui.current_modality()
@@ -41,19 +42,19 @@ choice = c1.selectbox("Image", list(choices), key="explain_image",
 sha, data = choices[choice]
 try:
     if data is None:
-        pixels = next(image.pixels for image in ui.session_images() if image.sha == sha)
+        loaded = next(image.image for image in ui.session_images() if image.sha == sha)
     else:
-        sha, loaded = ui.decode(data)
-        pixels = loaded.pixels
-    prediction = ui.predict(bundle, sha, pixels)
+        sha, loaded = cache.decode(data)
+    analysis = cache.analysis(bundle, sha, loaded)
 except (ImageReadError, ValueError) as err:
     ui.show_error("This image could not be analysed", err)
     st.stop()
+prediction, pixels = analysis.prediction, loaded.pixels
 
 labels = list(bundle.labels)
 label = c2.selectbox("Class to explain", labels, index=labels.index(prediction.label), key="explain_label")
-explainer = ui.get_explainer(bundle)
-with ui.TF_LOCK:
+explainer = cache.explainer(bundle)
+with cache.TF_LOCK:
     layers = explainer.feature_layers()
 default_layer = explainer.cam_layer if explainer.cam_layer in layers else layers[0]
 layer = c3.selectbox("Target layer (CAM methods)", layers, index=layers.index(default_layer), key="explain_layer",
@@ -69,20 +70,18 @@ st.markdown(f"Model prediction: **{prediction.label}**{flag}, "
 
 # Heatmaps are in model-input pixels: draw them on what the model saw (cropped, flipped, resized
 # for mammography), never on the upload, or the heat lands beside the tissue that caused it.
-seen = ui.view(spec, sha, pixels)
-seen_caption = model_view_caption(spec)
+seen, seen_caption = analysis.view, analysis.view_caption
 st.subheader("Methods side by side")
 st.caption(f"Heatmaps are drawn on the image {seen_caption}.")
 overlays = {}
 with st.spinner("Computing heatmaps (first time per image can take a few seconds)…"):
     for method in CAM_METHODS:
-        cam = ui.heatmap(bundle, sha, pixels, label, method=method,
-                         layer=None if method == "SmoothGrad" else layer)
+        cam = cache.heatmap(bundle, sha, analysis, HeatmapRequest(label=label, method=method, layer=layer))
         overlays[method] = overlay_heatmap(seen, cam, opacity=opacity, colormap=colormap)
 for column, (method, overlay) in zip(st.columns(len(overlays)), overlays.items()):
     column.image(overlay, caption=method, width="stretch")
 
-lesion = ui.lesion_map(bundle, sha, pixels)
+lesion = analysis.lesion_map
 if lesion is not None:
     st.subheader("Lesion map")
     left, _ = st.columns([1, 2])

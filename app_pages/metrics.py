@@ -10,19 +10,11 @@ from __future__ import annotations
 import streamlit as st
 
 from bcc_model.models.bundle import BundleError
-from bcc_model.reporting.figures import (
-    calibration_figure,
-    comparison_table,
-    confusion_figure,
-    headline_table,
-    history_figures,
-    per_class_table,
-    pr_figure,
-    roc_figure,
-    split_table,
-    task_scores_table,
-)
+from bcc_model.reporting.curves import calibration_figure, pr_figure, roc_figure
+from bcc_model.reporting.figures import confusion_figure, history_figures
+from bcc_model.reporting.tables import comparison_table, headline_table, per_class_table, split_table, task_scores_table
 from bcc_model.modalities import MODALITIES
+from app_pages import _cache as cache
 from app_pages import _shared as ui
 
 ui.page_header("Training metrics", "Training curves and held-out test results of every bundled model.")
@@ -30,7 +22,7 @@ ui.page_header("Training metrics", "Training curves and held-out test results of
 shown = 0
 for spec in MODALITIES.values():
     try:
-        view = ui.bundle_view(spec)
+        view = cache.bundle_view(spec)
     except BundleError:
         continue
     shown += 1

@@ -10,13 +10,14 @@ import streamlit as st
 
 from bcc_model import RESEARCH_USE_NOTICE
 from bcc_model.models.bundle import BundleError
-from bcc_model.reporting.figures import headline_table, task_scores_table
+from bcc_model.reporting.tables import headline_table, task_scores_table
+from app_pages import _cache as cache
 from app_pages import _shared as ui
 
 spec = ui.current_modality()
 ui.page_header("Model card", f"{spec.title}: what the model is, what it is for, and how well it did.")
 try:
-    view = ui.bundle_view(spec)
+    view = cache.bundle_view(spec)
     card = view.model_card()
 except (BundleError, OSError) as err:
     ui.show_error("No model card available", err)

@@ -14,14 +14,16 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from bcc_model.analysis.predictions import predict_images
+from bcc_model.analysis.image import analyse
+from bcc_model.imaging.pixels import ImageReadError
+from bcc_model.imaging.io import read_image
+from bcc_model.models.bundle import load_bundle
+from bcc_model.modalities import get_modality, modality_keys
 
 __all__ = ["main"]
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    from bcc_model.modalities import modality_keys
-
     parser = argparse.ArgumentParser(
         prog="python -m bcc_model.predict",
         description="Print calibrated class probabilities for each image (research use only).",
@@ -34,10 +36,6 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit status 0 when every image was classified, 1 when any could not be read."""
-    from bcc_model.models.bundle import load_bundle
-    from bcc_model.imaging.io import ImageReadError, read_image
-    from bcc_model.modalities import get_modality
-
     args = _parse_args(argv)
     bundle = load_bundle(get_modality(args.modality), args.weights)
     failures = 0
@@ -48,10 +46,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             failures += 1
             print(f"{path}: cannot classify: {err}", file=sys.stderr)
             continue
-        result = predict_images(bundle, [image.pixels])[0]
+        analysis = analyse(bundle, image.pixels, lesion_map=False, image_warnings=image.warnings)
+        result = analysis.prediction
         probs = "  ".join(f"{label}={p:.3f}" for label, p in result.probabilities.items())
         flag = " (indeterminate)" if result.indeterminate else ""
         print(f"{path}: {result.label}{flag}  {probs}")
+        for warning in analysis.warnings:
+            print(f"{path}: warning: {warning}", file=sys.stderr)
     return 1 if failures else 0
 
 

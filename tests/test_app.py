@@ -18,8 +18,10 @@ from streamlit.testing.v1 import AppTest
 
 from bcc_model.models.bundle import load_bundle, read_bundle_info
 from bcc_model.explain.cams import CAM_METHODS, HEATMAP_LIMITATIONS
-from bcc_model.reporting.figures import history_figures, task_scores_table
-from bcc_model.imaging.io import ImageReadError, read_image
+from bcc_model.reporting.figures import history_figures
+from bcc_model.reporting.tables import task_scores_table
+from bcc_model.imaging.pixels import ImageReadError
+from bcc_model.imaging.io import read_image
 from bcc_model.modalities import MODALITIES
 from bcc_model.analysis.predictions import predict_images
 from tests.apptest_helpers import PNG, heatmap_images as _heatmap_images, run_app
@@ -86,9 +88,31 @@ def test_upload_classifies_good_files_and_reports_the_bad_one(bundle, sample_fil
 
 
 
+def test_one_upload_is_preprocessed_once(bundle, sample_files, monkeypatch):
+    """Verdict, model view, heatmap and lesion map all come from one preprocessing pass (``analyse``)."""
+    import bcc_model.imaging.preprocess as preprocess
+
+    calls = []
+    original = preprocess._run
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(preprocess, "_run", counted)
+    # Flipped, so no earlier test has this upload's sha256 in the app's caches.
+    buffer = io.BytesIO()
+    Image.open(sample_files[-1]).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(buffer, format="PNG")
+    at = _run()
+    at.file_uploader(key="uploads").set_value([("flipped.png", buffer.getvalue(), PNG)]).run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert len(_heatmap_images(at)) == 1
+    assert len(calls) == 1
+
+
 def test_display_controls_never_recompute_predictions(bundle, sample_files, monkeypatch):
     """Opacity and colour map only re-blend the cached heatmap; a new class needs one new CAM."""
-    import app_pages._shared as shared
+    import bcc_model.analysis.image as image_analysis
     from bcc_model.explain.cams import Explainer
 
     sample = sample_files[0]
@@ -104,7 +128,8 @@ def test_display_controls_never_recompute_predictions(bundle, sample_files, monk
             return function(*args, **kwargs)
         return wrapper
 
-    monkeypatch.setattr(shared, "predict_images", counted("predict", shared.predict_images))
+    monkeypatch.setattr(image_analysis, "calibrated_probabilities",
+                        counted("predict", image_analysis.calibrated_probabilities))
     monkeypatch.setattr(Explainer, "heatmaps", counted("heatmaps", Explainer.heatmaps))
     at.slider[0].set_value(0.8).run()
     next(s for s in at.selectbox if s.label == "Colour map").set_value("viridis").run()
@@ -169,6 +194,7 @@ def test_metrics_page_renders_every_chart():
         tests = {f"{spec.key}_{name}" for name in ("confusion", "calibration", "roc", "pr")}
         assert curves | tests <= keys
         info, metrics = read_bundle_info(spec.bundle_dir)
+        info = info.to_json()
         assert any(info["name"] in header.value for header in at.header)
     assert len(keys) == CHARTS_PER_BUNDLE * len(bundled)
     # headline, per class, splits, architecture comparison; plus localisation / extra tasks where recorded
@@ -182,6 +208,7 @@ def test_model_card_page_renders_the_card(histo_spec):
     card = (histo_spec.bundle_dir / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert any(m.value.strip() == card.strip() for m in at.markdown)
     info, _ = read_bundle_info(histo_spec.bundle_dir)
+    info = info.to_json()
     facts = _texts(at)
     assert info["name"] in facts and info["model_sha256"][:12] in facts and info["data"]["citation"] in facts
 

@@ -13,7 +13,7 @@ import pytest
 
 from bcc_model.models.bundle import load_bundle, read_bundle_info
 from bcc_model.explain.cams import CAM_METHODS, HEATMAP_LIMITATIONS
-from bcc_model.reporting.figures import task_scores_table
+from bcc_model.reporting.tables import task_scores_table
 from bcc_model.imaging.io import read_image
 from bcc_model.evaluation.model_quality import performance_caution
 from bcc_model.modalities import get_modality
@@ -102,6 +102,7 @@ def test_training_metrics_show_whole_image_charts_and_localisation_scores():
     tables = _score_tables(at)
     for modality in WHOLE_IMAGE:
         info, metrics = read_bundle_info(get_modality(modality).bundle_dir)
+        info = info.to_json()
         assert any(info["name"] in header.value for header in at.header)
         assert {f"{modality}_{name}" for name in ("confusion", "calibration", "roc", "pr")} <= keys
         assert "localisation" in metrics and "binary_tasks" in metrics  # what the committed bundles record
@@ -117,6 +118,7 @@ def test_model_card_renders_for_the_selected_modality(modality):
     card = (spec.bundle_dir / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert any(m.value.strip() == card.strip() for m in at.markdown)
     info, metrics = read_bundle_info(spec.bundle_dir)
+    info = info.to_json()
     assert info["name"] in page_texts(at) and info["model_sha256"][:12] in page_texts(at)
     caution = performance_caution(metrics)
     sidebar_errors = [e.value for e in at.sidebar.error]
@@ -139,4 +141,5 @@ def test_cytology_selected_opens_its_page_and_image_pages_say_they_do_not_apply(
     at.switch_page("app_pages/metrics.py").run()
     assert not at.exception, [e.message for e in at.exception]
     info, _ = read_bundle_info(get_modality("cytology").bundle_dir)
+    info = info.to_json()
     assert any(info["name"] in header.value for header in at.header)

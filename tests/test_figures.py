@@ -10,20 +10,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from bcc_model.reporting.figures import (
-    calibration_figure,
-    comparison_table,
-    confusion_figure,
-    headline_table,
-    history_figures,
-    per_class_table,
-    pr_figure,
-    probability_bar,
-    probability_map_figure,
-    roc_figure,
-    split_table,
-    task_scores_table,
-)
+from bcc_model.reporting.curves import calibration_figure, pr_figure, roc_figure
+from bcc_model.reporting.figures import confusion_figure, history_figures, probability_bar, probability_map_figure
+from bcc_model.reporting.tables import comparison_table, headline_table, per_class_table, split_table, task_scores_table
 
 CI_PATTERN = re.compile(r"^\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]$")
 

@@ -27,7 +27,8 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from bcc_model.imaging.io import DEFAULT_MAX_PIXELS, ImageReadError, LoadedImage, read_image, window
+from bcc_model.imaging.io import DEFAULT_MAX_PIXELS, read_image
+from bcc_model.imaging.pixels import ImageReadError, LoadedImage, window
 
 SAMPLE_PATCH = next((Path(__file__).resolve().parent.parent / "samples" / "histopathology" / "benign").glob("*.png"))
 PATIENT_TAGS = {

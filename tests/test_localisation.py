@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bcc_model.evaluation.localisation import energy_inside, localisation_scores, pointing_hit
-from bcc_model.evaluation.metrics import group_bootstrap_mean
+from bcc_model.evaluation.bootstrap import group_bootstrap_mean
 
 
 def _mask(shape=(10, 10), rows=slice(2, 5), cols=slice(2, 5)):

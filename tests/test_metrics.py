@@ -17,6 +17,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from bcc_model.evaluation.calibration import OperatingPoint
 from bcc_model.evaluation.metrics import HEADLINE_METRICS, compute_metrics, format_metrics_table
 
 LABELS = ["benign", "malignant"]
@@ -56,7 +57,7 @@ def _assert_plain(obj: object) -> None:
 def test_perfect_predictions_score_one_with_tight_intervals() -> None:
     y = np.tile([0, 1], 50)
     groups = np.repeat([f"g{i}" for i in range(10)], 10)
-    m = compute_metrics(_binary(y.astype(float)), y, groups, LABELS, 1, 0.5, (0.4, 0.6), 1.0, n_resamples=200)
+    m = compute_metrics(_binary(y.astype(float)), y, groups, OperatingPoint(LABELS, 1, 0.5, (0.4, 0.6), 1.0), n_resamples=200)
     for name in ("accuracy", "balanced_accuracy", "roc_auc", "sensitivity", "specificity", "f1"):
         assert m["headline"][name] == {"value": 1.0, "ci95": [1.0, 1.0]}, name
     for name in ("ece", "brier"):
@@ -69,7 +70,7 @@ def test_hand_computed_binary_example() -> None:
     y = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0])
     p = np.array([0.9, 0.8, 0.7, 0.3, 0.6, 0.2, 0.1, 0.1, 0.4, 0.05])
     groups = list("aabbccddee")
-    m = compute_metrics(_binary(p), y, groups, LABELS, 1, 0.5, (0.35, 0.65), 1.2, n_resamples=50)
+    m = compute_metrics(_binary(p), y, groups, OperatingPoint(LABELS, 1, 0.5, (0.35, 0.65), 1.2), n_resamples=50)
     # Predicted: 1 1 1 0 | 1 0 0 0 0 0  ->  TP 3, FN 1, FP 1, TN 5.
     assert m["confusion_matrix"] == {"labels": LABELS, "matrix": [[5, 1], [1, 3]]}
     h = m["headline"]
@@ -105,7 +106,7 @@ def test_point_estimates_match_sklearn_three_classes() -> None:
     probs /= probs.sum(axis=1, keepdims=True)
     groups = rng.integers(0, 15, n).astype(str)
     labels = ["normal", "benign", "malignant"]
-    m = compute_metrics(probs, y, groups, labels, 2, 0.4, (0.3, 0.5), 1.0, n_resamples=20)
+    m = compute_metrics(probs, y, groups, OperatingPoint(labels, 2, 0.4, (0.3, 0.5), 1.0), n_resamples=20)
     pred = np.where(probs[:, 2] >= 0.4, 2, probs[:, :2].argmax(axis=1))
     h = m["headline"]
     assert h["accuracy"]["value"] == pytest.approx(accuracy_score(y, pred))
@@ -130,7 +131,7 @@ def test_binary_curves_only_for_positive_label_and_thinned() -> None:
     rng = np.random.default_rng(2)
     y = rng.integers(0, 2, 3000)
     p = np.clip(0.5 + 0.2 * (2 * y - 1) + rng.normal(0, 0.2, 3000), 0, 1)
-    m = compute_metrics(_binary(p), y, rng.integers(0, 8, 3000).astype(str), LABELS, 1, 0.5, (0.5, 0.5), 1.0,
+    m = compute_metrics(_binary(p), y, rng.integers(0, 8, 3000).astype(str), OperatingPoint(LABELS, 1, 0.5, (0.5, 0.5), 1.0),
                         n_resamples=10)
     assert list(m["roc_curves"]) == ["malignant"] and list(m["pr_curves"]) == ["malignant"]
     roc, pr = m["roc_curves"]["malignant"], m["pr_curves"]["malignant"]
@@ -147,8 +148,8 @@ def test_bootstrap_resamples_whole_groups() -> None:
     y = np.ones(1000, dtype=int)
     right = np.repeat([1.0] * 8 + [0.0] * 2, 100)
     patients = np.repeat([f"p{i}" for i in range(10)], 100)
-    by_patient = compute_metrics(_binary(right), y, patients, LABELS, 1, 0.5, (0.5, 0.5), 1.0)
-    by_image = compute_metrics(_binary(right), y, np.arange(1000).astype(str), LABELS, 1, 0.5, (0.5, 0.5), 1.0)
+    by_patient = compute_metrics(_binary(right), y, patients, OperatingPoint(LABELS, 1, 0.5, (0.5, 0.5), 1.0))
+    by_image = compute_metrics(_binary(right), y, np.arange(1000).astype(str), OperatingPoint(LABELS, 1, 0.5, (0.5, 0.5), 1.0))
     lo_p, hi_p = by_patient["headline"]["accuracy"]["ci95"]
     lo_i, hi_i = by_image["headline"]["accuracy"]["ci95"]
     # A patient-level resample can only hold whole patients: accuracy is a multiple of 0.1.
@@ -161,7 +162,7 @@ def test_bootstrap_resamples_whole_groups() -> None:
 def test_bootstrap_matches_explicit_group_resampling() -> None:
     """Reference: draw group indices, concatenate their images, recompute with sklearn."""
     probs, y, groups = _random_binary(n=300, n_groups=8, seed=5)
-    m = compute_metrics(probs, y, groups, LABELS, 1, 0.5, (0.45, 0.55), 1.0, n_resamples=200, seed=11)
+    m = compute_metrics(probs, y, groups, OperatingPoint(LABELS, 1, 0.5, (0.45, 0.55), 1.0), n_resamples=200, seed=11)
     names = np.unique(groups)
     members = [np.flatnonzero(groups == g) for g in names]
     draws = np.random.default_rng(11).integers(0, names.size, size=(200, names.size))
@@ -178,7 +179,7 @@ def test_bootstrap_matches_explicit_group_resampling() -> None:
 
 def test_intervals_contain_estimate_and_are_deterministic() -> None:
     probs, y, groups = _random_binary()
-    args = (probs, y, groups, LABELS, 1, 0.5, (0.4, 0.6), 1.1)
+    args = (probs, y, groups, OperatingPoint(LABELS, 1, 0.5, (0.4, 0.6), 1.1))
     first = compute_metrics(*args, n_resamples=300, seed=3)
     assert first == compute_metrics(*args, n_resamples=300, seed=3)
     assert first["headline"] != compute_metrics(*args, n_resamples=300, seed=4)["headline"]
@@ -193,7 +194,7 @@ def test_resamples_lacking_a_class_are_skipped() -> None:
     y = np.r_[np.ones(20, dtype=int), np.zeros(60, dtype=int)]
     p = np.r_[np.full(15, 0.9), np.full(5, 0.2), np.full(50, 0.1), np.full(10, 0.7)]
     groups = np.repeat(["pos", "n1", "n2", "n3"], 20)
-    m = compute_metrics(_binary(p), y, groups, LABELS, 1, 0.5, (0.5, 0.5), 1.0, n_resamples=300)
+    m = compute_metrics(_binary(p), y, groups, OperatingPoint(LABELS, 1, 0.5, (0.5, 0.5), 1.0), n_resamples=300)
     assert m["headline"]["sensitivity"]["ci95"] == [0.75, 0.75]
     assert None not in m["headline"]["roc_auc"]["ci95"]
     assert m["headline"]["accuracy"]["ci95"][0] < m["headline"]["accuracy"]["ci95"][1]
@@ -203,7 +204,7 @@ def test_resamples_lacking_a_class_are_skipped() -> None:
 def test_no_interval_without_two_groups_or_resamples(n_groups: int, n_resamples: int) -> None:
     probs, y, _ = _random_binary(n=100)
     groups = [f"p{i % n_groups}" for i in range(100)]
-    m = compute_metrics(probs, y, groups, LABELS, 1, 0.5, (0.4, 0.6), 1.0, n_resamples=n_resamples)
+    m = compute_metrics(probs, y, groups, OperatingPoint(LABELS, 1, 0.5, (0.4, 0.6), 1.0), n_resamples=n_resamples)
     assert all(m["headline"][name]["ci95"] == [None, None] for name in HEADLINE_METRICS)
     assert m["headline"]["accuracy"]["value"] is not None
     assert m["per_class"]["benign"]["recall"]["ci95"] == [None, None]
@@ -212,7 +213,7 @@ def test_no_interval_without_two_groups_or_resamples(n_groups: int, n_resamples:
 def test_undefined_metric_is_null_and_json_round_trips() -> None:
     probs, y, groups = _random_binary(n=120)
     y = np.zeros_like(y)  # no positives: sensitivity and AUC are undefined
-    m = compute_metrics(probs, y, groups, LABELS, 1, 0.5, (0.4, 0.6), 1.0, n_resamples=50)
+    m = compute_metrics(probs, y, groups, OperatingPoint(LABELS, 1, 0.5, (0.4, 0.6), 1.0), n_resamples=50)
     assert m["headline"]["sensitivity"] == {"value": None, "ci95": [None, None]}
     assert m["headline"]["roc_auc"]["value"] is None
     assert m["roc_curves"]["malignant"]["auc"] is None
@@ -223,7 +224,7 @@ def test_undefined_metric_is_null_and_json_round_trips() -> None:
 
 def test_schema_shape_and_plain_types() -> None:
     probs, y, groups = _random_binary()
-    m = compute_metrics(probs, y, groups, LABELS, 1, 0.5, (0.4, 0.6), 1.3, split="validation", n_resamples=100)
+    m = compute_metrics(probs, y, groups, OperatingPoint(LABELS, 1, 0.5, (0.4, 0.6), 1.3), split="validation", n_resamples=100)
     assert set(m) == TOP_LEVEL_KEYS
     assert list(m["headline"]) == list(HEADLINE_METRICS)
     assert set(m["per_class"]["benign"]) == {"precision", "recall", "f1", "support"}
@@ -240,25 +241,25 @@ def test_schema_shape_and_plain_types() -> None:
 def test_bootstrap_is_fast() -> None:
     probs, y, groups = _random_binary(n=2000, n_groups=30)
     start = time.perf_counter()
-    compute_metrics(probs, y, groups, LABELS, 1, 0.5, (0.4, 0.6), 1.0, n_resamples=1000)
+    compute_metrics(probs, y, groups, OperatingPoint(LABELS, 1, 0.5, (0.4, 0.6), 1.0), n_resamples=1000)
     assert time.perf_counter() - start < 5.0
 
 
 def test_rejects_inconsistent_inputs() -> None:
     probs, y, groups = _random_binary(n=20)
     with pytest.raises(ValueError, match="labels"):
-        compute_metrics(probs, y, groups, ["a", "b", "c"], 1, 0.5, (0.4, 0.6), 1.0)
+        compute_metrics(probs, y, groups, OperatingPoint(["a", "b", "c"], 1, 0.5, (0.4, 0.6), 1.0))
     with pytest.raises(ValueError, match="groups"):
-        compute_metrics(probs, y, groups[:-1], LABELS, 1, 0.5, (0.4, 0.6), 1.0)
+        compute_metrics(probs, y, groups[:-1], OperatingPoint(LABELS, 1, 0.5, (0.4, 0.6), 1.0))
     with pytest.raises(ValueError, match="y must"):
-        compute_metrics(probs, y + 1, groups, LABELS, 1, 0.5, (0.4, 0.6), 1.0)
+        compute_metrics(probs, y + 1, groups, OperatingPoint(LABELS, 1, 0.5, (0.4, 0.6), 1.0))
     with pytest.raises(ValueError, match="positive_index"):
-        compute_metrics(probs, y, groups, LABELS, 2, 0.5, (0.4, 0.6), 1.0)
+        compute_metrics(probs, y, groups, OperatingPoint(LABELS, 2, 0.5, (0.4, 0.6), 1.0))
 
 
 def test_format_metrics_table_shows_figures() -> None:
     probs, y, groups = _random_binary()
-    m = compute_metrics(probs, y, groups, LABELS, 1, 0.5, (0.4, 0.6), 1.3, n_resamples=100)
+    m = compute_metrics(probs, y, groups, OperatingPoint(LABELS, 1, 0.5, (0.4, 0.6), 1.3), n_resamples=100)
     text = format_metrics_table(m)
     acc = m["headline"]["accuracy"]
     assert f"{acc['value']:.3f} [{acc['ci95'][0]:.3f}, {acc['ci95'][1]:.3f}]" in text
@@ -282,7 +283,7 @@ def test_binary_tasks_score_summed_probabilities_with_group_intervals():
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     groups = [f"g{i % 12}" for i in range(120)]
     labels = ["normal", "benign", "malignant"]
-    metrics = compute_metrics(probs, y, groups, labels, 2, 0.5, (0.4, 0.6), 1.0, n_resamples=200,
+    metrics = compute_metrics(probs, y, groups, OperatingPoint(labels, 2, 0.5, (0.4, 0.6), 1.0), n_resamples=200,
                               binary_tasks={"abnormal_vs_normal": ["benign", "malignant"]})
     task = metrics["binary_tasks"]["abnormal_vs_normal"]
     assert task["positive_labels"] == ["benign", "malignant"]
@@ -290,7 +291,7 @@ def test_binary_tasks_score_summed_probabilities_with_group_intervals():
     assert task["roc_auc"]["value"] == pytest.approx(expected)
     lo, hi = task["roc_auc"]["ci95"]
     assert lo < expected < hi
-    plain = compute_metrics(probs, y, groups, labels, 2, 0.5, (0.4, 0.6), 1.0, n_resamples=200)
+    plain = compute_metrics(probs, y, groups, OperatingPoint(labels, 2, 0.5, (0.4, 0.6), 1.0), n_resamples=200)
     assert "binary_tasks" not in plain and plain["headline"] == metrics["headline"]
     with pytest.raises(ValueError, match="subset"):
-        compute_metrics(probs, y, groups, labels, 2, 0.5, (0.4, 0.6), 1.0, binary_tasks={"x": ["cyst"]})
+        compute_metrics(probs, y, groups, OperatingPoint(labels, 2, 0.5, (0.4, 0.6), 1.0), binary_tasks={"x": ["cyst"]})

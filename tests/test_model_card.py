@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from bcc_model import RESEARCH_USE_NOTICE
+from bcc_model.evaluation.calibration import OperatingPoint
 from bcc_model.evaluation.metrics import compute_metrics
-from bcc_model.reporting.model_card import NOT_RECORDED, render_model_card
+from bcc_model.reporting.formatting import NOT_RECORDED
+from bcc_model.reporting.model_card import render_model_card
 
 SECTIONS = [
     "## Model details",
@@ -69,7 +71,7 @@ def metrics() -> dict:
     y = np.repeat([0, 1], 300)
     p = np.clip(0.5 + 0.3 * (2 * y - 1) + rng.normal(0, 0.2, 600), 0, 1)
     groups = [f"t{i}" for i in rng.integers(0, 6, 600)]
-    return compute_metrics(np.c_[1 - p, p], y, groups, ["benign", "malignant"], 1, 0.47, (0.35, 0.6), 1.37,
+    return compute_metrics(np.c_[1 - p, p], y, groups, OperatingPoint(["benign", "malignant"], 1, 0.47, (0.35, 0.6), 1.37),
                            n_resamples=200)
 
 

@@ -9,9 +9,8 @@ import pandas as pd
 import pytest
 
 from bcc_model.datasets.folders import DataError
-from bcc_model.cytology.cases import (FEATURE_NAMES, FEATURES, MAX_CSV_BYTES, STATISTICS, WDBC_SOURCE, attributions,
-                               feature_ranges, input_precision, load_cases, load_wdbc, out_of_range, read_cases_csv,
-                               row_sha256, template_csv)
+from bcc_model.cytology.cases import FEATURE_NAMES, FEATURES, MAX_CSV_BYTES, STATISTICS, WDBC_SOURCE, feature_ranges, input_precision, load_cases, load_wdbc, out_of_range, read_cases_csv, row_sha256, template_csv
+from bcc_model.cytology.attributions import attributions
 from bcc_model.cytology.figures import attribution_figure
 
 LABELS = ("benign", "malignant")

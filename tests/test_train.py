@@ -28,6 +28,7 @@ HEADLINE = {"accuracy", "balanced_accuracy", "roc_auc", "sensitivity", "specific
 def test_tiny_run_writes_a_complete_bundle(tiny_bundle, histo_spec):
     assert all((tiny_bundle / name).is_file() for name in BUNDLE_FILES)
     info, metrics = read_bundle_info(tiny_bundle)
+    info = info.to_json()
     assert MODEL_KEYS <= set(info)
     assert METRIC_KEYS <= set(metrics)
     assert HEADLINE <= set(metrics["headline"])

@@ -61,6 +61,7 @@ def grey_bundle(replicated, tmp_path_factory) -> Path:
 def test_tiny_grey_run_writes_localisation_and_binary_tasks(grey_bundle):
     assert all((grey_bundle / name).is_file() for name in BUNDLE_FILES)
     info, metrics = read_bundle_info(grey_bundle)
+    info = info.to_json()
     assert info["labels"] == ["normal", "benign", "malignant"] and info["input_shape"] == [64, 64, 1]
     assert info["mpp"] == pytest.approx(400.0 * 512 / 64)
     assert info["pretraining"]["patch_size"] == round(0.375 * 64) and info["pretraining"]["epochs_max"] == 1
@@ -105,6 +106,7 @@ def test_tiny_grey_bundle_loads_and_predicts(grey_bundle):
 
 def test_lesion_map_ships_with_its_checksum_and_scores(grey_bundle, tmp_path):
     info, metrics = read_bundle_info(grey_bundle)
+    info = info.to_json()
     assert info["lesion_supervision"]["map_file"] == LESION_MAP_FILE
     assert info["lesion_supervision"]["map_sha256"] == file_sha256(grey_bundle / LESION_MAP_FILE)
     block = metrics["lesion_map_localisation"]

@@ -55,6 +55,7 @@ def test_tiny_vgg16_run_records_its_pinned_starting_weights(replicated, tmp_path
                        "--epochs", "1", "--batch-size", "8", "--bootstrap", "20", "--verbose", "0",
                        "--out", str(out), "--work-dir", str(tmp_path / "runs")]) == 0
     info, _ = read_bundle_info(out)
+    info = info.to_json()
     assert info["architecture"]["name"] == "vgg16"
     assert info["architecture"]["initial_weights"] == source_record()
     assert info["training"]["lr"] == 1e-4 and "pretraining" not in info, "VGG16 skips patch pre-training"

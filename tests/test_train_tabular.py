@@ -70,6 +70,7 @@ def tiny_cytology(tmp_path_factory, tiny_plan):
 def test_tiny_run_writes_a_schema_valid_tabular_bundle(tiny_cytology, cytology_spec):
     assert all((tiny_cytology / name).is_file() for name in BUNDLE_FILES)
     info, metrics = read_bundle_info(tiny_cytology)
+    info = info.to_json()
     assert MODEL_KEYS <= set(info) and METRIC_KEYS <= set(metrics) and HEADLINE <= set(metrics["headline"])
     assert info["modality"] == "cytology" and info["name"] == "conv1d-30features-cytology"
     assert info["input_shape"] == [30] and info["mpp"] is None and "image_size" not in info["training"]
@@ -114,6 +115,7 @@ def test_tiny_run_writes_a_schema_valid_tabular_bundle(tiny_cytology, cytology_s
 
 def test_manifest_hashes_every_case_with_its_split(tiny_cytology):
     info, metrics = read_bundle_info(tiny_cytology)
+    info = info.to_json()
     manifest = pd.read_csv(tiny_cytology / "manifest.csv", dtype=str, keep_default_na=False)
     assert list(manifest.columns) == ["file", "label", "group", "split", "sha256"]
     wdbc = load_wdbc()
@@ -171,7 +173,9 @@ def test_identical_runs_give_identical_weights(tiny_cytology, tiny_plan, tmp_pat
         np.testing.assert_array_equal(a, b)
     assert file_sha256(out / "model.keras") == file_sha256(tiny_cytology / "model.keras"), "same weights, same version"
     info_a, _ = read_bundle_info(tiny_cytology)
+    info_a = info_a.to_json()
     info_b, _ = read_bundle_info(out)
+    info_b = info_b.to_json()
     assert info_a["cross_validation"]["models"] == info_b["cross_validation"]["models"]
     assert info_a["data"]["manifest_sha256"] == info_b["data"]["manifest_sha256"]
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bcc_model.imaging.io import ImageReadError, read_image
+from bcc_model.imaging.pixels import ImageReadError
+from bcc_model.imaging.io import read_image
 from bcc_model.modalities import ModalitySpec
 from bcc_model.imaging.preprocess import to_model_input
 

@@ -16,11 +16,13 @@ References:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax
 
-__all__ = [
+__all__ = ["OperatingPoint", 
     "fit_temperature",
     "apply_temperature",
     "choose_threshold",
@@ -312,3 +314,23 @@ def band_summary(
         "accuracy_outside_band": accuracy,
         "n_outside_band": n_outside,
     }
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """How a bundle turns outputs into a verdict: labels, positive class, temperature, threshold, band.
+
+    One object instead of five loose parameters, so metrics, evaluation and training pass the
+    same decision rule that the app applies (``decide``).
+    """
+
+    labels: tuple[str, ...]
+    positive_index: int
+    threshold: float
+    band: tuple[float, float]
+    temperature: float = 1.0
+
+    @classmethod
+    def of(cls, bundle) -> "OperatingPoint":
+        """The operating point recorded in a loaded bundle (``models.bundle.Bundle``)."""
+        return cls(tuple(bundle.labels), bundle.meta.positive_index, bundle.threshold, bundle.band, bundle.temperature)

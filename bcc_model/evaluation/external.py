@@ -28,6 +28,7 @@ def evaluate_folder(bundle, data_dir: str | Path, *, n_resamples: int = 1000, se
     Grad-CAM and, when the bundle ships one, the lesion map.
     """
     from bcc_model.datasets.folders import discover, load_images
+    from bcc_model.evaluation.calibration import OperatingPoint
     from bcc_model.evaluation.metrics import compute_metrics
     from bcc_model.analysis.predictions import calibrated_probabilities
 
@@ -36,8 +37,8 @@ def evaluate_folder(bundle, data_dir: str | Path, *, n_resamples: int = 1000, se
     images = load_images(table, data_dir, spec)
     probs = calibrated_probabilities(bundle, images.astype("float32"))
     y = table["label"].map({label: i for i, label in enumerate(spec.labels)}).to_numpy()
-    metrics = compute_metrics(probs, y, table["group"].tolist(), spec.labels, spec.positive_index, bundle.threshold,
-                              bundle.band, bundle.temperature, split="external", n_resamples=n_resamples, seed=seed,
+    metrics = compute_metrics(probs, y, table["group"].tolist(), OperatingPoint.of(bundle), split="external",
+                              n_resamples=n_resamples, seed=seed,
                               binary_tasks=spec.extra_binary_tasks or None)
     if spec.lesion_source is not None:
         from bcc_model.datasets.lesions import model_space_masks
@@ -64,6 +65,7 @@ def evaluate_cases(bundle, csv_path: str | Path, *, n_resamples: int = 1000, see
     Raises:
         DataError: unreadable file, a bad row, or missing or unknown labels.
     """
+    from bcc_model.evaluation.calibration import OperatingPoint
     from bcc_model.evaluation.metrics import compute_metrics
     from bcc_model.analysis.predictions import calibrated_probabilities
     from bcc_model.cytology.cases import cases_matrix, load_cases
@@ -72,5 +74,5 @@ def evaluate_cases(bundle, csv_path: str | Path, *, n_resamples: int = 1000, see
     cases = load_cases(csv_path, spec.labels)
     probs = calibrated_probabilities(bundle, cases_matrix(cases))
     y = cases["label"].map({label: i for i, label in enumerate(spec.labels)}).to_numpy()
-    return compute_metrics(probs, y, cases["group"].tolist(), spec.labels, spec.positive_index, bundle.threshold,
-                           bundle.band, bundle.temperature, split="external", n_resamples=n_resamples, seed=seed)
+    return compute_metrics(probs, y, cases["group"].tolist(), OperatingPoint.of(bundle), split="external",
+                           n_resamples=n_resamples, seed=seed)

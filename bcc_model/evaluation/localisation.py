@@ -29,7 +29,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from bcc_model.evaluation.metrics import group_bootstrap_mean
+from bcc_model.evaluation.bootstrap import group_bootstrap_mean
 from bcc_model.modalities import ModalitySpec
 
 __all__ = ["pointing_hit", "energy_inside", "localisation_scores", "explain_and_score"]

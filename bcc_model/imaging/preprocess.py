@@ -26,7 +26,7 @@ import numpy as np
 from bcc_model.modalities import ModalitySpec
 
 __all__ = [
-    "to_model_input", "to_model_input_with_mask", "to_model_batch", "model_view", "model_view_caption", "STEPS", "breast_box", "faces_right",
+    "to_model_input", "to_model_input_with_mask", "to_model_batch", "model_view", "view_of_input", "model_view_caption", "STEPS", "breast_box", "faces_right",
     "CLAHE_CLIP_LIMIT", "CLAHE_TILES",
 ]
 
@@ -263,7 +263,12 @@ def model_view(pixels: np.ndarray, spec: ModalitySpec) -> np.ndarray:
     Heatmaps live in model-input pixels. For modalities whose preprocessing crops, flips or pads
     (mammography), overlay them on this view, not on the uploaded image, or they are misplaced.
     """
-    view = to_model_input(pixels, spec).astype(np.uint8)
+    return view_of_input(to_model_input(pixels, spec))
+
+
+def view_of_input(model_input: np.ndarray) -> np.ndarray:
+    """A preprocessed model input (float32 HxWxC in [0, 255]) as a displayable uint8 HxW or HxWx3 image."""
+    view = np.clip(model_input, 0, 255).astype(np.uint8)
     return view[..., 0] if view.shape[-1] == 1 else view
 
 

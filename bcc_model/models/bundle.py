@@ -15,11 +15,13 @@ import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
 
 from bcc_model.modalities import ModalitySpec
+from bcc_model.models.spec import BundleSpec, BundleSpecError
 
 __all__ = [
     "Bundle", "BundleError", "BUNDLE_FILES", "load_bundle", "read_bundle_info", "file_sha256", "install_bundle",
@@ -35,35 +37,42 @@ class BundleError(RuntimeError):
 
 @dataclass(frozen=True)
 class Bundle:
-    """A loaded, verified model with everything the app shows about it."""
+    """A loaded, verified model with everything the app shows about it.
+
+    ``meta`` is the validated ``model.json``; ``info`` is the same as plain JSON, for the
+    documents rendered from it (model card, report, figures).
+    """
 
     spec: ModalitySpec
     model: object  # keras.Model; typed loosely so importing this module does not import Keras
-    info: dict
+    meta: BundleSpec
     metrics: dict
     path: Path
     lesion_map: object | None = None  # keras.Model image -> lesion probability grid, when the bundle has one
 
+    @cached_property
+    def info(self) -> dict:
+        return self.meta.to_json()
+
     @property
     def labels(self) -> tuple[str, ...]:
-        return tuple(self.info["labels"])
+        return self.meta.labels
 
     @property
     def temperature(self) -> float:
-        return float(self.info["calibration"]["temperature"])
+        return self.meta.calibration.temperature
 
     @property
     def threshold(self) -> float:
-        return float(self.info["decision"]["threshold"])
+        return self.meta.decision.threshold
 
     @property
     def band(self) -> tuple[float, float]:
-        low, high = self.info["decision"]["indeterminate_band"]
-        return float(low), float(high)
+        return self.meta.decision.indeterminate_band
 
     @property
     def short_sha(self) -> str:
-        return self.info["model_sha256"][:12]
+        return self.meta.short_sha
 
     def history(self) -> pd.DataFrame:
         return pd.read_csv(self.path / "history.csv")
@@ -80,48 +89,50 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def read_bundle_info(path: str | Path) -> tuple[dict, dict]:
-    """Read ``model.json`` and ``metrics.json`` without loading the network (cheap, for the UI)."""
+def read_bundle_info(path: str | Path) -> tuple[BundleSpec, dict]:
+    """Read ``model.json`` (validated) and ``metrics.json`` without loading the network (cheap, for the UI)."""
     folder = Path(path)
     missing = [name for name in BUNDLE_FILES if not (folder / name).is_file()]
     if missing:
         raise BundleError(f"bundle {folder} is incomplete: missing {', '.join(missing)}")
     try:
-        info = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+        meta = BundleSpec.read(folder / "model.json")
         metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise BundleError(f"bundle {folder} has an unreadable JSON file: {err}") from err
-    return info, metrics
+    except (BundleSpecError, json.JSONDecodeError) as err:
+        raise BundleError(f"bundle {folder}: {err}") from err
+    return meta, metrics
 
 
 def load_bundle(spec: ModalitySpec, path: str | Path | None = None) -> Bundle:
     """Load and verify the bundle of ``spec`` (default: the shipped one in ``weights/``).
 
     Raises:
-        BundleError: missing files, a modality/label mismatch, or a sha256 mismatch.
+        BundleError: missing files, an invalid model.json, a modality/label mismatch, or a
+            sha256 mismatch.
     """
     folder = Path(path) if path is not None else spec.bundle_dir
-    info, metrics = read_bundle_info(folder)
-    if info.get("modality") != spec.key or tuple(info.get("labels", ())) != spec.labels:
+    meta, metrics = read_bundle_info(folder)
+    if meta.modality != spec.key or meta.labels != spec.labels:
         raise BundleError(
-            f"bundle {folder} is for {info.get('modality')!r} with labels {info.get('labels')}, "
+            f"bundle {folder} is for {meta.modality!r} with labels {list(meta.labels)}, "
             f"not {spec.key!r} with labels {list(spec.labels)}"
         )
-    model = _verified_model(folder / "model.keras", info.get("model_sha256"))
-    lesion = info.get("lesion_supervision") or {}
-    lesion_map = (_lesion_map(model, _verified_model(folder / lesion["map_file"], lesion.get("map_sha256")), spec, folder)
+    model = _verified_model(folder / "model.keras", meta.model_sha256)
+    lesion = meta.extras.get("lesion_supervision") or {}
+    lesion_map = (_lesion_map(model, _verified_model(folder / lesion["map_file"], lesion.get("map_sha256")), meta, folder)
                   if lesion.get("map_file") else None)
-    # A bundle trained with --image-size runs at its own input size, not the registry default.
-    bundle_spec = replace(spec, input_size=int(info["input_shape"][0]))
-    return Bundle(spec=bundle_spec, model=model, info=info, metrics=metrics, path=folder, lesion_map=lesion_map)
+    # A bundle runs at its own input size (--image-size) and on its recorded CAM layer, not the
+    # registry's defaults: bundle.spec and bundle.meta can then never name different layers.
+    bundle_spec = replace(spec, input_size=int(meta.input_shape[0]), cam_layer=meta.cam_layer)
+    return Bundle(spec=bundle_spec, model=model, meta=meta, metrics=metrics, path=folder, lesion_map=lesion_map)
 
 
-def _lesion_map(model, head, spec: ModalitySpec, folder: Path):
+def _lesion_map(model, head, meta: BundleSpec, folder: Path):
     """Image -> lesion map model: the stored head on the classifier's Grad-CAM layer."""
     from bcc_model.models.lesion_head import attach_lesion_head
 
     try:
-        return attach_lesion_head(model, head, spec.cam_layer)
+        return attach_lesion_head(model, head, meta.cam_layer)
     except ValueError as err:
         raise BundleError(f"bundle {folder}: {err}") from err
 

@@ -15,42 +15,22 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field
 from datetime import datetime
-from html import escape
 from types import MappingProxyType
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
 from bcc_model.explain.overlay import encode_png, shrink_to_fit
+from bcc_model.reporting.templates import render
+
+if TYPE_CHECKING:
+    from bcc_model.analysis.image import Analysis
 
 __all__ = ["ReportEntry", "build_report_html"]
 
 # Longest side in px of an embedded image: sharp on an A4 page at ~150 dpi, and keeps a report
 # of a few dozen large H&E regions to tens of MB instead of gigabytes.
 _REPORT_IMAGE_MAX_PX = 1200
-
-_CSS = """
-body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #1f2a37;
-       max-width: 60rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.4; }
-h1 { color: #2b5d8a; margin-bottom: 0.2rem; }
-.notice { border: 2px solid #b45309; background: #fff7ed; padding: 0.6rem 1rem; font-weight: 600; }
-table { border-collapse: collapse; margin: 0.5rem 0; }
-th, td { border: 1px solid #cbd5e1; padding: 0.25rem 0.6rem; text-align: left; }
-th { background: #f1f5f9; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.images { display: flex; flex-wrap: wrap; gap: 1rem; }
-figure { margin: 0; }
-figure img { max-width: 28rem; max-height: 28rem; border: 1px solid #cbd5e1; }
-.error { color: #991b1b; font-weight: 600; }
-.flag { color: #b45309; font-weight: 600; }
-code { word-break: break-all; }
-@page { size: A4; margin: 15mm; }
-@media print {
-  body { margin: 0; max-width: none; }
-  .entry { break-before: page; page-break-before: always; break-inside: avoid; }
-  figure img { max-width: 85mm; max-height: 110mm; }
-}
-"""
 
 
 @dataclass(frozen=True)
@@ -74,6 +54,7 @@ class ReportEntry:
         indeterminate: the positive probability fell inside the indeterminate band.
         message: why the file could not be analysed; set means the entry is an error and the
             prediction fields are ignored.
+        warnings: modality and image-quality warnings of the analysis, shown with the result.
     """
 
     file_name: str
@@ -86,6 +67,15 @@ class ReportEntry:
     predicted_label: str = ""
     indeterminate: bool = False
     message: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    @classmethod
+    def from_analysis(cls, file_name: str, image: np.ndarray, analysis: "Analysis", **overlays: object) -> "ReportEntry":
+        """The entry of an analysed image (``analysis.image.analyse``), with the overlays the caller drew."""
+        prediction = analysis.prediction
+        return cls(file_name=file_name, image=image, probabilities=prediction.probabilities,
+                   predicted_label=prediction.label, indeterminate=prediction.indeterminate,
+                   warnings=tuple(analysis.warnings), **overlays)
 
     def __post_init__(self) -> None:
         if self.message is not None:
@@ -109,57 +99,29 @@ def _required(model_info: Mapping, *path: str) -> object:
     return value
 
 
-def _img_tag(image: np.ndarray, alt: str) -> str:
+def _data_uri(image: np.ndarray) -> str:
     data = base64.b64encode(encode_png(shrink_to_fit(image, _REPORT_IMAGE_MAX_PX))).decode("ascii")
-    return f'<img alt="{escape(alt)}" src="data:image/png;base64,{data}">'
+    return f"data:image/png;base64,{data}"
 
 
-def _model_section(model_info: Mapping, generated_at: datetime) -> str:
-    sha = str(_required(model_info, "model_sha256"))
+def _model(model_info: Mapping) -> dict:
+    """The model facts the report's header table shows; each one is required."""
     low, high = _required(model_info, "decision", "indeterminate_band")
-    threshold = float(_required(model_info, "decision", "threshold"))
-    positive = str(_required(model_info, "positive_label"))
-    rows = {
-        "Model": escape(str(_required(model_info, "name"))),
-        "Architecture": escape(str(_required(model_info, "architecture", "name"))),
-        "Modality": escape(str(_required(model_info, "modality"))),
-        "Version": f"<code>{escape(sha[:12])}</code> (short sha256 of the model file)",
-        "Model file sha256": f"<code>{escape(sha)}</code>",
-        "Model created": escape(str(_required(model_info, "created"))),
-        "Report generated": escape(generated_at.isoformat(timespec="seconds")),
-        "Decision rule": escape(f"{positive} when P({positive}) ≥ {threshold:g}"),
-        "Indeterminate band": escape(
-            f"{float(low):g} ≤ P({positive}) < {float(high):g}: label reported, flagged for review"
-        ),
-    }
-    body = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in rows.items())
-    return f'<table class="model">{body}</table>'
+    return {"name": str(_required(model_info, "name")), "architecture": str(_required(model_info, "architecture", "name")),
+            "modality": str(_required(model_info, "modality")), "sha": str(_required(model_info, "model_sha256")),
+            "created": str(_required(model_info, "created")), "positive": str(_required(model_info, "positive_label")),
+            "threshold": float(_required(model_info, "decision", "threshold")), "band": (float(low), float(high))}
 
 
-def _entry_section(entry: ReportEntry, index: int) -> str:
-    heading = f"<h2>{index}. {escape(entry.file_name)}</h2>"
+def _figures(entry: ReportEntry) -> list[dict]:
+    """The entry's images in report order: upload, heatmap overlay, lesion map overlay."""
     if entry.message is not None:
-        return (f'<section class="entry">{heading}<p class="error">Not analysed: '
-                f"{escape(entry.message)}</p></section>")
-    figures = f"<figure>{_img_tag(entry.image, 'image')}<figcaption>Image as uploaded</figcaption></figure>"
-    if entry.heatmap_overlay is not None:
-        figures += (f"<figure>{_img_tag(entry.heatmap_overlay, 'heatmap overlay')}"
-                    f"<figcaption>{escape(entry.heatmap_caption)}</figcaption></figure>")
-    if entry.lesion_map_overlay is not None:
-        figures += (f"<figure>{_img_tag(entry.lesion_map_overlay, 'lesion map overlay')}"
-                    f"<figcaption>{escape(entry.lesion_map_caption)}</figcaption></figure>")
-    prob_rows = "".join(
-        f'<tr><td>{escape(label)}</td><td class="num">{p:.1%}</td></tr>'
-        for label, p in entry.probabilities.items()
-    )
-    flag = (' <span class="flag">— indeterminate: probability inside the indeterminate band, '
-            "review needed</span>" if entry.indeterminate else "")
-    return (
-        f'<section class="entry">{heading}<div class="images">{figures}</div>'
-        f"<p><strong>Prediction: {escape(entry.predicted_label)}</strong>{flag}</p>"
-        f"<table><tr><th>Class</th><th>Probability (calibrated)</th></tr>{prob_rows}</table>"
-        "</section>"
-    )
+        return []
+    shown = [(entry.image, "image", "Image as uploaded"),
+             (entry.heatmap_overlay, "heatmap overlay", entry.heatmap_caption),
+             (entry.lesion_map_overlay, "lesion map overlay", entry.lesion_map_caption)]
+    return [{"src": _data_uri(image), "alt": alt, "caption": caption} for image, alt, caption in shown
+            if image is not None]
 
 
 def build_report_html(
@@ -188,17 +150,8 @@ def build_report_html(
     """
     if generated_at.tzinfo is None or generated_at.utcoffset() is None:
         raise ValueError("generated_at must be timezone-aware, e.g. datetime.now(timezone.utc)")
-    notice_html = f'<p class="notice" role="note">{escape(notice)}</p>'
-    title = f"Classification report: {escape(str(_required(model_info, 'name')))}"
-    sections = "".join(_entry_section(entry, i) for i, entry in enumerate(entries, start=1))
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{title}</title><style>{_CSS}</style></head><body>"
-        f"<header><h1>{title}</h1>{notice_html}"
-        f"{_model_section(model_info, generated_at)}"
-        f"<p>{len(entries)} file(s).</p></header>"
-        f"<main>{sections}</main>"
-        f'<footer>{notice_html}</footer>'
-        "</body></html>\n"
-    )
+    rows = [{"file_name": e.file_name, "message": e.message, "figures": _figures(e), "predicted_label": e.predicted_label,
+             "indeterminate": e.indeterminate, "warnings": e.warnings, "probabilities": dict(e.probabilities)}
+            for e in entries]
+    return render("report.html.j2", model=_model(model_info), entries=rows, notice=notice,
+                  generated=generated_at.isoformat(timespec="seconds"))

@@ -57,7 +57,7 @@ def choose_and_test(model, arrays: dict, test_groups: list[str], spec: ModalityS
     Returns:
         ``(choice, metrics)``: :func:`validation_choice` and the test metrics.json dictionary.
     """
-    from bcc_model.evaluation.calibration import apply_temperature
+    from bcc_model.evaluation.calibration import OperatingPoint, apply_temperature
     from bcc_model.evaluation.metrics import compute_metrics
     from bcc_model.analysis.predictions import raw_probabilities
 
@@ -65,8 +65,9 @@ def choose_and_test(model, arrays: dict, test_groups: list[str], spec: ModalityS
     x_test, y_test = arrays["test"]
     test_probs = apply_temperature(raw_probabilities(model, x_test.astype(np.float32)), choice["temperature"])
     metrics = compute_metrics(
-        test_probs, y_test, test_groups, spec.labels, spec.positive_index, choice["threshold"], tuple(choice["band"]),
-        choice["temperature"], split="test", n_resamples=config.bootstrap, seed=config.seed,
+        test_probs, y_test, test_groups,
+        OperatingPoint(spec.labels, spec.positive_index, choice["threshold"], tuple(choice["band"]), choice["temperature"]),
+        split="test", n_resamples=config.bootstrap, seed=config.seed,
         binary_tasks=spec.extra_binary_tasks or None,
     )
     return choice, metrics

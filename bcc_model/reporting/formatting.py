@@ -1,0 +1,89 @@
+"""How numbers read in every document: one formatter per kind of value.
+
+A value that was not recorded reads "not recorded" instead of failing the render, so an older
+bundle's card still renders. These are also the Jinja2 filters of ``reporting/templates``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+__all__ = ["NOT_RECORDED", "get", "text", "is_number", "num", "count", "percent", "interval", "estimate", "band",
+           "counts", "FILTERS"]
+
+NOT_RECORDED = "not recorded"
+
+
+def get(data: Any, *path: str) -> Any:
+    """Value at ``path`` inside nested mappings, or ``None`` where any step is missing."""
+    for key in path:
+        if not isinstance(data, Mapping) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+def text(value: Any) -> str:
+    """Plain text of a recorded value; lists are joined with commas."""
+    if value is None or value == "" or value == [] or value == {}:
+        return NOT_RECORDED
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def num(value: Any, digits: int = 3) -> str:
+    """``0.842`` (fixed decimals)."""
+    return f"{value:.{digits}f}" if is_number(value) else NOT_RECORDED
+
+
+def count(value: Any) -> str:
+    """``1,234``."""
+    return f"{int(value):,}" if is_number(value) else NOT_RECORDED
+
+
+def percent(value: Any) -> str:
+    """A fraction as ``12.5%``."""
+    return f"{100 * value:.1f}%" if is_number(value) else NOT_RECORDED
+
+
+def interval(ci: Any) -> str:
+    """``[0.800, 0.900]``."""
+    if isinstance(ci, Sequence) and len(ci) == 2 and all(is_number(v) for v in ci):
+        return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+    return NOT_RECORDED
+
+
+def estimate(entry: Any) -> str:
+    """``value [lo, hi]`` from a ``{"value", "ci95"}`` entry."""
+    return f"{num(get(entry, 'value'))} {interval(get(entry, 'ci95'))}"
+
+
+def band(values: Any) -> str:
+    """The indeterminate band as a half-open interval, ``[0.350, 0.600)``."""
+    if isinstance(values, Sequence) and len(values) == 2 and all(is_number(v) for v in values):
+        return f"[{values[0]:.3f}, {values[1]:.3f})"
+    return NOT_RECORDED
+
+
+def counts(mapping: Any) -> str:
+    """``"a: 1,234, b: 56"`` for a name -> count mapping; empty when it is not one."""
+    return ", ".join(f"{k}: {count(v)}" for k, v in mapping.items()) if isinstance(mapping, Mapping) else ""
+
+
+FILTERS = {"text": text, "num": num, "count": count, "percent": percent, "interval": interval,
+           "estimate": estimate, "band": band, "counts": counts}
+
+
+def md_table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
+    """A Markdown table: header, ``|---|`` rule and one line per row (no trailing newline)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(map(str, row)) + " |" for row in rows])
+
+
+FILTERS["md_table"] = md_table

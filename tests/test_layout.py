@@ -1,0 +1,79 @@
+"""The package layout: behaviour unchanged by the re-layout, and the README's map of the tree true."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+import pytest
+
+from bcc_model.analysis.image import analyse
+from bcc_model.cytology.cases import load_cases, predict_cases
+from bcc_model.datasets.folders import sample_images
+from bcc_model.imaging.io import read_image
+from bcc_model.modalities import MODALITIES, PROJECT_ROOT
+from bcc_model.models.bundle import load_bundle
+from bcc_model.reporting.model_card import render_model_card
+
+REFERENCE = json.loads((PROJECT_ROOT / "tests" / "reference" / "sample_predictions.json").read_text())
+PACKAGE = PROJECT_ROOT / "bcc_model"
+
+
+@pytest.mark.parametrize("key", sorted(REFERENCE))
+def test_shipped_weights_and_sample_probabilities_are_unchanged(key):
+    """Recorded with the pre-re-layout code: the same files give the same calibrated probabilities."""
+    spec = MODALITIES[key]
+    reference = REFERENCE[key]
+    assert hashlib.sha256((spec.bundle_dir / "model.keras").read_bytes()).hexdigest() == reference["model_sha256"]
+    bundle = load_bundle(spec)
+    if spec.kind == "image":
+        results = {f"{p.parent.name}/{p.name}": analyse(bundle, read_image(p).pixels).prediction
+                   for p in sample_images(spec)}
+    else:
+        cases = load_cases(spec.sample_dir / "cases.csv", spec.labels)
+        results = {f"case{i}": p for i, p in enumerate(predict_cases(bundle, cases))}
+    assert set(results) == set(reference["samples"])
+    for name, prediction in results.items():
+        expected = reference["samples"][name]
+        assert (prediction.label, prediction.indeterminate) == (expected["label"], expected["indeterminate"]), name
+        for label, p in expected["probabilities"].items():
+            assert prediction.probabilities[label] == pytest.approx(p, abs=1e-6), (name, label)
+
+
+@pytest.mark.parametrize("key", sorted(REFERENCE))
+def test_templated_model_card_equals_the_shipped_card(key):
+    """MODEL_CARD.md was written by the string-building renderer; the template gives the same text."""
+    folder = MODALITIES[key].bundle_dir
+    card = render_model_card(json.loads((folder / "model.json").read_text()),
+                             json.loads((folder / "metrics.json").read_text()))
+    squash = lambda text: re.sub(r"\s+", " ", text).strip()  # noqa: E731
+    assert squash(card) == squash((folder / "MODEL_CARD.md").read_text(encoding="utf-8"))
+
+
+def _layout_section() -> str:
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    return readme.split("## Layout", 1)[1].split("\n## ", 1)[0]
+
+
+def test_readme_layout_names_every_top_level_folder_and_subpackage():
+    layout = _layout_section()
+    folders = [p.name for p in PROJECT_ROOT.iterdir()
+               if p.is_dir() and not p.name.startswith(".") and p.name not in {"__pycache__", "runs", "pretrained",
+                                                                                 "test-output", "data"}
+               and not p.name.endswith(".egg-info")]
+    subpackages = [p.parent.name for p in PACKAGE.glob("*/__init__.py")]
+    assert subpackages, "bcc_model has stage subpackages"
+    missing = [f"{name}/" for name in folders + subpackages if f"{name}/" not in layout]
+    assert not missing, f"README Layout does not name {missing}"
+
+
+def test_package_top_holds_only_command_lines_and_the_registry():
+    top = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
+    assert top == ["evaluate", "modalities", "predict", "pretrained", "train"]
+
+
+def test_no_module_is_longer_than_about_400_lines():
+    lengths = {p.relative_to(PACKAGE).as_posix(): len(p.read_text(encoding="utf-8").splitlines())
+               for p in PACKAGE.rglob("*.py")}
+    assert max(lengths.values()) <= 450, sorted(lengths.items(), key=lambda kv: -kv[1])[:3]
