@@ -2,7 +2,7 @@
 
 Run with ``streamlit run app.py``. This file only sets up the page, the permanent research-use
 notice and the sidebar, then hands over to the selected page; every page lives in
-``app_pages/`` and every computation in ``bcc_model`` (reached through ``app_pages/_shared.py``).
+``app_pages/`` and every computation in ``bcc_model`` (reached through the cache layer ``app_pages/_cache.py``).
 
 Why ``app_pages/`` and not ``pages/``: Streamlit 1.67 still treats a folder named ``pages``
 beside the entry point as a v1 multipage app for the first script run of every server process

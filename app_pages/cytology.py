@@ -6,7 +6,7 @@ listed, good rows classified; the upload stays in memory). Per case: the calibra
 probabilities with threshold and indeterminate band, the decision, warnings for values outside
 the training range and the per-feature attributions (integrated gradients).
 
-Layout only: parsing, prediction and attributions are ``bcc_model.tabular`` calls; the bundle
+Layout only: parsing, prediction and attributions are ``bcc_model.cytology`` calls; the bundle
 comes from the app's cache layer ``app_pages/_cache.py``.
 """
 

@@ -1,7 +1,7 @@
 """Training metrics page: how each bundled model trained and how it did on unseen patients.
 
 Every figure and table comes from the bundle's ``history.csv``, ``metrics.json`` and
-``model.json`` through ``bcc_model.figures``; nothing is recomputed here and TensorFlow is not
+``model.json`` through ``bcc_model.reporting``; nothing is recomputed here and TensorFlow is not
 loaded.
 """
 

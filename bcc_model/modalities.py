@@ -37,13 +37,13 @@ class ModalitySpec:
             already the scale of the model input (fixed-scale patches).
         magnification: apparent objective magnification of the training images, for the UI.
         preprocessing: names of the deterministic steps applied, in order, before the model
-            (see ``preprocess.py``); identical in training and prediction.
-        augmentation: names of the random training-time transforms (see ``augment.py``).
+            (see ``imaging/preprocess.py``); identical in training and prediction.
+        augmentation: names of the random training-time transforms (see ``training/augment.py``).
         default_arch: architecture name used by ``train`` when none is given.
         arch_params: keyword arguments per architecture for this modality's input size.
         cam_layer: name of the last 4-D feature layer, the Grad-CAM target.
         citation: where the training data came from.
-        lesion_source: where lesion geometry comes from (``lesions.py``): ``"circles"`` (centre
+        lesion_source: where lesion geometry comes from (``datasets/lesions.py``): ``"circles"`` (centre
             and radius rows of ``lesions.csv``), ``"masks"`` (the ``mask`` column of
             ``labels.csv``) or ``None`` (no geometry: no localisation scores, no patch
             pre-training).
@@ -52,14 +52,14 @@ class ModalitySpec:
             task reported besides the main one, e.g. ``{"abnormal_vs_normal": ("benign",
             "malignant")}`` scores ``1 - p(normal)``.
         patch_fraction: side of the lesion / tissue patches that pre-train the network before
-            whole-image training (``patches.py``), as a fraction of ``input_size`` (patches are
+            whole-image training (``training/patches.py``), as a fraction of ``input_size`` (patches are
             cut from model inputs, so they share the model's scale); ``None`` disables it.
         appearance: what this modality's images look like, for the wrong-model hint
-            (``modality_guess.py``): ``"he_stain"`` (pink/purple colour), ``"mammogram"``,
+            (``imaging/modality_guess.py``): ``"he_stain"`` (pink/purple colour), ``"mammogram"``,
             ``"ultrasound"``, or ``"greyscale"`` (any greyscale image); ``None`` derives it from
             ``channels`` (1 -> ``"greyscale"``, otherwise unknown). Tabular modalities have none.
         lesion_loss_weight: weight of the lesion-map loss of an auxiliary head trained on the
-            lesion masks beside the classifier (``lesion_head.py``; training only); ``None`` or 0
+            lesion masks beside the classifier (``models/lesion_head.py``; training only); ``None`` or 0
             turns it off. Needs ``lesion_source``.
         training_defaults: this modality's defaults for ``train`` options (``epochs``,
             ``batch_size``, ``patience``, ``lr``), over those of its kind: a few hundred whole images

@@ -3,24 +3,7 @@
 Command line only: it parses the options into a ``TrainConfig`` and hands over to
 ``training.pipeline`` (images) or ``cytology.training`` (the tabular path).
 
-What happens, in order:
-1. Seeds and deterministic ops are fixed, so the same data and arguments give the same weights.
-2. The data folder is indexed and split into train / validation / test by whole groups
-   (patients); every file's sha256 goes into the manifest saved beside the weights.
-3. Each requested architecture is trained on the same split with the same seed: class-weighted
-   loss, augmentation from the registry, ReduceLROnPlateau, EarlyStopping on validation loss
-   with the best weights restored, a checkpoint every epoch (``--resume`` continues a killed
-   run) and TensorBoard logs in ``--work-dir``. Modalities with lesion geometry and a
-   ``patch_fraction`` (mammography, ultrasound) first pre-train the same network on lesion and
-   tissue patches of the training split (``patches.py``), then train on whole images; with a
-   ``lesion_loss_weight`` an auxiliary head also learns the lesion masks during training
-   (``lesion_head.py``), and only the plain classifier is bundled.
-4. On validation data only: temperature scaling, the decision threshold and the indeterminate
-   band; the architecture with the best validation ROC AUC is selected.
-5. The held-out test patients are scored once per architecture (metrics with patient-level
-   bootstrap CIs, the registry's extra binary tasks, and, with lesion geometry, the Grad-CAM
-   pointing game / energy inside the lesion, ``localisation.py``); the bundle is assembled in a temporary folder and moved into place only when
-   complete.
+Image modalities follow the steps of ``training/pipeline.py``, listed below in ``--help``.
 
 Example (reproduces the shipped histopathology bundle):
     python -m bcc_model.train --modality histopathology --data ../shared/data/histopathology
@@ -37,6 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from bcc_model.modalities import get_modality, modality_keys
+from bcc_model.training import pipeline
 from bcc_model.training.config import TrainConfig
 
 __all__ = ["main", "parse_args", "config_from_argv"]
@@ -46,7 +30,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line as given; :func:`config_from_argv` adds the modality's defaults."""
     parser = argparse.ArgumentParser(
         prog="python -m bcc_model.train",
-        description=__doc__ + "\nResearch use only: not for diagnostic use.",
+        description=__doc__ + "\n" + pipeline.__doc__ + "\nResearch use only: not for diagnostic use.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--modality", default="histopathology", choices=modality_keys(),
@@ -101,9 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bcc_model.cytology.training import train_tabular
 
         return train_tabular(config, spec)
-    from bcc_model.training.pipeline import train_images
-
-    return train_images(config, spec)
+    return pipeline.train_images(config, spec)
 
 
 if __name__ == "__main__":

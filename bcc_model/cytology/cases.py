@@ -385,7 +385,7 @@ def predict_cases(bundle: Bundle, cases: pd.DataFrame) -> list[Prediction]:
         cases: frame with the 30 raw feature columns (other columns are ignored).
 
     Returns:
-        One :class:`~bcc_model.predict.Prediction` per row, in row order, decided exactly as
+        One :class:`~bcc_model.analysis.predictions.Prediction` per row, in row order, decided exactly as
         in evaluation (the bundle's temperature, threshold and band).
     """
     from bcc_model.analysis.predictions import calibrated_probabilities, predictions_from_probabilities

@@ -7,7 +7,7 @@ What happens, in order:
    CSV with the 30 feature columns, ``label`` and optionally ``group``). Each case is its own
    group unless the CSV says otherwise. A seeded split stratified by label gives train /
    validation / test = 60 / 20 / 20 %, and the manifest records each case with a sha256 of its
-   feature values and label (:func:`bcc_model.tabular.row_sha256`).
+   feature values and label (:func:`bcc_model.cytology.cases.row_sha256`).
 2. Repeated cross-validation on train + validation (the test split is never touched) compares
    every configured network with logistic regression: 5 stratified group folds x 5 repeats, each
    repeat reshuffled with its own seed, and mean ± sd of accuracy and ROC AUC over all 25 fold

@@ -24,7 +24,7 @@ def evaluate_folder(bundle, data_dir: str | Path, *, n_resamples: int = 1000, se
     """Metrics (metrics.json schema, ``split="external"``) of ``bundle`` on every image of ``data_dir``.
 
     Modalities with extra binary tasks report them; those with lesion geometry also report
-    localisation scores on the images whose geometry the folder provides (``lesions.py``), for
+    localisation scores on the images whose geometry the folder provides (``datasets/lesions.py``), for
     Grad-CAM and, when the bundle ships one, the lesion map.
     """
     from bcc_model.datasets.folders import discover, load_images
@@ -58,7 +58,7 @@ def evaluate_folder(bundle, data_dir: str | Path, *, n_resamples: int = 1000, se
 def evaluate_cases(bundle, csv_path: str | Path, *, n_resamples: int = 1000, seed: int = 0) -> dict:
     """Metrics (metrics.json schema, ``split="external"``) of a tabular ``bundle`` on every row of a CSV.
 
-    Rows are read as in training (:func:`bcc_model.tabular.load_cases`): any bad row is an error,
+    Rows are read as in training (:func:`bcc_model.cytology.cases.load_cases`): any bad row is an error,
     because silently dropped cases would change what the figures describe. Without a ``group``
     column each row is its own group (one case per patient).
 

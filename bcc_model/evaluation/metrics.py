@@ -130,7 +130,7 @@ def compute_metrics(
 ) -> dict:
     """Evaluate calibrated predictions; the result is metrics.json (docs/SCHEMAS.md).
 
-    Predictions follow :func:`bcc_model.calibration.decide`; indeterminate cases keep their
+    Predictions follow :func:`bcc_model.evaluation.calibration.decide`; indeterminate cases keep their
     label and count in every metric, and the ``indeterminate`` block reports them apart.
     Sensitivity, specificity, F1, ROC AUC, ECE and Brier score treat the positive label
     against all the others. ECE uses ``n_bins`` equal-width bins of p_positive

@@ -243,7 +243,7 @@ def to_model_input_with_mask(pixels: np.ndarray, mask: np.ndarray, spec: Modalit
     Args:
         pixels: uint8 HxW or HxWx3 image.
         mask: HxW mask of the same image (bool, or any dtype where non-zero means inside), e.g. a
-            lesion mask from ``lesions.py``.
+            lesion mask from ``datasets/lesions.py``.
         spec: the modality whose steps and input size apply.
 
     Returns:

@@ -46,7 +46,7 @@ class ReportEntry:
             modalities that crop or flip it is drawn on ``preprocess.model_view``, not ``image``.
         heatmap_caption: caption under the overlay; say which frame it is drawn on when that is
             not the uploaded image (e.g. ``preprocess.model_view_caption``).
-        lesion_map_overlay: uint8 RGB overlay of the bundle's lesion map (``lesion_head.py``) on
+        lesion_map_overlay: uint8 RGB overlay of the bundle's lesion map (``models/lesion_head.py``) on
             the same frame, or ``None`` for bundles without one.
         lesion_map_caption: caption under it (``lesion_head.LESION_MAP_CAPTION``).
         probabilities: label -> calibrated probability in [0, 1], in model-output order.

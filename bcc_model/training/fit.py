@@ -103,7 +103,7 @@ def train_one(arch: str, spec: ModalitySpec, arrays: dict, config: TrainConfig, 
     registry's parameters (tabular models need the training split's statistics, so their
     caller passes its own). ``lesion`` (``{"train": masks, "validation": masks, "weight": w}``,
     masks as from ``lesions.model_space_masks``) adds the lesion-map head for training
-    (``lesion_head.py``); the returned model then keeps that head (``lesion_head.classifier_only``
+    (``models/lesion_head.py``); the returned model then keeps that head (``lesion_head.classifier_only``
     gives the classifier) and the history uses single-output column names.
     """
     import keras

@@ -11,7 +11,7 @@ What happens, in order:
    ``patch_fraction`` (mammography, ultrasound) first pre-train the same network on lesion and
    tissue patches of the training split (``training/patches.py``), then train on whole images; with a
    ``lesion_loss_weight`` an auxiliary head also learns the lesion masks during training
-   (``lesion_head.py``), and only the plain classifier is bundled.
+   (``models/lesion_head.py``), and only the plain classifier is bundled.
 4. On validation data only: temperature scaling, the decision threshold and the indeterminate
    band; the architecture with the best validation ROC AUC is selected.
 5. The held-out test patients are scored once per architecture (metrics with patient-level
@@ -19,8 +19,6 @@ What happens, in order:
    pointing game / energy inside the lesion, ``evaluation/localisation.py``); the bundle is assembled in a temporary folder and moved into place only when
    complete.
 
-Example (reproduces the shipped histopathology bundle):
-    python -m bcc_model.train --modality histopathology --data ../shared/data/histopathology
 """
 
 from __future__ import annotations

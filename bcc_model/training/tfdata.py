@@ -17,7 +17,7 @@ __all__ = ["LesionTargets", "class_weights", "make_dataset"]
 
 @dataclass(frozen=True)
 class LesionTargets:
-    """Lesion masks of a split for lesion-map supervision (``lesion_head.py``).
+    """Lesion masks of a split for lesion-map supervision (``models/lesion_head.py``).
 
     Attributes:
         masks: uint8 (N, S, S), 1 on lesion pixels of the model input.
@@ -53,7 +53,7 @@ def make_dataset(images: np.ndarray, y: np.ndarray, spec: ModalitySpec, *, batch
     between runs with the same seed.
 
     With ``lesion`` the elements are ``(x, targets, sample_weights)`` for a model with a lesion
-    head (``lesion_head.py``): targets hold the one-hot class and the mask max-pooled to the
+    head (``models/lesion_head.py``): targets hold the one-hot class and the mask max-pooled to the
     lesion grid (a cell is 1 when any of its pixels is lesion), moved by the same augmentation
     as the image; sample weights carry the class weights (training only) and switch the lesion
     loss off for images of unknown geometry.
