@@ -19,15 +19,18 @@ from bcc_model.evaluation.model_quality import performance_caution
 from bcc_model.imaging.pixels import LoadedImage
 from bcc_model.modalities import MODALITIES, ModalitySpec, get_modality, modality_keys
 from bcc_model.models.bundle import Bundle, BundleError
+from bcc_model.reporting.formatting import escape_markdown
 from bcc_model.reporting.tables import headline_table
 
 __all__ = [
-    "UPLOAD_TYPES", "SessionImage", "current_modality", "get_bundle", "sample_files", "remember_image",
+    "SUPPORTED_FORMATS", "SessionImage", "current_modality", "get_bundle", "sample_files", "remember_image",
     "session_images", "render_notice", "render_sidebar", "render_verdict", "show_error", "page_header",
     "require_image_modality", "supports_region_mode",
 ]
 
-UPLOAD_TYPES = ("png", "jpg", "jpeg", "tif", "tiff", "bmp", "pgm", "ppm", "webp", "dcm")
+SUPPORTED_FORMATS = "PNG, JPEG, TIFF, BMP, PGM/PPM, WebP and DICOM"
+"""What ``read_image`` reads. Uploaders accept any file: one it cannot read becomes a row with
+the reason, instead of being silently dropped by the browser."""
 _MODALITY_KEY = "modality"
 _IMAGES_KEY = "images"
 _MAX_SESSION_IMAGES = 64
@@ -35,11 +38,13 @@ _MAX_SESSION_IMAGES = 64
 
 @dataclass(frozen=True)
 class SessionImage:
-    """A decoded upload kept for the Explain page: name as uploaded, the image as read."""
+    """A decoded upload kept for the Explain page: name as uploaded, the image as read, and the
+    modality it was analysed with (another modality's page never re-runs it silently)."""
 
     name: str
     sha: str
     image: LoadedImage
+    modality: str
 
 
 def current_modality() -> ModalitySpec:
@@ -73,17 +78,17 @@ def sample_files(spec: ModalitySpec) -> list[tuple[str, bytes]]:
     return [(f"sample {p.parent.name}/{p.name}", p.read_bytes()) for p in paths]
 
 
-def remember_image(name: str, sha: str, image: LoadedImage) -> None:
+def remember_image(name: str, sha: str, image: LoadedImage, modality: str) -> None:
     """Keep a decoded upload in this session (memory only) so other pages can use it."""
-    images: dict[str, SessionImage] = st.session_state.setdefault(_IMAGES_KEY, {})
-    images.setdefault(sha, SessionImage(name=name, sha=sha, image=image))
+    images: dict[tuple[str, str], SessionImage] = st.session_state.setdefault(_IMAGES_KEY, {})
+    images.setdefault((modality, sha), SessionImage(name=name, sha=sha, image=image, modality=modality))
     while len(images) > _MAX_SESSION_IMAGES:  # a long session must not grow without bound
         del images[next(iter(images))]
 
 
-def session_images() -> list[SessionImage]:
-    """Images decoded in this session, oldest first."""
-    return list(st.session_state.get(_IMAGES_KEY, {}).values())
+def session_images(modality: str) -> list[SessionImage]:
+    """Images decoded in this session for ``modality``, newest first."""
+    return [image for image in reversed(st.session_state.get(_IMAGES_KEY, {}).values()) if image.modality == modality]
 
 
 # --- frame: notice, sidebar, errors ---------------------------------------------------------
@@ -117,8 +122,11 @@ def supports_region_mode(spec: ModalitySpec) -> bool:
 
 
 def show_error(what: str, err: Exception) -> None:
-    """An actionable error on the page (never a traceback): what failed, then why."""
-    st.error(f"{what}: {err}", icon=":material/error:")
+    """An actionable error on the page (never a traceback): what failed, then why.
+
+    Both are shown as literal text: ``what`` usually holds a file name, chosen by whoever made the file.
+    """
+    st.error(f"{escape_markdown(what)}: {escape_markdown(err)}", icon=":material/error:")
 
 
 def _headline_lines(metrics: dict) -> list[str]:
@@ -132,9 +140,16 @@ def _headline_lines(metrics: dict) -> list[str]:
     ]
 
 
-def render_verdict(prediction: Prediction, band: tuple[float, float]) -> None:
-    """Predicted class and probability; an indeterminate result is never shown as a plain label."""
-    if prediction.indeterminate:
+def render_verdict(prediction: Prediction, band: tuple[float, float], refusal: str | None = None) -> None:
+    """The verdict: "not assessed" with its reason, indeterminate, or the class with its probability.
+
+    A refused image never gets a confident-looking label; an indeterminate one is never shown as
+    a plain label.
+    """
+    if refusal is not None:
+        st.warning(f"**Not assessed:** {escape_markdown(refusal)}. The model's output below is shown for "
+                   "research only and is not a result.", icon=":material/block:")
+    elif prediction.indeterminate:
         st.warning(
             f"**Indeterminate** (leaning {prediction.label}): P({prediction.positive_label}) = "
             f"{prediction.positive_probability:.1%} lies in the indeterminate band "
@@ -157,7 +172,7 @@ def render_sidebar() -> ModalitySpec:
         try:
             view = cache.bundle_view(spec)
         except BundleError as err:
-            st.error(f"No model installed: {err}")
+            st.error(f"No model installed: {escape_markdown(err)}")
             return spec
         meta, metrics = view.meta, view.metrics
         st.markdown(

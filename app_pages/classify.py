@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import logging
+
 import pandas as pd
 import streamlit as st
 
@@ -21,12 +23,15 @@ from bcc_model.reporting.figures import probability_bar, probability_map_figure
 from bcc_model.imaging.pixels import ImageReadError
 from bcc_model.models.lesion_head import LESION_MAP_CAPTION
 from bcc_model.imaging.modality_guess import modality_hint
-from bcc_model.explain.overlay import COLORMAPS, DEFAULT_COLORMAP, overlay_heatmap
+from bcc_model.explain.overlay import COLORMAPS, DEFAULT_COLORMAP, for_display, overlay_heatmap
+from bcc_model.reporting.exports import to_safe_csv
+from bcc_model.reporting.formatting import escape_markdown
 from bcc_model.reporting.report import ReportEntry, build_report_html
 from bcc_model.imaging.tiling import magnification_to_mpp, map_to_png
 from app_pages import _cache as cache
 from app_pages import _shared as ui
 
+_LOG = logging.getLogger("bcc.app")
 _SAMPLES_KEY = "use_samples"
 _SHOWN_PX = 260  # display width of small patches: a 50 px patch is unreadable at native size
 _MAGNIFICATIONS = ("40x", "20x", "10x", "5x", "2.5x")
@@ -41,7 +46,7 @@ def _image_section(index: int, name: str, sha: str, loaded, analysis, bundle) ->
     """One image's result: image as uploaded, heatmap on what the model saw, verdict, probability bar."""
     pixels, prediction, seen = loaded.pixels, analysis.prediction, analysis.view
     with st.container(border=True):
-        st.subheader(f"{index}. {name}")
+        st.subheader(f"{index}. {escape_markdown(name)}")
         for warning in analysis.warnings:
             st.info(warning, icon=":material/info:")
         labels = list(bundle.labels)
@@ -52,8 +57,8 @@ def _image_section(index: int, name: str, sha: str, loaded, analysis, bundle) ->
         colormap = c2.selectbox("Colour map", list(COLORMAPS), index=list(COLORMAPS).index(DEFAULT_COLORMAP),
                                 key=f"cmap_{index}_{sha}")
         opacity = c3.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05, key=f"alpha_{index}_{sha}")
-        left.image(pixels, caption=f"Image as uploaded ({pixels.shape[1]}×{pixels.shape[0]} px)",
-                   width=_width(pixels))
+        shown = for_display(pixels)
+        left.image(shown, caption=f"Image as uploaded ({pixels.shape[1]}×{pixels.shape[0]} px)", width=_width(shown))
         with middle, st.spinner("Computing Grad-CAM…"):
             cam = cache.heatmap(bundle, sha, analysis, HeatmapRequest(label=label))
             overlay = overlay_heatmap(seen, cam, opacity=opacity, colormap=colormap)
@@ -63,7 +68,7 @@ def _image_section(index: int, name: str, sha: str, loaded, analysis, bundle) ->
             if lesion_overlay is not None:
                 st.image(lesion_overlay, caption=LESION_MAP_CAPTION, width=_width(seen))
         with right:
-            ui.render_verdict(prediction, bundle.band)
+            ui.render_verdict(prediction, bundle.band, analysis.refusal)
             figure = probability_bar(prediction.probabilities, threshold=bundle.threshold,
                                      positive_label=prediction.positive_label, band=bundle.band)
             figure.update_layout(margin={"l": 10, "r": 20, "t": 40, "b": 10})
@@ -82,9 +87,11 @@ def _summary_table(entries: list[ReportEntry], labels: tuple[str, ...]) -> pd.Da
     rows = []
     for entry in entries:
         row = {"file": entry.file_name,
+               "verdict": entry.verdict,
                "prediction": entry.predicted_label if entry.message is None else "not analysed",
                "indeterminate": entry.indeterminate if entry.message is None else None}
         row |= {f"P({label})": entry.probabilities.get(label) for label in labels}
+        row["not assessed because"] = entry.refusal or ""
         row["error"] = entry.message or ""
         rows.append(row)
     return pd.DataFrame(rows)
@@ -92,10 +99,11 @@ def _summary_table(entries: list[ReportEntry], labels: tuple[str, ...]) -> pd.Da
 
 def _patches_tab(bundle, spec) -> None:
     uploads = st.file_uploader(
-        "Upload images (several at once is fine)", type=list(ui.UPLOAD_TYPES), accept_multiple_files=True,
-        key="uploads",
+        "Upload images (several at once is fine)", type=None, accept_multiple_files=True,
+        key=f"uploads_{spec.key}",
         help=f"{spec.title}: the model expects {spec.input_size}×{spec.input_size} px patches"
-             + (f" at {spec.mpp:g} µm/px ({spec.magnification})." if spec.mpp else "."),
+             + (f" at {spec.mpp:g} µm/px ({spec.magnification})." if spec.mpp else ".")
+             + f" Readable: {ui.SUPPORTED_FORMATS}; any other file is listed with the reason it was not analysed.",
     )
     samples = ui.sample_files(spec)
     buttons = st.container(horizontal=True)
@@ -108,7 +116,9 @@ def _patches_tab(bundle, spec) -> None:
     if st.session_state.get(_SAMPLES_KEY):
         sources += samples
     if not sources:
-        st.caption("Files stay in this browser session's memory: nothing is saved on the server.")
+        st.caption("Files stay in this browser session's memory: nothing is saved on the server. Uploads belong "
+                   "to the selected modality: switching the model starts a new list and never re-runs an image "
+                   "through another model.")
         return
 
     summary = st.container()
@@ -123,8 +133,14 @@ def _patches_tab(bundle, spec) -> None:
             ui.show_error(f"{name} could not be analysed", err)
             entries.append(ReportEntry(file_name=name, image=None, message=str(err)))
             continue
-        ui.remember_image(name, sha, loaded)
-        entries.append(_image_section(index, name, sha, loaded, analysis, bundle))
+        ui.remember_image(name, sha, loaded, spec.key)
+        try:
+            entries.append(_image_section(index, name, sha, loaded, analysis, bundle))
+        except Exception:  # one image that cannot be shown must not end the batch
+            _LOG.exception("image %d of %d could not be shown", index, len(sources))  # no name: names are PHI
+            message = "could not be shown (an unexpected error, logged on the server)"
+            st.error(f"{index}. {escape_markdown(name)} {message}", icon=":material/error:")
+            entries.append(ReportEntry(file_name=name, image=None, message=message))
     progress.progress(1.0, text=f"{len(sources)} of {len(sources)} images analysed")
 
     with summary:
@@ -140,7 +156,7 @@ def _patches_tab(bundle, spec) -> None:
                                      notice=RESEARCH_USE_NOTICE)
 
         buttons = st.container(horizontal=True)
-        buttons.download_button("Download table (CSV)", table.to_csv(index=False), file_name="bcc_predictions.csv",
+        buttons.download_button("Download table (CSV)", to_safe_csv(table), file_name="bcc_predictions.csv",
                                 mime="text/csv", icon=":material/download:")
         buttons.download_button("Download report (HTML)", report, file_name="bcc_report.html", mime="text/html",
                                 icon=":material/description:")
@@ -154,7 +170,8 @@ def _region_tab(bundle, spec) -> None:
         f"model's training scale ({spec.mpp:g} µm/px, {spec.magnification}), cut into "
         f"{spec.input_size}×{spec.input_size} px tiles, glass is skipped, and every tissue tile is classified."
     )
-    upload = st.file_uploader("Upload an H&E region", type=list(ui.UPLOAD_TYPES), key="region_upload")
+    upload = st.file_uploader("Upload an H&E region", type=None, key=f"region_upload_{spec.key}",
+                              help=f"Readable: {ui.SUPPORTED_FORMATS}.")
     c1, c2 = st.columns(2)
     mode = c1.radio("Image scale given as", ("µm per pixel", "Objective magnification"), horizontal=True,
                     key="region_scale_mode")
@@ -176,7 +193,7 @@ def _region_tab(bundle, spec) -> None:
     except (ImageReadError, ValueError) as err:
         ui.show_error(f"{upload.name} could not be analysed", err)
         return
-    ui.remember_image(upload.name, sha, loaded)
+    ui.remember_image(upload.name, sha, loaded, spec.key)
     hint = modality_hint(loaded.pixels, spec.key)
     if hint:
         st.info(hint, icon=":material/info:")

@@ -22,6 +22,8 @@ from bcc_model.analysis.predictions import Prediction
 from bcc_model.cytology.cases import (FEATURE_NAMES, FEATURES, STATISTICS, input_precision, out_of_range,
                                template_csv)
 from bcc_model.cytology.figures import attribution_figure
+from bcc_model.reporting.exports import to_safe_csv
+from bcc_model.reporting.formatting import escape_markdown
 from app_pages import _cache as cache
 from app_pages import _shared as ui
 
@@ -121,24 +123,25 @@ def _csv_tab(bundle) -> None:
         return
     cases, problems = cache.cytology_csv(data, SPEC.labels)
     if problems:
-        shown = "\n".join(f"- {message}" for message in problems[:_MAX_MESSAGES])
+        shown = "\n".join(f"- {escape_markdown(message)}" for message in problems[:_MAX_MESSAGES])
         more = f"\n- … and {len(problems) - _MAX_MESSAGES} more" if len(problems) > _MAX_MESSAGES else ""
         outcome = "nothing was classified" if cases.empty else "these rows were skipped, the others classified"
-        st.error(f"**{name}: {len(problems)} problem(s); {outcome}.**\n{shown}{more}", icon=":material/error:")
+        st.error(f"**{escape_markdown(name)}: {len(problems)} problem(s); {outcome}.**\n{shown}{more}",
+                 icon=":material/error:")
     if cases.empty:
         return
     predictions = cache.cytology_predictions(bundle, cases)
-    st.markdown(f"**{len(cases)} case(s) classified** from {name}")
+    st.markdown(f"**{len(cases)} case(s) classified** from {escape_markdown(name)}")
     summary = _summary(cases, predictions, bundle)
     probability = st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)
     st.dataframe(summary, hide_index=True, column_config={f"P({bundle.spec.positive_label})": probability})
-    st.download_button("Download results (CSV)", summary.to_csv(index=False), file_name="cytology_results.csv",
+    st.download_button("Download results (CSV)", to_safe_csv(summary), file_name="cytology_results.csv",
                        mime="text/csv", icon=":material/download:")
     chosen = st.selectbox("Show the details of case", range(len(cases)), key="cytology_case_choice",
                           format_func=lambda i: f"{summary['case'].iloc[i]} (line {summary['line'].iloc[i]}): "
                                                 f"{summary['prediction'].iloc[i]}")
     with st.container(border=True):
-        st.subheader(f"Case {summary['case'].iloc[chosen]}")
+        st.subheader(f"Case {escape_markdown(summary['case'].iloc[chosen])}")
         _case_result(bundle, cases.iloc[[chosen]], predictions[chosen], f"csv_{chosen}")
 
 

@@ -13,8 +13,9 @@ import streamlit as st
 from bcc_model.analysis.image import HeatmapRequest
 from bcc_model.explain.cams import CAM_METHODS, DEFAULT_METHOD, HEATMAP_LIMITATIONS
 from bcc_model.imaging.pixels import ImageReadError
+from bcc_model.reporting.formatting import escape_markdown
 from bcc_model.models.lesion_head import LESION_MAP_CAPTION
-from bcc_model.explain.overlay import COLORMAPS, DEFAULT_COLORMAP, overlay_heatmap
+from bcc_model.explain.overlay import COLORMAPS, DEFAULT_COLORMAP, for_display, overlay_heatmap
 from app_pages import _cache as cache
 from app_pages import _shared as ui
 
@@ -27,7 +28,7 @@ if bundle is None:
 
 # Images decoded on the Classify page this session, then the bundled samples.
 choices: dict[str, tuple[str, bytes | None]] = {}
-for image in ui.session_images():
+for image in ui.session_images(spec.key):
     choices[f"uploaded: {image.name}"] = (image.sha, None)
 samples = dict(ui.sample_files(spec))
 for name in samples:
@@ -38,11 +39,12 @@ if not choices:
 
 c1, c2, c3 = st.columns([2, 1, 1])
 choice = c1.selectbox("Image", list(choices), key="explain_image",
-                      help="Images you classified in this session, then the bundled samples.")
+                      help=f"Images you classified with the {spec.title} model in this session (newest first), then "
+                           "the bundled samples.")
 sha, data = choices[choice]
 try:
     if data is None:
-        loaded = next(image.image for image in ui.session_images() if image.sha == sha)
+        loaded = next(image.image for image in ui.session_images(spec.key) if image.sha == sha)
     else:
         sha, loaded = cache.decode(data)
     analysis = cache.analysis(bundle, sha, loaded)
@@ -64,6 +66,9 @@ colormap = c4.selectbox("Colour map", list(COLORMAPS), index=list(COLORMAPS).ind
                         key="explain_cmap")
 opacity = c5.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key="explain_alpha")
 
+if analysis.refusal is not None:
+    st.warning(f"**Not assessed:** {escape_markdown(analysis.refusal)}. The heatmaps below explain an output that "
+               "is not a result.", icon=":material/block:")
 flag = " — indeterminate" if prediction.indeterminate else ""
 st.markdown(f"Model prediction: **{prediction.label}**{flag}, "
             + ", ".join(f"P({k}) {v:.1%}" for k, v in prediction.probabilities.items()))
@@ -93,7 +98,7 @@ method = st.selectbox("Method", list(CAM_METHODS), index=list(CAM_METHODS).index
                       key="explain_compare_method")
 # Bounded size: a 50 px patch blown up to half a screen is all blur.
 original, model_input, right = st.columns(3)
-original.image(pixels, caption="Image as uploaded", width="stretch")
+original.image(for_display(pixels), caption="Image as uploaded", width="stretch")
 model_input.image(seen, caption=f"Image {seen_caption}", width="stretch")
 right.image(overlays[method], caption=f"{method} for “{label}”", width="stretch")
 

@@ -50,7 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = analysis.prediction
         probs = "  ".join(f"{label}={p:.3f}" for label, p in result.probabilities.items())
         flag = " (indeterminate)" if result.indeterminate else ""
-        print(f"{path}: {result.label}{flag}  {probs}")
+        verdict = f"NOT ASSESSED ({analysis.refusal}); model output {result.label}" if analysis.refusal else result.label
+        print(f"{path}: {verdict}{flag}  {probs}")
         for warning in analysis.warnings:
             print(f"{path}: warning: {warning}", file=sys.stderr)
     return 1 if failures else 0

@@ -54,13 +54,15 @@ def test_loaded_bundle_uses_its_recorded_cam_layer(histo):
     assert histo.spec.cam_layer == histo.meta.cam_layer == make_explainer(histo).cam_layer
 
 
-def test_lesion_map_and_modality_warning_travel_with_the_result(ultrasound, histo):
+def test_lesion_map_refusal_and_warnings_travel_with_the_result(ultrasound, histo):
     sound = analyse(ultrasound, read_image(sample_images(ultrasound.spec)[0]).pixels)
     assert sound.lesion_map is not None and sound.lesion_map.shape == ultrasound.spec.input_shape[:2]
+    assert sound.refusal is None and sound.verdict in (*ultrasound.labels, "indeterminate")
     he_patch = read_image(sample_images(histo.spec)[0]).pixels
-    wrong = analyse(ultrasound, he_patch)
-    assert wrong.warnings and "ultrasound" in wrong.warnings[0].lower()
-    assert analyse(ultrasound, he_patch, image_warnings=("skipped 2 pages",)).warnings[-1] == "skipped 2 pages"
+    wrong = analyse(ultrasound, he_patch, image_warnings=("skipped 2 pages",))
+    assert wrong.verdict == "not assessed" and "H&E" in wrong.refusal
+    assert wrong.warnings == ("skipped 2 pages",)
+    assert wrong.prediction.label in ultrasound.labels, "what the model computed is kept, for research"
 
 
 def test_public_api_is_lazy_and_complete():

@@ -59,7 +59,7 @@ def test_upload_classifies_good_files_and_reports_the_bad_one(bundle, sample_fil
     malignant = next(p for p in sample_files if p.parent.name == "malignant")
     files = [(benign.name, benign.read_bytes()), ("bad.png", b"not an image"), (malignant.name, malignant.read_bytes())]
     at = _run()
-    at.file_uploader(key="uploads").set_value([(name, data, PNG) for name, data in files]).run()
+    at.file_uploader(key="uploads_histopathology").set_value([(name, data, PNG) for name, data in files]).run()
     assert not at.exception, [e.message for e in at.exception]
 
     with pytest.raises(ImageReadError) as err:
@@ -104,7 +104,7 @@ def test_one_upload_is_preprocessed_once(bundle, sample_files, monkeypatch):
     buffer = io.BytesIO()
     Image.open(sample_files[-1]).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(buffer, format="PNG")
     at = _run()
-    at.file_uploader(key="uploads").set_value([("flipped.png", buffer.getvalue(), PNG)]).run()
+    at.file_uploader(key="uploads_histopathology").set_value([("flipped.png", buffer.getvalue(), PNG)]).run()
     assert not at.exception, [e.message for e in at.exception]
     assert len(_heatmap_images(at)) == 1
     assert len(calls) == 1
@@ -117,7 +117,7 @@ def test_display_controls_never_recompute_predictions(bundle, sample_files, monk
 
     sample = sample_files[0]
     at = _run()
-    at.file_uploader(key="uploads").set_value([(sample.name, sample.read_bytes(), PNG)]).run()
+    at.file_uploader(key="uploads_histopathology").set_value([(sample.name, sample.read_bytes(), PNG)]).run()
     before = _heatmap_images(at)[0].value
 
     calls = {"predict": 0, "heatmaps": 0}
@@ -159,7 +159,7 @@ def test_region_mode_maps_a_grid_of_samples(bundle, sample_files):
     buffer = io.BytesIO()
     Image.fromarray(grid).save(buffer, format="PNG")
     at = _run()
-    at.file_uploader(key="region_upload").set_value(("region.png", buffer.getvalue(), PNG)).run()
+    at.file_uploader(key="region_upload_histopathology").set_value(("region.png", buffer.getvalue(), PNG)).run()
     assert not at.exception, [e.message for e in at.exception]
     assert not at.error
     metrics = {m.label: m.value for m in at.metric}

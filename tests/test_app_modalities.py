@@ -34,11 +34,11 @@ def _sample(modality: str, label: str = "malignant"):
 @pytest.mark.parametrize("modality", WHOLE_IMAGE)
 def test_classify_shows_prediction_probabilities_and_heatmap_on_the_model_view(modality, sample_files):
     """A sample gets its library verdict, a probability bar and a heatmap drawn on what the model saw;
-    an H&E patch uploaded alongside is flagged as the wrong kind of image."""
+    an H&E patch uploaded alongside is not assessed, with the reason."""
     spec = get_modality(modality)
     sample, he_patch = _sample(modality), sample_files[0]
     at = run_app(modality=modality)
-    at.file_uploader(key="uploads").set_value(
+    at.file_uploader(key=f"uploads_{modality}").set_value(
         [(sample.name, sample.read_bytes(), PNG), (he_patch.name, he_patch.read_bytes(), PNG)]).run()
     assert not at.exception, [e.message for e in at.exception]
     assert not at.main.error  # the sidebar may carry the bundle's performance caution
@@ -60,8 +60,12 @@ def test_classify_shows_prediction_probabilities_and_heatmap_on_the_model_view(m
     lesion_maps = [image for image in at.image if LESION_MAP_CAPTION in image.captions]
     assert len(lesion_maps) == (2 if modality == "ultrasound" else 0)  # only ultrasound ships a lesion map
 
-    hints = [i.value for i in at.info]  # the sample fits its model; the H&E patch does not
-    assert len(hints) == 1 and "H&E" in hints[0] and get_modality("histopathology").title in hints[0]
+    # The sample fits its model; the H&E patch gets no verdict, with the reason, in the page and the table.
+    refusals = [w.value for w in at.warning if w.value.startswith("**Not assessed:**")]
+    assert len(refusals) == 1 and "H\\&E" in refusals[0] and "histopathology" in refusals[0].lower()
+    verdicts = at.dataframe[0].value.set_index("file")["verdict"]
+    assert verdicts[he_patch.name] == "not assessed" and verdicts[sample.name] != "not assessed"
+    assert "H&E" in at.dataframe[0].value.set_index("file").loc[he_patch.name, "not assessed because"]
 
 
 @pytest.mark.parametrize("modality", WHOLE_IMAGE)

@@ -4,7 +4,8 @@ Why one function: the app, the predict command line and the HTML report must agr
 model said about an image, and preprocessing must not be repeated (or silently differ) for the
 verdict, the heatmap and the lesion map. ``analyse`` preprocesses each image once; the
 probabilities, the decision, the model view, the heatmaps asked for and the lesion map all come
-from that one model input, and the modality and quality warnings travel with the result.
+from that one model input, and the input gates (``imaging.gates``: blank, no tissue, too large,
+another modality) and reading warnings travel with the result.
 
 Heatmaps asked for later (the Explain page's other methods) use :func:`explain_analysis` on
 the stored model input, again without preprocessing.
@@ -22,6 +23,7 @@ import numpy as np
 
 from bcc_model.analysis.predictions import Prediction, calibrated_probabilities, predictions_from_probabilities
 from bcc_model.explain.cams import DEFAULT_METHOD, Explainer
+from bcc_model.imaging.gates import input_problem
 from bcc_model.imaging.modality_guess import modality_hint
 from bcc_model.imaging.preprocess import model_view_caption, to_model_input, view_of_input
 from bcc_model.models.bundle import Bundle
@@ -56,8 +58,11 @@ class Analysis:
         heatmaps: ``(method, label, layer)`` -> float32 heatmap in [0, 1] at model-input size.
         lesion_map: float32 lesion probability per model-input pixel, or ``None`` when the
             bundle has no lesion head.
-        warnings: modality and image-quality warnings, in the words shown to users; they go
-            into every export with the result.
+        warnings: advisory notes in the words shown to users: a modality doubt that does not
+            refuse (mammogram vs ultrasound) and what reading the file noticed.
+        refusal: why the selected model must not give a verdict on this image (blank, no tissue,
+            too large for a patch, another modality: ``imaging.gates``), or ``None``. The
+            prediction is still what the model computed; the verdict is "not assessed".
     """
 
     prediction: Prediction
@@ -67,6 +72,14 @@ class Analysis:
     heatmaps: Mapping[tuple[str, str, str], np.ndarray] = field(default_factory=dict)
     lesion_map: np.ndarray | None = None
     warnings: tuple[str, ...] = ()
+    refusal: str | None = None
+
+    @property
+    def verdict(self) -> str:
+        """What the product says about the image: "not assessed", "indeterminate" or the predicted label."""
+        if self.refusal is not None:
+            return "not assessed"
+        return "indeterminate" if self.prediction.indeterminate else self.prediction.label
 
     def heatmap(self, method: str = DEFAULT_METHOD, label: str | None = None) -> np.ndarray:
         """The first stored heatmap of ``method`` (for ``label`` when given); KeyError when none was computed."""
@@ -121,11 +134,12 @@ def analyse_many(bundle: Bundle, images: Sequence[np.ndarray], *, explain: Seque
     caption = model_view_caption(spec)
     results = []
     for i, (pixels, model_input, prediction) in enumerate(zip(images, inputs, predictions)):
-        hint = modality_hint(pixels, spec.key)
+        refusal = input_problem(pixels, spec)
+        hint = None if refusal else modality_hint(pixels, spec.key)  # advisory: mammogram vs ultrasound
         read_warnings = tuple(image_warnings[i]) if image_warnings is not None else ()
         analysis = Analysis(prediction=prediction, model_input=model_input, view=view_of_input(model_input),
                             view_caption=caption, lesion_map=None if lesion is None else lesion[i],
-                            warnings=((hint,) if hint else ()) + read_warnings)
+                            warnings=((hint,) if hint else ()) + read_warnings, refusal=refusal)
         heatmaps = dict(explain_analysis(bundle, analysis, explainer, request) for request in explain)
         results.append(analysis if not heatmaps else _with_heatmaps(analysis, heatmaps))
     return results

@@ -18,6 +18,8 @@ import cv2
 import numpy as np
 
 __all__ = [
+    "DISPLAY_MAX_PX",
+    "for_display",
     "COLORMAPS",
     "DEFAULT_COLORMAP",
     "ensure_rgb",
@@ -163,3 +165,36 @@ def encode_png(image: np.ndarray) -> bytes:
     if not ok:
         raise ValueError(f"PNG encoding failed for an image of shape {image.shape}")
     return buffer.tobytes()
+
+
+DISPLAY_MAX_PX = 1024
+"""Longest side of an image held or shown for display: sharp on a screen, small in memory."""
+_MAX_ASPECT = 8.0
+
+
+def for_display(image: np.ndarray, max_side: int = DISPLAY_MAX_PX) -> np.ndarray:
+    """A copy of ``image`` that any image widget can show: at most ``max_side`` px, aspect at most 8:1.
+
+    Why: a 1 x 5000 px upload broke the page while being *displayed* (a thumbnail of a 1 px side
+    has a zero side), and a 9,000 x 9,000 px field would be kept at full size just to be shown
+    at screen size. Extreme strips are padded with mid-grey to 8:1 before shrinking, so no side
+    can round to zero; nothing of the image is cut.
+
+    Args:
+        image: uint8 HxW or HxWx3.
+        max_side: largest side of the result in px.
+
+    Returns:
+        uint8 array of the same channel layout.
+    """
+    height, width = image.shape[:2]
+    long_side, short_side = max(height, width), min(height, width)
+    if long_side > _MAX_ASPECT * short_side:
+        short_target = int(np.ceil(long_side / _MAX_ASPECT))
+        pad_total = short_target - short_side
+        before, after = pad_total // 2, pad_total - pad_total // 2
+        pad = ((before, after), (0, 0)) if height < width else ((0, 0), (before, after))
+        if image.ndim == 3:
+            pad = (*pad, (0, 0))
+        image = np.pad(image, pad, constant_values=128)
+    return np.ascontiguousarray(shrink_to_fit(image, max_side))

@@ -7,10 +7,11 @@ bundle's card still renders. These are also the Jinja2 filters of ``reporting/te
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Mapping, Sequence
 
 __all__ = ["NOT_RECORDED", "get", "text", "is_number", "num", "count", "percent", "interval", "estimate", "band",
-           "counts", "FILTERS"]
+           "counts", "md_table", "escape_markdown", "FILTERS"]
 
 NOT_RECORDED = "not recorded"
 
@@ -87,3 +88,20 @@ def md_table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
 
 
 FILTERS["md_table"] = md_table
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:=^&\"'%@;,/?])")
+
+
+def escape_markdown(value: object) -> str:
+    """``value`` as literal text inside Markdown: every ASCII punctuation mark backslash-escaped.
+
+    Why: file names, CSV cells and DICOM text are chosen by whoever made the file. Shown
+    through a Markdown element unescaped, ``![x](http://host/y.png)`` makes every viewer's browser
+    fetch that URL, and ``[click](…)`` becomes a link. CommonMark lets any ASCII punctuation be
+    escaped with a backslash, so the escaped text always renders as the characters typed
+    (Streamlit's ``:colour[…]`` and ``$…$`` directives included). Line breaks become spaces, so a
+    name cannot start a new heading or list.
+    """
+    text = " ".join(str(value).splitlines())
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)

@@ -54,7 +54,8 @@ class ReportEntry:
         indeterminate: the positive probability fell inside the indeterminate band.
         message: why the file could not be analysed; set means the entry is an error and the
             prediction fields are ignored.
-        warnings: modality and image-quality warnings of the analysis, shown with the result.
+        warnings: what reading the file noticed, shown with the result.
+        refusal: why the model gave no verdict on this image (``Analysis.refusal``), or ``None``.
     """
 
     file_name: str
@@ -68,6 +69,16 @@ class ReportEntry:
     indeterminate: bool = False
     message: str | None = None
     warnings: tuple[str, ...] = ()
+    refusal: str | None = None
+
+    @property
+    def verdict(self) -> str:
+        """"not analysed", "not assessed", "indeterminate" or the predicted label."""
+        if self.message is not None:
+            return "not analysed"
+        if self.refusal is not None:
+            return "not assessed"
+        return "indeterminate" if self.indeterminate else self.predicted_label
 
     @classmethod
     def from_analysis(cls, file_name: str, image: np.ndarray, analysis: "Analysis", **overlays: object) -> "ReportEntry":
@@ -75,7 +86,7 @@ class ReportEntry:
         prediction = analysis.prediction
         return cls(file_name=file_name, image=image, probabilities=prediction.probabilities,
                    predicted_label=prediction.label, indeterminate=prediction.indeterminate,
-                   warnings=tuple(analysis.warnings), **overlays)
+                   warnings=tuple(analysis.warnings), refusal=analysis.refusal, **overlays)
 
     def __post_init__(self) -> None:
         if self.message is not None:
@@ -151,7 +162,7 @@ def build_report_html(
     if generated_at.tzinfo is None or generated_at.utcoffset() is None:
         raise ValueError("generated_at must be timezone-aware, e.g. datetime.now(timezone.utc)")
     rows = [{"file_name": e.file_name, "message": e.message, "figures": _figures(e), "predicted_label": e.predicted_label,
-             "indeterminate": e.indeterminate, "warnings": e.warnings, "probabilities": dict(e.probabilities)}
+             "indeterminate": e.indeterminate, "warnings": e.warnings, "refusal": e.refusal, "probabilities": dict(e.probabilities)}
             for e in entries]
     return render("report.html.j2", model=_model(model_info), entries=rows, notice=notice,
                   generated=generated_at.isoformat(timespec="seconds"))

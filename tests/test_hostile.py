@@ -1,0 +1,130 @@
+"""Hostile and odd input (tests/hostile.py): no injection, no confident nonsense, one row per bad file."""
+
+from __future__ import annotations
+
+import io
+from html import escape
+import subprocess
+import sys
+import tomllib
+
+import numpy as np
+import pandas as pd
+import pytest
+from markdown_it import MarkdownIt
+from PIL import Image
+
+from bcc_model.imaging.gates import input_problem
+from bcc_model.datasets.folders import sample_images
+from bcc_model.imaging.io import read_image
+from bcc_model.modalities import PROJECT_ROOT, get_modality
+from bcc_model.reporting.exports import to_safe_csv
+from bcc_model.reporting.formatting import escape_markdown
+from tests.apptest_helpers import PNG, run_app
+from tests.hostile import EVIL_HOST, HOSTILE_CELLS, HOSTILE_NAMES, blank_and_noise, odd_files
+
+IMAGE_MODALITIES = ("histopathology", "mammography", "ultrasound")
+
+
+@pytest.mark.parametrize("text", HOSTILE_NAMES + HOSTILE_CELLS)
+def test_escaped_markdown_renders_as_the_literal_text(text):
+    html = MarkdownIt("commonmark").render(escape_markdown(text))
+    assert "<img" not in html and "<a " not in html and "<strong>" not in html and "<em>" not in html
+    assert "<h1>" not in html and "<code>" not in html and "<script>" not in html
+    assert html.strip() == f"<p>{escape(' '.join(text.splitlines()))}</p>"
+
+
+def test_every_csv_cell_that_a_spreadsheet_would_run_is_neutralised():
+    table = pd.DataFrame({"file": list(HOSTILE_NAMES) + list(HOSTILE_CELLS), "P(malignant)": -0.5})
+    rows = pd.read_csv(io.StringIO(to_safe_csv(table)), keep_default_na=False)
+    assert not rows["file"].str.match(r"[=+\-@\t\r]").any()
+    assert [name[1:] if name[:1] == "'" else name for name in rows["file"]] == table["file"].tolist()
+    assert (rows["P(malignant)"] == -0.5).all(), "numbers stay numbers"
+
+
+@pytest.mark.parametrize("modality", IMAGE_MODALITIES)
+@pytest.mark.parametrize("name", sorted(blank_and_noise()))
+def test_blank_and_noise_images_are_never_assessed(modality, name):
+    assert input_problem(blank_and_noise()[name], get_modality(modality)) is not None
+
+
+@pytest.mark.parametrize("modality", IMAGE_MODALITIES)
+def test_every_bundled_sample_passes_the_gates_of_its_own_modality(modality):
+    spec = get_modality(modality)
+    assert [p.name for p in sample_images(spec) if input_problem(read_image(p).pixels, spec)] == []
+
+
+def test_another_modality_and_a_field_too_large_for_a_patch_are_refused_with_the_way_out():
+    he_patch = read_image(sample_images(get_modality("histopathology"))[0]).pixels
+    for modality in ("mammography", "ultrasound"):
+        assert input_problem(he_patch, get_modality(modality)).startswith("not a ")
+    field = np.tile(he_patch, (6, 6, 1))  # 300 x 300 px of real tissue: six patches a side
+    assert "Region mode" in input_problem(field, get_modality("histopathology"))
+
+
+def test_shipped_streamlit_config_hides_tracebacks_and_watches_no_files():
+    config = tomllib.loads((PROJECT_ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["showErrorDetails"] == "none"
+    assert config["server"]["fileWatcherType"] == "none" and config["server"]["runOnSave"] is False
+
+
+def test_hostile_names_render_as_text_on_the_classify_page(sample_files):
+    data = sample_files[0].read_bytes()
+    at = run_app()
+    at.file_uploader(key="uploads_histopathology").set_value([(name, data, PNG) for name in HOSTILE_NAMES]).run()
+    assert not at.exception, [e.message for e in at.exception]
+    headings = [h.value for h in at.subheader if h.value[:1].isdigit()]
+    assert len(headings) == len(HOSTILE_NAMES)
+    for heading in headings:
+        html = MarkdownIt("commonmark").render(heading)
+        assert "<img" not in html and "<a " not in html and "<strong>" not in html, heading
+    assert at.dataframe[0].value["file"].tolist() == list(HOSTILE_NAMES), "the table holds the names as typed"
+
+
+def test_one_bad_file_is_a_row_and_never_ends_the_batch(sample_files):
+    cases = odd_files()
+    sample = sample_files[0]
+    at = run_app()
+    at.file_uploader(key="uploads_histopathology").set_value(
+        [(c.name, c.data, "application/octet-stream") for c in cases] + [(sample.name, sample.read_bytes(), PNG)]).run()
+    assert not at.exception, [e.message for e in at.exception]
+    table = at.dataframe[0].value.set_index("file")
+    assert list(table.index) == [c.name for c in cases] + [sample.name], "one row per file, in upload order"
+    for case in cases:
+        if case.expect:
+            assert case.expect in table.loc[case.name, "error"].lower(), case.name
+        else:  # readable but absurd: shown without crashing, and not assessed
+            assert table.loc[case.name, "verdict"] == "not assessed", case.name
+    assert table.loc[sample.name, "verdict"] != "not analysed"
+    assert "Traceback" not in "\n".join(e.value for e in at.error)
+
+
+def test_hostile_case_ids_render_as_text_on_the_cytology_page():
+    spec = get_modality("cytology")
+    cases = pd.read_csv(spec.sample_dir / "cases.csv").head(len(HOSTILE_CELLS))
+    cases["group"] = list(HOSTILE_CELLS)
+    at = run_app("app_pages/cytology.py", modality="cytology")
+    at.file_uploader(key="cytology_csv").set_value(
+        (f"![n](http://{EVIL_HOST}/n.png).csv", cases.to_csv(index=False).encode(), "text/csv")).run()
+    assert not at.exception, [e.message for e in at.exception]
+    for element in list(at.markdown) + list(at.subheader):
+        html = MarkdownIt("commonmark").render(element.value)
+        assert "<img" not in html and "<a " not in html, element.value
+
+
+def test_predict_cli_reports_every_odd_file_without_a_traceback(tmp_path, sample_files):
+    paths = []
+    for case in odd_files():
+        path = tmp_path / case.name
+        path.write_bytes(case.data)
+        paths.append(path)
+    blank = tmp_path / "blank.png"
+    Image.fromarray(blank_and_noise()["blank white"]).save(blank)
+    result = subprocess.run([sys.executable, "-m", "bcc_model.predict", *map(str, paths), str(blank),
+                             str(sample_files[0])], capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert result.returncode == 1, "some files failed"
+    assert "Traceback" not in result.stderr
+    lines = (result.stdout + result.stderr).splitlines()
+    for path in [*paths, blank, sample_files[0]]:
+        assert any(line.startswith(f"{path}:") for line in lines), path.name
+    assert any(line.startswith(f"{blank}: NOT ASSESSED") for line in lines)
