@@ -46,7 +46,7 @@ def _image_section(index: int, name: str, sha: str, loaded, analysis, bundle) ->
     """One image's result: image as uploaded, heatmap on what the model saw, verdict, probability bar."""
     pixels, prediction, seen = loaded.pixels, analysis.prediction, analysis.view
     with st.container(border=True):
-        st.subheader(f"{index}. {escape_markdown(name)}")
+        st.subheader(f"{index}. {escape_markdown(name)}", anchor=False)  # no deep link named after a file
         for warning in analysis.warnings:
             st.info(warning, icon=":material/info:")
         labels = list(bundle.labels)

@@ -141,7 +141,7 @@ def _csv_tab(bundle) -> None:
                           format_func=lambda i: f"{summary['case'].iloc[i]} (line {summary['line'].iloc[i]}): "
                                                 f"{summary['prediction'].iloc[i]}")
     with st.container(border=True):
-        st.subheader(f"Case {escape_markdown(summary['case'].iloc[chosen])}")
+        st.subheader(f"Case {escape_markdown(summary['case'].iloc[chosen])}", anchor=False)
         _case_result(bundle, cases.iloc[[chosen]], predictions[chosen], f"csv_{chosen}")
 
 

@@ -3,7 +3,7 @@
 Starts ``streamlit run app.py`` headless on a free loopback port, opens it in Chromium through
 Playwright, drops a sample patch into the uploader, waits for the probabilities and the Grad-CAM
 heatmap, and checks that the page sent no request beyond its own server (uploads may be patient
-images). A screenshot is kept under ``test-output/`` (gitignored) so a person can check the page
+images), also while a file whose name is a Markdown image link is shown. A screenshot is kept under ``test-output/`` (gitignored) so a person can check the page
 looks right.
 
 Skipped only when ``/usr/bin/chromium`` is absent on a developer machine; in CI (``CI`` set) a
@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from scripts.streamlit_server import CHROMIUM, CHROMIUM_ARGS, ROOT, running_app
+from tests.hostile import HOSTILE_NAMES
 
 STARTUP_TIMEOUT_S = 90
 RESULT_TIMEOUT_MS = 240_000  # first result includes importing TensorFlow and loading the model
@@ -55,7 +56,10 @@ def test_upload_shows_probabilities_and_heatmap(chromium_path, server, sample_fi
                     else external.append(request.url))
             page.goto(server)
             expect(page.get_by_text("Research use only — not for diagnostic use.").first).to_be_visible(timeout=60_000)
-            page.locator('input[type="file"]').first.set_input_files(str(sample))
+            # A hostile name beside the sample: as Markdown it would make the browser fetch EVIL_HOST.
+            hostile = {"name": HOSTILE_NAMES[0], "mimeType": "image/png", "buffer": sample.read_bytes()}
+            sample_file = {"name": sample.name, "mimeType": "image/png", "buffer": sample.read_bytes()}
+            page.locator('input[type="file"]').first.set_input_files([sample_file, hostile])
 
             verdict = page.get_by_text("Prediction:").or_(page.get_by_text("Indeterminate")).first
             expect(verdict).to_be_visible(timeout=RESULT_TIMEOUT_MS)
@@ -65,6 +69,10 @@ def test_upload_shows_probabilities_and_heatmap(chromium_path, server, sample_fi
             expect(heatmap.first).to_be_visible(timeout=60_000)
             assert heatmap.first.evaluate("img => img.complete && img.naturalWidth > 0")
             expect(page.get_by_role("heading", name=f"1. {sample.name}")).to_be_visible()
+            hostile_heading = page.get_by_role("heading").filter(has_text="evil.example")
+            expect(hostile_heading).to_be_visible(timeout=60_000)
+            assert hostile_heading.inner_text().replace("\u200b", "") == f"2. {HOSTILE_NAMES[0]}"
+            assert hostile_heading.locator("a, img").count() == 0, "the hostile name rendered as a link or image"
             page.wait_for_timeout(1500)  # let plotly finish its first layout before the screenshot
             page.screenshot(path=str(tmp_path / "classify.png"), full_page=True)
             page.screenshot(path=str(shots / "browser_classify.png"), full_page=True)

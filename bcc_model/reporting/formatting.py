@@ -91,6 +91,8 @@ FILTERS["md_table"] = md_table
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:=^&\"'%@;,/?])")
+_AUTOLINK_BREAKS = re.compile(r"\\:|(?i:www)|\\@")
+_ZERO_WIDTH_SPACE = "\u200b"
 
 
 def escape_markdown(value: object) -> str:
@@ -104,4 +106,7 @@ def escape_markdown(value: object) -> str:
     name cannot start a new heading or list.
     """
     text = " ".join(str(value).splitlines())
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    # GitHub-flavoured Markdown (Streamlit's) also links bare URLs, www. names and e-mail addresses
+    # after escapes are undone; a zero-width space after ":", "www" and "@" keeps them plain text.
+    return _AUTOLINK_BREAKS.sub(lambda m: m.group(0) + _ZERO_WIDTH_SPACE, escaped)
