@@ -130,3 +130,57 @@ def test_predict_cli_reports_every_odd_file_without_a_traceback(tmp_path, sample
     for path in [*paths, blank, sample_files[0]]:
         assert any(line.startswith(f"{path}:") for line in lines), path.name
     assert any(line.startswith(f"{blank}: NOT ASSESSED") for line in lines)
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that declares ``width`` x ``height`` pixels and holds none: a decompression bomb's header."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IEND", b""))
+
+
+def test_a_decompression_bomb_is_reported_with_its_real_size_and_the_real_limit():
+    from bcc_model.imaging.io import ImageReadError
+
+    with pytest.raises(ImageReadError, match=r"^image too large: 1600 megapixels, limit 100 megapixels$"):
+        read_image(_png_header(40_000, 40_000))
+
+
+def test_a_float32_rgb_tiff_is_read_and_windowed():
+    import tifffile
+
+    values = (np.random.default_rng(0).random((40, 60, 3)) * 3.0 - 1.0).astype(np.float32)
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, values, photometric="rgb")
+    image = read_image(buffer.getvalue())
+    assert image.pixels.shape == (40, 60, 3) and image.format == "TIFF"
+    assert image.pixels.min() == 0 and image.pixels.max() == 255
+    assert any("float32" in note for note in image.warnings)
+
+
+def test_a_dicom_without_its_preamble_is_read():
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    dataset = Dataset()
+    dataset.file_meta = FileMetaDataset()
+    dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset.file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    dataset.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    dataset.Rows, dataset.Columns, dataset.SamplesPerPixel = 32, 48, 1
+    dataset.PhotometricInterpretation = "MONOCHROME2"
+    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit, dataset.PixelRepresentation = 16, 12, 11, 0
+    dataset.PatientName = "Doe^Jane"
+    dataset.PixelData = (np.arange(32 * 48, dtype=np.uint16) * 2).tobytes()
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=False)
+    data = buffer.getvalue()
+    assert data[128:132] != b"DICM", "written without the preamble"
+    image = read_image(data)
+    assert image.format == "DICOM" and image.pixels.shape == (32, 48)
+    assert "Doe" not in repr(image)

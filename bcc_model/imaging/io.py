@@ -13,6 +13,7 @@ Supported: PNG, JPEG, TIFF, BMP, PGM/PPM, WebP via Pillow; DICOM via pydicom (``
 from __future__ import annotations
 
 import os
+import re
 import struct
 import warnings
 from io import BytesIO
@@ -38,6 +39,10 @@ _PILLOW_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "PPM", "WEBP")
 # File signatures of supported formats. Pillow reports a file that starts like a PNG but
 # breaks off inside its header as "unidentified"; the signature tells us it is truncated.
 _SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"II+\x00")
+_TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+# First two bytes of a DICOM data set written without its preamble (little-endian group 0002 or
+# 0008): the only bare data sets worth handing to pydicom.
+_DICOM_GROUPS = (b"\x02\x00", b"\x08\x00")
 
 # What Pillow's decoders raise on malformed input (fuzzing has found all of these).
 _PILLOW_ERRORS = (
@@ -114,9 +119,49 @@ def _read_source(source: str | os.PathLike[str] | bytes) -> tuple[bytes, bool]:
 # --- Pillow formats -------------------------------------------------------------------------
 
 
+class _NotForPillow(Exception):
+    """Pillow cannot open it, but another reader may: a TIFF Pillow lacks a mode for, or bare DICOM."""
+
+
+def _read_tiff(data: bytes, max_pixels: int) -> LoadedImage:
+    """A TIFF Pillow cannot decode (float or 32-bit RGB): the first page through tifffile, windowed.
+
+    Float samples are windowed over the image's own finite min..max (``pixels.own_range``), as
+    Pillow-read 16-bit and float greyscale images are.
+    """
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(BytesIO(data)) as tiff:
+            page = tiff.pages[0]
+            check_size(int(page.imagewidth), int(page.imagelength), max_pixels)
+            values, pages = page.asarray(), len(tiff.pages)
+    except ImageReadError:
+        raise
+    except Exception as err:  # tifffile raises many types on malformed input
+        raise ImageReadError(CORRUPTED) from err
+    if values.ndim == 3 and values.shape[-1] in (3, 4):
+        values = values[..., :3]
+    elif values.ndim != 2:
+        raise ImageReadError(f"TIFF sample layout {values.shape} is not supported (greyscale or RGB only)")
+    pixels, notes = own_range(values)
+    notes = (f"{values.dtype} TIFF windowed over its own range to 8 bits", *notes)
+    if pages > 1:
+        notes = (*notes, f"multi-page TIFF: only the first of {pages} pages was read")
+    pixels.flags.writeable = False
+    return LoadedImage(pixels, "TIFF", f"{values.dtype}", values.dtype.itemsize * 8, notes)
+
+
 def _read_pillow(data: bytes, max_pixels: int) -> LoadedImage:
-    """Decode a PNG, JPEG, TIFF, BMP, PGM/PPM or WebP file with Pillow."""
-    image = _open_pillow(data, max_pixels)
+    """Decode a PNG, JPEG, TIFF, BMP, PGM/PPM or WebP file with Pillow (tifffile or DICOM where Pillow cannot)."""
+    try:
+        image = _open_pillow(data, max_pixels)
+    except _NotForPillow:
+        if data.startswith(_TIFF_SIGNATURES):
+            return _read_tiff(data, max_pixels)
+        from bcc_model.imaging.dicom import read_dicom
+
+        return read_dicom(data, max_pixels, has_magic=False)
     check_size(*image.size, max_pixels)
     if image.mode not in _PILLOW_MODES:
         raise ImageReadError(f"image colour mode {image.mode!r} is not supported")
@@ -153,14 +198,18 @@ def _open_pillow(data: bytes, max_pixels: int) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             return Image.open(BytesIO(data), formats=_PILLOW_FORMATS)
     except Image.DecompressionBombError as err:
-        pillow_limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
-        raise ImageReadError(
-            f"image too large: over {megapixels(pillow_limit)} megapixels, "
-            f"limit {megapixels(min(max_pixels, pillow_limit))} megapixels"
-        ) from err
+        # Pillow's message carries the size the header declares: report it and our own limit.
+        declared = re.search(r"\((\d+) pixels\)", str(err))
+        size = f"{megapixels(int(declared.group(1)))} megapixels" if declared else "too many pixels"
+        limit = min(max_pixels, 2 * (Image.MAX_IMAGE_PIXELS or max_pixels))  # Pillow refuses above twice its own
+        raise ImageReadError(f"image too large: {size}, limit {megapixels(limit)} megapixels") from err
     except Image.UnidentifiedImageError as err:
+        if data.startswith(_TIFF_SIGNATURES):
+            raise _NotForPillow from err  # e.g. float RGB: tifffile reads it (``_read_tiff``)
         if data.startswith(_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
             raise ImageReadError(CORRUPTED) from err
+        if data[:2] in _DICOM_GROUPS:
+            raise _NotForPillow from err  # a DICOM data set without its 128-byte preamble
         raise ImageReadError(NOT_AN_IMAGE) from err
     except _PILLOW_ERRORS as err:
         raise ImageReadError(CORRUPTED) from err
