@@ -35,7 +35,7 @@ from bcc_model.explain.cams import Explainer
 from bcc_model.imaging.pixels import LoadedImage
 from bcc_model.imaging.io import read_image
 from bcc_model.modalities import ModalitySpec, get_modality
-from bcc_model.models.bundle import Bundle, load_bundle, read_bundle_info
+from bcc_model.models.bundle import Bundle, check_weights, is_shipped, load_bundle, read_bundle_info
 
 __all__ = ["TF_LOCK", "image_sha", "bundle_view", "loaded_bundle", "explainer", "decode", "analysis", "heatmap",
            "region", "cytology_predictions", "cytology_attributions", "cytology_csv"]
@@ -52,10 +52,13 @@ def image_sha(data: bytes) -> str:
 # --- bundles and explainers (shared resources) -----------------------------------------------
 
 
-def _stamp(folder: Path) -> tuple[int, ...]:
-    """Modification times of the bundle's JSON files: a new bundle invalidates cached reads."""
-    return tuple((folder / name).stat().st_mtime_ns if (folder / name).exists() else 0
-                 for name in ("model.json", "metrics.json", "MODEL_CARD.md", "history.csv"))
+_STAMPED = ("model.json", "metrics.json", "MODEL_CARD.md", "history.csv", "model.keras", "lesion_map.keras")
+
+
+def _stamp(folder: Path) -> tuple[tuple[int, int], ...]:
+    """Modification time and size of the bundle's files: a changed file invalidates cached reads and checks."""
+    stats = [(folder / name).stat() if (folder / name).exists() else None for name in _STAMPED]
+    return tuple((s.st_mtime_ns, s.st_size) if s else (0, 0) for s in stats)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -66,15 +69,19 @@ def _bundle_view(key: str, folder: str, stamp: tuple[int, ...]) -> Bundle:
     resource, not ``cache_data``: the registry spec it holds contains ``MappingProxyType``
     fields, which pickle cannot copy. Callers treat it as read-only.
     """
+    spec = get_modality(key)
     meta, metrics = read_bundle_info(folder)
-    return Bundle(spec=get_modality(key), model=None, meta=meta, metrics=metrics, path=Path(folder))
+    check_weights(spec, folder, meta)  # a tampered bundle is never presented as the active model
+    return Bundle(spec=spec, model=None, meta=meta, metrics=metrics, path=Path(folder),
+                  verified=is_shipped(spec, folder))
 
 
 def bundle_view(spec: ModalitySpec) -> Bundle:
     """``model.json``, ``metrics.json``, history and card of ``spec``'s bundle (``model`` is None).
 
     Raises:
-        BundleError: the bundle is missing, incomplete or its model.json is invalid.
+        BundleError: the bundle is missing, incomplete, its model.json is invalid, or a weight
+            file differs from its recorded sha256 (``BundleTampered``).
     """
     folder = spec.bundle_dir
     return _bundle_view(spec.key, str(folder), _stamp(folder))

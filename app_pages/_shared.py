@@ -18,7 +18,7 @@ from bcc_model.datasets.folders import sample_images
 from bcc_model.evaluation.model_quality import performance_caution
 from bcc_model.imaging.pixels import LoadedImage
 from bcc_model.modalities import MODALITIES, ModalitySpec, get_modality, modality_keys
-from bcc_model.models.bundle import Bundle, BundleError
+from bcc_model.models.bundle import Bundle, BundleError, BundleTampered
 from bcc_model.reporting.formatting import escape_markdown
 from bcc_model.reporting.tables import headline_table
 
@@ -53,8 +53,11 @@ def current_modality() -> ModalitySpec:
 
 
 def _missing_bundle_message(spec: ModalitySpec, err: Exception) -> str:
+    """Why nothing can be classified, and the fix that fits: restore a damaged bundle, train a missing one."""
+    if isinstance(err, BundleTampered):
+        return f"The {spec.title} model was refused, so nothing can be classified: {escape_markdown(err)}."
     return (
-        f"No usable {spec.title} model is installed, so nothing can be classified. {err}. "
+        f"No usable {spec.title} model is installed, so nothing can be classified. {escape_markdown(err)}. "
         f"Train one with `python -m bcc_model.train --modality {spec.key}`, "
         "or point the environment variable BCC_WEIGHTS_DIR at a folder holding a bundle."
     )
@@ -172,7 +175,7 @@ def render_sidebar() -> ModalitySpec:
         try:
             view = cache.bundle_view(spec)
         except BundleError as err:
-            st.error(f"No model installed: {escape_markdown(err)}")
+            st.error(_missing_bundle_message(spec, err), icon=":material/error:")
             return spec
         meta, metrics = view.meta, view.metrics
         st.markdown(
@@ -181,6 +184,10 @@ def render_sidebar() -> ModalitySpec:
             f"Trained: {meta.created[:10] or '?'}  \n"
             f"Version (sha256): `{meta.short_sha}`"
         )
+        if not view.verified:
+            st.warning("**Unverified bundle:** its files are not the shipped ones pinned in the package "
+                       "(retrained here or copied from elsewhere). Its figures come from its own files.",
+                       icon=":material/gpp_maybe:")
         try:
             lines = _headline_lines(metrics)
         except (ValueError, KeyError) as err:

@@ -153,7 +153,7 @@ def _patches_tab(bundle, spec) -> None:
 
         def report() -> str:
             return build_report_html(entries, model_info=info, generated_at=datetime.now(timezone.utc),
-                                     notice=RESEARCH_USE_NOTICE)
+                                     notice=RESEARCH_USE_NOTICE, verified=bundle.verified)
 
         buttons = st.container(horizontal=True)
         buttons.download_button("Download table (CSV)", to_safe_csv(table), file_name="bcc_predictions.csv",

@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (BundleError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"Bundle {bundle.info['name']} ({bundle.short_sha}) on {args.data}: "
+    print(f"Bundle {bundle.meta.name} ({bundle.short_sha}, {bundle.provenance}) on {args.data}: "
           f"{metrics['n_images']} images, {metrics['n_groups']} groups (all treated as test data)")
     print(format_metrics_table(metrics))
     if args.json:

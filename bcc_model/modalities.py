@@ -67,6 +67,11 @@ class ModalitySpec:
         arch_training: per architecture, ``train`` options that replace the command line's for
             that architecture only (``lr``, ``patch_pretrain``): a pretrained trunk is fine-tuned
             gently, and patch pre-training would overwrite what it brings.
+        shipped_files: sha256 of each file of the bundle shipped in ``weights/<key>``, pinned in
+            the source: a bundle whose files all match is *verified*; any other bundle (retrained
+            locally, or from elsewhere) still loads if it is intact, but is marked *unverified*
+            everywhere it is shown. ``model.json`` records ``model.keras``'s hash too, but whoever
+            can write to ``weights/`` can change both; this pin lives in the package.
     """
 
     key: str
@@ -93,6 +98,7 @@ class ModalitySpec:
     training_defaults: Mapping[str, float] = field(default_factory=dict)
     arch_training: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     appearance: Literal["he_stain", "mammogram", "ultrasound", "greyscale"] | None = None
+    shipped_files: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.positive_label not in self.labels:
@@ -187,6 +193,11 @@ _HISTOPATHOLOGY = ModalitySpec(
         "doi:10.1117/12.2043872; Janowczyk & Madabhushi, J Pathol Inform 7:29 (2016), "
         "doi:10.4103/2153-3539.186902."
     ),
+    shipped_files=MappingProxyType({
+        "model.keras": "7b60b1e6004507cdfa1038797d9f30cffcfe12ba70427a45e7de21ffda1066bd",
+        "model.json": "a395913ea72131bf51a83581f7979ad00b4204e5923733fff9be32f9077f8963",
+        "metrics.json": "2bed37199f716258f69a9527891ffcc0e5c2395fe40b24bb5d1baebaefdab8b1",
+    }),
 )
 
 _CYTOLOGY = ModalitySpec(
@@ -219,6 +230,11 @@ _CYTOLOGY = ModalitySpec(
         "Proc. SPIE 1905:861-870 (1993), doi:10.1117/12.148698; UCI Machine Learning Repository, "
         "doi:10.24432/C5DW2B; as shipped in scikit-learn (sklearn.datasets.load_breast_cancer)."
     ),
+    shipped_files=MappingProxyType({
+        "model.keras": "f66ee365ab13cc2b4fb892ea1e8adcb3feabdda874bea70cfcbdd08481263140",
+        "model.json": "14d870b94a5654cb2cfdee612224ad49678abaff959163ca0b67b66433c55660",
+        "metrics.json": "eca177d90a951062ce68776569a4f0cf8726868ed144edf238f54d5d9cabbbc8",
+    }),
 )
 
 # Whole greyscale images: a strided stem and max-pool quarter the side (224 px -> 56 px feature
@@ -282,6 +298,11 @@ _MAMMOGRAPHY = ModalitySpec(
     # 400 µm/px, 19 of the 98 abnormal images are calcifications too small to resolve and 27 are
     # architectural distortions or asymmetries. No whole-image model tried here beat chance on validation.
     training_defaults=_WHOLE_IMAGE_TRAINING,
+    shipped_files=MappingProxyType({
+        "model.keras": "eeaf6c0bd7677ae186eabdc13a3b1b6dc126d64e1d741b5e3b14a669475a7b9c",
+        "model.json": "4b779fa00fd25c761d5e8f40e38a3b34f62be9bbbe01533cdce2a6ba866d0ea2",
+        "metrics.json": "c0f209e4d1cffb3fac475d2e54529dba43e5fa740d9cf3cf25490954be246377",
+    }),
 )
 
 _ULTRASOUND = ModalitySpec(
@@ -323,6 +344,12 @@ _ULTRASOUND = ModalitySpec(
     lesion_loss_weight=1.0,
     training_defaults=_WHOLE_IMAGE_TRAINING,
     arch_training=_PRETRAINED_VGG16_TRAINING,
+    shipped_files=MappingProxyType({
+        "model.keras": "795d5d1c66bfc9b42c6a3d202e139440e5f7bbc24501c167cda9e5e039814395",
+        "model.json": "b0178f8751863a8ceb6ac1ec16a5df6623bcce3b1b99f7f60c9abd829445c06d",
+        "metrics.json": "af88a750be80a17b9eeeea6a29dffade03dca7c8fb681ac0dc0e9b337f7bed62",
+        "lesion_map.keras": "928379756f452bacde3e7623c1ebb521e8bce6c1f5c56360c314cee1fe3be49c",
+    }),
 )
 
 MODALITIES: Mapping[str, ModalitySpec] = MappingProxyType(

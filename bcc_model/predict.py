@@ -17,7 +17,7 @@ from typing import Sequence
 from bcc_model.analysis.image import analyse
 from bcc_model.imaging.pixels import ImageReadError
 from bcc_model.imaging.io import read_image
-from bcc_model.models.bundle import load_bundle
+from bcc_model.models.bundle import BundleError, load_bundle
 from bcc_model.modalities import get_modality, modality_keys
 
 __all__ = ["main"]
@@ -34,10 +34,22 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _provenance(bundle) -> str:
+    if bundle.verified:
+        return "verified: the shipped bundle pinned in bcc_model/modalities.py"
+    return "unverified: not the shipped bundle pinned in bcc_model/modalities.py (retrained or from elsewhere)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Exit status 0 when every image was classified, 1 when any could not be read."""
+    """Exit status 0 when every image was classified, 1 when any could not be read, 2 when the bundle is unusable."""
     args = _parse_args(argv)
-    bundle = load_bundle(get_modality(args.modality), args.weights)
+    try:
+        bundle = load_bundle(get_modality(args.modality), args.weights)
+    except BundleError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"model: {bundle.meta.name} {bundle.short_sha} ({_provenance(bundle)})", file=sys.stderr)
+    mark = "" if bundle.verified else "  [unverified model]"
     failures = 0
     for path in args.images:
         try:
@@ -51,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         probs = "  ".join(f"{label}={p:.3f}" for label, p in result.probabilities.items())
         flag = " (indeterminate)" if result.indeterminate else ""
         verdict = f"NOT ASSESSED ({analysis.refusal}); model output {result.label}" if analysis.refusal else result.label
-        print(f"{path}: {verdict}{flag}  {probs}")
+        print(f"{path}: {verdict}{flag}  {probs}{mark}")
         for warning in analysis.warnings:
             print(f"{path}: warning: {warning}", file=sys.stderr)
     return 1 if failures else 0

@@ -1,10 +1,12 @@
 """Model bundles: the folder the app runs and ``train`` writes (see docs/SCHEMAS.md).
 
-A bundle is trusted only if ``model.keras`` (and the optional lesion map, ``lesion_head.py``)
+A bundle is loaded only if ``model.keras`` (and the optional lesion map, ``lesion_head.py``)
 hashes to the sha256 recorded in ``model.json``: a tampered or half-copied weight file is
-refused, never silently run. New bundles are written
-to a sibling temporary folder and swapped in with renames, so an interrupted training run can
-never leave the shipped weights damaged.
+refused, never silently run. A loaded bundle is *verified* only if its files also match the
+hashes pinned in the registry (``ModalitySpec.shipped_files``, in the package source); any
+other bundle (retrained locally, or from elsewhere) is *unverified*, and says so wherever it is
+shown. New bundles are written to a sibling temporary folder and swapped in with renames, so an
+interrupted training run can never leave the shipped weights damaged.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from bcc_model.modalities import ModalitySpec
 from bcc_model.models.spec import BundleSpec, BundleSpecError
 
 __all__ = [
-    "Bundle", "BundleError", "BUNDLE_FILES", "load_bundle", "read_bundle_info", "file_sha256", "install_bundle",
+    "Bundle", "BundleError", "BundleTampered", "BUNDLE_FILES", "check_weights", "is_shipped", "restore_advice", "load_bundle", "read_bundle_info", "file_sha256", "install_bundle",
     "staging_dir", "write_json", "save_model",
 ]
 
@@ -33,6 +35,16 @@ BUNDLE_FILES = ("model.keras", "model.json", "history.csv", "metrics.json", "man
 
 class BundleError(RuntimeError):
     """A bundle is missing, incomplete, does not match its modality, or fails its checksum."""
+
+
+class BundleTampered(BundleError):
+    """A weight file differs from the sha256 its model.json records: restore it, do not retrain."""
+
+
+def restore_advice(spec: ModalitySpec) -> str:
+    """What to do about a tampered or damaged bundle: restore the shipped files."""
+    return (f"restore the shipped files (`git checkout -- weights/{spec.key}`) or copy the bundle again; "
+            "retraining is not needed")
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,12 @@ class Bundle:
     metrics: dict
     path: Path
     lesion_map: object | None = None  # keras.Model image -> lesion probability grid, when the bundle has one
+    verified: bool = False  # every file matches the hashes pinned in the registry (``shipped_files``)
+
+    @property
+    def provenance(self) -> str:
+        """"verified" (the shipped files, pinned in the package) or "unverified" (any other bundle)."""
+        return "verified" if self.verified else "unverified"
 
     @cached_property
     def info(self) -> dict:
@@ -103,6 +121,39 @@ def read_bundle_info(path: str | Path) -> tuple[BundleSpec, dict]:
     return meta, metrics
 
 
+def is_shipped(spec: ModalitySpec, folder: str | Path) -> bool:
+    """True when every file pinned in ``spec.shipped_files`` is in ``folder`` with that sha256.
+
+    The pin lives in the package source, so unlike the hash in ``model.json`` it cannot be changed
+    by whoever can write to ``weights/``. A locally retrained bundle is intact but not shipped.
+    """
+    folder = Path(folder)
+    pins = dict(spec.shipped_files)
+    return bool(pins) and all((folder / name).is_file() and file_sha256(folder / name) == sha
+                              for name, sha in pins.items())
+
+
+def check_weights(spec: ModalitySpec, folder: str | Path, meta: BundleSpec) -> None:
+    """Refuse weight files that differ from the sha256 ``model.json`` records (without loading them).
+
+    Raises:
+        BundleTampered: a modified, truncated or swapped weight file, with the advice to restore it.
+    """
+    folder = Path(folder)
+    lesion = meta.extras.get("lesion_supervision") or {}
+    expected = {"model.keras": meta.model_sha256}
+    if lesion.get("map_file"):
+        expected[lesion["map_file"]] = lesion.get("map_sha256")
+    for name, sha in expected.items():
+        if not (folder / name).is_file():
+            raise BundleError(f"bundle {folder} is incomplete: missing {name}")
+        actual = file_sha256(folder / name)
+        if actual != sha:
+            raise BundleTampered(
+                f"{name} in {folder} does not match its recorded sha256 (expected {str(sha)[:12]}…, found "
+                f"{actual[:12]}…): refusing to load a modified or corrupted weight file; {restore_advice(spec)}")
+
+
 def load_bundle(spec: ModalitySpec, path: str | Path | None = None) -> Bundle:
     """Load and verify the bundle of ``spec`` (default: the shipped one in ``weights/``).
 
@@ -117,14 +168,16 @@ def load_bundle(spec: ModalitySpec, path: str | Path | None = None) -> Bundle:
             f"bundle {folder} is for {meta.modality!r} with labels {list(meta.labels)}, "
             f"not {spec.key!r} with labels {list(spec.labels)}"
         )
-    model = _verified_model(folder / "model.keras", meta.model_sha256)
+    check_weights(spec, folder, meta)
+    model = _load_keras(folder / "model.keras")
     lesion = meta.extras.get("lesion_supervision") or {}
-    lesion_map = (_lesion_map(model, _verified_model(folder / lesion["map_file"], lesion.get("map_sha256")), meta, folder)
+    lesion_map = (_lesion_map(model, _load_keras(folder / lesion["map_file"]), meta, folder)
                   if lesion.get("map_file") else None)
     # A bundle runs at its own input size (--image-size) and on its recorded CAM layer, not the
     # registry's defaults: bundle.spec and bundle.meta can then never name different layers.
     bundle_spec = replace(spec, input_size=int(meta.input_shape[0]), cam_layer=meta.cam_layer)
-    return Bundle(spec=bundle_spec, model=model, meta=meta, metrics=metrics, path=folder, lesion_map=lesion_map)
+    return Bundle(spec=bundle_spec, model=model, meta=meta, metrics=metrics, path=folder, lesion_map=lesion_map,
+                  verified=is_shipped(spec, folder))
 
 
 def _lesion_map(model, head, meta: BundleSpec, folder: Path):
@@ -137,19 +190,10 @@ def _lesion_map(model, head, meta: BundleSpec, folder: Path):
         raise BundleError(f"bundle {folder}: {err}") from err
 
 
-def _verified_model(path: Path, expected: object):
-    """Load a Keras file only if it hashes to ``expected`` (the sha256 recorded in model.json)."""
+def _load_keras(path: Path):
+    """Load a Keras file whose hash :func:`check_weights` has just checked."""
     import keras
 
-    if not path.is_file():
-        raise BundleError(f"bundle {path.parent} is incomplete: missing {path.name}")
-    actual = file_sha256(path)
-    if actual != expected:
-        raise BundleError(
-            f"{path.name} in {path.parent} does not match its recorded sha256 "
-            f"(expected {str(expected)[:12]}…, found {actual[:12]}…): refusing to load a "
-            "modified or corrupted weight file"
-        )
     return keras.models.load_model(path, compile=False)
 
 

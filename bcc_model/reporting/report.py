@@ -141,6 +141,7 @@ def build_report_html(
     model_info: dict,
     generated_at: datetime,
     notice: str,
+    verified: bool = False,
 ) -> str:
     """Render the report as one self-contained HTML document.
 
@@ -152,6 +153,8 @@ def build_report_html(
             unambiguous in an archived report.
         notice: the research-use notice (``bcc_model.RESEARCH_USE_NOTICE``), shown at the top
             and at the bottom.
+        verified: the bundle's files are the shipped ones pinned in the package
+            (``Bundle.verified``); otherwise the report says "unverified" beside the version.
 
     Returns:
         The HTML text (UTF-8 when saved).
@@ -165,4 +168,4 @@ def build_report_html(
              "indeterminate": e.indeterminate, "warnings": e.warnings, "refusal": e.refusal, "probabilities": dict(e.probabilities)}
             for e in entries]
     return render("report.html.j2", model=_model(model_info), entries=rows, notice=notice,
-                  generated=generated_at.isoformat(timespec="seconds"))
+                  generated=generated_at.isoformat(timespec="seconds"), verified=verified)
