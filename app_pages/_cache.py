@@ -5,12 +5,12 @@ results, and a slider move must never re-run the network. So:
 
 * ``st.cache_resource`` holds one ``Bundle`` and one ``Explainer`` per modality and weight file,
   shared by every browser session of the server process. They are never mutated.
-* TensorFlow/Keras objects are not documented as thread-safe and Streamlit runs each session's
-  script in its own thread, so every call that touches a model holds ``TF_LOCK``.
-* ``st.cache_data`` keeps analyses, extra heatmaps, region results and cytology results keyed by
-  the sha256 of the uploaded bytes (plus the model's sha256): pixels and bundles are passed as
-  ``_``-prefixed, unhashed arguments, so hashing never walks a large array and identical files
-  share one result.
+* Keras objects are not documented as thread-safe and Streamlit runs each session's script in
+  its own thread, so every call into a network holds that bundle's lock (``model_lock``).
+* Decoded uploads, analyses, heatmaps and region results are kept in caches bounded in bytes
+  (``_lru.ByteLRU``; together at most ``CACHE_CEILING``), keyed by the sha256 of the uploaded
+  bytes (plus the model's sha256), so identical files share one result and a large upload
+  cannot pin memory for good. Cytology results (small tables) use ``st.cache_data``.
 
 Uploads stay in memory (the caches); nothing here writes them to disk or logs their names or
 contents. ``bcc_model`` never imports Streamlit; this module and ``_shared.py`` are the bridge.
@@ -21,12 +21,14 @@ from __future__ import annotations
 import hashlib
 import threading
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from bcc_model.analysis.image import Analysis, HeatmapRequest, analyse, explain_analysis, heatmap_key, make_explainer
+from app_pages._lru import ByteLRU
 from bcc_model.analysis.predictions import Prediction
 from bcc_model.analysis.region import RegionResult, analyse_region
 from bcc_model.cytology.attributions import case_attributions
@@ -37,11 +39,27 @@ from bcc_model.imaging.io import read_image
 from bcc_model.modalities import ModalitySpec, get_modality
 from bcc_model.models.bundle import Bundle, check_weights, is_shipped, load_bundle, read_bundle_info
 
-__all__ = ["TF_LOCK", "image_sha", "bundle_view", "loaded_bundle", "explainer", "decode", "analysis", "heatmap",
-           "region", "cytology_predictions", "cytology_attributions", "cytology_csv"]
+__all__ = ["model_lock", "image_sha", "bundle_view", "loaded_bundle", "explainer", "decode", "analysis", "heatmap",
+           "feature_layers", "region", "cytology_predictions", "cytology_attributions", "cytology_csv", "CACHE_CEILING"]
 
-TF_LOCK = threading.Lock()
-"""Serialises every TensorFlow call of this process (model load, predict, CAMs, regions)."""
+@st.cache_resource(show_spinner=False)
+def _model_locks() -> dict[tuple[str, str], threading.Lock]:
+    return {}
+
+
+_LOCKS_GUARD = threading.Lock()
+
+
+def model_lock(bundle: Bundle) -> threading.Lock:
+    """The lock of one loaded network: calls to the same model are serialised, other models run meanwhile.
+
+    Keras models are not documented as thread-safe and Streamlit runs each session in its own
+    thread; one lock per bundle (instead of one for all of TensorFlow) lets a mammogram and an
+    H&E patch from two sessions be analysed at the same time.
+    """
+    key = (bundle.spec.key, bundle.meta.model_sha256)
+    with _LOCKS_GUARD:
+        return _model_locks().setdefault(key, threading.Lock())
 
 
 def image_sha(data: bytes) -> str:
@@ -89,8 +107,7 @@ def bundle_view(spec: ModalitySpec) -> Bundle:
 
 @st.cache_resource(show_spinner="Loading the model (first use only)…", max_entries=8)
 def _loaded_bundle(key: str, folder: str, model_sha: str) -> Bundle:
-    with TF_LOCK:
-        return load_bundle(get_modality(key), folder)
+    return load_bundle(get_modality(key), folder)  # st.cache_resource lets one thread build it
 
 
 def loaded_bundle(spec: ModalitySpec) -> Bundle:
@@ -105,9 +122,7 @@ def loaded_bundle(spec: ModalitySpec) -> Bundle:
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _explainer(key: str, folder: str, model_sha: str) -> Explainer:
-    bundle = _loaded_bundle(key, folder, model_sha)
-    with TF_LOCK:
-        return make_explainer(bundle)
+    return make_explainer(_loaded_bundle(key, folder, model_sha))
 
 
 def explainer(bundle: Bundle) -> Explainer:
@@ -115,12 +130,25 @@ def explainer(bundle: Bundle) -> Explainer:
     return _explainer(bundle.spec.key, str(bundle.path), bundle.meta.model_sha256)
 
 
-# --- per-image results (cached by upload sha256) ---------------------------------------------
+# --- per-image results (bounded in bytes, keyed by upload sha256) ----------------------------
+
+DECODED_BUDGET = 192 << 20
+"""Bytes of decoded uploads kept for all sessions together (about two 30-megapixel RGB fields)."""
+ANALYSIS_BUDGET = 128 << 20
+"""Bytes of analyses (model inputs, views, lesion maps) kept for all sessions together."""
+HEATMAP_BUDGET = 64 << 20
+"""Bytes of heatmaps kept for all sessions together."""
+REGION_BUDGET = 256 << 20
+"""Bytes of region-mode results (full-resolution probability maps) kept for all sessions together."""
+CACHE_CEILING = DECODED_BUDGET + ANALYSIS_BUDGET + HEATMAP_BUDGET + REGION_BUDGET
+"""The most all per-upload caches of one server process hold: 640 MiB (README, "Memory")."""
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def _decode(sha: str, _data: bytes) -> LoadedImage:
-    return read_image(_data)
+@st.cache_resource(show_spinner=False)
+def _caches() -> dict[str, ByteLRU]:
+    """The process's byte-bounded caches (one set, shared by every session)."""
+    return {"decoded": ByteLRU(DECODED_BUDGET), "analysis": ByteLRU(ANALYSIS_BUDGET),
+            "heatmap": ByteLRU(HEATMAP_BUDGET), "region": ByteLRU(REGION_BUDGET)}
 
 
 def decode(data: bytes) -> tuple[str, LoadedImage]:
@@ -130,51 +158,54 @@ def decode(data: bytes) -> tuple[str, LoadedImage]:
         ImageReadError: the file is not a readable image (message written for the uploader).
     """
     sha = image_sha(data)
-    return sha, _decode(sha, data)
-
-
-@st.cache_data(show_spinner=False, max_entries=1024)
-def _analysis(key: str, model_sha: str, sha: str, _bundle: Bundle, _image: LoadedImage) -> Analysis:
-    with TF_LOCK:
-        return analyse(_bundle, _image.pixels, image_warnings=_image.warnings)
+    return sha, _caches()["decoded"].get_or_compute(sha, lambda: read_image(data))
 
 
 def analysis(bundle: Bundle, sha: str, image: LoadedImage) -> Analysis:
     """``analysis.image.analyse`` of one upload, once per (model, image); heatmaps come on demand (:func:`heatmap`)."""
-    return _analysis(bundle.spec.key, bundle.meta.model_sha256, sha, bundle, image)
+    def compute() -> Analysis:
+        with model_lock(bundle):
+            return analyse(bundle, image.pixels, image_warnings=image.warnings)
 
-
-@st.cache_data(show_spinner=False, max_entries=2048)
-def _heatmap(key: str, model_sha: str, sha: str, method: str, label: str, layer: str, _bundle: Bundle,
-             _analysis: Analysis) -> np.ndarray:
-    shared = explainer(_bundle)  # outside the lock: building it takes the lock itself
-    with TF_LOCK:
-        return explain_analysis(_bundle, _analysis, shared, HeatmapRequest(label, method, layer or None))[1]
+    return _caches()["analysis"].get_or_compute((bundle.meta.model_sha256, sha), compute)
 
 
 def heatmap(bundle: Bundle, sha: str, result: Analysis, request: HeatmapRequest) -> np.ndarray:
-    """A heatmap on an analysis's model input, once per (model, image, method, class, layer)."""
-    key = heatmap_key(bundle, explainer(bundle), request)
+    """A heatmap on an analysis's model input, once per (model, image, method, class, layer).
+
+    The explainer serialises its own calls (it holds a separate copy of the network), so heatmaps
+    never wait for another session's prediction.
+    """
+    shared = explainer(bundle)
+    key = heatmap_key(bundle, shared, request)
     if key in result.heatmaps:
         return result.heatmaps[key]
-    return _heatmap(bundle.spec.key, bundle.meta.model_sha256, sha, *key, bundle, result)
+    return _caches()["heatmap"].get_or_compute(
+        (bundle.meta.model_sha256, sha, *key),
+        lambda: explain_analysis(bundle, result, shared, HeatmapRequest(key[1], key[0], key[2] or None))[1])
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
-def _region(key: str, model_sha: str, sha: str, image_mpp: float, _bundle: Bundle,
-            _rgb: np.ndarray) -> RegionResult:
-    shared = explainer(_bundle)
-    with TF_LOCK:
-        return analyse_region(_bundle, _rgb, image_mpp, explainer=shared, top_k=4)
+def feature_layers(bundle: Bundle) -> list[str]:
+    """Layers a CAM can target, deepest first (for the Explain page's layer choice)."""
+    return explainer(bundle).feature_layers()
 
 
-def region(bundle: Bundle, sha: str, rgb: np.ndarray, image_mpp: float) -> RegionResult:
+def region(bundle: Bundle, sha: str, rgb: np.ndarray, image_mpp: float,
+           progress: Callable[[int, int], None] | None = None) -> RegionResult:
     """Region-mode result of one image at one scale, computed once per (model, image, scale).
+
+    ``progress(done, total)`` is called as tiles are classified (the page's progress bar; a
+    click on its Cancel button stops the run there).
 
     Raises:
         ValueError: greyscale image, or smaller than one patch at the model's scale.
     """
-    return _region(bundle.spec.key, bundle.meta.model_sha256, sha, float(image_mpp), bundle, rgb)
+    def compute() -> RegionResult:
+        shared = explainer(bundle)
+        with model_lock(bundle):
+            return analyse_region(bundle, rgb, image_mpp, explainer=shared, top_k=4, progress=progress)
+
+    return _caches()["region"].get_or_compute((bundle.meta.model_sha256, sha, float(image_mpp)), compute)
 
 
 # --- cytology (tabular) results --------------------------------------------------------------
@@ -182,7 +213,7 @@ def region(bundle: Bundle, sha: str, rgb: np.ndarray, image_mpp: float) -> Regio
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _cytology_predictions(model_sha: str, cases: pd.DataFrame, _bundle: Bundle) -> list[Prediction]:
-    with TF_LOCK:
+    with model_lock(_bundle):
         return predict_cases(_bundle, cases)
 
 
@@ -193,7 +224,7 @@ def cytology_predictions(bundle: Bundle, cases: pd.DataFrame) -> list[Prediction
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _cytology_attributions(model_sha: str, case: pd.DataFrame, _bundle: Bundle) -> np.ndarray:
-    with TF_LOCK:
+    with model_lock(_bundle):
         return case_attributions(_bundle, case)[0]
 
 

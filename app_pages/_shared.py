@@ -9,21 +9,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import streamlit as st
 
 from app_pages import _cache as cache
 from bcc_model import RESEARCH_USE_NOTICE
+from bcc_model.analysis.image import Analysis
 from bcc_model.analysis.predictions import Prediction
 from bcc_model.datasets.folders import sample_images
 from bcc_model.evaluation.model_quality import performance_caution
-from bcc_model.imaging.pixels import LoadedImage
 from bcc_model.modalities import MODALITIES, ModalitySpec, get_modality, modality_keys
 from bcc_model.models.bundle import Bundle, BundleError, BundleTampered
 from bcc_model.reporting.formatting import escape_markdown
 from bcc_model.reporting.tables import headline_table
 
 __all__ = [
-    "SUPPORTED_FORMATS", "SessionImage", "current_modality", "get_bundle", "sample_files", "remember_image",
+    "SUPPORTED_FORMATS", "THUMBNAIL_PX", "SessionImage", "current_modality", "get_bundle", "sample_files", "remember_image",
     "session_images", "render_notice", "render_sidebar", "render_verdict", "show_error", "page_header",
     "require_image_modality", "supports_region_mode",
 ]
@@ -33,17 +34,21 @@ SUPPORTED_FORMATS = "PNG, JPEG, TIFF, BMP, PGM/PPM, WebP and DICOM"
 the reason, instead of being silently dropped by the browser."""
 _MODALITY_KEY = "modality"
 _IMAGES_KEY = "images"
-_MAX_SESSION_IMAGES = 64
+_MAX_SESSION_IMAGES = 16
+THUMBNAIL_PX = 512
+"""Longest side of the copy of an upload a session keeps for display."""
 
 
 @dataclass(frozen=True)
 class SessionImage:
-    """A decoded upload kept for the Explain page: name as uploaded, the image as read, and the
-    modality it was analysed with (another modality's page never re-runs it silently)."""
+    """An analysed upload kept for the Explain page: name as uploaded, its analysis (model input,
+    view, prediction: small), a display thumbnail, and the modality it was analysed with (another
+    modality's page never re-runs it silently). The full-resolution pixels are not kept."""
 
     name: str
     sha: str
-    image: LoadedImage
+    analysis: Analysis
+    thumbnail: np.ndarray
     modality: str
 
 
@@ -81,10 +86,11 @@ def sample_files(spec: ModalitySpec) -> list[tuple[str, bytes]]:
     return [(f"sample {p.parent.name}/{p.name}", p.read_bytes()) for p in paths]
 
 
-def remember_image(name: str, sha: str, image: LoadedImage, modality: str) -> None:
-    """Keep a decoded upload in this session (memory only) so other pages can use it."""
+def remember_image(name: str, sha: str, analysis: Analysis, thumbnail: np.ndarray, modality: str) -> None:
+    """Keep an analysed upload in this session (memory only, bounded) so the Explain page can use it."""
     images: dict[tuple[str, str], SessionImage] = st.session_state.setdefault(_IMAGES_KEY, {})
-    images.setdefault((modality, sha), SessionImage(name=name, sha=sha, image=image, modality=modality))
+    images.setdefault((modality, sha), SessionImage(name=name, sha=sha, analysis=analysis, thumbnail=thumbnail,
+                                                    modality=modality))
     while len(images) > _MAX_SESSION_IMAGES:  # a long session must not grow without bound
         del images[next(iter(images))]
 

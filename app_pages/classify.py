@@ -33,6 +33,7 @@ from app_pages import _shared as ui
 
 _LOG = logging.getLogger("bcc.app")
 _SAMPLES_KEY = "use_samples"
+_CANCELLED_KEY = "region_cancelled"
 _SHOWN_PX = 260  # display width of small patches: a 50 px patch is unreadable at native size
 _MAGNIFICATIONS = ("40x", "20x", "10x", "5x", "2.5x")
 
@@ -133,7 +134,7 @@ def _patches_tab(bundle, spec) -> None:
             ui.show_error(f"{name} could not be analysed", err)
             entries.append(ReportEntry(file_name=name, image=None, message=str(err)))
             continue
-        ui.remember_image(name, sha, loaded, spec.key)
+        ui.remember_image(name, sha, analysis, for_display(loaded.pixels, ui.THUMBNAIL_PX), spec.key)
         try:
             entries.append(_image_section(index, name, sha, loaded, analysis, bundle))
         except Exception:  # one image that cannot be shown must not end the batch
@@ -186,14 +187,30 @@ def _region_tab(bundle, spec) -> None:
         c2.caption(f"≈ {image_mpp:.3g} µm/px (assuming 0.25 µm/px at 40x)")
     if upload is None:
         return
+    data = upload.getvalue()
+    sha = cache.image_sha(data)
+    cancelled = st.session_state.setdefault(_CANCELLED_KEY, set())
+    if (sha, image_mpp) in cancelled:
+        st.info("Region analysis was cancelled.", icon=":material/stop_circle:")
+        if st.button("Analyse this region again", icon=":material/replay:"):
+            cancelled.discard((sha, image_mpp))
+            st.rerun()
+        return
     try:
-        sha, loaded = cache.decode(upload.getvalue())
-        with st.spinner("Tiling and classifying the region…"):
-            result = cache.region(bundle, sha, loaded.pixels, image_mpp)
+        sha, loaded = cache.decode(data)
+        progress = st.progress(0.0, text="Tiling the region…")
+        if st.button("Cancel", icon=":material/stop_circle:", key="region_cancel"):
+            cancelled.add((sha, image_mpp))  # the click stopped the run in progress; do not restart it
+            st.rerun()
+
+        def report(done: int, total: int) -> None:
+            progress.progress(done / total, text=f"Classified {done:,} of {total:,} tissue tiles…")
+
+        result = cache.region(bundle, sha, loaded.pixels, image_mpp, progress=report)
+        progress.empty()
     except (ImageReadError, ValueError) as err:
         ui.show_error(f"{upload.name} could not be analysed", err)
         return
-    ui.remember_image(upload.name, sha, loaded, spec.key)
     hint = modality_hint(loaded.pixels, spec.key)
     if hint:
         st.info(hint, icon=":material/info:")

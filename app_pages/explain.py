@@ -44,20 +44,20 @@ choice = c1.selectbox("Image", list(choices), key="explain_image",
 sha, data = choices[choice]
 try:
     if data is None:
-        loaded = next(image.image for image in ui.session_images(spec.key) if image.sha == sha)
+        kept = next(image for image in ui.session_images(spec.key) if image.sha == sha)
+        analysis, shown = kept.analysis, kept.thumbnail
     else:
         sha, loaded = cache.decode(data)
-    analysis = cache.analysis(bundle, sha, loaded)
+        analysis, shown = cache.analysis(bundle, sha, loaded), for_display(loaded.pixels)
 except (ImageReadError, ValueError) as err:
     ui.show_error("This image could not be analysed", err)
     st.stop()
-prediction, pixels = analysis.prediction, loaded.pixels
+prediction = analysis.prediction
 
 labels = list(bundle.labels)
 label = c2.selectbox("Class to explain", labels, index=labels.index(prediction.label), key="explain_label")
 explainer = cache.explainer(bundle)
-with cache.TF_LOCK:
-    layers = explainer.feature_layers()
+layers = cache.feature_layers(bundle)
 default_layer = explainer.cam_layer if explainer.cam_layer in layers else layers[0]
 layer = c3.selectbox("Target layer (CAM methods)", layers, index=layers.index(default_layer), key="explain_layer",
                      help="Deeper layers give coarser, more class-specific maps; SmoothGrad ignores this.")
@@ -98,7 +98,7 @@ method = st.selectbox("Method", list(CAM_METHODS), index=list(CAM_METHODS).index
                       key="explain_compare_method")
 # Bounded size: a 50 px patch blown up to half a screen is all blur.
 original, model_input, right = st.columns(3)
-original.image(for_display(pixels), caption="Image as uploaded", width="stretch")
+original.image(shown, caption="Image as uploaded", width="stretch")
 model_input.image(seen, caption=f"Image {seen_caption}", width="stretch")
 right.image(overlays[method], caption=f"{method} for “{label}”", width="stretch")
 

@@ -57,3 +57,10 @@ def image_captions(at: AppTest) -> list[str]:
 def heatmap_images(at: AppTest) -> list:
     """The ``st.image`` elements that show a Grad-CAM overlay."""
     return [image for image in at.image if any("Grad-CAM" in caption for caption in image.captions)]
+
+
+def plain(markdown_source: str) -> str:
+    """The text a reader sees of escaped Markdown (``escape_markdown``): backslashes and zero-width breaks removed."""
+    import re
+
+    return re.sub(r"\\(.)", r"\1", markdown_source).replace("\u200b", "")

@@ -95,3 +95,31 @@ def test_refusals_and_an_image_without_tissue(bundle):
     whole_image = replace(bundle, spec=replace(bundle.spec, mpp_at_size=512))  # e.g. a mammography model
     with pytest.raises(ValueError, match="fixed-scale patch model"):
         analyse_region(whole_image, np.full((200, 200, 3), 128, np.uint8), 4.0)
+
+
+def test_progress_is_reported_in_tile_batches_up_to_the_total(bundle, region_rgb, result, monkeypatch):
+    import bcc_model.analysis.region as region
+
+    monkeypatch.setattr(region, "PROGRESS_TILES", 5)
+    reports = []
+    again = analyse_region(bundle, region_rgb, bundle.spec.mpp, progress=lambda done, total: reports.append((done, total)))
+    total = result.n_tiles
+    assert reports[-1] == (total, total) and len(reports) == -(-total // 5)
+    assert [done for done, _ in reports] == sorted(done for done, _ in reports)
+    np.testing.assert_allclose(again.probabilities, result.probabilities, atol=1e-6)
+
+
+def test_a_raising_progress_callback_stops_the_run(bundle, region_rgb, monkeypatch):
+    """The app's Cancel button stops the script at the next progress report; nothing is returned."""
+    import bcc_model.analysis.region as region
+
+    monkeypatch.setattr(region, "PROGRESS_TILES", 2)
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel(done, total):
+        raise Cancelled
+
+    with pytest.raises(Cancelled):
+        analyse_region(bundle, region_rgb, bundle.spec.mpp, progress=cancel)

@@ -14,6 +14,7 @@ calls (the app holds its TensorFlow lock around ``analyse_region``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -22,7 +23,18 @@ from bcc_model.analysis.predictions import Prediction, calibrated_probabilities,
 from bcc_model.imaging.preprocess import to_model_batch
 from bcc_model.imaging.tiling import Tiles, flagged_fraction, merge_to_map, tile_image, top_tiles
 
-__all__ = ["RegionResult", "analyse_region"]
+__all__ = ["RegionResult", "analyse_region", "PROGRESS_TILES"]
+
+PROGRESS_TILES = 512
+"""Tiles classified between two progress reports."""
+
+
+def _classified(bundle: Bundle, chunk: np.ndarray, start: int, total: int,
+                progress: Callable[[int, int], None] | None) -> np.ndarray:
+    probabilities = calibrated_probabilities(bundle, chunk)
+    if progress is not None:
+        progress(start + len(chunk), total)
+    return probabilities
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,7 @@ def analyse_region(
     explainer=None,
     top_k: int = 4,
     stride_px: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> RegionResult:
     """Tile, classify and map an H&E region with a loaded bundle.
 
@@ -102,6 +115,8 @@ def analyse_region(
             tiles get a Grad-CAM of the positive label.
         top_k: how many of the most suspicious tiles to return (fewer if fewer tiles).
         stride_px: step between tiles in model-scale px (default: the patch size, no overlap).
+        progress: called as ``progress(tiles_done, tiles_total)`` after each batch of tiles, so
+            a caller can show progress (and stop the run by raising from it).
 
     Returns:
         The map, the per-tile probabilities, the flagged share and the top tiles.
@@ -144,7 +159,9 @@ def analyse_region(
         )
 
     batch = to_model_batch(tiles.patches, spec)
-    probabilities = calibrated_probabilities(bundle, batch)
+    probabilities = np.concatenate([
+        _classified(bundle, batch[start:start + PROGRESS_TILES], start, len(batch), progress)
+        for start in range(0, len(batch), PROGRESS_TILES)])
     positive = probabilities[:, spec.positive_index]
     top = top_tiles(positive, top_k)
     heatmaps = None
