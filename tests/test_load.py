@@ -1,0 +1,26 @@
+"""Twenty browser sessions upload one image each at once: every one gets its verdict (loopback only)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from scripts.load_test import run_load
+from scripts.streamlit_server import CHROMIUM
+
+SESSIONS = 20
+BOUND_S = 300  # a generous bound for a busy 2-core machine; measured here: p95 18.5 s, max 23.6 s
+
+
+def test_twenty_simultaneous_sessions_all_get_their_verdict(sample_files, capsys):
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: the load test must run in CI")
+        pytest.skip(f"{CHROMIUM} not installed")
+    sample = next(path for path in sample_files if path.parent.name == "malignant")
+    result = run_load(SESSIONS, sample, timeout_s=BOUND_S)
+    with capsys.disabled():
+        print(f"\nload test: {result['finished']}/{SESSIONS} verdicts, p50 {result['p50_s']:.1f} s, "
+              f"p95 {result['p95_s']:.1f} s, server peak RSS {result['peak_rss_mib']:.0f} MiB")
+    assert result["finished"] == SESSIONS
