@@ -176,7 +176,7 @@ _HISTOPATHOLOGY = ModalitySpec(
     magnification="2.5x",
     preprocessing=("to_rgb", "resize"),
     appearance="he_stain",
-    augmentation=("flip", "rot90", "hed_jitter", "brightness_contrast"),
+    augmentation=("flip", "rot90", "hed_jitter", "brightness_contrast", "jpeg"),
     default_arch="se_resnet",
     arch_params=MappingProxyType(
         {
@@ -196,7 +196,7 @@ _HISTOPATHOLOGY = ModalitySpec(
     shipped_files=MappingProxyType({
         "model.keras": "7b60b1e6004507cdfa1038797d9f30cffcfe12ba70427a45e7de21ffda1066bd",
         "model.json": "a395913ea72131bf51a83581f7979ad00b4204e5923733fff9be32f9077f8963",
-        "metrics.json": "2bed37199f716258f69a9527891ffcc0e5c2395fe40b24bb5d1baebaefdab8b1",
+        "metrics.json": "859b536acff88dc59da789f98bae62dce65e8be4aa6c8f8fce75e11210f3f9e9",
     }),
 )
 

@@ -184,3 +184,24 @@ def test_a_dicom_without_its_preamble_is_read():
     image = read_image(data)
     assert image.format == "DICOM" and image.pixels.shape == (32, 48)
     assert "Doe" not in repr(image)
+
+
+def test_reencoding_keeps_layout_and_robustness_reports_every_codec():
+    from bcc_model.evaluation.calibration import OperatingPoint
+    from bcc_model.evaluation.robustness import CODECS, compression_robustness, reencode
+
+    rng = np.random.default_rng(2)
+    rgb = rng.integers(0, 256, (50, 50, 3), dtype=np.uint8)
+    grey = rng.integers(0, 256, (64, 48), dtype=np.uint8)
+    for codec in CODECS:
+        assert reencode(rgb, codec).shape == rgb.shape and reencode(grey, codec).shape == grey.shape
+    images = np.stack([np.full((8, 8, 3), v, np.uint8) for v in (20, 60, 200, 240)])
+    y = np.array([0, 0, 1, 1])
+
+    def brightness(batch):  # a "model" whose P(positive) is the mean grey level
+        p = batch.mean(axis=(1, 2, 3)) / 255.0
+        return np.stack([1 - p, p], axis=1)
+
+    result = compression_robustness(brightness, images, y, OperatingPoint(("benign", "malignant"), 1, 0.5, (0.5, 0.5)))
+    assert result["original"]["balanced_accuracy"] == 1.0 and set(result["codecs"]) == set(CODECS)
+    assert all(entry["decisions_changed"] == 0.0 for entry in result["codecs"].values())  # flat images survive

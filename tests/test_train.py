@@ -58,6 +58,10 @@ def test_tiny_run_writes_a_complete_bundle(tiny_bundle, histo_spec):
     card = (tiny_bundle / "MODEL_CARD.md").read_text()
     assert "Research use only" in card and info["model_sha256"][:12] in card
     assert "--epochs 2" in info["training"]["command"]
+    robustness = metrics["robustness"]  # the test split re-encoded as JPEG / WebP, and in the card
+    assert set(robustness["codecs"]) == {"JPEG quality 90", "JPEG quality 50", "WebP quality 75"}
+    assert robustness["n_images"] == metrics["n_images"] and "## Robustness to re-encoding" in card
+    assert "jpeg" in info["augmentation"], "training includes lossy re-encoding"
 
 
 def test_identical_runs_give_identical_weights(tiny_bundle, tmp_path):

@@ -30,6 +30,7 @@ def evaluate_folder(bundle, data_dir: str | Path, *, n_resamples: int = 1000, se
     from bcc_model.datasets.folders import discover, load_images
     from bcc_model.evaluation.calibration import OperatingPoint
     from bcc_model.evaluation.metrics import compute_metrics
+    from bcc_model.evaluation.robustness import compression_robustness
     from bcc_model.analysis.predictions import calibrated_probabilities
 
     spec = bundle.spec
@@ -40,6 +41,8 @@ def evaluate_folder(bundle, data_dir: str | Path, *, n_resamples: int = 1000, se
     metrics = compute_metrics(probs, y, table["group"].tolist(), OperatingPoint.of(bundle), split="external",
                               n_resamples=n_resamples, seed=seed,
                               binary_tasks=spec.extra_binary_tasks or None)
+    metrics["robustness"] = compression_robustness(lambda batch: calibrated_probabilities(bundle, batch), images, y,
+                                                   OperatingPoint.of(bundle))
     if spec.lesion_source is not None:
         from bcc_model.datasets.lesions import model_space_masks
         from bcc_model.evaluation.localisation import explain_and_score

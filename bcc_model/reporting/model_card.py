@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 
 from bcc_model import RESEARCH_USE_NOTICE
 from bcc_model.reporting.formatting import (NOT_RECORDED, count, estimate, get, interval, is_number, num,
-                                            text)
+                                            percent, text)
 from bcc_model.reporting.templates import render
 
 __all__ = ["NOT_RECORDED", "render_model_card"]
@@ -170,6 +170,17 @@ def _cv_rows(block: Any) -> list[list[str]]:
              "yes" if get(m, "bundled") is True else "no"] for m in (models if isinstance(models, Sequence) else [])]
 
 
+def _robustness_rows(block: Any) -> list[list[str]]:
+    """One row for the original images, then one per codec; none when not measured."""
+    if not isinstance(block, Mapping) or not isinstance(get(block, "codecs"), Mapping):
+        return []
+    original = get(block, "original")
+    rows = [["original files", num(get(original, "balanced_accuracy")), num(get(original, "roc_auc")), "—", "—"]]
+    return rows + [[str(codec), num(get(entry, "balanced_accuracy")), num(get(entry, "roc_auc")),
+                    percent(get(entry, "decisions_changed")), num(get(entry, "mean_abs_change_positive"))]
+                   for codec, entry in get(block, "codecs").items()]
+
+
 def _errors(metrics: Mapping) -> str:
     """Misclassified test cases: off-diagonal sum of the confusion matrix."""
     matrix = get(metrics, "confusion_matrix", "matrix")
@@ -232,6 +243,7 @@ def _context(info: Mapping, metrics: Mapping) -> dict:
         "localisation_rows": (_localisation_rows(localisation, "") if isinstance(localisation, Mapping) else [])
         + (_localisation_rows(lesion_map, " (lesion map)") if isinstance(lesion_map, Mapping) else []),
         "has_lesion_map": isinstance(lesion_map, Mapping),
+        "robustness": get(metrics, "robustness"), "robustness_rows": _robustness_rows(get(metrics, "robustness")),
         "comparison_rows": _comparison_rows(info),
         "selected": selected or get(info, "architecture", "name"),
         "cross_validation": cross_validation if isinstance(cross_validation, Mapping) else None,

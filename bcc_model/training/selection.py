@@ -59,17 +59,21 @@ def choose_and_test(model, arrays: dict, test_groups: list[str], spec: ModalityS
     """
     from bcc_model.evaluation.calibration import OperatingPoint, apply_temperature
     from bcc_model.evaluation.metrics import compute_metrics
+    from bcc_model.evaluation.robustness import compression_robustness
     from bcc_model.analysis.predictions import raw_probabilities
 
     choice = validation_choice(model, *arrays["validation"], spec)
     x_test, y_test = arrays["test"]
     test_probs = apply_temperature(raw_probabilities(model, x_test.astype(np.float32)), choice["temperature"])
+    point = OperatingPoint(spec.labels, spec.positive_index, choice["threshold"], tuple(choice["band"]),
+                           choice["temperature"])
     metrics = compute_metrics(
-        test_probs, y_test, test_groups,
-        OperatingPoint(spec.labels, spec.positive_index, choice["threshold"], tuple(choice["band"]), choice["temperature"]),
-        split="test", n_resamples=config.bootstrap, seed=config.seed,
+        test_probs, y_test, test_groups, point, split="test", n_resamples=config.bootstrap, seed=config.seed,
         binary_tasks=spec.extra_binary_tasks or None,
     )
+    if spec.kind == "image":
+        metrics["robustness"] = compression_robustness(
+            lambda batch: apply_temperature(raw_probabilities(model, batch), choice["temperature"]), x_test, y_test, point)
     return choice, metrics
 
 
