@@ -122,8 +122,12 @@ def test_predict_cli_reports_every_odd_file_without_a_traceback(tmp_path, sample
         paths.append(path)
     blank = tmp_path / "blank.png"
     Image.fromarray(blank_and_noise()["blank white"]).save(blank)
+    dicom = tmp_path / "scan.dcm"
+    dicom.write_bytes(_dicom_with_patient_name())
+    paths.append(dicom)
     result = subprocess.run([sys.executable, "-m", "bcc_model.predict", *map(str, paths), str(blank),
                              str(sample_files[0])], capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert "Doe" not in result.stdout + result.stderr, "no DICOM patient data in any output"
     assert result.returncode == 1, "some files failed"
     assert "Traceback" not in result.stderr
     lines = (result.stdout + result.stderr).splitlines()
@@ -163,7 +167,8 @@ def test_a_float32_rgb_tiff_is_read_and_windowed():
     assert any("float32" in note for note in image.warnings)
 
 
-def test_a_dicom_without_its_preamble_is_read():
+def _dicom_with_patient_name() -> bytes:
+    """A 32 x 48 greyscale DICOM data set naming a patient, written without the 128-byte preamble."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
@@ -179,7 +184,11 @@ def test_a_dicom_without_its_preamble_is_read():
     dataset.PixelData = (np.arange(32 * 48, dtype=np.uint16) * 2).tobytes()
     buffer = io.BytesIO()
     dataset.save_as(buffer, enforce_file_format=False)
-    data = buffer.getvalue()
+    return buffer.getvalue()
+
+
+def test_a_dicom_without_its_preamble_is_read():
+    data = _dicom_with_patient_name()
     assert data[128:132] != b"DICM", "written without the preamble"
     image = read_image(data)
     assert image.format == "DICOM" and image.pixels.shape == (32, 48)
@@ -205,3 +214,16 @@ def test_reencoding_keeps_layout_and_robustness_reports_every_codec():
     result = compression_robustness(brightness, images, y, OperatingPoint(("benign", "malignant"), 1, 0.5, (0.5, 0.5)))
     assert result["original"]["balanced_accuracy"] == 1.0 and set(result["codecs"]) == set(CODECS)
     assert all(entry["decisions_changed"] == 0.0 for entry in result["codecs"].values())  # flat images survive
+
+
+def test_switching_modality_never_reruns_an_upload_through_another_model(sample_files):
+    at = run_app()
+    at.file_uploader(key="uploads_histopathology").set_value(
+        [(sample_files[0].name, sample_files[0].read_bytes(), PNG)]).run()
+    assert len(at.dataframe) == 1
+    at.selectbox(key="modality").set_value("mammography").run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.dataframe, "nothing was analysed with the mammography model"
+    assert at.file_uploader(key="uploads_mammography").value in (None, [])
+    at.switch_page("app_pages/explain.py").run()
+    assert not any(sample_files[0].name in option for option in at.selectbox(key="explain_image").options)
