@@ -26,6 +26,8 @@ from bcc_model.imaging.modality_guess import modality_hint
 from bcc_model.explain.overlay import COLORMAPS, DEFAULT_COLORMAP, for_display, overlay_heatmap
 from bcc_model.reporting.exports import to_safe_csv
 from bcc_model.reporting.formatting import escape_markdown
+from bcc_model.analysis.wsi import from_region
+from bcc_model.reporting.tilemaps import geojson_text, tiles_csv
 from bcc_model.reporting.report import ReportEntry, build_report_html
 from bcc_model.imaging.tiling import magnification_to_mpp, map_to_png
 from app_pages import _cache as cache
@@ -226,8 +228,16 @@ def _region_tab(bundle, spec) -> None:
         return
     st.plotly_chart(probability_map_figure(loaded.pixels, result.prob_map, label=positive), key="region_map",
                     height=560)
-    st.download_button("Download map (PNG)", lambda: map_to_png(loaded.pixels, result.prob_map),
-                       file_name="bcc_probability_map.png", mime="image/png", icon=":material/download:")
+    downloads = st.container(horizontal=True)
+    downloads.download_button("Download map (PNG)", lambda: map_to_png(loaded.pixels, result.prob_map),
+                              file_name="bcc_probability_map.png", mime="image/png", icon=":material/download:")
+    tile_map = from_region(result, loaded.pixels)
+    downloads.download_button("Download tiles (CSV)", lambda: tiles_csv(tile_map), file_name="bcc_region.tiles.csv",
+                              mime="text/csv", icon=":material/table:",
+                              help="One row per tissue tile: x0, y0, x1, y1 in image pixels and P(class) per class.")
+    downloads.download_button("Download tiles for QuPath (GeoJSON)", lambda: geojson_text(tile_map, bundle.band),
+                              file_name="bcc_region.geojson", mime="application/geo+json", icon=":material/map:",
+                              help="In QuPath: File > Import objects (or drag the file onto the image).")
     st.subheader(f"Most suspicious tiles (highest P({positive}))")
     columns = st.columns(max(len(result.top_indices), 1))
     for rank, (column, crop, cam, prediction, (x0, y0, _, _)) in enumerate(

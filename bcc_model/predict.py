@@ -1,10 +1,16 @@
-"""``python -m bcc_model.predict``: calibrated class probabilities for image files (research use only).
+"""``python -m bcc_model.predict`` (also ``bcc-predict``): classify files, folders and zip archives.
 
-Command line only: it parses arguments and hands each file to ``analysis``; the app, evaluation
-and the HTML report use the same functions, so they cannot disagree.
+Command line only: it parses arguments and hands each input to ``analysis.batch`` (the same
+``analyse`` as the app) or, with ``--region``, to ``analysis.wsi`` (tile maps of slides and large
+images); ``reporting.batch`` writes the files. A bad file is a row with its error, never the end
+of the batch. Research use only.
 
 Usage:
     python -m bcc_model.predict --modality histopathology samples/histopathology/*/*.png
+    python -m bcc_model.predict --modality ultrasound scans/ cases.zip --out results/ --heatmaps
+    python -m bcc_model.predict --region slide.svs --out results/          # H&E: tile maps for QuPath
+
+Exit status: 0 when every input was analysed, 1 when any could not be, 2 when the bundle is unusable.
 """
 
 from __future__ import annotations
@@ -14,11 +20,12 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from bcc_model.analysis.image import analyse
-from bcc_model.imaging.pixels import ImageReadError
-from bcc_model.imaging.io import read_image
+from bcc_model.analysis.batch import analyse_item, slide_item
+from bcc_model.analysis.image import make_explainer
+from bcc_model.imaging.sources import iter_inputs
 from bcc_model.models.bundle import BundleError, load_bundle
 from bcc_model.modalities import get_modality, modality_keys
+from bcc_model.reporting.batch import output_stem, write_extras, write_predictions
 
 __all__ = ["main"]
 
@@ -26,11 +33,21 @@ __all__ = ["main"]
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bcc_model.predict",
-        description="Print calibrated class probabilities for each image (research use only).",
+        description="Calibrated class probabilities for images, folders (recursive) and zip archives; tile maps of "
+                    "whole slides with --region (research use only).",
     )
-    parser.add_argument("images", nargs="+", type=Path, help="image files (PNG, JPEG, TIFF, BMP, PGM/PPM, WebP, DICOM)")
+    parser.add_argument("inputs", nargs="+", type=Path,
+                        help="image files (PNG, JPEG, TIFF, BMP, PGM/PPM, WebP, DICOM), whole slides (.svs, .ndpi, "
+                             ".mrxs, tiled TIFF, ...), folders and .zip archives")
     parser.add_argument("--modality", default="histopathology", choices=modality_keys(), help="which model to use")
     parser.add_argument("--weights", type=Path, default=None, help="bundle folder (default: weights/<modality>)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="write predictions.csv and predictions.json (and any heatmaps or tile maps) here")
+    parser.add_argument("--heatmaps", action="store_true", help="with --out: a Grad-CAM overlay PNG per image")
+    parser.add_argument("--region", action="store_true",
+                        help="tile every input at the model's scale (H&E): <stem>.tiles.csv, .geojson, .heatmap.png")
+    parser.add_argument("--mpp", type=float, default=None,
+                        help="µm per pixel of the inputs, for --region on images (and slides) without that metadata")
     return parser.parse_args(argv)
 
 
@@ -40,8 +57,18 @@ def _provenance(bundle) -> str:
     return "unverified: not the shipped bundle pinned in bcc_model/modalities.py (retrained or from elsewhere)"
 
 
+def _line(row: dict, verified: bool) -> str:
+    """The terminal line of one analysed input (the CSV and JSON hold the full row)."""
+    probs = "  ".join(f"{key[2:-1]}={value:.3f}" for key, value in row.items()
+                      if key.startswith("P(") and value is not None)
+    flag = " (indeterminate)" if row["indeterminate"] else ""
+    verdict = f"NOT ASSESSED ({row['reason']}); model output {row['label']}" if row["status"] == "not assessed" \
+        else row["label"] or row["verdict"]
+    return f"{row['file']}: {verdict}{flag}  {probs}" + ("" if verified else "  [unverified model]")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Exit status 0 when every image was classified, 1 when any could not be read, 2 when the bundle is unusable."""
+    """Analyse every input; see the module docstring for the exit status."""
     args = _parse_args(argv)
     try:
         bundle = load_bundle(get_modality(args.modality), args.weights)
@@ -49,23 +76,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"model: {bundle.meta.name} {bundle.short_sha} ({_provenance(bundle)})", file=sys.stderr)
-    mark = "" if bundle.verified else "  [unverified model]"
-    failures = 0
-    for path in args.images:
-        try:
-            image = read_image(path)
-        except ImageReadError as err:
+    explainer = make_explainer(bundle) if args.heatmaps and args.out else None
+    results, failures = [], 0
+    items = list(iter_inputs(args.inputs))
+    for index, item in enumerate(items, start=1):
+        print(f"[{index}/{len(items)}]", end="\r", file=sys.stderr, flush=True)
+
+        def tiles(done: int, total: int, index: int = index) -> None:
+            print(f"[{index}/{len(items)}] {done:,} of {total:,} tissue tiles", end="\r", file=sys.stderr, flush=True)
+
+        result = (slide_item(bundle, item, mpp=args.mpp, progress=tiles) if args.region
+                  else analyse_item(bundle, item, explainer=explainer))
+        results.append(result)
+        if result.row["status"] == "error":
             failures += 1
-            print(f"{path}: cannot classify: {err}", file=sys.stderr)
+            print(f"{item.name}: cannot classify: {result.row['error']}", file=sys.stderr)
             continue
-        analysis = analyse(bundle, image.pixels, lesion_map=False, image_warnings=image.warnings)
-        result = analysis.prediction
-        probs = "  ".join(f"{label}={p:.3f}" for label, p in result.probabilities.items())
-        flag = " (indeterminate)" if result.indeterminate else ""
-        verdict = f"NOT ASSESSED ({analysis.refusal}); model output {result.label}" if analysis.refusal else result.label
-        print(f"{path}: {verdict}{flag}  {probs}{mark}")
-        for warning in analysis.warnings:
-            print(f"{path}: warning: {warning}", file=sys.stderr)
+        print(_line(result.row, bundle.verified))
+        if result.row["warnings"] and not args.region:
+            print(f"{item.name}: warning: {result.row['warnings']}", file=sys.stderr)
+        if args.out:
+            write_extras(result, args.out, output_stem(index, item.name), bundle.band, args.heatmaps)
+    if args.out:
+        written = write_predictions(results, args.out)
+        print(f"{len(results)} input(s), {failures} failed; wrote {', '.join(p.name for p in written)} to {args.out}",
+              file=sys.stderr)
     return 1 if failures else 0
 
 

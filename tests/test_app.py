@@ -167,7 +167,9 @@ def test_region_mode_maps_a_grid_of_samples(bundle, sample_files):
     assert analysed > 0 and analysed + int(metrics["Background tiles skipped"]) == 16
     assert metrics[f"Tissue flagged {bundle.spec.positive_label}"].endswith("%")
     assert len(at.get("plotly_chart")) == 1  # the probability map (the Patches tab is empty)
-    assert "Download map (PNG)" in {b.label for b in at.get("download_button")}
+    assert {"Download map (PNG)", "Download tiles (CSV)", "Download tiles for QuPath (GeoJSON)"} <= {
+        b.label for b in at.get("download_button")}
+    assert not at.get("progress"), "the tile progress bar is gone once the map is done"
     assert len(_heatmap_images(at)) == min(4, analysed)
 
 

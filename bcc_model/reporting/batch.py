@@ -1,0 +1,51 @@
+"""The files of a batch run: ``predictions.csv`` and ``.json``, heatmap overlays, tile maps.
+
+File names inside ``--out`` are made from a running number and the input's stem with anything
+but letters, digits, ``-``, ``_`` and ``.`` replaced, so an input name can never point outside
+the output folder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from bcc_model.analysis.batch import BatchResult
+from bcc_model.explain.overlay import encode_png, overlay_heatmap
+from bcc_model.reporting.exports import to_safe_csv
+from bcc_model.reporting.tilemaps import summary_row, write_tile_maps
+
+__all__ = ["output_stem", "write_extras", "write_predictions"]
+
+
+def output_stem(index: int, name: str) -> str:
+    """``0007_patch_name``: numbered (unique) and safe as a file name."""
+    stem = Path(name.split("!")[-1]).stem
+    return f"{index:04d}_" + (re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "file")[:80]
+
+
+def write_extras(result: BatchResult, out_dir: Path, stem: str, band: tuple[float, float], heatmaps: bool) -> None:
+    """The heatmap overlay of an analysed image, or the tile maps of a tiled one."""
+    if result.slide is not None:
+        write_tile_maps(result.slide, out_dir / "tiles", stem, band)
+    elif heatmaps and result.analysis is not None and result.analysis.heatmaps:
+        heat = next(iter(result.analysis.heatmaps.values()))
+        (out_dir / "heatmaps").mkdir(parents=True, exist_ok=True)
+        (out_dir / "heatmaps" / f"{stem}.png").write_bytes(encode_png(overlay_heatmap(result.analysis.view, heat)))
+
+
+def write_predictions(results: list[BatchResult], out_dir: Path) -> list[Path]:
+    """``predictions.csv`` (spreadsheet-safe) and ``predictions.json``; ``slides.csv`` when any file was tiled."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = [result.row for result in results]
+    paths = [out_dir / "predictions.csv", out_dir / "predictions.json"]
+    paths[0].write_text(to_safe_csv(pd.DataFrame(rows)), encoding="utf-8")
+    paths[1].write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+    slides = [summary_row(result.row["file"], result.slide) for result in results if result.slide is not None]
+    if slides:
+        paths.append(out_dir / "slides.csv")
+        paths[-1].write_text(to_safe_csv(pd.DataFrame(slides)), encoding="utf-8")
+    return paths
