@@ -67,6 +67,8 @@ class ModalitySpec:
         arch_training: per architecture, ``train`` options that replace the command line's for
             that architecture only (``lr``, ``patch_pretrain``): a pretrained trunk is fine-tuned
             gently, and patch pre-training would overwrite what it brings.
+        patient_weighting: train with every patient weighted equally (``training/tfdata.patient_weights``),
+            where patients contribute very different numbers of images (H&E: 2 to 700 patches).
         shipped_files: sha256 of each file of the bundle shipped in ``weights/<key>``, pinned in
             the source: a bundle whose files all match is *verified*; any other bundle (retrained
             locally, or from elsewhere) still loads if it is intact, but is marked *unverified*
@@ -99,6 +101,7 @@ class ModalitySpec:
     arch_training: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     appearance: Literal["he_stain", "mammogram", "ultrasound", "greyscale"] | None = None
     shipped_files: Mapping[str, str] = field(default_factory=dict)
+    patient_weighting: bool = False
 
     def __post_init__(self) -> None:
         if self.positive_label not in self.labels:
@@ -120,6 +123,9 @@ class ModalitySpec:
             raise ValueError(f"patch_fraction must be in (0, 1], got {self.patch_fraction}")
         if not set(self.arch_training) <= set(self.arch_params):
             raise ValueError(f"arch_training names architectures without arch_params: {sorted(self.arch_training)}")
+        if self.patient_weighting and self.lesion_loss_weight:
+            raise ValueError("patient_weighting and lesion_loss_weight cannot both be set: the lesion head's "
+                             "sample weights already carry the class weights")
         unknown = {k for options in self.arch_training.values() for k in options} - {"lr", "patch_pretrain"}
         if unknown:
             raise ValueError(f"arch_training may set lr and patch_pretrain, not {sorted(unknown)}")
@@ -177,6 +183,7 @@ _HISTOPATHOLOGY = ModalitySpec(
     preprocessing=("to_rgb", "resize"),
     appearance="he_stain",
     augmentation=("flip", "rot90", "hed_jitter", "brightness_contrast", "jpeg"),
+    patient_weighting=True,
     default_arch="se_resnet",
     arch_params=MappingProxyType(
         {

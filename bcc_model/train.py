@@ -65,6 +65,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lesion-weight", type=float, default=None,
                         help="weight of the lesion-map loss of the auxiliary head trained on the lesion masks "
                              "(lesion_head.py); 0 turns it off (default: the modality's lesion_loss_weight)")
+    parser.add_argument("--patient-weighting", action=argparse.BooleanOptionalAction, default=None,
+                        help="weight every training patient equally (1 / its patch count), then every class (default: "
+                             "the modality's patient_weighting; on for histopathology)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs (default: %(default)s)")
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress output (default: %(default)s)")
     return parser.parse_args(argv)

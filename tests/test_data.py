@@ -157,3 +157,17 @@ def test_sample_images_are_the_listed_images_not_their_masks():
     paths = sample_images(spec)
     assert [p.relative_to(spec.sample_dir).as_posix() for p in paths] == sorted(listed["file"])
     assert (spec.sample_dir / listed["mask"].iloc[0]).is_file() and not any("mask" in p.name for p in paths)
+
+
+def test_patient_weights_give_every_patient_then_every_class_the_same_total():
+    from bcc_model.training.tfdata import patient_weights
+
+    groups = np.array(["big"] * 90 + ["small"] * 2 + ["mid"] * 8)
+    y = np.array([0] * 60 + [1] * 30 + [0, 1] + [1] * 8)
+    weights = patient_weights(y, groups, 2)
+    assert weights.mean() == pytest.approx(1.0) and (weights > 0).all()
+    per_class = np.bincount(y, weights=weights)
+    assert per_class[0] == pytest.approx(per_class[1])
+    # Within a class, a patient's images share its weight: the 2-image patient is not outvoted 45:1.
+    big_benign, small_benign = weights[0], weights[90]
+    assert small_benign / big_benign == pytest.approx(90 / 2)

@@ -62,6 +62,7 @@ def test_tiny_run_writes_a_complete_bundle(tiny_bundle, histo_spec):
     assert set(robustness["codecs"]) == {"JPEG quality 90", "JPEG quality 50", "WebP quality 75"}
     assert robustness["n_images"] == metrics["n_images"] and "## Robustness to re-encoding" in card
     assert "jpeg" in info["augmentation"], "training includes lossy re-encoding"
+    assert info["training"]["loss"].startswith("patient- and class-weighted"), "H&E patients count equally"
 
 
 def test_identical_runs_give_identical_weights(tiny_bundle, tmp_path):

@@ -42,6 +42,7 @@ class TrainConfig:
     patch_pretrain: bool | None = None
     patch_epochs: int = 15
     lesion_weight: float | None = None
+    patient_weighting: bool | None = None
     bootstrap: int = 1000
     verbose: int = 1
     command: str = "python -m bcc_model.train"
@@ -55,7 +56,7 @@ class TrainConfig:
             values["arch"] = tuple(values["arch"])
         config = cls(**values)
         spec = get_modality(config.modality)
-        defaults = {**TRAINING_DEFAULTS[spec.kind], **spec.training_defaults}
+        defaults = {**TRAINING_DEFAULTS[spec.kind], **spec.training_defaults, "patient_weighting": spec.patient_weighting}
         return replace(config, **{k: v for k, v in defaults.items() if getattr(config, k) is None})
 
     def for_arch(self, spec: ModalitySpec, arch: str) -> "TrainConfig":

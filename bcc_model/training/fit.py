@@ -109,7 +109,7 @@ def train_one(arch: str, spec: ModalitySpec, arrays: dict, config: TrainConfig, 
     import keras
 
     from bcc_model.models.architectures import build_model
-    from bcc_model.training.tfdata import LesionTargets, class_weights, make_dataset
+    from bcc_model.training.tfdata import LesionTargets, class_weights, make_dataset, patient_weights
     from bcc_model.models.lesion_head import CLASS_OUTPUT, add_lesion_head, canonical_history, lesion_grid
 
     work.mkdir(parents=True, exist_ok=True)
@@ -146,14 +146,17 @@ def train_one(arch: str, spec: ModalitySpec, arrays: dict, config: TrainConfig, 
     targets = {split: None if lesion is None else
                LesionTargets.from_masks(lesion[split], spec.input_size, lesion_grid(model, spec.cam_layer))
                for split in ("train", "validation")}
+    weights = (patient_weights(y_train, arrays["train_groups"], len(spec.labels))
+               if config.patient_weighting and lesion is None and "train_groups" in arrays else None)
     train_ds = make_dataset(x_train, y_train, spec, batch_size=config.batch_size, training=True, seed=config.seed,
+                            sample_weights=weights,
                             lesion=targets["train"])
     val_ds = make_dataset(x_val, y_val, spec, batch_size=config.batch_size, training=False, seed=config.seed,
                           lesion=targets["validation"])
     if initial_epoch < config.epochs:
         # With a lesion head the class weights travel as sample weights in the dataset.
         model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, initial_epoch=initial_epoch,
-                  class_weight=class_weights(y_train, len(spec.labels)) if lesion is None else None,
+                  class_weight=class_weights(y_train, len(spec.labels)) if lesion is None and weights is None else None,
                   callbacks=_callbacks(work, config, best_so_far,
                                        "val_loss" if lesion is None else f"val_{CLASS_OUTPUT}_loss"),
                   verbose=config.verbose)

@@ -59,7 +59,7 @@ def train_images(config: TrainConfig, base_spec: ModalitySpec) -> int:
     started = time.time()
     print(f"Loading {len(manifest)} images from {data_dir} ...", flush=True)
     arrays = _split_arrays(manifest, load_images(manifest, data_dir, spec), spec)
-    empty = [split for split, (x, _) in arrays.items() if len(x) == 0]
+    empty = [split for split in SPLITS if len(arrays[split][0]) == 0]
     if empty:
         print(f"error: the {empty[0]} split is empty; add more groups (patients)", file=sys.stderr)
         return 2
@@ -82,11 +82,13 @@ def train_images(config: TrainConfig, base_spec: ModalitySpec) -> int:
 
 
 def _split_arrays(manifest: pd.DataFrame, images: np.ndarray, spec: ModalitySpec) -> dict:
-    """split name -> ``(x uint8 (N, H, W, C), y int (N,))`` in manifest order."""
+    """split name -> ``(x uint8 (N, H, W, C), y int (N,))`` in manifest order, and ``train_groups``."""
     label_index = {label: i for i, label in enumerate(spec.labels)}
     y_all = manifest["label"].map(label_index).to_numpy()
     member = {split: (manifest["split"] == split).to_numpy() for split in SPLITS}
-    return {split: (images[member[split]], y_all[member[split]]) for split in SPLITS}
+    arrays = {split: (images[member[split]], y_all[member[split]]) for split in SPLITS}
+    arrays["train_groups"] = manifest.loc[member["train"], "group"].to_numpy()  # for patient weighting
+    return arrays
 
 
 def _train_architecture(arch: str, spec: ModalitySpec, config: TrainConfig, arrays: dict, manifest: pd.DataFrame,

@@ -12,7 +12,7 @@ import numpy as np
 
 from bcc_model.modalities import ModalitySpec
 
-__all__ = ["LesionTargets", "class_weights", "make_dataset"]
+__all__ = ["LesionTargets", "class_weights", "patient_weights", "make_dataset"]
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,27 @@ def class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
     return {c: float(len(y) / (n_classes * counts[c])) if counts[c] else 0.0 for c in range(n_classes)}
 
 
+def patient_weights(y: np.ndarray, groups: Sequence[str], n_classes: int) -> np.ndarray:
+    """float32 (N,) sample weights: every patient carries the same total weight, then every class.
+
+    Why: in the H&E data one patient has 2 patches and another 700; unweighted, the large ones
+    decide what the model learns and the small ones (most patients) barely count. Each sample
+    first gets ``1 / n_patches(patient)``; the classes are then rebalanced on those weights
+    (each class the same total); the weights are scaled to mean 1 so the learning rate keeps
+    its meaning.
+    """
+    groups = np.asarray(groups)
+    _, inverse, sizes = np.unique(groups, return_inverse=True, return_counts=True)
+    weights = 1.0 / sizes[inverse]
+    per_class = np.bincount(y, weights=weights, minlength=n_classes)
+    present = per_class > 0
+    balance = np.where(present, weights.sum() / (present.sum() * np.where(present, per_class, 1.0)), 0.0)
+    weights = weights * balance[y]
+    return (weights / weights.mean()).astype(np.float32)
+
+
 def make_dataset(images: np.ndarray, y: np.ndarray, spec: ModalitySpec, *, batch_size: int, training: bool,
-                 seed: int, lesion: LesionTargets | None = None):
+                 seed: int, lesion: LesionTargets | None = None, sample_weights: np.ndarray | None = None):
     """A tf.data pipeline: cache decoded pixels, shuffle + augment (training only), batch, prefetch.
 
     Augmentation seeds come from ``Dataset.random(seed)``, re-drawn every epoch but identical
@@ -57,6 +76,9 @@ def make_dataset(images: np.ndarray, y: np.ndarray, spec: ModalitySpec, *, batch
     lesion grid (a cell is 1 when any of its pixels is lesion), moved by the same augmentation
     as the image; sample weights carry the class weights (training only) and switch the lesion
     loss off for images of unknown geometry.
+
+    With ``sample_weights`` (e.g. :func:`patient_weights`; no lesion head) the elements are
+    ``(x, y, weight)`` and the weights replace class weights.
     """
     import tensorflow as tf
 
@@ -66,7 +88,9 @@ def make_dataset(images: np.ndarray, y: np.ndarray, spec: ModalitySpec, *, batch
     n_classes = len(spec.labels)
     names = tuple(spec.augmentation)
     onehot = tf.one_hot(y, n_classes)
-    if lesion is None:
+    if lesion is None and sample_weights is not None:
+        ds = tf.data.Dataset.from_tensor_slices((images, onehot, np.asarray(sample_weights, np.float32))).cache()
+    elif lesion is None:
         ds = tf.data.Dataset.from_tensor_slices((images, onehot)).cache()
     else:
         weights = class_weights(y, n_classes) if training else {c: 1.0 for c in range(n_classes)}
@@ -81,7 +105,8 @@ def make_dataset(images: np.ndarray, y: np.ndarray, spec: ModalitySpec, *, batch
     def prepare(element, seed_pair=None):
         image = tf.cast(element[0], tf.float32)
         if lesion is None:
-            return (augment(image, seed_pair, names) if training else image), element[1]
+            image = augment(image, seed_pair, names) if training else image
+            return (image, element[1]) if sample_weights is None else (image, element[1], element[2])
         mask = tf.cast(element[2], tf.float32)
         if training:
             image, mask = augment(image, seed_pair, names, mask)

@@ -126,7 +126,9 @@ def _bundle_spec(spec: ModalitySpec, config: TrainConfig, selected: str, results
     best_epoch = int(history.loc[history["val_loss"].idxmin(), "epoch"]) + 1 if len(history) else None
     training = {"epochs_max": config.epochs, "epochs_run": int(len(history)), "best_epoch": best_epoch,
                 "batch_size": config.batch_size, "lr": config.lr, "optimizer": "AdamW (weight decay 1e-4)",
-                "loss": "class-weighted categorical cross-entropy", "early_stopping_patience": config.patience,
+                "loss": ("patient- and class-weighted" if config.patient_weighting and spec.kind == "image" else
+                         "class-weighted") + " categorical cross-entropy",
+                "early_stopping_patience": config.patience,
                 "seed": config.seed, **({"image_size": spec.input_size} if spec.kind == "image" else {}),
                 "duration_s": round(duration_s, 1), "resumed": bool(config.resume),
                 "training_seconds": _training_seconds(results), "command": config.command}
