@@ -68,6 +68,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--patient-weighting", action=argparse.BooleanOptionalAction, default=None,
                         help="weight every training patient equally (1 / its patch count), then every class (default: "
                              "the modality's patient_weighting; on for histopathology)")
+    parser.add_argument("--cv-folds", type=int, default=0,
+                        help="images: choose the architecture by patient-grouped k-fold cross-validation over the "
+                             "train and validation patients (k >= 2; 0, the default, chooses on the validation split)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs (default: %(default)s)")
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress output (default: %(default)s)")
     return parser.parse_args(argv)

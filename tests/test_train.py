@@ -151,3 +151,23 @@ def test_train_help_documents_every_option():
     for option in ("--modality", "--data", "--arch", "--epochs", "--batch-size", "--image-size", "--lr", "--seed",
                    "--out", "--resume", "Research use only"):
         assert option in result.stdout, option
+
+
+def test_patient_grouped_cross_validation_chooses_the_architecture(tmp_path, histo_spec):
+    """--cv-folds: every candidate is scored on patient folds; only the chosen one is then trained and bundled."""
+    out = tmp_path / "bundle"
+    args = ["--data", str(SAMPLES), "--out", str(out), "--work-dir", str(tmp_path / "runs"), "--arch", "se_resnet",
+            "densenet", "--epochs", "1", "--batch-size", "8", "--bootstrap", "20", "--verbose", "0", "--cv-folds", "2"]
+    assert train_main(args) == 0
+    info, _ = read_bundle_info(out)
+    cv = info.extras["cross_validation"]
+    assert cv["n_splits"] == 2 and [m["name"] for m in cv["models"]] == ["se_resnet", "densenet"]
+    manifest = pd.read_csv(out / "manifest.csv", dtype=str)
+    outside_test = manifest.loc[manifest["split"] != "test", "group"].nunique()
+    assert cv["n_patients"] == outside_test, "the test patients take no part in the choice"
+    for model in cv["models"]:
+        assert len(model["accuracy"]["values"]) == 2 and model["per_patient"]["n_patients"] == outside_test
+    assert [m["name"] for m in cv["models"] if m["bundled"]] == [cv["chosen"]] == [info.architecture.name]
+    assert [entry["architecture"] for entry in info.comparison] == [cv["chosen"]]
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "## Cross-validation comparison" in card and "Per-patient accuracy (out of fold)" in card

@@ -57,7 +57,8 @@ def analyse_item(bundle: Bundle, item: InputItem, *, explainer: Explainer | None
     return BatchResult(row, analysis=result)
 
 
-def slide_item(bundle: Bundle, item: InputItem, *, mpp: float | None = None, progress=None) -> BatchResult:
+def slide_item(bundle: Bundle, item: InputItem, *, mpp: float | None = None, progress=None,
+               batch_tiles: int = 64) -> BatchResult:
     """One file (slide or plain image) tiled at the model's scale; the row summarises its tile map."""
     row = _base_row(bundle, item.name)
     try:
@@ -66,7 +67,7 @@ def slide_item(bundle: Bundle, item: InputItem, *, mpp: float | None = None, pro
         row["error"] = str(err) if isinstance(err, (ImageReadError, ValueError)) else "file could not be read"
         return BatchResult(row)
     try:
-        result = analyse_slide(bundle, slide, progress=progress)
+        result = analyse_slide(bundle, slide, progress=progress, batch_tiles=batch_tiles)
     except ValueError as err:
         row["error"] = str(err)
         return BatchResult(row)

