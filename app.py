@@ -33,5 +33,5 @@ PAGES = [
 
 page = st.navigation(PAGES)
 ui.render_notice()
-ui.render_sidebar()
+ui.render_sidebar(fixed="cytology" if page.title == "Cytology" else None)
 page.run()

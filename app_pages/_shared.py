@@ -26,7 +26,7 @@ from bcc_model.reporting.tables import headline_table
 __all__ = [
     "SUPPORTED_FORMATS", "THUMBNAIL_PX", "SessionImage", "current_modality", "get_bundle", "sample_files", "remember_image",
     "session_images", "render_notice", "render_sidebar", "render_verdict", "show_error", "page_header",
-    "require_image_modality", "supports_region_mode",
+    "require_image_modality", "short_title", "supports_region_mode",
 ]
 
 SUPPORTED_FORMATS = "PNG, JPEG, TIFF, BMP, PGM/PPM, WebP and DICOM"
@@ -149,34 +149,60 @@ def _headline_lines(metrics: dict) -> list[str]:
     ]
 
 
-def render_verdict(prediction: Prediction, band: tuple[float, float], refusal: str | None = None) -> None:
-    """The verdict: "not assessed" with its reason, indeterminate, or the class with its probability.
+def render_verdict(prediction: Prediction, bundle: Bundle, refusal: str | None = None) -> None:
+    """The verdict where the eye is, trusted only as far as the model deserves.
 
-    A refused image never gets a confident-looking label; an indeterminate one is never shown as
-    a plain label.
+    A refused image never gets a label; an indeterminate one is explained; a model whose own
+    test discrimination is weak (``performance_caution``) shows its output in plain text with the
+    caution beside it, never as a bold verdict.
     """
+    caution = performance_caution(bundle.metrics)
+    low, high = bundle.band
+    decision = bundle.meta.decision
     if refusal is not None:
         st.warning(f"**Not assessed:** {escape_markdown(refusal)}. The model's output below is shown for "
                    "research only and is not a result.", icon=":material/block:")
     elif prediction.indeterminate:
+        share = decision.validation_fraction_indeterminate
         st.warning(
             f"**Indeterminate** (leaning {prediction.label}): P({prediction.positive_label}) = "
-            f"{prediction.positive_probability:.1%} lies in the indeterminate band "
-            f"{band[0]:.0%}–{band[1]:.0%}. Needs expert review.",
+            f"{prediction.positive_probability:.1%} lies in the indeterminate band {low:.0%}–{high:.0%}, where "
+            "validation images were most often misclassified. Needs expert review."
+            + (f" {share:.0%} of validation images fell in this band." if share is not None else ""),
             icon=":material/help:",
         )
+    elif caution:
+        st.markdown(f"Model output: {prediction.label}, P({prediction.label}) = "
+                    f"{prediction.probabilities[prediction.label]:.1%} (calibrated)")
     else:
         st.markdown(f"### Prediction: {prediction.label}")
         st.markdown(f"P({prediction.label}) = **{prediction.probabilities[prediction.label]:.1%}** (calibrated)")
+    if caution and refusal is None:
+        st.error(caution, icon=":material/report:")
+    if refusal is None and not prediction.indeterminate and high > low:
+        st.caption(f"Outside the indeterminate band ({low:.0%}–{high:.0%} P({prediction.positive_label}), chosen on "
+                   "validation data) the model decides; inside it, it does not.")
 
 
-def render_sidebar() -> ModalitySpec:
-    """Modality choice and the active model's identity and headline test metrics."""
+def short_title(spec: ModalitySpec) -> str:
+    """The modality's name without its parenthesis, short enough for a select box."""
+    return spec.title.split(" (")[0]
+
+
+def render_sidebar(fixed: str | None = None) -> ModalitySpec:
+    """Modality choice and the active model's identity and headline test metrics.
+
+    ``fixed`` names the modality of a page that serves only one (Cytology): the sidebar then
+    describes that page's model, not the image modality chosen elsewhere.
+    """
     with st.sidebar:
-        key = st.selectbox("Modality", modality_keys(), key=_MODALITY_KEY,
-                           format_func=lambda k: MODALITIES[k].title,
-                           help="Each modality has its own model; images of another kind give meaningless results.")
-        spec = get_modality(key)
+        # Always rendered (disabled on a fixed page), so the image modality chosen survives a visit there.
+        chosen = st.selectbox("Modality", modality_keys(), key=_MODALITY_KEY, disabled=fixed is not None,
+                              format_func=lambda k: short_title(MODALITIES[k]),
+                              help="Each modality has its own model; images of another kind are not assessed.")
+        if fixed is not None:
+            st.caption(f"This page always uses the {short_title(MODALITIES[fixed])} model.")
+        spec = get_modality(fixed or chosen)
         st.markdown("#### Active model")
         try:
             view = cache.bundle_view(spec)
@@ -204,9 +230,11 @@ def render_sidebar() -> ModalitySpec:
             if caution:
                 st.error(caution)
             split = metrics.get("split", "test")
+            items = "cases" if spec.kind == "tabular" else "images"
+            groups = "cases" if spec.kind == "tabular" else "patients"
             st.caption(
-                f"95% CIs; {split} split: {metrics.get('n_images', '?')} images from "
-                f"{metrics.get('n_groups', '?')} unseen {split} patients (never used for training, "
+                f"95% CIs; {split} split: {metrics.get('n_images', '?')} {items} from "
+                f"{metrics.get('n_groups', '?')} unseen {split} {groups} (never used for training, "
                 "calibration or model selection)."
             )
         st.caption(RESEARCH_USE_NOTICE)

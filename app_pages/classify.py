@@ -27,6 +27,7 @@ from bcc_model.explain.overlay import COLORMAPS, DEFAULT_COLORMAP, for_display, 
 from bcc_model.reporting.exports import to_safe_csv
 from bcc_model.reporting.formatting import escape_markdown
 from bcc_model.analysis.wsi import from_region
+from bcc_model.evaluation.model_quality import performance_caution
 from bcc_model.reporting.tilemaps import geojson_text, tiles_csv
 from bcc_model.reporting.report import ReportEntry, build_report_html
 from bcc_model.imaging.tiling import magnification_to_mpp, map_to_png
@@ -55,8 +56,9 @@ def _image_section(index: int, name: str, sha: str, loaded, analysis, bundle) ->
         labels = list(bundle.labels)
         left, middle, right = st.columns([1, 1, 1.4])
         c1, c2, c3 = st.columns([1, 1, 1.4])
-        label = c1.selectbox("Class to explain", labels, index=labels.index(prediction.label),
-                             key=f"cls_{index}_{sha}")
+        label = c1.selectbox("Class to explain", labels, index=labels.index(prediction.positive_label),
+                             key=f"cls_{index}_{sha}",
+                             help=f"By default the evidence for {prediction.positive_label}, whatever the verdict.")
         colormap = c2.selectbox("Colour map", list(COLORMAPS), index=list(COLORMAPS).index(DEFAULT_COLORMAP),
                                 key=f"cmap_{index}_{sha}")
         opacity = c3.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05, key=f"alpha_{index}_{sha}")
@@ -71,7 +73,7 @@ def _image_section(index: int, name: str, sha: str, loaded, analysis, bundle) ->
             if lesion_overlay is not None:
                 st.image(lesion_overlay, caption=LESION_MAP_CAPTION, width=_width(seen))
         with right:
-            ui.render_verdict(prediction, bundle.band, analysis.refusal)
+            ui.render_verdict(prediction, bundle, analysis.refusal)
             figure = probability_bar(prediction.probabilities, threshold=bundle.threshold,
                                      positive_label=prediction.positive_label, band=bundle.band)
             figure.update_layout(margin={"l": 10, "r": 20, "t": 40, "b": 10})
@@ -86,15 +88,16 @@ def _image_section(index: int, name: str, sha: str, loaded, analysis, bundle) ->
                                      lesion_map_overlay=lesion_overlay, lesion_map_caption=LESION_MAP_CAPTION)
 
 
-def _summary_table(entries: list[ReportEntry], labels: tuple[str, ...]) -> pd.DataFrame:
+def _summary_table(entries: list[ReportEntry], labels: tuple[str, ...], caution: str | None) -> pd.DataFrame:
     rows = []
     for entry in entries:
         row = {"file": entry.file_name,
                "verdict": entry.verdict,
                "prediction": entry.predicted_label if entry.message is None else "not analysed",
                "indeterminate": entry.indeterminate if entry.message is None else None}
-        row |= {f"P({label})": entry.probabilities.get(label) for label in labels}
+        row |= {f"P({label})": entry.probabilities.get(label, float("nan")) for label in labels}  # blank, not "None"
         row["not assessed because"] = entry.refusal or ""
+        row["caution"] = caution or ""
         row["error"] = entry.message or ""
         rows.append(row)
     return pd.DataFrame(rows)
@@ -148,7 +151,7 @@ def _patches_tab(bundle, spec) -> None:
 
     with summary:
         st.subheader("Summary")
-        table = _summary_table(entries, bundle.labels)
+        table = _summary_table(entries, bundle.labels, performance_caution(bundle.metrics))
         st.dataframe(table, hide_index=True,
                      column_config={f"P({label})": st.column_config.NumberColumn(format="percent")
                                     for label in bundle.labels})
@@ -156,7 +159,8 @@ def _patches_tab(bundle, spec) -> None:
 
         def report() -> str:
             return build_report_html(entries, model_info=info, generated_at=datetime.now(timezone.utc),
-                                     notice=RESEARCH_USE_NOTICE, verified=bundle.verified)
+                                     notice=RESEARCH_USE_NOTICE, verified=bundle.verified,
+                                     caution=performance_caution(bundle.metrics))
 
         buttons = st.container(horizontal=True)
         buttons.download_button("Download table (CSV)", to_safe_csv(table), file_name="bcc_predictions.csv",
@@ -257,10 +261,11 @@ bundle = ui.get_bundle(spec)
 if bundle is None:
     st.stop()
 if ui.supports_region_mode(spec):
-    patches_tab, region_tab = st.tabs(["Patches", "Region mode (larger H&E image)"])
-    with patches_tab:
-        _patches_tab(bundle, spec)
+    # A pathologist uploads a field of view or a slide region, not a 50 px patch: region mode first.
+    region_tab, patches_tab = st.tabs(["Region (field of view or slide crop)", "Single patches"])
     with region_tab:
         _region_tab(bundle, spec)
+    with patches_tab:
+        _patches_tab(bundle, spec)
 else:
     _patches_tab(bundle, spec)

@@ -41,7 +41,7 @@ def _case_result(bundle, case: pd.DataFrame, prediction: Prediction, key: str) -
         st.warning(message, icon=":material/warning:")
     left, right = st.columns([1, 1.4])
     with left:
-        ui.render_verdict(prediction, bundle.band)
+        ui.render_verdict(prediction, bundle)
         st.plotly_chart(probability_bar(prediction.probabilities, threshold=bundle.threshold,
                                         positive_label=prediction.positive_label, band=bundle.band),
                         key=f"bar_{key}")
@@ -65,7 +65,7 @@ def _help(feature, bounds: dict) -> str:
 def _form_tab(bundle) -> None:
     ranges = bundle.info["feature_ranges"]
     st.caption("Defaults are the medians of the training cases. Lengths are in pixels of the digitised image "
-               "(Street et al. 1993); hover over ⓘ for each feature's meaning and typical range.")
+               "(Street et al. 1993); the question-mark icon beside each feature gives its meaning and typical range.")
     with st.form("cytology_form"):
         values = {}
         for statistic, tab in zip(STATISTICS, st.tabs([_TAB_TITLES[s] for s in STATISTICS])):

@@ -55,7 +55,8 @@ except (ImageReadError, ValueError) as err:
 prediction = analysis.prediction
 
 labels = list(bundle.labels)
-label = c2.selectbox("Class to explain", labels, index=labels.index(prediction.label), key="explain_label")
+label = c2.selectbox("Class to explain", labels, index=labels.index(prediction.positive_label), key="explain_label",
+                     help=f"By default the evidence for {prediction.positive_label}, whatever the verdict.")
 explainer = cache.explainer(bundle)
 layers = cache.feature_layers(bundle)
 default_layer = explainer.cam_layer if explainer.cam_layer in layers else layers[0]

@@ -27,7 +27,8 @@ info, metrics = view.info, view.metrics
 st.subheader("Key facts")
 low, high = info["decision"]["indeterminate_band"]
 positive = info["positive_label"]
-scale = f", {info['mpp']:g} µm/px, {info.get('magnification', '')}" if info.get("mpp") else ""
+scale = (f", {info['mpp']:g} µm/px" + (f", {info['magnification']}" if info.get("magnification") else "")
+         if info.get("mpp") else "")
 shape = info["input_shape"]
 # A tabular model's input is a feature vector, (n_features,): no pixels and no scale.
 inputs = f"{shape[0]} features per case" if spec.kind == "tabular" else f"{shape[0]}×{shape[1]} px{scale}"

@@ -8,6 +8,7 @@ against hard-coded numbers that change with every retraining.
 
 from __future__ import annotations
 
+import hashlib
 import io
 
 import numpy as np
@@ -220,3 +221,33 @@ def test_missing_bundle_is_a_message_not_a_traceback(tmp_path, monkeypatch):
     at = _run()
     assert any("No usable" in e.value and "BCC_WEIGHTS_DIR" in e.value for e in at.error)
     assert not at.file_uploader
+
+
+def test_trust_cues_where_the_eye_is(bundle, sample_files):
+    """Region mode first for H&E; heatmaps explain the positive class by default; the sidebar follows Cytology."""
+    at = _run()
+    assert at.tabs[0].label.startswith("Region")
+    at.file_uploader(key="uploads_histopathology").set_value(
+        [(sample_files[0].name, sample_files[0].read_bytes(), PNG)]).run()
+    assert at.selectbox(key=f"cls_1_{hashlib.sha256(sample_files[0].read_bytes()).hexdigest()}").value == \
+        bundle.spec.positive_label
+    assert "caution" in at.dataframe[0].value.columns
+    at.switch_page("app_pages/cytology.py").run()
+    assert any("cytology" in m.value.lower() or "conv1d" in m.value.lower() for m in at.sidebar.markdown)
+    at.switch_page("app_pages/classify.py").run()
+    assert at.selectbox(key="modality").value == "histopathology", "a visit to Cytology keeps the image modality"
+
+
+def test_a_weak_models_caution_is_beside_its_output_and_in_the_table():
+    from bcc_model.evaluation.model_quality import performance_caution
+    from bcc_model.modalities import get_modality
+
+    spec = get_modality("mammography")
+    caution = performance_caution(load_bundle(spec).metrics)
+    assert caution, "the shipped mammography model is near chance on unseen patients"
+    sample = sorted(spec.sample_dir.glob("*/*.png"))[0]
+    at = run_app(modality="mammography")
+    at.file_uploader(key="uploads_mammography").set_value([(sample.name, sample.read_bytes(), PNG)]).run()
+    assert caution in [e.value for e in at.main.error]
+    assert not any(m.value.startswith("### Prediction") for m in at.markdown), "no bold verdict from a weak model"
+    assert at.dataframe[0].value["caution"].tolist() == [caution]

@@ -155,7 +155,7 @@ def history_figures(history: pd.DataFrame, *, best_epoch: int | None = None) -> 
                           annotation_text="weights kept")
         style(fig, f"{title} per epoch", "Epoch", title)
         if key == "learning_rate":
-            fig.update_yaxes(type="log")
+            fig.update_yaxes(type="log", exponentformat="power")  # 10⁻⁴, not plotly's SI "100µ"
         figures[key] = fig
     return figures
 

@@ -142,6 +142,7 @@ def build_report_html(
     generated_at: datetime,
     notice: str,
     verified: bool = False,
+    caution: str | None = None,
 ) -> str:
     """Render the report as one self-contained HTML document.
 
@@ -155,6 +156,8 @@ def build_report_html(
             and at the bottom.
         verified: the bundle's files are the shipped ones pinned in the package
             (``Bundle.verified``); otherwise the report says "unverified" beside the version.
+        caution: the model's weak-discrimination caution (``performance_caution``), shown above
+            the results when given.
 
     Returns:
         The HTML text (UTF-8 when saved).
@@ -168,4 +171,4 @@ def build_report_html(
              "indeterminate": e.indeterminate, "warnings": e.warnings, "refusal": e.refusal, "probabilities": dict(e.probabilities)}
             for e in entries]
     return render("report.html.j2", model=_model(model_info), entries=rows, notice=notice,
-                  generated=generated_at.isoformat(timespec="seconds"), verified=verified)
+                  generated=generated_at.isoformat(timespec="seconds"), verified=verified, caution=caution)
