@@ -21,7 +21,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from bcc_model.analysis.predictions import Prediction, calibrated_probabilities, predictions_from_probabilities
+from bcc_model.analysis.predictions import (Prediction, calibrated_probabilities, predictions_from_probabilities,
+                                            verdict)
 from bcc_model.explain.cams import DEFAULT_METHOD, Explainer
 from bcc_model.imaging.gates import input_problem
 from bcc_model.imaging.modality_guess import modality_hint
@@ -77,9 +78,7 @@ class Analysis:
     @property
     def verdict(self) -> str:
         """What the product says about the image: "not assessed", "indeterminate" or the predicted label."""
-        if self.refusal is not None:
-            return "not assessed"
-        return "indeterminate" if self.prediction.indeterminate else self.prediction.label
+        return verdict(self.prediction.label, self.prediction.indeterminate, self.refusal)
 
     def heatmap(self, method: str = DEFAULT_METHOD, label: str | None = None) -> np.ndarray:
         """The first stored heatmap of ``method`` (for ``label`` when given); KeyError when none was computed."""

@@ -19,7 +19,7 @@ from bcc_model.models.bundle import Bundle
 from bcc_model.evaluation.calibration import apply_temperature, decide
 from bcc_model.imaging.preprocess import to_model_batch
 
-__all__ = ["Prediction", "raw_probabilities", "calibrated_probabilities", "predict_images"]
+__all__ = ["verdict", "Prediction", "raw_probabilities", "calibrated_probabilities", "predict_images"]
 
 BATCH_SIZE = 256
 INPUT_VALUES_PER_CALL = 1 << 22
@@ -79,3 +79,10 @@ def predict_images(bundle: Bundle, images: Sequence[np.ndarray]) -> list[Predict
     """Classify uint8 images (HxW or HxWx3, any size) with identical-to-training preprocessing."""
     batch = to_model_batch(images, bundle.spec)
     return predictions_from_probabilities(bundle, calibrated_probabilities(bundle, batch))
+
+
+def verdict(label: str, indeterminate: bool, refusal: str | None = None) -> str:
+    """What the product says: "not assessed" (an input gate refused it), "indeterminate", or the label."""
+    if refusal is not None:
+        return "not assessed"
+    return "indeterminate" if indeterminate else label

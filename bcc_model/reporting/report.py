@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
+from bcc_model.analysis.predictions import verdict
 from bcc_model.explain.overlay import encode_png, shrink_to_fit
 from bcc_model.reporting.templates import render
 
@@ -74,11 +75,8 @@ class ReportEntry:
     @property
     def verdict(self) -> str:
         """"not analysed", "not assessed", "indeterminate" or the predicted label."""
-        if self.message is not None:
-            return "not analysed"
-        if self.refusal is not None:
-            return "not assessed"
-        return "indeterminate" if self.indeterminate else self.predicted_label
+        return "not analysed" if self.message is not None else verdict(self.predicted_label, self.indeterminate,
+                                                                       self.refusal)
 
     @classmethod
     def from_analysis(cls, file_name: str, image: np.ndarray, analysis: "Analysis", **overlays: object) -> "ReportEntry":
