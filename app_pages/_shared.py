@@ -24,10 +24,15 @@ from bcc_model.reporting.formatting import escape_markdown
 from bcc_model.reporting.tables import headline_table
 
 __all__ = [
-    "SUPPORTED_FORMATS", "THUMBNAIL_PX", "SessionImage", "current_modality", "get_bundle", "sample_files", "remember_image",
+    "ESTIMATE_COLUMNS", "SUPPORTED_FORMATS", "THUMBNAIL_PX", "SessionImage", "current_modality", "get_bundle", "sample_files", "remember_image",
     "session_images", "render_notice", "render_sidebar", "render_verdict", "show_error", "page_header",
     "require_image_modality", "short_title", "supports_region_mode",
 ]
+
+ESTIMATE_COLUMNS = {"column_order": ["95% CI", "n"],
+                    "column_config": {"95% CI": st.column_config.TextColumn("value [95% CI]")}}
+"""How a metrics table is shown: one formatted "value [lo, hi]" column (``tables.format_metric``),
+never the raw float beside it in another precision."""
 
 SUPPORTED_FORMATS = "PNG, JPEG, TIFF, BMP, PGM/PPM, WebP and DICOM"
 """What ``read_image`` reads. Uploaders accept any file: one it cannot read becomes a row with

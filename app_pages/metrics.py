@@ -1,4 +1,7 @@
-"""Training metrics page: how each bundled model trained and how it did on unseen patients.
+"""Training metrics page: how a bundled model trained and how it did on unseen patients.
+
+One model at a time (the sidebar's modality by default, a picker for the others): drawing all
+four bundles' fourteen charts made the page take 15-24 s to open.
 
 Every figure and table comes from the bundle's ``history.csv``, ``metrics.json`` and
 ``model.json`` through ``bcc_model.reporting``; nothing is recomputed here and TensorFlow is not
@@ -19,68 +22,73 @@ from app_pages import _shared as ui
 
 ui.page_header("Training metrics", "Training curves and held-out test results of every bundled model.")
 
-shown = 0
-for spec in MODALITIES.values():
+installed = {}
+for candidate in MODALITIES.values():
     try:
-        view = cache.bundle_view(spec)
+        installed[candidate.key] = cache.bundle_view(candidate)
     except BundleError:
         continue
-    shown += 1
-    info, metrics = view.info, view.metrics
-    st.header(f"{spec.title}: {info['name']}")
-    split = metrics.get("split", "test")
-    st.markdown(
-        f"Results below are on the **{split} split**: {metrics.get('n_images', '?')} images from "
-        f"{metrics.get('n_groups', '?')} whole patients held out from training, calibration and model selection. "
-        "Intervals are 95% bootstrap CIs over patients. Probabilities are calibrated "
-        f"(temperature {metrics.get('temperature', float('nan')):.3g}); decision threshold "
-        f"{metrics.get('threshold', float('nan')):.3g}."
-    )
-    try:
-        st.subheader("Training curves (train vs validation)")
-        curves = history_figures(view.history(), best_epoch=info.get("training", {}).get("best_epoch"))
-        for row in range(0, len(curves), 2):
-            for column, (name, fig) in zip(st.columns(2), list(curves.items())[row:row + 2]):
-                column.plotly_chart(fig, key=f"{spec.key}_{name}")
-
-        st.subheader(f"Test results ({split} split)")
-        c1, c2 = st.columns(2)
-        c1.plotly_chart(confusion_figure(metrics), key=f"{spec.key}_confusion")
-        c2.plotly_chart(calibration_figure(metrics), key=f"{spec.key}_calibration")
-        c3, c4 = st.columns(2)
-        c3.plotly_chart(roc_figure(metrics), key=f"{spec.key}_roc")
-        c4.plotly_chart(pr_figure(metrics), key=f"{spec.key}_pr")
-
-        t1, t2 = st.columns(2)
-        with t1:
-            st.markdown("**Headline metrics (95% CI)**")
-            st.dataframe(headline_table(metrics), column_config={"value": st.column_config.NumberColumn(format="%.3f")})
-        with t2:
-            st.markdown("**Per class**")
-            st.dataframe(per_class_table(metrics))
-            indeterminate = metrics.get("indeterminate")
-            if indeterminate:
-                low, high = metrics["indeterminate_band"]
-                st.markdown(
-                    f"Indeterminate band {low:.2f}–{high:.2f}: "
-                    f"{indeterminate['fraction']:.1%} of test images flagged; accuracy on the rest "
-                    f"{indeterminate['accuracy_outside_band']:.1%} ({indeterminate['n_outside_band']} images)."
-                )
-        scores = task_scores_table(metrics)
-        if not scores.empty:
-            st.markdown("**Localisation and abnormal-vs-normal (95% CI, n test images)**")
-            st.dataframe(scores, column_config={"value": st.column_config.NumberColumn(format="%.3f")})
-            st.caption("Pointing game: share of lesion images whose heatmap peak lies in the annotated lesion. "
-                       "Energy inside: share of heatmap mass inside the lesion outline. Abnormal vs normal: "
-                       "ROC AUC of P(any lesion class) against normal images.")
-        st.markdown("**Data splits (patients and images)**")
-        st.dataframe(split_table(info))
-        st.markdown("**Architecture comparison** (same split and seed; selected on validation ROC AUC)")
-        st.dataframe(comparison_table(info))
-    except (ValueError, KeyError, OSError) as err:
-        ui.show_error(f"The {spec.key} bundle's metrics could not be shown", err)
-    st.divider()
-
-if not shown:
+if not installed:
     st.error("No model bundle is installed, so there are no metrics to show. Train one with "
              "`python -m bcc_model.train`.", icon=":material/error:")
+    st.stop()
+current = ui.current_modality().key
+keys = list(installed)
+chosen = st.radio("Model", keys, index=keys.index(current) if current in keys else 0, horizontal=True,
+                  format_func=lambda k: ui.short_title(MODALITIES[k]), key="metrics_modality")
+spec, view = MODALITIES[chosen], installed[chosen]
+info, metrics = view.info, view.metrics
+st.header(f"{spec.title}: {info['name']}")
+split = metrics.get("split", "test")
+st.markdown(
+    f"Results below are on the **{split} split**: {metrics.get('n_images', '?')} "
+    f"{'cases' if spec.kind == 'tabular' else 'images'} from {metrics.get('n_groups', '?')} "
+    f"{'cases' if spec.kind == 'tabular' else 'whole patients'} held out from training, calibration and model selection. "
+    "Intervals are 95% bootstrap CIs over patients. Probabilities are calibrated "
+    f"(temperature {metrics.get('temperature', float('nan')):.3g}); decision threshold "
+    f"{metrics.get('threshold', float('nan')):.2f}."
+)
+try:
+    st.subheader("Training curves (train vs validation)")
+    curves = history_figures(view.history(), best_epoch=info.get("training", {}).get("best_epoch"))
+    for row in range(0, len(curves), 2):
+        for column, (name, fig) in zip(st.columns(2), list(curves.items())[row:row + 2]):
+            column.plotly_chart(fig, key=f"{spec.key}_{name}")
+
+    st.subheader(f"Test results ({split} split)")
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(confusion_figure(metrics), key=f"{spec.key}_confusion")
+    c2.plotly_chart(calibration_figure(metrics), key=f"{spec.key}_calibration")
+    c3, c4 = st.columns(2)
+    c3.plotly_chart(roc_figure(metrics), key=f"{spec.key}_roc")
+    c4.plotly_chart(pr_figure(metrics), key=f"{spec.key}_pr")
+
+    t1, t2 = st.columns(2)
+    with t1:
+        st.markdown("**Headline metrics (95% CI)**")
+        st.dataframe(headline_table(metrics), **ui.ESTIMATE_COLUMNS)
+    with t2:
+        st.markdown("**Per class**")
+        st.dataframe(per_class_table(metrics))
+        indeterminate = metrics.get("indeterminate")
+        if indeterminate:
+            low, high = metrics["indeterminate_band"]
+            st.markdown(
+                f"Indeterminate band {low:.2f}–{high:.2f}: "
+                f"{indeterminate['fraction']:.1%} of test images flagged; accuracy on the rest "
+                f"{indeterminate['accuracy_outside_band']:.1%} ({indeterminate['n_outside_band']} images)."
+            )
+    scores = task_scores_table(metrics)
+    if not scores.empty:
+        st.markdown("**Localisation and abnormal-vs-normal (95% CI, n test images)**")
+        st.dataframe(scores, **ui.ESTIMATE_COLUMNS)
+        st.caption("Pointing game: share of lesion images whose heatmap peak lies in the annotated lesion. "
+                   "Energy inside: share of heatmap mass inside the lesion outline. Abnormal vs normal: "
+                   "ROC AUC of P(any lesion class) against normal images.")
+    st.markdown("**Data splits (patients and images)**")
+    st.dataframe(split_table(info))
+    st.markdown("**Architecture comparison** (same split and seed; selected on validation ROC AUC)")
+    st.dataframe(comparison_table(info), width="stretch")
+except (ValueError, KeyError, OSError) as err:
+    ui.show_error(f"The {spec.key} bundle's metrics could not be shown", err)
+

@@ -50,12 +50,12 @@ facts = [
 ]
 st.markdown("\n".join(f"- {fact}" for fact in facts))
 try:
-    st.dataframe(headline_table(metrics))
+    st.dataframe(headline_table(metrics), **ui.ESTIMATE_COLUMNS)
 except ValueError as err:
     ui.show_error("Headline metrics unavailable", err)
 scores = task_scores_table(metrics)
 if not scores.empty:
     st.markdown("**Localisation and abnormal-vs-normal** (95% CI, n test images)")
-    st.dataframe(scores, column_config={"value": st.column_config.NumberColumn(format="%.3f")})
+    st.dataframe(scores, **ui.ESTIMATE_COLUMNS)
 st.divider()
 st.markdown(card)

@@ -205,7 +205,7 @@ def confusion_figure(metrics: dict) -> go.Figure:
     )
     title = f"Confusion matrix ({metrics.get('split', 'evaluation')} split, {int(counts.sum())} images"
     if "threshold" in metrics:
-        title += f", threshold {metrics['threshold']:g}"
+        title += f", threshold {metrics['threshold']:.2f}"
     style(fig, title + ")", "Predicted class", "True class")
     fig.update_yaxes(autorange="reversed")
     return fig
