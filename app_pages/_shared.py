@@ -26,7 +26,7 @@ from bcc_model.reporting.tables import headline_table
 __all__ = [
     "ESTIMATE_COLUMNS", "SUPPORTED_FORMATS", "THUMBNAIL_PX", "SessionImage", "current_modality", "get_bundle", "sample_files", "remember_image",
     "session_images", "render_notice", "render_sidebar", "render_verdict", "show_error", "page_header",
-    "require_image_modality", "short_title", "supports_region_mode",
+    "require_image_modality", "short_title", "sample_truth", "supports_region_mode",
 ]
 
 ESTIMATE_COLUMNS = {"column_order": ["95% CI", "n"],
@@ -89,6 +89,14 @@ def sample_files(spec: ModalitySpec) -> list[tuple[str, bytes]]:
     """``(name, bytes)`` of every bundled sample image of ``spec`` (``data.sample_images``)."""
     paths = sample_images(spec)
     return [(f"sample {p.parent.name}/{p.name}", p.read_bytes()) for p in paths]
+
+
+def sample_truth(name: str, labels: tuple[str, ...]) -> str | None:
+    """The true class of a bundled sample (``"sample <label>/<file>"``); ``None`` for an upload."""
+    if not name.startswith("sample "):
+        return None
+    label = name.removeprefix("sample ").split("/", 1)[0]
+    return label if label in labels else None
 
 
 def remember_image(name: str, sha: str, analysis: Analysis, thumbnail: np.ndarray, modality: str) -> None:

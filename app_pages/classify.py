@@ -100,7 +100,14 @@ def _summary_table(entries: list[ReportEntry], labels: tuple[str, ...], caution:
         row["caution"] = caution or ""
         row["error"] = entry.message or ""
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    truth = [ui.sample_truth(name, labels) for name in table["file"]] if rows else []
+    if any(label is not None for label in truth):
+        # Bundled samples are named by their true class: show it, so a new user sees what the model gets wrong.
+        table.insert(1, "true label (samples)", [label or "" for label in truth])
+        table.insert(2, "correct?", [None if label is None or verdict in ("not analysed", "not assessed")
+                                     else verdict == label for label, verdict in zip(truth, table["verdict"])])
+    return table
 
 
 def _patches_tab(bundle, spec) -> None:

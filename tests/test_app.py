@@ -149,7 +149,12 @@ def test_try_a_sample_classifies_every_sample(bundle, sample_files):
     assert not at.error
     assert len(at.get("plotly_chart")) == len(sample_files)
     assert len(_heatmap_images(at)) == len(sample_files)
-    assert len(at.dataframe[0].value) == len(sample_files)
+    table = at.dataframe[0].value
+    assert len(table) == len(sample_files)
+    assert table["true label (samples)"].tolist() == [path.parent.name for path in sample_files]
+    assessed = table["verdict"].isin(bundle.labels)
+    assert (table.loc[assessed, "correct?"] == (table.loc[assessed, "verdict"]
+                                                == table.loc[assessed, "true label (samples)"])).all()
     assert at.get("progress")[0].value == 100
 
 
