@@ -23,7 +23,7 @@ from bcc_model.reporting.figures import probability_bar, probability_map_figure
 from bcc_model.imaging.pixels import ImageReadError
 from bcc_model.models.lesion_head import LESION_MAP_CAPTION
 from bcc_model.imaging.modality_guess import modality_hint
-from bcc_model.explain.overlay import COLORMAPS, DEFAULT_COLORMAP, for_display, overlay_heatmap
+from bcc_model.explain.overlay import COLORMAPS, DEFAULT_COLORMAP, enlarge, for_display, overlay_heatmap
 from bcc_model.reporting.exports import to_safe_csv
 from bcc_model.reporting.formatting import escape_markdown
 from bcc_model.analysis.wsi import from_region
@@ -39,6 +39,16 @@ _SAMPLES_KEY = "use_samples"
 _CANCELLED_KEY = "region_cancelled"
 _SHOWN_PX = 260  # display width of small patches: a 50 px patch is unreadable at native size
 _MAGNIFICATIONS = ("40x", "20x", "10x", "5x", "2.5x")
+
+
+def spec_mpp(bundle) -> float | None:
+    """µm per pixel of the model view, where the model has a fixed scale (H&E patches)."""
+    return bundle.spec.model_mpp if bundle.spec.mpp_at_size is None else None
+
+
+def _readable(image, mpp: float | None = None):
+    """Small patches enlarged pixel by pixel (no blur), with a µm scale bar when the scale is known."""
+    return enlarge(image, _SHOWN_PX, mpp) if min(image.shape[:2]) < _SHOWN_PX // 2 else image
 
 
 def _width(pixels) -> int | str:
@@ -62,12 +72,13 @@ def _image_section(index: int, name: str, sha: str, loaded, analysis, bundle) ->
         colormap = c2.selectbox("Colour map", list(COLORMAPS), index=list(COLORMAPS).index(DEFAULT_COLORMAP),
                                 key=f"cmap_{index}_{sha}")
         opacity = c3.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05, key=f"alpha_{index}_{sha}")
-        shown = for_display(pixels)
+        shown = _readable(for_display(pixels))
         left.image(shown, caption=f"Image as uploaded ({pixels.shape[1]}×{pixels.shape[0]} px)", width=_width(shown))
         with middle, st.spinner("Computing Grad-CAM…"):
             cam = cache.heatmap(bundle, sha, analysis, HeatmapRequest(label=label))
             overlay = overlay_heatmap(seen, cam, opacity=opacity, colormap=colormap)
-            st.image(overlay, caption=f"Grad-CAM for “{label}”, {analysis.view_caption}", width=_width(seen))
+            st.image(_readable(overlay, spec_mpp(bundle)), caption=f"Grad-CAM for “{label}”, {analysis.view_caption}",
+                     width=_width(_readable(overlay)))
             lesion_overlay = None if analysis.lesion_map is None else overlay_heatmap(
                 seen, analysis.lesion_map, opacity=opacity, colormap=colormap)
             if lesion_overlay is not None:

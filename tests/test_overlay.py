@@ -101,3 +101,16 @@ def test_shrink_to_fit_and_png_round_trip(image: np.ndarray) -> None:
     assert small.shape == (20, 30, 3)
     decoded = cv2.imdecode(np.frombuffer(encode_png(image), np.uint8), cv2.IMREAD_COLOR)
     np.testing.assert_array_equal(decoded[:, :, ::-1], image)  # lossless, RGB preserved
+
+
+def test_enlarge_repeats_pixels_and_draws_a_scale_bar():
+    from bcc_model.explain.overlay import enlarge
+
+    patch = np.random.default_rng(0).integers(0, 256, (50, 50, 3), dtype=np.uint8)
+    plain = enlarge(patch, 256)
+    assert plain.shape == (300, 300, 3)
+    np.testing.assert_array_equal(plain[::6, ::6], patch)  # each pixel a 6 x 6 block: no smoothing
+    barred = enlarge(patch, 256, mpp=4.0)
+    assert (barred[-12:-8, 8:8 + 75] == 0).all(), "a 50 µm bar is 12.5 px of the patch, 75 px enlarged"
+    big = np.zeros((600, 800, 3), np.uint8)
+    assert enlarge(big, 256).shape == big.shape

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 __all__ = [
+    "enlarge",
     "DISPLAY_MAX_PX",
     "for_display",
     "COLORMAPS",
@@ -198,3 +199,37 @@ def for_display(image: np.ndarray, max_side: int = DISPLAY_MAX_PX) -> np.ndarray
             pad = (*pad, (0, 0))
         image = np.pad(image, pad, constant_values=128)
     return np.ascontiguousarray(shrink_to_fit(image, max_side))
+
+
+_SCALE_BAR_UM = (5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000)
+
+
+def enlarge(image: np.ndarray, min_side: int = 256, mpp: float | None = None) -> np.ndarray:
+    """A small image made readable: nearest-neighbour upscaling by a whole factor, and a scale bar.
+
+    Why: a 50 px patch stretched by the browser is smoothed into blur; repeating each pixel keeps
+    what the model saw (its pixels) visible. With ``mpp`` (µm per pixel of ``image``) a bar of a
+    round length (about a quarter of the width) is drawn bottom left, labelled in µm.
+
+    Args:
+        image: uint8 HxW or HxWx3.
+        min_side: the shorter side is scaled to at least this (whole factors only).
+        mpp: µm per pixel of ``image``; ``None`` draws no bar.
+
+    Returns:
+        uint8 RGB (HxWx3), ``factor`` times larger; the input itself (as RGB) when it is large enough.
+    """
+    rgb = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
+    factor = max(1, int(np.ceil(min_side / min(rgb.shape[:2]))))
+    big = np.ascontiguousarray(np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1))
+    if mpp is None or mpp <= 0:
+        return big
+    width_um = big.shape[1] * mpp / factor
+    length = max((u for u in _SCALE_BAR_UM if u <= width_um / 3), default=_SCALE_BAR_UM[0])
+    bar_px = max(2, int(round(length / mpp * factor)))
+    height, _ = big.shape[:2]
+    x0, y1 = 8, height - 8
+    cv2.rectangle(big, (x0 - 3, y1 - 22), (x0 + max(bar_px, 50) + 3, y1 + 3), (255, 255, 255), thickness=-1)
+    cv2.rectangle(big, (x0, y1 - 4), (x0 + bar_px, y1), (0, 0, 0), thickness=-1)
+    cv2.putText(big, f"{length} um", (x0, y1 - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    return big
