@@ -54,7 +54,7 @@ def cold_start(sample: Path, timeout_s: float = 300.0) -> None:
     """Time ``streamlit run`` start -> server healthy -> first verdict and heatmap in Chromium."""
     from playwright.sync_api import expect, sync_playwright
 
-    from scripts.streamlit_server import CHROMIUM, CHROMIUM_ARGS, running_app
+    from scripts.streamlit_server import CHROMIUM, CHROMIUM_ARGS, PATCH_UPLOADER, running_app
 
     start = time.perf_counter()
     with running_app(timeout_s=timeout_s) as (url, proc):
@@ -64,7 +64,7 @@ def cold_start(sample: Path, timeout_s: float = 300.0) -> None:
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.goto(url)
-                page.locator('input[type="file"]').first.set_input_files(str(sample))
+                page.locator(PATCH_UPLOADER).first.set_input_files(str(sample))
                 uploaded = time.perf_counter() - start
                 verdict = page.get_by_text("Prediction:").or_(page.get_by_text("Indeterminate")).first
                 expect(verdict).to_be_visible(timeout=timeout_s * 1000)

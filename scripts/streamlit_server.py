@@ -15,10 +15,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "ROOT", "running_app"]
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "PATCH_UPLOADER", "ROOT", "running_app"]
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
+PATCH_UPLOADER = 'input[type="file"][multiple]'
+"""The Classify page's image uploader (it takes several files; region mode's takes one, in the first tab)."""
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 

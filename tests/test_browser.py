@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.streamlit_server import CHROMIUM, CHROMIUM_ARGS, ROOT, running_app
+from scripts.streamlit_server import CHROMIUM, CHROMIUM_ARGS, PATCH_UPLOADER, ROOT, running_app
 from tests.hostile import HOSTILE_NAMES
 
 STARTUP_TIMEOUT_S = 90
@@ -59,7 +59,8 @@ def test_upload_shows_probabilities_and_heatmap(chromium_path, server, sample_fi
             # A hostile name beside the sample: as Markdown it would make the browser fetch EVIL_HOST.
             hostile = {"name": HOSTILE_NAMES[0], "mimeType": "image/png", "buffer": sample.read_bytes()}
             sample_file = {"name": sample.name, "mimeType": "image/png", "buffer": sample.read_bytes()}
-            page.locator('input[type="file"]').first.set_input_files([sample_file, hostile])
+            page.get_by_role("tab", name="Single patches").click()  # region mode is the first tab for H&E
+            page.locator(PATCH_UPLOADER).first.set_input_files([sample_file, hostile])
 
             verdict = page.get_by_text("Prediction:").or_(page.get_by_text("Indeterminate")).first
             expect(verdict).to_be_visible(timeout=RESULT_TIMEOUT_MS)

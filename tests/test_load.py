@@ -10,7 +10,7 @@ from scripts.load_test import run_load
 from scripts.streamlit_server import CHROMIUM
 
 SESSIONS = 20
-BOUND_S = 300  # a generous bound for a busy 2-core machine; measured here: p95 18.5 s, max 23.6 s
+BOUND_S = 300  # at least; run_load scales it with one session's measured time, so a busy machine is not a failure
 
 
 def test_twenty_simultaneous_sessions_all_get_their_verdict(sample_files, capsys):
@@ -21,6 +21,7 @@ def test_twenty_simultaneous_sessions_all_get_their_verdict(sample_files, capsys
     sample = next(path for path in sample_files if path.parent.name == "malignant")
     result = run_load(SESSIONS, sample, timeout_s=BOUND_S)
     with capsys.disabled():
-        print(f"\nload test: {result['finished']}/{SESSIONS} verdicts, p50 {result['p50_s']:.1f} s, "
-              f"p95 {result['p95_s']:.1f} s, server peak RSS {result['peak_rss_mib']:.0f} MiB")
+        print(f"\nload test: {result['finished']}/{SESSIONS} verdicts within {result['bound_s']:.0f} s (one session "
+              f"alone {result['single_s']:.1f} s), p50 {result['p50_s'] or float('nan'):.1f} s, p95 {result['p95_s'] or float('nan'):.1f} s, "
+              f"server peak RSS {result['peak_rss_mib']:.0f} MiB")
     assert result["finished"] == SESSIONS
