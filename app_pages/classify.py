@@ -23,7 +23,8 @@ from bcc_model.reporting.figures import probability_bar, probability_map_figure
 from bcc_model.imaging.pixels import ImageReadError
 from bcc_model.models.lesion_head import LESION_MAP_CAPTION
 from bcc_model.imaging.modality_guess import modality_hint
-from bcc_model.explain.overlay import COLORMAPS, DEFAULT_COLORMAP, enlarge, for_display, overlay_heatmap
+from bcc_model.explain.overlay import (COLORMAPS, DEFAULT_COLORMAP, OVERLAY_STYLES, STYLE_NAMES, enlarge, for_display,
+                                      overlay_heatmap)
 from bcc_model.reporting.exports import to_safe_csv
 from bcc_model.reporting.formatting import escape_markdown
 from bcc_model.analysis.wsi import from_region
@@ -71,16 +72,20 @@ def _image_section(index: int, name: str, sha: str, loaded, analysis, bundle) ->
                              help=f"By default the evidence for {prediction.positive_label}, whatever the verdict.")
         colormap = c2.selectbox("Colour map", list(COLORMAPS), index=list(COLORMAPS).index(DEFAULT_COLORMAP),
                                 key=f"cmap_{index}_{sha}")
-        opacity = c3.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05, key=f"alpha_{index}_{sha}")
+        style = c2.selectbox("Heatmap style", OVERLAY_STYLES, index=OVERLAY_STYLES.index(bundle.spec.overlay_style),
+                             key=f"style_{index}_{sha}", format_func=STYLE_NAMES.get,
+                             help="Outlines and high-values-only leave the stain's colours readable.")
+        opacity = c3.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05, key=f"alpha_{index}_{sha}",
+                            disabled=style == "contour")
         shown = _readable(for_display(pixels))
         left.image(shown, caption=f"Image as uploaded ({pixels.shape[1]}×{pixels.shape[0]} px)", width=_width(shown))
         with middle, st.spinner("Computing Grad-CAM…"):
             cam = cache.heatmap(bundle, sha, analysis, HeatmapRequest(label=label))
-            overlay = overlay_heatmap(seen, cam, opacity=opacity, colormap=colormap)
-            st.image(_readable(overlay, spec_mpp(bundle)), caption=f"Grad-CAM for “{label}”, {analysis.view_caption}",
-                     width=_width(_readable(overlay)))
+            overlay = overlay_heatmap(_readable(seen, spec_mpp(bundle)), cam, opacity=opacity, colormap=colormap,
+                                      style=style)
+            st.image(overlay, caption=f"Grad-CAM for “{label}”, {analysis.view_caption}", width=_width(overlay))
             lesion_overlay = None if analysis.lesion_map is None else overlay_heatmap(
-                seen, analysis.lesion_map, opacity=opacity, colormap=colormap)
+                seen, analysis.lesion_map, opacity=opacity, colormap=colormap, style=style)
             if lesion_overlay is not None:
                 st.image(lesion_overlay, caption=LESION_MAP_CAPTION, width=_width(seen))
         with right:

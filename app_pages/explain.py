@@ -15,7 +15,8 @@ from bcc_model.explain.cams import CAM_METHODS, DEFAULT_METHOD, HEATMAP_LIMITATI
 from bcc_model.imaging.pixels import ImageReadError
 from bcc_model.reporting.formatting import escape_markdown
 from bcc_model.models.lesion_head import LESION_MAP_CAPTION
-from bcc_model.explain.overlay import COLORMAPS, DEFAULT_COLORMAP, for_display, overlay_heatmap
+from bcc_model.explain.overlay import (COLORMAPS, DEFAULT_COLORMAP, OVERLAY_STYLES, STYLE_NAMES, for_display,
+                                      overlay_heatmap)
 from app_pages import _cache as cache
 from app_pages import _shared as ui
 
@@ -65,7 +66,9 @@ layer = c3.selectbox("Target layer (CAM methods)", layers, index=layers.index(de
 c4, c5 = st.columns(2)
 colormap = c4.selectbox("Colour map", list(COLORMAPS), index=list(COLORMAPS).index(DEFAULT_COLORMAP),
                         key="explain_cmap")
-opacity = c5.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key="explain_alpha")
+style = c4.selectbox("Heatmap style", OVERLAY_STYLES, index=OVERLAY_STYLES.index(spec.overlay_style),
+                     format_func=STYLE_NAMES.get, key="explain_style")
+opacity = c5.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key="explain_alpha", disabled=style == "contour")
 
 if analysis.refusal is not None:
     st.warning(f"**Not assessed:** {escape_markdown(analysis.refusal)}. The heatmaps below explain an output that "
@@ -83,7 +86,7 @@ overlays = {}
 with st.spinner("Computing heatmaps (first time per image can take a few seconds)…"):
     for method in CAM_METHODS:
         cam = cache.heatmap(bundle, sha, analysis, HeatmapRequest(label=label, method=method, layer=layer))
-        overlays[method] = overlay_heatmap(seen, cam, opacity=opacity, colormap=colormap)
+        overlays[method] = overlay_heatmap(seen, cam, opacity=opacity, colormap=colormap, style=style)
 for column, (method, overlay) in zip(st.columns(len(overlays)), overlays.items()):
     column.image(overlay, caption=method, width="stretch")
 
@@ -91,7 +94,7 @@ lesion = analysis.lesion_map
 if lesion is not None:
     st.subheader("Lesion map")
     left, _ = st.columns([1, 2])
-    left.image(overlay_heatmap(seen, lesion, opacity=opacity, colormap=colormap), caption=LESION_MAP_CAPTION,
+    left.image(overlay_heatmap(seen, lesion, opacity=opacity, colormap=colormap, style=style), caption=LESION_MAP_CAPTION,
                width="stretch")
 
 st.subheader("Image versus heatmap")

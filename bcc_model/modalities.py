@@ -67,6 +67,8 @@ class ModalitySpec:
         arch_training: per architecture, ``train`` options that replace the command line's for
             that architecture only (``lr``, ``patch_pretrain``): a pretrained trunk is fine-tuned
             gently, and patch pre-training would overwrite what it brings.
+        overlay_style: how heatmaps are drawn by default (``explain/overlay.OVERLAY_STYLES``): H&E
+            uses outlines, because a colour blend turns the stain blue-purple and hides morphology.
         patient_weighting: train with every patient weighted equally (``training/tfdata.patient_weights``),
             where patients contribute very different numbers of images (H&E: 2 to 700 patches).
         shipped_files: sha256 of each file of the bundle shipped in ``weights/<key>``, pinned in
@@ -102,6 +104,7 @@ class ModalitySpec:
     appearance: Literal["he_stain", "mammogram", "ultrasound", "greyscale"] | None = None
     shipped_files: Mapping[str, str] = field(default_factory=dict)
     patient_weighting: bool = False
+    overlay_style: Literal["contour", "high", "blend"] = "blend"
 
     def __post_init__(self) -> None:
         if self.positive_label not in self.labels:
@@ -184,6 +187,7 @@ _HISTOPATHOLOGY = ModalitySpec(
     appearance="he_stain",
     augmentation=("flip", "rot90", "hed_jitter", "brightness_contrast", "jpeg"),
     patient_weighting=True,
+    overlay_style="contour",
     default_arch="se_resnet",
     arch_params=MappingProxyType(
         {

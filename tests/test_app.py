@@ -131,6 +131,9 @@ def test_display_controls_never_recompute_predictions(bundle, sample_files, monk
     monkeypatch.setattr(image_analysis, "calibrated_probabilities",
                         counted("predict", image_analysis.calibrated_probabilities))
     monkeypatch.setattr(Explainer, "heatmaps", counted("heatmaps", Explainer.heatmaps))
+    style = next(s for s in at.selectbox if s.label == "Heatmap style")
+    assert style.value == "contour", "H&E heatmaps are outlines by default: the stain stays readable"
+    style.set_value("blend").run()
     at.slider[0].set_value(0.8).run()
     next(s for s in at.selectbox if s.label == "Colour map").set_value("viridis").run()
     assert not at.exception

@@ -114,3 +114,20 @@ def test_enlarge_repeats_pixels_and_draws_a_scale_bar():
     assert (barred[-12:-8, 8:8 + 75] == 0).all(), "a 50 µm bar is 12.5 px of the patch, 75 px enlarged"
     big = np.zeros((600, 800, 3), np.uint8)
     assert enlarge(big, 256).shape == big.shape
+
+
+def test_outline_and_high_value_styles_leave_the_stain_as_it_is():
+    from bcc_model.explain.overlay import HIGH_LEVEL, overlay_heatmap
+
+    image = np.random.default_rng(1).integers(0, 256, (60, 60, 3), dtype=np.uint8)
+    heat = np.zeros((60, 60), np.float32)
+    heat[20:40, 20:40] = 1.0
+    high = overlay_heatmap(image, heat, opacity=0.5, style="high")
+    np.testing.assert_array_equal(high[heat < HIGH_LEVEL], image[heat < HIGH_LEVEL])
+    assert not np.array_equal(high[25:35, 25:35], image[25:35, 25:35])
+    outline = overlay_heatmap(image, heat, style="contour")
+    changed = np.any(outline != image, axis=2)
+    assert changed.any() and changed.mean() < 0.2, "only the outline is drawn"
+    np.testing.assert_array_equal(outline[:10, :10], image[:10, :10])
+    with pytest.raises(ValueError, match="overlay style"):
+        overlay_heatmap(image, heat, style="glow")

@@ -17,7 +17,18 @@ from typing import Mapping
 import cv2
 import numpy as np
 
+OVERLAY_STYLES = ("contour", "high", "blend")
+"""How a heatmap is drawn: iso-lines, colour on high values only, or a full blend."""
+STYLE_NAMES = {"contour": "outlines", "high": "colour on high values", "blend": "colour blend"}
+"""What the app calls each style."""
+HIGH_LEVEL = 0.5
+"""Heat from which ``"high"`` colours the image."""
+CONTOUR_LEVELS = (0.5, 0.75, 0.9)
+"""Heat levels ``"contour"`` outlines."""
+
 __all__ = [
+    "OVERLAY_STYLES",
+    "STYLE_NAMES",
     "enlarge",
     "DISPLAY_MAX_PX",
     "for_display",
@@ -77,8 +88,15 @@ def overlay_heatmap(
     *,
     opacity: float = 0.4,
     colormap: str = DEFAULT_COLORMAP,
+    style: str = "blend",
 ) -> np.ndarray:
-    """Blend a colour-mapped heatmap over an image: ``(1 - opacity) * image + opacity * colour``.
+    """Draw a colour-mapped heatmap on an image, in one of ``OVERLAY_STYLES``.
+
+    * ``"blend"``: ``(1 - opacity) * image + opacity * colour`` everywhere.
+    * ``"high"``: the same blend only where the heat is at least ``HIGH_LEVEL``; elsewhere the
+      image is untouched, so most of an H&E stain keeps its true colours.
+    * ``"contour"``: the image untouched, with the outlines of the heat at ``CONTOUR_LEVELS``
+      drawn in their colour: morphology stays readable under the explanation.
 
     Args:
         image: uint8 HxW grey or HxWx3 RGB.
@@ -88,6 +106,7 @@ def overlay_heatmap(
         opacity: weight of the heatmap colour, in [0, 1]; 0 returns the image, 1 the pure
             colour-mapped heatmap.
         colormap: a key of ``COLORMAPS``.
+        style: one of ``OVERLAY_STYLES``.
 
     Returns:
         New uint8 HxWx3 RGB array of the image's size.
@@ -106,6 +125,8 @@ def overlay_heatmap(
         raise ValueError(f"opacity must be in [0, 1], got {opacity}")
     if colormap not in COLORMAPS:
         raise ValueError(f"unknown colormap {colormap!r}; valid: {', '.join(COLORMAPS)}")
+    if style not in OVERLAY_STYLES:
+        raise ValueError(f"unknown overlay style {style!r}; valid: {', '.join(OVERLAY_STYLES)}")
     if heatmap.ndim != 2 or heatmap.size == 0:
         raise ValueError(f"heatmap must be a non-empty 2-D array, got shape {heatmap.shape}")
     values = heatmap.astype(np.float32)  # a copy: the caller's array is never modified
@@ -118,8 +139,28 @@ def overlay_heatmap(
     values = cv2.resize(values, (width, height), interpolation=cv2.INTER_LINEAR)
     levels = np.rint(values * 255.0).astype(np.uint8)
     colour = cv2.cvtColor(cv2.applyColorMap(levels, COLORMAPS[colormap]), cv2.COLOR_BGR2RGB)
+    if style == "contour":
+        return _contours(rgb, values, colour)
     # addWeighted rounds and saturates to uint8, and returns a new array.
-    return cv2.addWeighted(rgb, 1.0 - opacity, colour, opacity, 0.0)
+    blended = cv2.addWeighted(rgb, 1.0 - opacity, colour, opacity, 0.0)
+    if style == "high":
+        blended = np.where((values >= HIGH_LEVEL)[..., None], blended, rgb).astype(np.uint8)
+    return blended
+
+
+def _contours(rgb: np.ndarray, values: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """The image with the heat's iso-lines at ``CONTOUR_LEVELS``, each in the colour map's colour there."""
+    out = rgb.copy()
+    thickness = max(1, round(min(rgb.shape[:2]) / 150))
+    for level in CONTOUR_LEVELS:
+        mask = (values >= level).astype(np.uint8)
+        lines, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+        if not lines:
+            continue
+        y, x = np.argwhere(mask)[0]
+        line_colour = tuple(int(c) for c in colour[y, x])
+        cv2.drawContours(out, lines, -1, line_colour, thickness)
+    return out
 
 
 def shrink_to_fit(image: np.ndarray, max_side: int) -> np.ndarray:
