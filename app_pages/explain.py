@@ -1,4 +1,4 @@
-"""Explain page: one image, five heatmap methods side by side, the lesion map for bundles that
+"""Explain page: one image, up to five heatmap methods side by side (computed on demand, fastest first), the lesion map for bundles that
 ship one, and an image-versus-heatmap view.
 
 Different attribution methods can disagree on the same image; showing them together, with the
@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from bcc_model.analysis.image import HeatmapRequest
-from bcc_model.explain.cams import CAM_METHODS, DEFAULT_METHOD, HEATMAP_LIMITATIONS
+from bcc_model.explain.cams import CAM_METHODS, DEFAULT_METHOD, FASTEST_FIRST, HEATMAP_LIMITATIONS
 from bcc_model.imaging.pixels import ImageReadError
 from bcc_model.reporting.formatting import escape_markdown
 from bcc_model.models.lesion_head import LESION_MAP_CAPTION
@@ -82,12 +82,23 @@ st.markdown(f"Model prediction: **{prediction.label}**{flag}, "
 seen, seen_caption = analysis.view, analysis.view_caption
 st.subheader("Methods side by side")
 st.caption(f"Heatmaps are drawn on the image {seen_caption}.")
+chosen = st.multiselect("Methods", FASTEST_FIRST, default=[DEFAULT_METHOD], key="explain_methods",
+                        help="Each method is computed when you add it, fastest first, and kept for this image.")
+
+
+def draw(method: str):
+    cam = cache.heatmap(bundle, sha, analysis, HeatmapRequest(label=label, method=method, layer=layer))
+    return overlay_heatmap(seen, cam, opacity=opacity, colormap=colormap, style=style)
+
+
 overlays = {}
-with st.spinner("Computing heatmaps (first time per image can take a few seconds)…"):
-    for method in CAM_METHODS:
-        cam = cache.heatmap(bundle, sha, analysis, HeatmapRequest(label=label, method=method, layer=layer))
-        overlays[method] = overlay_heatmap(seen, cam, opacity=opacity, colormap=colormap, style=style)
-for column, (method, overlay) in zip(st.columns(len(overlays)), overlays.items()):
+progress = st.progress(0.0)
+methods = [method for method in FASTEST_FIRST if method in chosen]
+for done, method in enumerate(methods):
+    progress.progress(done / len(methods), text=f"Computing {method} ({done + 1} of {len(methods)})…")
+    overlays[method] = draw(method)
+progress.empty()
+for column, (method, overlay) in zip(st.columns(max(len(overlays), 1)), overlays.items()):
     column.image(overlay, caption=method, width="stretch")
 
 lesion = analysis.lesion_map
@@ -104,7 +115,8 @@ method = st.selectbox("Method", list(CAM_METHODS), index=list(CAM_METHODS).index
 original, model_input, right = st.columns(3)
 original.image(shown, caption="Image as uploaded", width="stretch")
 model_input.image(seen, caption=f"Image {seen_caption}", width="stretch")
-right.image(overlays[method], caption=f"{method} for “{label}”", width="stretch")
+right.image(overlays[method] if method in overlays else draw(method), caption=f"{method} for “{label}”",
+            width="stretch")
 
 st.info(HEATMAP_LIMITATIONS, icon=":material/info:")
 st.caption("Methods: Grad-CAM (Selvaraju et al. 2017), Grad-CAM++ (Chattopadhay et al. 2018), "

@@ -183,6 +183,8 @@ def test_region_mode_maps_a_grid_of_samples(bundle, sample_files):
 
 def test_explain_page_shows_all_methods_and_limitations(bundle):
     at = _run("app_pages/explain.py")
+    at.multiselect(key="explain_methods").set_value(list(CAM_METHODS)).run()
+    assert not at.get("progress"), "the progress bar is gone once every method is drawn"
     captions = [caption for image in at.image for caption in image.captions]
     for method in CAM_METHODS:
         assert method in captions

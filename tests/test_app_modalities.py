@@ -74,6 +74,8 @@ def test_classify_shows_prediction_probabilities_and_heatmap_on_the_model_view(m
 def test_explain_renders_every_method_on_the_model_view(modality):
     at = run_app("app_pages/explain.py", modality=modality)
     assert at.selectbox(key="explain_image").value.startswith("sample ")
+    assert at.multiselect(key="explain_methods").value == ["Grad-CAM"], "one method until more are asked for"
+    at.multiselect(key="explain_methods").set_value(list(CAM_METHODS)).run()
     captions = image_captions(at)
     for method in CAM_METHODS:
         assert method in captions

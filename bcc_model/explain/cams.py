@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["CAM_METHODS", "DEFAULT_METHOD", "Explainer", "HEATMAP_LIMITATIONS"]
+__all__ = ["CAM_METHODS", "DEFAULT_METHOD", "FASTEST_FIRST", "Explainer", "HEATMAP_LIMITATIONS"]
 
 DEFAULT_METHOD = "Grad-CAM"
 # Display name -> (tf-keras-vis module, class). References: Selvaraju et al. 2017 (Grad-CAM);
@@ -26,6 +26,9 @@ CAM_METHODS: dict[str, tuple[str, str]] = {
     "LayerCAM": ("tf_keras_vis.layercam", "Layercam"),
     "SmoothGrad": ("tf_keras_vis.saliency", "Saliency"),
 }
+FASTEST_FIRST = ("Grad-CAM", "LayerCAM", "Grad-CAM++", "Faster-ScoreCAM", "SmoothGrad")
+"""The methods by cost: one backward pass each for the first three, ``SCORECAM_MAX_N`` forward
+passes for Faster-ScoreCAM, ``SMOOTHGRAD_SAMPLES`` backward passes for SmoothGrad."""
 SCORECAM_MAX_N = 10  # channels kept by Faster-ScoreCAM
 SMOOTHGRAD_SAMPLES = 20
 SMOOTHGRAD_NOISE = 0.2  # noise sd as a fraction of the input range (Smilkov et al.: 10-20 %)
