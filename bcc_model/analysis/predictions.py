@@ -1,11 +1,9 @@
-"""Predictions from a loaded bundle, and the ``python -m bcc_model.predict`` command line.
+"""Calibrated predictions from a loaded bundle: probabilities, decision and verdict.
 
 Probabilities are always calibrated with the bundle's temperature and labelled with the
 bundle's class names; the decision (label, indeterminate) follows the threshold and band chosen
-on validation data, so the app, the CLI and evaluation cannot disagree.
-
-Usage:
-    python -m bcc_model.predict --modality histopathology samples/histopathology/*/*.png
+on validation data, so the app, the command lines and evaluation cannot disagree. Single images
+go through ``analysis.image.analyse``, which uses these functions.
 """
 
 from __future__ import annotations

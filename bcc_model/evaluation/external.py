@@ -5,11 +5,7 @@ calibrated and decided exactly as in the app (the bundle's temperature, threshol
 and confidence intervals resample whole groups (patients) from ``labels.csv``.
 
 Tabular modalities read a CSV instead of a folder: every row (30 feature columns, ``label``,
-optional ``group``) is a test case.
-
-Usage:
-    python -m bcc_model.evaluate --modality histopathology --data DIR [--weights DIR] [--json OUT]
-    python -m bcc_model.evaluate --modality cytology --data CASES.csv [--weights DIR] [--json OUT]
+optional ``group``) is a test case. The command line is ``bcc_model/evaluate.py``.
 """
 
 from __future__ import annotations
