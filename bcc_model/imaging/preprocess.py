@@ -78,6 +78,13 @@ def _to_grey(pixels: np.ndarray, mask: np.ndarray | None, spec: ModalitySpec):
     return _as_grey(pixels), mask
 
 
+def _stain_normalise(pixels: np.ndarray, mask: np.ndarray | None, spec: ModalitySpec):
+    """Macenko normalisation to the fixed H&E reference (``imaging/stain.py``); colour only, geometry kept."""
+    from bcc_model.imaging.stain import macenko_normalise
+
+    return macenko_normalise(pixels), mask
+
+
 def _clahe(pixels: np.ndarray, mask: np.ndarray | None, spec: ModalitySpec):
     """CLAHE on the grey image: local contrast of dense tissue, without amplifying noise unboundedly."""
     equaliser = cv2.createCLAHE(clipLimit=CLAHE_CLIP_LIMIT, tileGridSize=CLAHE_TILES)
@@ -205,6 +212,7 @@ STEPS: dict[str, Step] = {
     "laterality_flip": _laterality_flip,
     "pad_square": _pad_square,
     "resize": _resize,
+    "stain_normalise": _stain_normalise,
 }
 
 

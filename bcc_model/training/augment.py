@@ -21,6 +21,7 @@ RGB_FROM_HED /= np.linalg.norm(RGB_FROM_HED, axis=1, keepdims=True)
 HED_FROM_RGB = np.linalg.inv(RGB_FROM_HED).astype(np.float32)
 
 HED_SIGMA = 0.05  # "HED-light" strength of Tellez et al. 2019 (Med Image Anal 58:101544).
+HED_SIGMA_STRONG = 0.2  # four times stronger, the order of their "HED-strong" setting
 
 # Whole-image greyscale geometry: positioning differs by a few degrees and centimetres between
 # exams and compression/probe pressure changes apparent size, but never by much more.
@@ -77,20 +78,25 @@ def _rot90(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     return tf.image.rot90(image, k)
 
 
-def _hed_jitter(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """Perturb haematoxylin/eosin/DAB concentrations: ``s' = s * alpha + beta`` per stain.
+def _hed(sigma: float) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+    """Perturb haematoxylin/eosin/DAB concentrations: ``s' = s * alpha + beta`` per stain, both within ``sigma``.
 
     Simulates stain and scanner differences between patients and labs, which is what most
-    degrades H&E models on new patients (Tellez et al. 2019).
+    degrades H&E models on new patients (Tellez et al. 2019); ``hed_jitter`` is their light
+    setting, ``hed_jitter_strong`` four times that.
     """
-    seeds = tf.random.experimental.stateless_split(seed, 2)
-    alpha = tf.random.stateless_uniform([3], seeds[0], 1.0 - HED_SIGMA, 1.0 + HED_SIGMA)
-    beta = tf.random.stateless_uniform([3], seeds[1], -HED_SIGMA, HED_SIGMA)
-    rgb = tf.clip_by_value(image / 255.0, 1e-6, 1.0)
-    stains = tf.tensordot(-tf.math.log(rgb), HED_FROM_RGB, axes=1)
-    stains = stains * alpha + beta
-    out = tf.exp(-tf.tensordot(stains, RGB_FROM_HED, axes=1))
-    return tf.clip_by_value(out * 255.0, 0.0, 255.0)
+
+    def jitter(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        seeds = tf.random.experimental.stateless_split(seed, 2)
+        alpha = tf.random.stateless_uniform([3], seeds[0], 1.0 - sigma, 1.0 + sigma)
+        beta = tf.random.stateless_uniform([3], seeds[1], -sigma, sigma)
+        rgb = tf.clip_by_value(image / 255.0, 1e-6, 1.0)
+        stains = tf.tensordot(-tf.math.log(rgb), HED_FROM_RGB, axes=1)
+        stains = stains * alpha + beta
+        out = tf.exp(-tf.tensordot(stains, RGB_FROM_HED, axes=1))
+        return tf.clip_by_value(out * 255.0, 0.0, 255.0)
+
+    return jitter
 
 
 def _brightness_contrast(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -125,7 +131,8 @@ AUGMENTATIONS: dict[str, Callable[[tf.Tensor, tf.Tensor], tf.Tensor]] = {
     "affine": _affine,
     "gamma": _gamma,
     "rot90": _rot90,
-    "hed_jitter": _hed_jitter,
+    "hed_jitter": _hed(HED_SIGMA),
+    "hed_jitter_strong": _hed(HED_SIGMA_STRONG),
     "brightness_contrast": _brightness_contrast,
     "jpeg": _jpeg,
 }

@@ -2,11 +2,14 @@
 
 One small validation split mostly measures the split (the H&E model's validation balanced
 accuracy was 0.90, its unseen-patient figure 0.75). Here the patients outside the test split are
-cut into ``k`` stratified group folds (``datasets.splits``); every candidate architecture is
+cut into ``k`` stratified group folds (``datasets.splits``); every candidate (an architecture, or a
+recipe of the registry's ``cv_candidates``: stain normalisation, stronger stain augmentation) is
 trained ``k`` times, each time on ``k - 1`` folds (one fold of those patients held out again
 for early stopping) and scored on the fold it never saw. The out-of-fold predictions give each
-candidate's mean ± sd over folds and the spread over patients, and the architecture is chosen
-by mean out-of-fold ROC AUC. The test patients take no part.
+candidate's mean ± sd over folds and the spread over patients, the candidate is chosen by mean
+out-of-fold ROC AUC, and its out-of-fold predictions (every patient scored by a model that never
+saw them) fix the bundle's temperature, threshold and indeterminate band. The test patients
+take no part.
 
 The result has the ``cross_validation`` schema of ``model.json`` that the model card renders
 (also written by the cytology path).
@@ -61,56 +64,35 @@ def _per_patient(y: np.ndarray, probs: np.ndarray, groups: np.ndarray) -> dict:
             "below_0.80": int((values < 0.80).sum())}
 
 
-def cross_validate_images(spec: ModalitySpec, config: TrainConfig, x: np.ndarray, y: np.ndarray, groups: np.ndarray,
-                          archs: list[str], work_root: Path, folds: int) -> dict:
-    """Out-of-fold scores of every architecture over ``folds`` patient folds of ``(x, y, groups)``.
+def cross_validate_images(spec: ModalitySpec, config: TrainConfig, inputs, y: np.ndarray, groups: np.ndarray,
+                          candidates: list[str], work_root: Path, folds: int) -> dict:
+    """Out-of-fold scores of every candidate over ``folds`` patient folds of the non-test patients.
 
     Args:
-        spec: the modality (labels, positive class, architectures' parameters).
+        spec: the modality (labels, positive class, candidates' recipes: ``ModalitySpec.candidate``).
         config: the run's settings (each architecture's ``arch_training`` applies).
-        x: uint8 model inputs (N, H, W, C) of the patients outside the test split.
+        inputs: ``inputs(candidate_spec)`` -> uint8 model inputs (N, H, W, C) of those patients,
+            preprocessed as that candidate's recipe says (a Macenko candidate gets normalised pixels).
         y: (N,) class indices; ``groups``: (N,) patient of each image.
-        archs: candidate architectures.
-        work_root: checkpoints go to ``work_root/cv/<arch>/fold<k>`` (``--resume`` continues).
+        candidates: names of ``cv_candidates`` recipes or architectures.
+        work_root: checkpoints go to ``work_root/cv/<candidate>/fold<k>`` (``--resume`` reuses finished folds).
         folds: number of patient folds (``k``).
 
     Returns:
-        The ``cross_validation`` block: method, folds, per-model mean ± sd of accuracy,
+        The ``cross_validation`` block: method, folds, per-candidate mean ± sd of accuracy,
         balanced accuracy and ROC AUC over folds, out-of-fold per-patient spread, the best epoch
-        of every fold fit, and which model is chosen (best mean ROC AUC).
+        of every fold fit, and which candidate is chosen (best mean ROC AUC). Besides the block,
+        ``oof`` holds the chosen candidate's out-of-fold raw probabilities (N, K) and
+        ``fold_models`` its fold checkpoints: the operating point is fitted on the former, and
+        the latter are the teacher ensemble the bundled model is compared with.
     """
-    from bcc_model.analysis.predictions import raw_probabilities
-    from bcc_model.datasets.splits import pick_fold
-    from bcc_model.training.fit import configure_determinism, train_one
-
-    import pandas as pd
-
     fold_of = patient_folds(y, groups, folds, config.seed)
-    models = []
-    for arch in archs:
-        arch_config = config.for_arch(spec, arch)
-        oof = np.zeros((len(y), len(spec.labels)), np.float32)
-        scores, best_epochs = [], []
-        for fold in range(folds):
-            fit, held = fold_of != fold, fold_of == fold
-            inner = pick_fold(pd.DataFrame({"label": y[fit], "group": groups[fit]}), _EARLY_STOPPING_FOLDS, config.seed)
-            fit_idx = np.flatnonzero(fit)
-            train_idx, stop_idx = fit_idx[~inner], fit_idx[inner]
-            configure_determinism(config.seed + fold)
-            model, history = train_one(arch, spec, {"train": (x[train_idx], y[train_idx]),
-                                                    "validation": (x[stop_idx], y[stop_idx]),
-                                                    "train_groups": groups[train_idx]},
-                                        arch_config, work_root / "cv" / arch / f"fold{fold}")
-            oof[held] = raw_probabilities(model, x[held].astype(np.float32))
-            scores.append(_fold_scores(y[held], oof[held], spec.positive_index))
-            best_epochs.append(int(history.loc[history["val_loss"].idxmin(), "epoch"]) + 1 if len(history) else None)
-            print(f"[cv {arch}] fold {fold + 1}/{folds}: accuracy {scores[-1][0]:.3f}, balanced accuracy "
-                  f"{scores[-1][2]:.3f}, ROC AUC {scores[-1][1] if scores[-1][1] is None else round(scores[-1][1], 3)}",
-                  flush=True)
-        accuracy, auc, balanced = (list(values) for values in zip(*scores))
-        models.append({"name": arch, "accuracy": _mean_sd(accuracy), "balanced_accuracy": _mean_sd(balanced),
-                       "roc_auc": _mean_sd(auc), "per_patient": _per_patient(y, oof, groups),
-                       "best_epochs": best_epochs})
+    models, oofs = [], {}
+    for name in candidates:
+        arch, candidate_spec = spec.candidate(name)
+        entry, oofs[name] = _cross_validate_one(name, arch, candidate_spec, config, inputs(candidate_spec), y, groups,
+                                                fold_of, work_root / "cv" / name)
+        models.append(entry)
     chosen = max(models, key=lambda m: (m["roc_auc"]["mean"] or 0.0, m["balanced_accuracy"]["mean"] or 0.0))["name"]
     for model in models:
         model["bundled"] = model["name"] == chosen
@@ -118,12 +100,51 @@ def cross_validate_images(spec: ModalitySpec, config: TrainConfig, x: np.ndarray
         "method": f"patient-grouped stratified {folds}-fold cross-validation (StratifiedGroupKFold) over the "
                   f"{len(np.unique(groups))} patients outside the test split",
         "n_cases": int(len(y)), "n_patients": int(len(np.unique(groups))), "n_splits": folds, "n_repeats": 1,
-        "n_fits": folds * len(archs),
+        "n_fits": folds * len(candidates),
         "sd": "sample standard deviation over folds (ddof = 1)",
-        "decision": "most probable class (uncalibrated); the architecture with the best mean out-of-fold ROC AUC "
+        "decision": "most probable class (uncalibrated); the candidate with the best mean out-of-fold ROC AUC "
                     "is bundled",
         "early_stopping": f"1/{_EARLY_STOPPING_FOLDS} of each fold's training patients held out for early stopping",
         "patient_weighting": bool(config.patient_weighting),
         "models": models,
         "chosen": chosen,
+        "oof": oofs[chosen],
+        "fold_models": [work_root / "cv" / chosen / f"fold{fold}" / "best.keras" for fold in range(folds)],
     }
+
+
+def _cross_validate_one(name: str, arch: str, spec: ModalitySpec, config: TrainConfig, x: np.ndarray, y: np.ndarray,
+                        groups: np.ndarray, fold_of: np.ndarray, work: Path) -> tuple[dict, np.ndarray]:
+    """One candidate's fold fits: its ``models`` entry and its out-of-fold raw probabilities."""
+    import pandas as pd
+
+    from bcc_model.analysis.predictions import raw_probabilities
+    from bcc_model.datasets.splits import pick_fold
+    from bcc_model.training.fit import configure_determinism, train_one
+
+    arch_config = config.for_arch(spec, arch)
+    folds = int(fold_of.max()) + 1
+    oof = np.zeros((len(y), len(spec.labels)), np.float32)
+    scores, best_epochs = [], []
+    for fold in range(folds):
+        fit, held = fold_of != fold, fold_of == fold
+        inner = pick_fold(pd.DataFrame({"label": y[fit], "group": groups[fit]}), _EARLY_STOPPING_FOLDS, config.seed)
+        fit_idx = np.flatnonzero(fit)
+        train_idx, stop_idx = fit_idx[~inner], fit_idx[inner]
+        configure_determinism(config.seed + fold)
+        model, history = train_one(arch, spec, {"train": (x[train_idx], y[train_idx]),
+                                                "validation": (x[stop_idx], y[stop_idx]),
+                                                "train_groups": groups[train_idx]},
+                                   arch_config, work / f"fold{fold}")
+        oof[held] = raw_probabilities(model, x[held].astype(np.float32))
+        scores.append(_fold_scores(y[held], oof[held], spec.positive_index))
+        best_epochs.append(int(history.loc[history["val_loss"].idxmin(), "epoch"]) + 1 if len(history) else None)
+        print(f"[cv {name}] fold {fold + 1}/{folds}: accuracy {scores[-1][0]:.3f}, balanced accuracy "
+              f"{scores[-1][2]:.3f}, ROC AUC {scores[-1][1] if scores[-1][1] is None else round(scores[-1][1], 3)}",
+              flush=True)
+    accuracy, auc, balanced = (list(values) for values in zip(*scores))
+    entry = {"name": name, "architecture": arch, "preprocessing": list(spec.preprocessing),
+             "augmentation": list(spec.augmentation), "accuracy": _mean_sd(accuracy),
+             "balanced_accuracy": _mean_sd(balanced), "roc_auc": _mean_sd(auc),
+             "per_patient": _per_patient(y, oof, groups), "best_epochs": best_epochs}
+    return entry, oof

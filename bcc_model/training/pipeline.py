@@ -67,17 +67,28 @@ def train_images(config: TrainConfig, base_spec: ModalitySpec) -> int:
     patches = _pretraining_patches(spec, arrays, masks, manifest, config)
     lesion = _lesion_supervision(spec, masks, manifest, config)
     work_root = config.work_dir or Path("runs") / spec.key
-    cv = _cross_validation(spec, config, arrays, archs, work_root) if config.cv_folds else None
-    if cv is not None:
-        archs = [cv["chosen"]]  # chosen on many patient folds; only it is trained on the train split
-    results = {arch: _train_architecture(arch, spec, config, arrays, manifest, masks, patches, lesion, work_root / arch)
+    cv, choice, work = None, None, {arch: work_root / arch for arch in archs}
+    if config.cv_folds:
+        inputs = _inputs_by_recipe(manifest, data_dir, spec, arrays)
+        cv = _cross_validation(spec, config, inputs, manifest, archs, work_root)
+        # Chosen on many patient folds: only the chosen recipe is trained on the train split, for
+        # no more epochs than its folds needed, and its operating point comes from the
+        # out-of-fold predictions of every non-test patient instead of the validation split alone.
+        arch, spec = spec.candidate(cv["chosen"])
+        arrays = _split_arrays(manifest, inputs(spec, all_rows=True), spec)
+        config = replace(config, epochs=min(config.epochs, max(e for e in cv["best_epochs_chosen"] if e)))
+        choice = _oof_choice(cv, spec)
+        archs, work = [arch], {arch: work_root / "chosen" / cv["chosen"]}
+    results = {arch: _train_architecture(arch, spec, config, arrays, manifest, masks, patches, lesion, work[arch],
+                                         choice=choice)
                for arch in archs}
     selected = select_architecture(results)
     print(f"Selected {selected} (best validation ROC AUC)", flush=True)
     kept = results[selected]
     extra = {**({} if kept["patches"] is None else {"pretraining": _pretraining_record(kept["patches"], spec, config)}),
              **({} if lesion is None else {"lesion_supervision": _lesion_supervision_record(lesion, kept)}),
-             **({} if cv is None else {"cross_validation": cv})}
+             **({} if cv is None else {"cross_validation": _cv_record(cv),
+                                       "teacher": _teacher_comparison(cv, kept, arrays, manifest, spec, config)})}
     out_dir = config.out or spec.bundle_dir
     write_bundle(spec, kept["config"], selected, results, manifest, Path(data_dir).name, out_dir, time.time() - started,
                  extra=extra or None)
@@ -85,16 +96,98 @@ def train_images(config: TrainConfig, base_spec: ModalitySpec) -> int:
     return 0
 
 
-def _cross_validation(spec: ModalitySpec, config: TrainConfig, arrays: dict, archs: list[str], work_root: Path) -> dict:
-    """Patient-grouped CV over the train and validation patients (``training/cv.py``); the test split stays out."""
+def _inputs_by_recipe(manifest: pd.DataFrame, data_dir: Path, spec: ModalitySpec, arrays: dict):
+    """``inputs(candidate_spec, all_rows=False)``: model inputs as a candidate's preprocessing makes them.
+
+    Non-test rows by default (what cross-validation sees), every row with ``all_rows``. Images
+    are decoded again only for a recipe whose preprocessing differs (stain normalisation), once.
+    """
+    in_manifest_order = np.empty((len(manifest), *spec.input_shape), np.uint8)
+    for split in SPLITS:
+        in_manifest_order[(manifest["split"] == split).to_numpy()] = arrays[split][0]
+    cache = {tuple(spec.preprocessing): in_manifest_order}
+    non_test = (manifest["split"] != "test").to_numpy()
+
+    def inputs(candidate: ModalitySpec, all_rows: bool = False) -> np.ndarray:
+        key = tuple(candidate.preprocessing)
+        if key not in cache:
+            print(f"Preprocessing {len(manifest)} images with {' -> '.join(key)} ...", flush=True)
+            cache[key] = load_images(manifest, data_dir, candidate)
+        return cache[key] if all_rows else cache[key][non_test]
+
+    return inputs
+
+
+def _cross_validation(spec: ModalitySpec, config: TrainConfig, inputs, manifest: pd.DataFrame, archs: list[str],
+                      work_root: Path) -> dict:
+    """Patient-grouped CV over the train and validation patients (``training/cv.py``); the test split stays out.
+
+    The candidates are the registry's ``cv_candidates`` recipes, or the architectures when it has
+    none or ``--arch`` names them.
+    """
     from bcc_model.training.cv import cross_validate_images
 
-    x = np.concatenate([arrays["train"][0], arrays["validation"][0]])
-    y = np.concatenate([arrays["train"][1], arrays["validation"][1]])
-    groups = np.concatenate([arrays["train_groups"], arrays["validation_groups"]])
-    cv = cross_validate_images(spec, config, x, y, groups, archs, work_root, config.cv_folds)
+    candidates = list(spec.cv_candidates) if spec.cv_candidates and config.arch is None else archs
+    non_test = manifest[manifest["split"] != "test"]
+    y = non_test["label"].map({label: i for i, label in enumerate(spec.labels)}).to_numpy()
+    groups = non_test["group"].to_numpy()
+    cv = cross_validate_images(spec, config, inputs, y, groups, candidates, work_root, config.cv_folds)
+    cv["y"] = y
+    cv["best_epochs_chosen"] = next(m["best_epochs"] for m in cv["models"] if m["name"] == cv["chosen"])
     print(f"Cross-validation chose {cv['chosen']} (best mean out-of-fold ROC AUC)", flush=True)
     return cv
+
+
+def _oof_choice(cv: dict, spec: ModalitySpec) -> dict:
+    """The operating point fitted on the chosen candidate's out-of-fold predictions (all non-test patients)."""
+    from bcc_model.training.selection import operating_choice
+
+    fitted_on = (f"out-of-fold predictions of {cv['n_splits']}-fold patient-grouped cross-validation "
+                 f"({cv['n_patients']} patients)")
+    return operating_choice(cv["oof"], cv["y"], spec, fitted_on)
+
+
+def _cv_record(cv: dict) -> dict:
+    """model.json ``cross_validation``: the CV block without its arrays."""
+    return {k: v for k, v in cv.items() if k not in ("oof", "y", "groups", "fold_models", "best_epochs_chosen")}
+
+
+def _teacher_comparison(cv: dict, kept: dict, arrays: dict, manifest: pd.DataFrame, spec: ModalitySpec,
+                        config: TrainConfig) -> dict:
+    """The chosen candidate's fold models as one averaged ensemble (the teacher) against the bundled model.
+
+    Both are scored on the same test patients with the bundle's operating point, and timed on
+    the same batch: an ensemble of k models costs k times the compute of the one it is compared with.
+    """
+    import keras
+
+    from bcc_model.analysis.predictions import raw_probabilities
+    from bcc_model.evaluation.calibration import OperatingPoint, apply_temperature
+    from bcc_model.evaluation.metrics import compute_metrics
+
+    x_test, y_test = arrays["test"]
+    x_test = x_test.astype(np.float32)
+    groups = manifest.loc[(manifest["split"] == "test").to_numpy(), "group"].tolist()
+    choice = kept["validation"]
+    point = OperatingPoint(spec.labels, spec.positive_index, choice["threshold"], tuple(choice["band"]),
+                           choice["temperature"])
+    folds = [keras.models.load_model(path, compile=False) for path in cv["fold_models"]]
+
+    def scored(models: list) -> dict:
+        start = time.perf_counter()
+        raw = np.mean([raw_probabilities(m, x_test) for m in models], axis=0)
+        seconds = time.perf_counter() - start
+        per_patch_ms = seconds * 1000 / max(1, len(x_test))
+        metrics = compute_metrics(apply_temperature(raw, choice["temperature"]), y_test, groups, point, split="test",
+                                  n_resamples=config.bootstrap, seed=config.seed)
+        return {"n_models": len(models), "ms_per_patch": round(per_patch_ms, 3),
+                "n_parameters": int(sum(m.count_params() for m in models)),
+                "headline": {k: metrics["headline"][k] for k in ("balanced_accuracy", "roc_auc", "f1", "ece")}}
+
+    return {"method": f"teacher: the {len(folds)} cross-validation fold models of {cv['chosen']}, probabilities "
+                      "averaged; student: the bundled model (one network). Same test patients and operating point; "
+                      "time per patch measured on this machine over the whole test split.",
+            "teacher": scored(folds), "student": scored([kept["model"]])}
 
 
 def _split_arrays(manifest: pd.DataFrame, images: np.ndarray, spec: ModalitySpec) -> dict:
@@ -109,8 +202,9 @@ def _split_arrays(manifest: pd.DataFrame, images: np.ndarray, spec: ModalitySpec
 
 
 def _train_architecture(arch: str, spec: ModalitySpec, config: TrainConfig, arrays: dict, manifest: pd.DataFrame,
-                        masks: list | None, patches: dict | None, lesion: dict | None, work: Path) -> dict:
-    """Train one architecture, fix its operating point on validation, score the test split once."""
+                        masks: list | None, patches: dict | None, lesion: dict | None, work: Path,
+                        choice: dict | None = None) -> dict:
+    """Train one architecture, fix its operating point (on validation unless ``choice`` gives it), score the test split once."""
     from bcc_model.evaluation.metrics import format_metrics_table
     from bcc_model.models.lesion_head import classifier_only, lesion_map_model
 
@@ -123,7 +217,7 @@ def _train_architecture(arch: str, spec: ModalitySpec, config: TrainConfig, arra
     map_model = None if lesion is None else lesion_map_model(trained)
     test_mask = (manifest["split"] == "test").to_numpy()
     test_groups = manifest.loc[test_mask, "group"].tolist()
-    choice, metrics = choose_and_test(model, arrays, test_groups, spec, config)
+    choice, metrics = choose_and_test(model, arrays, test_groups, spec, config, choice)
     if masks is not None:
         metrics |= _localisation(model, map_model, arrays["test"], [m for m, t in zip(masks, test_mask) if t],
                                  test_groups, spec, config)

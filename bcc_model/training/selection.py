@@ -1,6 +1,7 @@
 """Choosing on validation data only, then testing once: operating point, test metrics, architecture.
 
-Temperature, threshold and indeterminate band are fitted on the validation split; the test
+Temperature, threshold and indeterminate band are fitted on the validation split, or, after
+cross-validation, on the out-of-fold predictions of every non-test patient; the test
 split is scored once per architecture with them; the architecture is chosen by validation ROC
 AUC alone, so no test figure ever feeds a choice.
 """
@@ -12,17 +13,26 @@ import numpy as np
 from bcc_model.modalities import ModalitySpec
 from bcc_model.training.config import TrainConfig
 
-__all__ = ["validation_choice", "choose_and_test", "select_architecture"]
+__all__ = ["operating_choice", "validation_choice", "choose_and_test", "select_architecture"]
 
 
 def validation_choice(model, x_val: np.ndarray, y_val: np.ndarray, spec: ModalitySpec) -> dict:
     """Temperature, threshold and band chosen on validation data, with validation scores."""
+    from bcc_model.analysis.predictions import raw_probabilities
+
+    return operating_choice(raw_probabilities(model, x_val.astype(np.float32)), y_val, spec, "validation")
+
+
+def operating_choice(raw: np.ndarray, y_val: np.ndarray, spec: ModalitySpec, fitted_on: str) -> dict:
+    """Temperature, threshold and band fitted on held-out raw probabilities ``raw`` (N, K), with their scores.
+
+    ``raw`` comes from whole patients the model(s) never trained on: the validation split, or
+    the out-of-fold predictions of cross-validation (``fitted_on`` says which, for model.json).
+    """
     from sklearn.metrics import balanced_accuracy_score, log_loss, roc_auc_score
 
     from bcc_model.evaluation.calibration import apply_temperature, choose_band, choose_threshold, decide, fit_temperature
-    from bcc_model.analysis.predictions import raw_probabilities
 
-    raw = raw_probabilities(model, x_val.astype(np.float32))
     temperature = fit_temperature(raw, y_val)
     probs = apply_temperature(raw, temperature)
     positive = spec.positive_index
@@ -32,6 +42,7 @@ def validation_choice(model, x_val: np.ndarray, y_val: np.ndarray, spec: Modalit
     predicted, indeterminate = decide(probs, positive, threshold, band)
     outside = ~indeterminate
     return {
+        "fitted_on": fitted_on,
         "temperature": float(temperature),
         "threshold": float(threshold),
         "band": [float(band[0]), float(band[1])],
@@ -44,8 +55,8 @@ def validation_choice(model, x_val: np.ndarray, y_val: np.ndarray, spec: Modalit
 
 
 def choose_and_test(model, arrays: dict, test_groups: list[str], spec: ModalitySpec,
-                     config: TrainConfig) -> tuple[dict, dict]:
-    """Fix the operating point on validation data, then score the test split once with it.
+                     config: TrainConfig, choice: dict | None = None) -> tuple[dict, dict]:
+    """Fix the operating point on validation data (unless ``choice`` gives one), then score the test split once with it.
 
     Args:
         model: the trained network (softmax outputs).
@@ -53,6 +64,7 @@ def choose_and_test(model, arrays: dict, test_groups: list[str], spec: ModalityS
         test_groups: group (patient) of each test item, for the bootstrap.
         spec: the modality (labels, positive label, extra binary tasks).
         config: parsed command line (``bootstrap``, ``seed``).
+        choice: an :func:`operating_choice` fitted elsewhere (cross-validation's out-of-fold predictions).
 
     Returns:
         ``(choice, metrics)``: :func:`validation_choice` and the test metrics.json dictionary.
@@ -62,7 +74,7 @@ def choose_and_test(model, arrays: dict, test_groups: list[str], spec: ModalityS
     from bcc_model.evaluation.robustness import compression_robustness
     from bcc_model.analysis.predictions import raw_probabilities
 
-    choice = validation_choice(model, *arrays["validation"], spec)
+    choice = choice or validation_choice(model, *arrays["validation"], spec)
     x_test, y_test = arrays["test"]
     test_probs = apply_temperature(raw_probabilities(model, x_test.astype(np.float32)), choice["temperature"])
     point = OperatingPoint(spec.labels, spec.positive_index, choice["threshold"], tuple(choice["band"]),
