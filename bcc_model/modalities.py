@@ -73,6 +73,9 @@ class ModalitySpec:
             name -> overrides of this spec's ``arch`` (an ``arch_params`` name; default
             ``default_arch``), ``preprocessing`` and ``augmentation``; the best by mean
             out-of-fold ROC AUC is bundled. Empty: the candidates are the architectures.
+        test_always: ``(column, value)`` of ``labels.csv``: patients with that value always go to the
+            test split (H&E: the complete slides, so the bundle's region mode is validated on whole
+            slides it never saw); ``None``: the test split is drawn like the others.
         patient_weighting: train with every patient weighted equally (``training/tfdata.patient_weights``),
             where patients contribute very different numbers of images (H&E: 2 to 700 patches).
         shipped_files: sha256 of each file of the bundle shipped in ``weights/<key>``, pinned in
@@ -109,6 +112,7 @@ class ModalitySpec:
     shipped_files: Mapping[str, str] = field(default_factory=dict)
     patient_weighting: bool = False
     cv_candidates: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    test_always: tuple[str, str] | None = None
     overlay_style: Literal["contour", "high", "blend"] = "blend"
 
     def __post_init__(self) -> None:
@@ -208,6 +212,8 @@ _HISTOPATHOLOGY = ModalitySpec(
     appearance="he_stain",
     augmentation=("flip", "rot90", "hed_jitter", "brightness_contrast", "jpeg"),
     patient_weighting=True,
+    # The 7 complete slides are test patients: region mode is validated on whole slides nobody trained on.
+    test_always=("coverage", "complete"),
     # Stain and scanner robustness compared by patient-grouped CV (train --cv-folds): the shipped
     # recipe, Macenko normalisation to a fixed reference (imaging/stain.py), and HED jitter four
     # times stronger.

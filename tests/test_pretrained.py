@@ -15,7 +15,7 @@ def test_missing_and_tampered_wheels_are_refused_with_the_fetch_command(tmp_path
     monkeypatch.setenv("BCC_PRETRAINED_DIR", str(tmp_path))
     with pytest.raises(pretrained.PretrainedMissing, match="python -m bcc_model.pretrained"):
         pretrained.wheel_path()
-    (tmp_path / pretrained.WHEEL).write_bytes(b"not the pinned wheel")
+    (tmp_path / pretrained.VGG16_WHEEL.wheel).write_bytes(b"not the pinned wheel")
     with pytest.raises(pretrained.PretrainedMissing, match="sha256"):
         pretrained.vgg16_convolutions(1)
 

@@ -40,7 +40,8 @@ def discover(data_dir: str | Path, spec: ModalitySpec) -> pd.DataFrame:
 
     ``labels.csv`` is used when present (its ``group`` keeps patients together). Without it,
     each image becomes its own group, which is only safe when images are independent; a warning
-    says so.
+    says so. Where the registry's ``test_always`` names a column of ``labels.csv``, a bool
+    ``always_test`` column marks the rows it selects (``splits.split_by_group`` puts them in test).
     """
     root = Path(data_dir)
     if not root.is_dir():
@@ -54,7 +55,9 @@ def discover(data_dir: str | Path, spec: ModalitySpec) -> pd.DataFrame:
         if "group" not in table.columns:
             warnings.warn("labels.csv has no 'group' column: every image is its own group", stacklevel=2)
             table["group"] = table["file"]
-        table = table[["file", "label", "group"]]
+        column, value = spec.test_always or (None, None)
+        table = table[["file", "label", "group"]].assign(
+            **({"always_test": table[column] == value} if column in table.columns else {}))
     else:
         rows = [
             (path.relative_to(root).as_posix(), label, path.relative_to(root).as_posix())

@@ -34,12 +34,17 @@ def split_by_group(table: pd.DataFrame, *, seed: int, test_fraction: float = 0.2
     """Add a ``split`` column: stratified by label, whole groups only, seeded.
 
     Uses ``StratifiedGroupKFold``: one fold of ~``test_fraction`` of the groups becomes the test
-    split, then one fold of the rest becomes validation.
+    split, then one fold of the rest becomes validation. Rows with a true ``always_test`` column
+    (``datasets.folders.discover`` adds it from the registry's ``test_always``) are test patients
+    besides that fold: the complete H&E slides are kept for the slide validation of the bundle.
     """
     if table["group"].nunique() < 3:
         raise DataError(f"need at least 3 groups (patients) to split, found {table['group'].nunique()}")
     out = table.copy()
-    test = pick_fold(out, round(1 / test_fraction), seed)
+    forced = out["always_test"].to_numpy(bool) if "always_test" in out else np.zeros(len(out), bool)
+    forced = out["group"].isin(out.loc[forced, "group"]).to_numpy()
+    test = forced.copy()
+    test[~forced] = pick_fold(out[~forced].reset_index(drop=True), round(1 / test_fraction), seed)
     rest = out[~test]
     rest_fraction = validation_fraction / (1 - test_fraction)
     validation = pick_fold(rest.reset_index(drop=True), round(1 / rest_fraction), seed)

