@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     from bcc_model.evaluation.slides import slide_scores
     from bcc_model.models.bundle import load_bundle
     from bcc_model.modalities import get_modality
+    from bcc_model.reporting.slide_maps import truth_beside_map
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, type=Path)
@@ -45,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         scores, result = slide_scores(bundle, slide)
         rows.append({**scores, "bundle_split": split_of.get(patient, "unseen")})
         if args.pictures:
-            _picture(slide, result, args.pictures / f"slide_{patient}.png")
+            args.pictures.mkdir(parents=True, exist_ok=True)
+            (args.pictures / f"slide_{patient}.png").write_bytes(truth_beside_map(slide, result))
     frame = pd.DataFrame(rows)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
@@ -55,25 +57,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: mean tile ROC AUC {part.roc_auc.mean():.3f}, mean |IDC share error| {error.mean():.3f}, "
                   f"max {error.max():.3f} ({len(part)} slides)")
     return 0
-
-
-def _picture(slide, result, path: Path) -> None:
-    """Truth (red = IDC patch) beside the model's map, both over a thumbnail."""
-    import cv2
-    import numpy as np
-
-    from bcc_model.explain.overlay import encode_png, shrink_to_fit
-    from bcc_model.imaging.tiling import map_to_png
-
-    truth = np.full(slide.rgb.shape[:2], np.nan, np.float32)
-    for (x0, y0, x1, y1), label in zip(slide.boxes.tolist(), slide.labels.tolist()):
-        truth[y0:y1, x0:x1] = label
-    left = cv2.imdecode(np.frombuffer(map_to_png(slide.rgb, truth), np.uint8), cv2.IMREAD_COLOR)
-    right = cv2.imdecode(np.frombuffer(map_to_png(slide.rgb, result.prob_map), np.uint8), cv2.IMREAD_COLOR)
-    height = min(left.shape[0], right.shape[0])
-    both = np.concatenate([left[:height], np.full((height, 20, 3), 255, np.uint8), right[:height]], axis=1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(encode_png(shrink_to_fit(cv2.cvtColor(both, cv2.COLOR_BGR2RGB), 1600)))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,35 @@ def sample_files() -> list[Path]:
     return sorted(SAMPLES.glob("*/*.png"))
 
 
+def lay_out_slide(folder: Path, sample_files: list[Path]) -> list[dict]:
+    """Copy sixteen real sample patches into ``folder`` as a 4 x 4 complete slide of a made-up patient
+    777, on the IDC grid; returns their ``labels.csv`` rows (with ``coverage``)."""
+    import shutil
+
+    from bcc_model.datasets.slides import PATCH_PX
+
+    rows = []
+    for i, path in enumerate(sample_files[:16]):
+        x, y = 1 + PATCH_PX * (i % 4), 1 + PATCH_PX * (i // 4)
+        label = path.parent.name
+        name = f"{label}/777_idx5_x{x}_y{y}_class{int(label == 'malignant')}.png"
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, folder / name)
+        rows.append({"file": name, "label": label, "group": "777", "coverage": "complete"})
+    return rows
+
+
+@pytest.fixture
+def slide_folder(tmp_path, sample_files) -> Path:
+    """The slide of :func:`lay_out_slide` plus one sparse row of another patient."""
+    import pandas as pd
+
+    rows = lay_out_slide(tmp_path, sample_files)
+    rows.append({"file": rows[0]["file"], "label": rows[0]["label"], "group": "5", "coverage": "sparse"})
+    pd.DataFrame(rows).to_csv(tmp_path / "labels.csv", index=False)
+    return tmp_path
+
+
 TINY_TRAIN_ARGS = ["--arch", "se_resnet", "--epochs", "2", "--batch-size", "8", "--bootstrap", "50", "--verbose", "0"]
 
 

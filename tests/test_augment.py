@@ -73,3 +73,15 @@ def test_registry_policies_run_seeded(key, mammogram):
     np.testing.assert_array_equal(a, b)
     assert 0 <= a.min() and a.max() <= 255
     assert "flip" not in names and "rot90" not in names, "up/down flips and 90° turns are not anatomical"
+
+
+def test_strong_hed_jitter_moves_stain_colours_further_than_the_light_setting(sample_files):
+    """The two stain-augmentation strengths that cross-validation compares differ as named, and stay seeded."""
+    patch = tf.constant(read_image(sample_files[0]).pixels.astype(np.float32))
+    seeds = [tf.constant([s, 11], dtype=tf.int64) for s in range(12)]
+    change = {name: np.mean([np.abs(AUGMENTATIONS[name](patch, seed).numpy() - patch.numpy()).mean() for seed in seeds])
+              for name in ("hed_jitter", "hed_jitter_strong")}
+    assert change["hed_jitter"] > 0.5 and change["hed_jitter_strong"] > 2.5 * change["hed_jitter"]
+    out = AUGMENTATIONS["hed_jitter_strong"](patch, seeds[0]).numpy()
+    assert 0 <= out.min() and out.max() <= 255
+    np.testing.assert_array_equal(out, AUGMENTATIONS["hed_jitter_strong"](patch, seeds[0]).numpy())

@@ -42,6 +42,30 @@ def test_split_never_shares_a_group_and_is_seeded(seed):
     pd.testing.assert_frame_equal(split, split_by_group(table, seed=seed))
 
 
+def test_groups_marked_always_test_are_test_patients_besides_the_drawn_fold():
+    """H&E: the complete slides are always test patients, so region mode is validated on slides nobody trained on."""
+    table = _synthetic_table(40, 12)
+    forced = {"p3", "p17", "p30"}
+    table["always_test"] = table["group"].isin(forced) & (table.index % 2 == 0)  # one row marks the whole patient
+    split = split_by_group(table, seed=0)
+    assert set(split.loc[split["group"].isin(forced), "split"]) == {"test"}
+    assert (split.groupby("group")["split"].nunique() == 1).all()
+    drawn = set(split.loc[split["split"] == "test", "group"]) - forced
+    assert 5 <= len(drawn) <= 11, "the usual test fold is still drawn from the other patients"
+
+
+def test_discover_marks_the_registry_test_always_rows(tmp_path, sample_dir, histo_spec):
+    for label in histo_spec.labels:
+        shutil.copytree(sample_dir / label, tmp_path / label)
+    listing = pd.read_csv(sample_dir / "labels.csv", dtype=str)
+    listing["coverage"] = np.where(listing["group"] == listing["group"].iloc[0], "complete", "sparse")
+    listing.to_csv(tmp_path / "labels.csv", index=False)
+    table = discover(tmp_path, histo_spec)
+    assert histo_spec.test_always == ("coverage", "complete")
+    assert table["always_test"].tolist() == (table["group"] == listing["group"].iloc[0]).tolist()
+    assert set(split_by_group(table, seed=0).query("always_test")["split"]) == {"test"}
+
+
 def test_split_needs_three_groups():
     with pytest.raises(DataError, match="at least 3 groups"):
         split_by_group(_synthetic_table(2, 10), seed=0)

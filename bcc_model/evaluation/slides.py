@@ -51,3 +51,42 @@ def slide_scores(bundle: Bundle, slide: RebuiltSlide) -> tuple[dict, RegionResul
         "true_positive_share_scored": float(truth.mean()) if len(truth) else None,
         "predicted_positive_share": float(predicted.mean()) if len(predicted) else None,
     }, result
+
+
+def validate_slides(bundle: Bundle, table, data_dir, patients: list[str]) -> tuple[dict, list[tuple[str, bytes]]]:
+    """Region mode on the rebuilt slides of ``patients`` (complete slides the bundle never trained on).
+
+    Args:
+        bundle: the bundle to score.
+        table: ``labels.csv`` of the data folder (``file, label, group, coverage``).
+        data_dir: the data folder.
+        patients: whose slides to rebuild (``datasets.slides.complete_patients`` in the test split).
+
+    Returns:
+        ``(block, pictures)``: the metrics.json ``slides`` block (method, one row per slide as
+        :func:`slide_scores`, and a summary: mean tile ROC AUC, mean and largest absolute error of
+        the predicted IDC share against the true share of the scored tiles), and per slide a PNG
+        of its truth beside the model's map, drawn on blank glass (no tissue pixels leave the
+        data folder).
+    """
+    from bcc_model.datasets.slides import rebuild_slide
+    from bcc_model.reporting.slide_maps import truth_beside_map
+
+    rows, pictures = [], []
+    for patient in patients:
+        slide = rebuild_slide(table, data_dir, patient, bundle.labels)
+        scores, result = slide_scores(bundle, slide)
+        rows.append(scores)
+        pictures.append((patient, truth_beside_map(slide, result, tissue=False)))
+    errors = [abs(r["predicted_positive_share"] - r["true_positive_share_scored"]) for r in rows
+              if r["predicted_positive_share"] is not None and r["true_positive_share_scored"] is not None]
+    aucs = [r["roc_auc"] for r in rows if r["roc_auc"] is not None]
+    return {
+        "method": "region mode at the model's scale on each complete slide of a test patient, rebuilt from its "
+                  "labelled patches; every tissue tile scored against its patch label, IDC share at the bundle's "
+                  "threshold against the true share of the scored tiles",
+        "slides": rows,
+        "summary": {"n_slides": len(rows), "mean_roc_auc": float(np.mean(aucs)) if aucs else None,
+                    "mean_abs_share_error": float(np.mean(errors)) if errors else None,
+                    "max_abs_share_error": float(np.max(errors)) if errors else None},
+    }, pictures

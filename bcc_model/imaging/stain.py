@@ -28,6 +28,7 @@ _IO = 255.0  # transmitted light intensity
 _OD_THRESHOLD = 0.15  # pixels fainter than this in every channel are background
 _ANGLE_PERCENTILE = 1.0
 _MIN_TISSUE_PIXELS = 64
+_MIN_ANGLE_SPREAD = 0.05  # radians
 
 
 def _optical_density(rgb: np.ndarray) -> np.ndarray:
@@ -51,6 +52,8 @@ def stain_vectors(rgb: np.ndarray) -> np.ndarray | None:
     projected = tissue @ plane
     angles = np.arctan2(projected[:, 1], projected[:, 0])
     low, high = np.percentile(angles, [_ANGLE_PERCENTILE, 100 - _ANGLE_PERCENTILE])
+    if high - low < _MIN_ANGLE_SPREAD:  # one colour only (a flat or single-stain image): no two stains to separate
+        return None
     v1 = plane @ np.array([np.cos(low), np.sin(low)])
     v2 = plane @ np.array([np.cos(high), np.sin(high)])
     stains = np.stack([v1, v2], axis=1) if v1[0] > v2[0] else np.stack([v2, v1], axis=1)

@@ -197,6 +197,41 @@ def _robustness_rows(block: Any) -> list[list[str]]:
                    for codec, entry in get(block, "codecs").items()]
 
 
+def _reliability_rows(metrics: Mapping) -> list[list[str]]:
+    """The reliability diagram as a table: per bin of P(positive), mean prediction against observed share."""
+    block = get(metrics, "calibration")
+    edges, predicted, observed, counts = (get(block, key) for key in ("bin_edges", "mean_predicted",
+                                                                      "fraction_positive", "count"))
+    if not all(isinstance(v, Sequence) for v in (edges, predicted, observed, counts)):
+        return []
+    return [[f"{num(edges[i], 1)}–{num(edges[i + 1], 1)}", num(predicted[i]), num(observed[i]), count(counts[i])]
+            for i in range(len(counts)) if counts[i]]
+
+
+def _slide_rows(metrics: Mapping) -> list[list[str]]:
+    rows = get(metrics, "slides", "slides")
+    if not isinstance(rows, Sequence):
+        return []
+    return [[text(get(r, "patient")), count(get(r, "n_scored")), count(get(r, "n_skipped")), num(get(r, "roc_auc")),
+             num(get(r, "true_positive_share_scored")), num(get(r, "predicted_positive_share")),
+             f"![slide {text(get(r, 'patient'))}: truth left, model right]({text(get(r, 'picture'))})"
+             if get(r, "picture") else NOT_RECORDED] for r in rows]
+
+
+def _teacher_rows(info: Mapping) -> list[list[str]]:
+    block = get(info, "teacher")
+    rows = []
+    for role in ("teacher", "student"):
+        entry = get(block, role)
+        if isinstance(entry, Mapping):
+            headline = get(entry, "headline")
+            rows.append([role, count(get(entry, "n_models")), count(get(entry, "n_parameters")),
+                         *[f"{num(get(headline, k, 'value'))} {interval(get(headline, k, 'ci95'))}"
+                           for k in ("balanced_accuracy", "roc_auc", "f1", "ece")],
+                         num(get(entry, "ms_per_patch"), 2)])
+    return rows
+
+
 def _errors(metrics: Mapping) -> str:
     """Misclassified test cases: off-diagonal sum of the confusion matrix."""
     matrix = get(metrics, "confusion_matrix", "matrix")
@@ -265,6 +300,9 @@ def _context(info: Mapping, metrics: Mapping) -> dict:
         "cross_validation": cross_validation if isinstance(cross_validation, Mapping) else None,
         "cv_header": _cv_table(cross_validation)[0], "cv_rows": _cv_table(cross_validation)[1], "cv_fits": get(cross_validation, "n_fits") or get(cross_validation, "n_splits"),
         "errors": _errors(metrics),
+        "reliability_rows": _reliability_rows(metrics),
+        "slides": get(metrics, "slides"), "slide_rows": _slide_rows(metrics),
+        "teacher": get(info, "teacher"), "teacher_rows": _teacher_rows(info),
         "separable": (get(info, "decision", "validation_accuracy_outside_band") == 1.0
                       and get(info, "decision", "validation_fraction_indeterminate") == 0.0),
         "negatives": ([str(label) for label in labels if label != get(info, "positive_label")]

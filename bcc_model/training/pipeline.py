@@ -92,8 +92,37 @@ def train_images(config: TrainConfig, base_spec: ModalitySpec) -> int:
     out_dir = config.out or spec.bundle_dir
     write_bundle(spec, kept["config"], selected, results, manifest, Path(data_dir).name, out_dir, time.time() - started,
                  extra=extra or None)
+    if spec.test_always:
+        _validate_slides(spec, manifest, data_dir, out_dir)
     print(f"Bundle written to {out_dir}", flush=True)
     return 0
+
+
+def _validate_slides(spec: ModalitySpec, manifest: pd.DataFrame, data_dir: Path, out_dir: Path) -> None:
+    """Region mode of the written bundle on the complete slides of its test patients, added to the bundle.
+
+    The registry's ``test_always`` put those patients in the test split, so the slides were seen
+    by nothing in training, calibration or selection.
+    """
+    from bcc_model.datasets.slides import complete_patients
+    from bcc_model.evaluation.slides import validate_slides
+    from bcc_model.models.bundle import load_bundle
+    from bcc_model.training.writer import add_evaluations
+
+    table = pd.read_csv(Path(data_dir) / "labels.csv", dtype=str, keep_default_na=False)
+    test = set(manifest.loc[manifest["split"] == "test", "group"])
+    patients = [p for p in complete_patients(table) if p in test]
+    if not patients:
+        return
+    print(f"Slide validation: region mode on {len(patients)} complete test slides ...", flush=True)
+    block, pictures = validate_slides(load_bundle(spec, out_dir), table, data_dir, patients)
+    files = {f"slide_{patient}.png": png for patient, png in pictures}
+    for row in block["slides"]:
+        row["picture"] = f"slide_{row['patient']}.png"
+    add_evaluations(out_dir, {"slides": block}, files)
+    summary = block["summary"]
+    print(f"Slides: mean tile ROC AUC {summary['mean_roc_auc']}, mean |IDC share error| "
+          f"{summary['mean_abs_share_error']}", flush=True)
 
 
 def _inputs_by_recipe(manifest: pd.DataFrame, data_dir: Path, spec: ModalitySpec, arrays: dict):

@@ -19,7 +19,7 @@ from bcc_model.modalities import ModalitySpec
 from bcc_model.models.spec import ArchitectureRecord, BundleSpec, Calibration, DecisionRule
 from bcc_model.training.config import TrainConfig
 
-__all__ = ["write_bundle", "initial_weights", "HISTORY_COLUMNS", "MANIFEST_COLUMNS"]
+__all__ = ["write_bundle", "add_evaluations", "initial_weights", "HISTORY_COLUMNS", "MANIFEST_COLUMNS"]
 
 MANIFEST_COLUMNS = ["file", "label", "group", "split", "sha256"]
 
@@ -111,6 +111,35 @@ def write_bundle(spec: ModalitySpec, config: TrainConfig, selected: str, results
     except BaseException:
         import shutil
 
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def add_evaluations(out_dir: Path, blocks: dict, files: Mapping[str, bytes]) -> None:
+    """Add evaluations that need the installed bundle (region mode on whole slides) to it, atomically.
+
+    ``blocks`` join metrics.json, ``files`` (name -> bytes, e.g. slide pictures) are written
+    beside it, and the model card is rendered again; the amended copy replaces the bundle only
+    when complete, like :func:`write_bundle`.
+    """
+    import json
+    import shutil
+
+    from bcc_model.models.bundle import install_bundle, staging_dir, write_json
+    from bcc_model.reporting.model_card import render_model_card
+
+    out_dir = Path(out_dir)
+    staging = staging_dir(out_dir)
+    try:
+        shutil.copytree(out_dir, staging, dirs_exist_ok=True)
+        metrics = {**json.loads((staging / "metrics.json").read_text(encoding="utf-8")), **blocks}
+        write_json(staging / "metrics.json", metrics)
+        for name, data in files.items():
+            (staging / name).write_bytes(data)
+        info = json.loads((staging / "model.json").read_text(encoding="utf-8"))
+        (staging / "MODEL_CARD.md").write_text(render_model_card(info, metrics), encoding="utf-8")
+        install_bundle(staging, out_dir)
+    except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
 

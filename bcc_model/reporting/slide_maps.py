@@ -1,0 +1,35 @@
+"""Truth beside prediction for a rebuilt slide: the picture of slide validation.
+
+Left, every labelled patch coloured by its truth (IDC = 1); right, region mode's P(IDC) map;
+the same colour scale on both. On blank glass for the model card (a bundle carries no tissue
+pixels of the research data), or over the slide for a local look (``scripts/slide_validation.py``).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from bcc_model.analysis.region import RegionResult
+from bcc_model.datasets.slides import RebuiltSlide
+from bcc_model.explain.overlay import encode_png, shrink_to_fit
+from bcc_model.imaging.tiling import map_to_png
+
+__all__ = ["truth_beside_map"]
+
+_GAP_PX = 20
+_MAX_SIDE_PX = 1600
+
+
+def truth_beside_map(slide: RebuiltSlide, result: RegionResult, *, tissue: bool = True) -> bytes:
+    """PNG bytes: truth map | gap | model map, over the slide (``tissue``) or over white glass."""
+    truth = np.full(slide.rgb.shape[:2], np.nan, np.float32)
+    for (x0, y0, x1, y1), label in zip(slide.boxes.tolist(), slide.labels.tolist()):
+        truth[y0:y1, x0:x1] = label
+    background = slide.rgb if tissue else np.full_like(slide.rgb, 255)
+    opacity = 0.4 if tissue else 1.0
+    left, right = (cv2.imdecode(np.frombuffer(map_to_png(background, values, opacity=opacity), np.uint8),
+                                cv2.IMREAD_COLOR) for values in (truth, result.prob_map))
+    height = min(left.shape[0], right.shape[0])
+    both = np.concatenate([left[:height], np.full((height, _GAP_PX, 3), 255, np.uint8), right[:height]], axis=1)
+    return encode_png(shrink_to_fit(cv2.cvtColor(both, cv2.COLOR_BGR2RGB), _MAX_SIDE_PX))
