@@ -78,7 +78,6 @@ def _features(images, scale: int, trunk: str, seed: int):
 
 def _grouped_probe(features, y, groups, seed: int) -> tuple[list[float], list[float]]:
     """ROC AUC and balanced accuracy of a patient-weighted logistic regression over 5 patient folds."""
-    import numpy as np
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import balanced_accuracy_score, roc_auc_score
     from sklearn.pipeline import make_pipeline
