@@ -52,6 +52,28 @@ def _linear_copy(model):
     return copy
 
 
+_EPSILON = 1e-7  # keras.backend.epsilon(), which tf-keras-vis' normalisation adds
+
+
+def _gradcam_graph(model, layer: str):
+    """A ``tf.function(batch, class_index) -> (logits, cams)`` for ``model``'s linear copy and CAM ``layer``."""
+    import keras
+    import tensorflow as tf
+
+    both = keras.Model(model.inputs, [model.output, model.get_layer(layer).output])
+
+    @tf.function(reduce_retracing=True)
+    def run(batch, class_index):
+        with tf.GradientTape() as tape:
+            logits, features = both(batch, training=False)
+            score = tf.gather(logits, class_index, axis=-1)
+        grads = tape.gradient(score, features)
+        weights = tf.reduce_mean(grads, axis=[1, 2], keepdims=True)
+        return logits, tf.nn.relu(tf.reduce_sum(features * weights, axis=-1))
+
+    return run
+
+
 class Explainer:
     """Heatmaps for one model; holds the linear-head copy and one tf-keras-vis object per method.
 
@@ -63,6 +85,7 @@ class Explainer:
         self._labels = tuple(labels)
         self.cam_layer = cam_layer
         self._methods: dict[str, object] = {}
+        self._gradcam_graphs: dict[str, object] = {}
         self._lock = threading.Lock()
 
     @property
@@ -93,8 +116,10 @@ class Explainer:
             batch: float32 (N, H, W, C) model inputs in [0, 255] (``preprocess.to_model_batch``).
             label: class name to explain.
             method: one of ``CAM_METHODS``.
-            layer: target layer for CAM methods (default: the model's last conv layer); ignored
-                by SmoothGrad, which works on input pixels.
+            layer: target layer for CAM methods (default: the model's CAM layer, exactly that layer:
+                tf-keras-vis would otherwise step back to the nearest convolution, which in a
+                residual network is a branch before the last addition and activation); ignored by
+                SmoothGrad, which works on input pixels.
 
         Returns:
             float32 (N, H, W) in [0, 1], each map scaled to its own maximum.
@@ -103,14 +128,44 @@ class Explainer:
 
         if label not in self._labels:
             raise KeyError(f"unknown class {label!r}; valid: {', '.join(self._labels)}")
+        if method == "Grad-CAM":
+            return self.gradcam(batch, label, layer=layer)[1]
         score = CategoricalScore([self._labels.index(label)] * len(batch))
         with self._lock:
             visualizer = self._method(method)
             if method == "SmoothGrad":
                 maps = visualizer(score, batch, smooth_samples=SMOOTHGRAD_SAMPLES, smooth_noise=SMOOTHGRAD_NOISE)
             elif method == "Faster-ScoreCAM":
-                maps = visualizer(score, batch, penultimate_layer=layer or self.cam_layer, max_N=SCORECAM_MAX_N)
+                maps = visualizer(score, batch, penultimate_layer=layer or self.cam_layer, max_N=SCORECAM_MAX_N,
+                                  seek_penultimate_conv_layer=False)
             else:
-                maps = visualizer(score, batch, penultimate_layer=layer or self.cam_layer)
+                maps = visualizer(score, batch, penultimate_layer=layer or self.cam_layer,
+                                  seek_penultimate_conv_layer=False)
         maps = np.nan_to_num(np.asarray(maps, dtype=np.float32).reshape(len(batch), *batch.shape[1:3]))
         return np.clip(maps, 0.0, 1.0)
+
+    def gradcam(self, batch: np.ndarray, label: str, *, layer: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Grad-CAM of class ``label`` in one compiled graph: ``(logits (N, K), maps (N, H, W) in [0, 1])``.
+
+        One forward and one backward pass give the class logits and the CAM layer's weighted
+        activations together (Selvaraju et al. 2017: ReLU of the feature maps weighted by their
+        spatially averaged gradients); the graph is traced once per layer and reused for every
+        batch size. The maps are upsampled and scaled exactly as tf-keras-vis' ``Gradcam`` does
+        (linear spline zoom, then each map to [0, 1]), which the parity test checks.
+        """
+        from scipy.ndimage import zoom
+
+        if label not in self._labels:
+            raise KeyError(f"unknown class {label!r}; valid: {', '.join(self._labels)}")
+        layer = layer or self.cam_layer
+        with self._lock:
+            graph = self._gradcam_graphs.get(layer)
+            if graph is None:
+                graph = self._gradcam_graphs[layer] = _gradcam_graph(self._model, layer)
+        logits, cams = (np.asarray(t) for t in graph(np.asarray(batch, np.float32), self._labels.index(label)))
+        factors = (1.0, batch.shape[1] / cams.shape[1], batch.shape[2] / cams.shape[2])
+        maps = zoom(cams.astype(np.float32), factors, order=1)
+        low = maps.min(axis=(1, 2), keepdims=True)
+        high = maps.max(axis=(1, 2), keepdims=True)
+        maps = (maps - low) / (high - low + _EPSILON)
+        return logits, np.clip(np.nan_to_num(maps.astype(np.float32)), 0.0, 1.0)

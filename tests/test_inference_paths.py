@@ -1,0 +1,58 @@
+"""The compiled inference paths agree with the reference ones on the shipped bundles and the samples.
+
+Prediction runs the model as one TensorFlow graph (``analysis.predictions.compiled_forward``) and
+Grad-CAM as one graph returning logits and the CAM together (``Explainer.gradcam``); both are
+there for speed only, so they must give what eager Keras and tf-keras-vis give.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+
+from bcc_model.analysis.predictions import calibrated_probabilities, compiled_forward
+from bcc_model.datasets.folders import sample_images
+from bcc_model.evaluation.calibration import apply_temperature, decide
+from bcc_model.explain.cams import Explainer
+from bcc_model.imaging.io import read_image
+from bcc_model.imaging.preprocess import to_model_batch
+from bcc_model.modalities import get_modality
+from bcc_model.models.bundle import load_bundle
+
+
+def _bundle_and_batch(key: str, limit: int):
+    spec = get_modality(key)
+    bundle = load_bundle(spec)
+    return bundle, to_model_batch([read_image(p).pixels for p in sample_images(spec)[:limit]], spec)
+
+
+@pytest.mark.parametrize("key,limit", [("histopathology", 20), ("ultrasound", 4)])
+def test_the_compiled_forward_pass_matches_eager_keras(key, limit):
+    bundle, batch = _bundle_and_batch(key, limit)
+    eager = apply_temperature(np.asarray(bundle.model(batch, training=False)), bundle.temperature)
+    compiled = calibrated_probabilities(bundle, batch)
+    assert np.abs(compiled - eager).max() <= 1e-5
+    positive = bundle.spec.positive_index
+    for a, b in zip(decide(compiled, positive, bundle.threshold, bundle.band),
+                    decide(eager, positive, bundle.threshold, bundle.band)):
+        np.testing.assert_array_equal(a, b)
+    assert compiled_forward(bundle.model) is compiled_forward(bundle.model), "one graph per model"
+
+
+def test_compiled_gradcam_matches_tf_keras_vis_on_the_named_layer():
+    from tf_keras_vis.utils.scores import CategoricalScore
+
+    bundle, batch = _bundle_and_batch("histopathology", 20)
+    explainer = Explainer(bundle.model, bundle.labels, bundle.spec.cam_layer)
+    positive = bundle.spec.positive_label
+    logits, maps = explainer.gradcam(batch, positive)
+    reference = importlib.import_module("tf_keras_vis.gradcam").Gradcam(explainer._model, clone=False)(
+        CategoricalScore([bundle.labels.index(positive)] * len(batch)), batch,
+        penultimate_layer=bundle.spec.cam_layer, seek_penultimate_conv_layer=False)
+    assert maps.shape == (len(batch), *batch.shape[1:3]) and np.abs(maps - reference).max() <= 1e-4
+    softmax = np.exp(logits - logits.max(axis=1, keepdims=True))
+    softmax /= softmax.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(softmax, np.asarray(bundle.model(batch, training=False)), atol=1e-5)
+    np.testing.assert_allclose(explainer.heatmaps(batch[:3], positive), maps[:3], atol=1e-5)
