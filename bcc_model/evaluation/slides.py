@@ -26,8 +26,11 @@ def slide_scores(bundle: Bundle, slide: RebuiltSlide) -> tuple[dict, RegionResul
         ``(scores, result)``: scores hold ``patient``, ``n_patches``, ``n_scored`` (patches whose
         tile region mode classified), ``n_skipped`` (patches it took for glass, or edge patches
         smaller than a tile), ``roc_auc`` and ``balanced_accuracy`` over scored tiles,
-        ``true_positive_share`` (all patches), ``true_positive_share_scored`` and
-        ``predicted_positive_share`` (scored tiles, the latter at the bundle's threshold);
+        ``true_positive_share`` (all patches), ``true_positive_share_scored``,
+        ``predicted_positive_share`` (scored tiles called IDC at the bundle's threshold) and
+        ``expected_positive_share`` (the mean calibrated P(IDC) of the scored tiles: with
+        calibrated probabilities, the unbiased estimate of the share, where thresholding each
+        tile overcalls a slide whose tiles sit near the threshold);
         ``result`` is the region result, for pictures.
     """
     result = analyse_region(bundle, slide.rgb, bundle.spec.model_mpp)
@@ -50,6 +53,7 @@ def slide_scores(bundle: Bundle, slide: RebuiltSlide) -> tuple[dict, RegionResul
         "true_positive_share": slide.positive_share,
         "true_positive_share_scored": float(truth.mean()) if len(truth) else None,
         "predicted_positive_share": float(predicted.mean()) if len(predicted) else None,
+        "expected_positive_share": float(p.mean()) if len(p) else None,
     }, result
 
 
@@ -65,7 +69,8 @@ def validate_slides(bundle: Bundle, table, data_dir, patients: list[str]) -> tup
     Returns:
         ``(block, pictures)``: the metrics.json ``slides`` block (method, one row per slide as
         :func:`slide_scores`, and a summary: mean tile ROC AUC, mean and largest absolute error of
-        the predicted IDC share against the true share of the scored tiles), and per slide a PNG
+        the thresholded and of the expected IDC share against the true share of the scored
+        tiles), and per slide a PNG
         of its truth beside the model's map, drawn on blank glass (no tissue pixels leave the
         data folder).
     """
@@ -78,8 +83,11 @@ def validate_slides(bundle: Bundle, table, data_dir, patients: list[str]) -> tup
         scores, result = slide_scores(bundle, slide)
         rows.append(scores)
         pictures.append((patient, truth_beside_map(slide, result, tissue=False)))
-    errors = [abs(r["predicted_positive_share"] - r["true_positive_share_scored"]) for r in rows
-              if r["predicted_positive_share"] is not None and r["true_positive_share_scored"] is not None]
+    def share_errors(key: str) -> list[float]:
+        return [abs(r[key] - r["true_positive_share_scored"]) for r in rows
+                if r[key] is not None and r["true_positive_share_scored"] is not None]
+
+    errors, expected_errors = share_errors("predicted_positive_share"), share_errors("expected_positive_share")
     aucs = [r["roc_auc"] for r in rows if r["roc_auc"] is not None]
     return {
         "method": "region mode at the model's scale on each complete slide of a test patient, rebuilt from its "
@@ -88,5 +96,7 @@ def validate_slides(bundle: Bundle, table, data_dir, patients: list[str]) -> tup
         "slides": rows,
         "summary": {"n_slides": len(rows), "mean_roc_auc": float(np.mean(aucs)) if aucs else None,
                     "mean_abs_share_error": float(np.mean(errors)) if errors else None,
-                    "max_abs_share_error": float(np.max(errors)) if errors else None},
+                    "max_abs_share_error": float(np.max(errors)) if errors else None,
+                    "mean_abs_expected_share_error": float(np.mean(expected_errors)) if expected_errors else None,
+                    "max_abs_expected_share_error": float(np.max(expected_errors)) if expected_errors else None},
     }, pictures

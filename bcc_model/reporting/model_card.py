@@ -214,6 +214,7 @@ def _slide_rows(metrics: Mapping) -> list[list[str]]:
         return []
     return [[text(get(r, "patient")), count(get(r, "n_scored")), count(get(r, "n_skipped")), num(get(r, "roc_auc")),
              num(get(r, "true_positive_share_scored")), num(get(r, "predicted_positive_share")),
+             num(get(r, "expected_positive_share")),
              f"![slide {text(get(r, 'patient'))}: truth left, model right]({text(get(r, 'picture'))})"
              if get(r, "picture") else NOT_RECORDED] for r in rows]
 
