@@ -69,3 +69,25 @@ def test_the_macenko_recipe_normalises_in_preprocessing_for_training_and_use(his
     assert arch == "se_resnet" and plain.preprocessing == histo_spec.preprocessing
     with pytest.raises(KeyError, match="valid"):
         histo_spec.candidate("no_such_recipe")
+
+
+def test_a_bundle_runs_with_the_preprocessing_it_was_trained_with(tiny_bundle, tmp_path, histo_spec, patches):
+    """A bundle of the Macenko recipe normalises at prediction time whatever the registry's default says."""
+    import json
+    import shutil
+
+    from bcc_model.models.bundle import BundleError, load_bundle
+
+    folder = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, folder)
+    info = json.loads((folder / "model.json").read_text())
+    info["preprocessing"] = ["to_rgb", "resize", "stain_normalise"]
+    (folder / "model.json").write_text(json.dumps(info))
+    bundle = load_bundle(histo_spec, folder)
+    assert bundle.spec.preprocessing[-1] == "stain_normalise" and "stain_normalise" not in histo_spec.preprocessing
+    rgb = next(p for p in patches if stain_vectors(p) is not None)
+    assert np.array_equal(to_model_input(rgb, bundle.spec).astype(np.uint8), macenko_normalise(rgb))
+    info["preprocessing"] = ["to_rgb", "resize", "a_step_from_the_future"]
+    (folder / "model.json").write_text(json.dumps(info))
+    with pytest.raises(BundleError, match="a_step_from_the_future"):
+        load_bundle(histo_spec, folder)

@@ -173,9 +173,17 @@ def load_bundle(spec: ModalitySpec, path: str | Path | None = None) -> Bundle:
     lesion = meta.extras.get("lesion_supervision") or {}
     lesion_map = (_lesion_map(model, _load_keras(folder / lesion["map_file"]), meta, folder)
                   if lesion.get("map_file") else None)
-    # A bundle runs at its own input size (--image-size) and on its recorded CAM layer, not the
-    # registry's defaults: bundle.spec and bundle.meta can then never name different layers.
-    bundle_spec = replace(spec, input_size=int(meta.input_shape[0]), cam_layer=meta.cam_layer)
+    # A bundle runs at its own input size (--image-size), with its own preprocessing (a
+    # cross-validation recipe may add stain normalisation) and on its recorded CAM layer, not the
+    # registry's defaults: bundle.spec and bundle.meta can then never disagree.
+    from bcc_model.imaging.preprocess import STEPS
+
+    preprocessing = tuple(meta.preprocessing) or tuple(spec.preprocessing)
+    unknown = [step for step in preprocessing if step not in STEPS] if spec.kind == "image" else []
+    if unknown:
+        raise BundleError(f"bundle {folder} needs preprocessing step(s) {unknown} that this version does not have")
+    bundle_spec = replace(spec, input_size=int(meta.input_shape[0]), cam_layer=meta.cam_layer,
+                          preprocessing=preprocessing)
     return Bundle(spec=bundle_spec, model=model, meta=meta, metrics=metrics, path=folder, lesion_map=lesion_map,
                   verified=is_shipped(spec, folder))
 
