@@ -27,11 +27,12 @@ from bcc_model.explain.overlay import (COLORMAPS, DEFAULT_COLORMAP, OVERLAY_STYL
                                       overlay_heatmap)
 from bcc_model.reporting.exports import to_safe_csv
 from bcc_model.reporting.formatting import escape_markdown
+from bcc_model.analysis.region import explain_tile
 from bcc_model.analysis.wsi import from_region
 from bcc_model.evaluation.model_quality import performance_caution
 from bcc_model.reporting.tilemaps import geojson_text, tiles_csv
 from bcc_model.reporting.report import ReportEntry, build_report_html
-from bcc_model.imaging.tiling import magnification_to_mpp, map_to_png
+from bcc_model.imaging.tiling import flagged_fraction, magnification_to_mpp, map_to_png
 from app_pages import _cache as cache
 from app_pages import _shared as ui
 
@@ -194,6 +195,17 @@ def _patches_tab(bundle, spec) -> None:
                    "See the Explain page for other methods and their limitations.")
 
 
+def _clicked_tile(event) -> int | None:
+    """The tile index of the point clicked on the region map (its ``customdata``), if any."""
+    points = getattr(getattr(event, "selection", None), "points", None) or []
+    for point in points:
+        data = point.get("customdata")
+        data = data[0] if isinstance(data, (list, tuple)) and data else data
+        if isinstance(data, (int, float)):
+            return int(data)
+    return None
+
+
 def _region_tab(bundle, spec) -> None:
     st.markdown(
         f"Upload one H&E image larger than a patch (a field of view or a slide region). It is rescaled to the "
@@ -244,17 +256,41 @@ def _region_tab(bundle, spec) -> None:
     if hint:
         st.info(hint, icon=":material/info:")
     positive = result.positive_label
+    p_positive = result.probabilities[:, bundle.spec.positive_index]
+    c1, c2 = st.columns(2)
+    threshold = c1.slider(f"Flag tiles with P({positive}) at or above", 0.0, 1.0, float(result.threshold), 0.01,
+                          key="region_threshold",
+                          help=f"The validated decision threshold is {result.threshold:.2f}. Moving it changes only "
+                               "this view (flagged share and outlined tiles), never the model.")
+    opacity = c2.slider("Map opacity", 0.2, 1.0, 1.0, 0.05, key="region_opacity",
+                        help="At 1 the map's colours are exactly those of its colour bar; lower it to see the tissue.")
     m1, m2, m3 = st.columns(3)
     m1.metric("Tissue tiles analysed", result.n_tiles)
     m2.metric("Background tiles skipped", result.tiles.skipped_background)
-    m3.metric(f"Tissue flagged {positive}",
-              "n/a" if result.flagged_fraction is None else f"{result.flagged_fraction:.1%}",
-              help=f"Share of tissue tiles with P({positive}) ≥ {result.threshold:.2f} (the decision threshold).")
+    flagged = None if result.n_tiles == 0 else flagged_fraction(p_positive, threshold)
+    m3.metric(f"Tissue flagged {positive}", "n/a" if flagged is None else f"{flagged:.1%}",
+              help=f"Share of tissue tiles with P({positive}) ≥ {threshold:.2f}.")
     if result.n_tiles == 0:
         st.info("No tissue was found: every tile looked like background glass.")
         return
-    st.plotly_chart(probability_map_figure(loaded.pixels, result.prob_map, label=positive), key="region_map",
-                    height=560)
+    if abs(threshold - result.threshold) > 1e-9:
+        st.caption(f"Threshold moved from the validated {result.threshold:.2f}: the flagged share and the outlined "
+                   "tiles use your value, which was not validated.")
+    event = st.plotly_chart(
+        probability_map_figure(loaded.pixels, result.prob_map, label=positive, opacity=opacity,
+                               boxes=result.tiles.boxes, positive=p_positive, threshold=threshold),
+        key="region_map", on_select="rerun", selection_mode="points")
+    st.caption("Red outlines: tiles at or above the threshold. Click a tile to see it with its heatmap.")
+    clicked = _clicked_tile(event)
+    if clicked is not None and clicked < result.n_tiles:
+        with cache.model_lock(bundle):
+            view = explain_tile(bundle, result, loaded.pixels, clicked, cache.explainer(bundle))
+        x0, y0, _, _ = view.box
+        flag = " · indeterminate" if view.prediction.indeterminate else ""
+        left, right, _ = st.columns([1, 1, 2])
+        left.image(view.crop, caption=f"Tile {clicked} at x={x0}, y={y0} px", width="stretch")
+        right.image(overlay_heatmap(view.crop, view.heatmap, opacity=0.45), width="stretch",
+                    caption=f"Grad-CAM · P({positive}) {view.prediction.positive_probability:.1%}{flag}")
     downloads = st.container(horizontal=True)
     downloads.download_button("Download map (PNG)", lambda: map_to_png(loaded.pixels, result.prob_map),
                               file_name="bcc_probability_map.png", mime="image/png", icon=":material/download:")

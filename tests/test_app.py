@@ -179,6 +179,10 @@ def test_region_mode_maps_a_grid_of_samples(bundle, sample_files):
         b.label for b in at.get("download_button")}
     assert not at.get("progress"), "the tile progress bar is gone once the map is done"
     assert len(_heatmap_images(at)) == min(4, analysed)
+    flagged = f"Tissue flagged {bundle.spec.positive_label}"
+    at.slider(key="region_threshold").set_value(0.0).run()
+    assert {m.label: m.value for m in at.metric}[flagged] == "100.0%", "the threshold moves the flagged share live"
+    assert any("not validated" in c.value for c in at.caption)
 
 
 def test_explain_page_shows_all_methods_and_limitations(bundle):

@@ -292,6 +292,26 @@ def test_probability_map_figure() -> None:
         probability_map_figure(image, prob_map[:-1], label="malignant")
 
 
+def test_probability_map_colours_match_the_bar_and_tiles_are_clickable_and_flagged_live() -> None:
+    image = np.full((400, 1200, 3), 200, np.uint8)
+    prob_map = np.full((400, 1200), np.nan, np.float32)
+    boxes = np.array([[0, 0, 100, 100], [100, 0, 200, 100], [200, 0, 300, 100]])
+    positive = np.array([0.2, 0.55, 0.9])
+    for (x0, y0, x1, y1), p in zip(boxes, positive):
+        prob_map[y0:y1, x0:x1] = p
+    strict = probability_map_figure(image, prob_map, label="malignant", boxes=boxes, positive=positive, threshold=0.6)
+    _, heat, tiles = strict.data
+    assert heat.opacity == 1.0, "at full opacity the map's colours are the colour bar's"
+    assert list(tiles.customdata) == [0, 1, 2] and tiles.mode == "markers"
+    assert [c != "rgba(0,0,0,0)" for c in tiles.marker.color] == [False, False, True]
+    lenient = probability_map_figure(image, prob_map, label="malignant", boxes=boxes, positive=positive, threshold=0.5)
+    assert [c != "rgba(0,0,0,0)" for c in lenient.data[2].marker.color] == [False, True, True]
+    tall = probability_map_figure(np.full((1200, 400, 3), 200, np.uint8), np.full((1200, 400), np.nan, np.float32),
+                                  label="malignant")
+    assert strict.layout.height < tall.layout.height, "the height follows the image's shape: no empty band"
+    assert probability_map_figure(image, prob_map, label="malignant", opacity=0.4).data[1].opacity == 0.4
+
+
 def test_undefined_values_show_as_na(metrics: dict) -> None:
     # metrics.json stores undefined numbers as null, e.g. a CI from fewer than two groups.
     metrics["headline"]["roc_auc"] = {"value": None, "ci95": [None, None]}

@@ -15,7 +15,7 @@ from PIL import Image
 from bcc_model.models.bundle import BundleError, load_bundle
 from bcc_model.explain.cams import Explainer
 from bcc_model.analysis.predictions import predict_images
-from bcc_model.analysis.region import analyse_region
+from bcc_model.analysis.region import explain_tile, analyse_region
 
 PATCH = 50
 GRID = 4
@@ -73,6 +73,18 @@ def test_map_flagged_fraction_and_top_tiles(bundle, region_rgb, result):
     for crop, (x0, y0, x1, y1), prediction in zip(result.top_crops, result.top_boxes, result.top_predictions):
         np.testing.assert_array_equal(crop, region_rgb[y0:y1, x0:x1])
         assert prediction.positive_probability == pytest.approx(float(result.prob_map[y0, x0]), abs=1e-6)
+
+
+def test_a_clicked_tile_is_shown_with_its_crop_decision_and_heatmap(bundle, explainer, region_rgb, result):
+    """What the app shows for a tile clicked on the map: the same crop, probability and Grad-CAM as a top tile."""
+    top = int(result.top_indices[0])
+    view = explain_tile(bundle, result, region_rgb, top, explainer)
+    x0, y0, x1, y1 = view.box
+    np.testing.assert_array_equal(view.crop, region_rgb[y0:y1, x0:x1])
+    assert view.prediction.positive_probability == pytest.approx(float(result.positive_probabilities[top]), abs=1e-6)
+    np.testing.assert_allclose(view.heatmap, result.top_heatmaps[0], atol=1e-5)
+    with pytest.raises(IndexError, match="tissue tiles"):
+        explain_tile(bundle, result, region_rgb, result.n_tiles, explainer)
 
 
 def test_finer_scan_is_tiled_at_the_model_scale(bundle, region_rgb, result):

@@ -23,7 +23,7 @@ from bcc_model.analysis.predictions import Prediction, calibrated_probabilities,
 from bcc_model.imaging.preprocess import to_model_batch
 from bcc_model.imaging.tiling import Tiles, flagged_fraction, merge_to_map, tile_image, top_tiles
 
-__all__ = ["RegionResult", "analyse_region", "PROGRESS_TILES"]
+__all__ = ["RegionResult", "TileView", "analyse_region", "explain_tile", "PROGRESS_TILES"]
 
 PROGRESS_TILES = 512
 """Tiles classified between two progress reports."""
@@ -185,3 +185,37 @@ def analyse_region(
         image_mpp=float(image_mpp),
         model_mpp=float(model_mpp),
     )
+
+
+@dataclass(frozen=True)
+class TileView:
+    """One tissue tile as the user asked to see it: where it is, its crop, decision and heatmap.
+
+    Attributes:
+        index: the tile's index in ``RegionResult.tiles``.
+        box: ``x0, y0, x1, y1`` in original-image px.
+        crop: uint8 RGB of the original image under the box (full resolution).
+        prediction: the bundle's decision on the tile.
+        heatmap: float32 (p, p) Grad-CAM of the positive label on the tile's model-scale patch.
+    """
+
+    index: int
+    box: tuple[int, int, int, int]
+    crop: np.ndarray
+    prediction: Prediction
+    heatmap: np.ndarray
+
+
+def explain_tile(bundle, result: RegionResult, rgb: np.ndarray, index: int, explainer) -> TileView:
+    """The crop, decision and Grad-CAM of tile ``index`` of ``result`` (a tile clicked on the map).
+
+    Raises:
+        IndexError: ``index`` is not a tile of ``result``.
+    """
+    if not 0 <= index < len(result.tiles.boxes):
+        raise IndexError(f"tile {index} is not one of the {len(result.tiles.boxes)} tissue tiles")
+    x0, y0, x1, y1 = (int(v) for v in result.tiles.boxes[index])
+    batch = to_model_batch(result.tiles.patches[index:index + 1], bundle.spec)
+    heatmap = explainer.heatmaps(batch, result.positive_label)[0]
+    prediction = predictions_from_probabilities(bundle, result.probabilities[index:index + 1])[0]
+    return TileView(index, (x0, y0, x1, y1), np.ascontiguousarray(rgb[y0:y1, x0:x1]), prediction, heatmap)

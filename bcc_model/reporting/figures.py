@@ -221,8 +221,18 @@ def _raster_axis(original_px: int, shown_px: int) -> tuple[float, float]:
     return step / 2 - 0.5, step
 
 
-def probability_map_figure(image: np.ndarray, prob_map: np.ndarray, *, label: str) -> go.Figure:
-    """An image with its tile probability map drawn semi-transparently on top.
+def probability_map_figure(image: np.ndarray, prob_map: np.ndarray, *, label: str, opacity: float = 1.0,
+                           boxes: np.ndarray | None = None, positive: np.ndarray | None = None,
+                           threshold: float | None = None, plot_width_px: int = 800) -> go.Figure:
+    """An image with its tile probability map drawn on top, sized to the image's shape.
+
+    At the default full opacity the map's colours are exactly those of its colour bar (a blend
+    with the stain would shift them); a lower ``opacity`` shows the tissue through it. With
+    ``boxes`` (the tissue tiles) every tile gets a clickable marker at its centre, carrying its
+    index as ``customdata`` (the app shows the clicked tile's crop and heatmap); with
+    ``positive`` and ``threshold`` too, the tiles at or above the threshold are outlined, so a
+    threshold moved by the user shows at once which tiles it flags. The figure's height follows
+    the image's aspect ratio for a plot ``plot_width_px`` wide, so no empty band sits beside it.
 
     For display the image is downscaled to at most ``_IMAGE_MAX_PX`` and the map (nearest
     neighbour, so tile edges and NaN stay sharp) to at most ``_MAP_MAX_PX`` px per side; both
@@ -273,13 +283,42 @@ def probability_map_figure(image: np.ndarray, prob_map: np.ndarray, *, label: st
             zmin=0,
             zmax=1,
             colorscale="Cividis",  # matches overlay.DEFAULT_COLORMAP
-            opacity=0.45,
+            opacity=opacity,
             hoverongaps=False,
             colorbar={"title": f"P({label})"},
             name=f"P({label})",
             hovertemplate=f"x %{{x:.0f}} px, y %{{y:.0f}} px<br>P({label}) %{{z:.2f}}<extra></extra>",
         )
     )
+    if boxes is not None and len(boxes):
+        fig.add_trace(_tile_markers(np.asarray(boxes), positive, threshold, label, plot_width_px / max(width, 1)))
     style(fig, f"Probability map: P({label}) per tissue tile (uncoloured = not analysed)",
            "x (px)", "y (px)")
+    aspect = height / max(width, 1)
+    fig.update_layout(height=int(np.clip(plot_width_px * aspect + _MAP_MARGIN_PX, 320, 900)), showlegend=False,
+                      margin={"l": 60, "r": 20, "t": 60, "b": 50})
+    fig.update_xaxes(range=[-0.5, width - 0.5], constrain="domain")
+    fig.update_yaxes(range=[height - 0.5, -0.5], scaleanchor="x", scaleratio=1, constrain="domain")
     return fig
+
+
+_MAP_MARGIN_PX = 110
+
+
+def _tile_markers(boxes: np.ndarray, positive: np.ndarray | None, threshold: float | None, label: str,
+                  screen_px_per_px: float) -> go.Scatter:
+    """One marker per tissue tile at its centre, about a tile wide on screen: clickable, outlined in
+    red where P >= ``threshold``."""
+    centres_x = (boxes[:, 0] + boxes[:, 2] - 1) / 2.0
+    centres_y = (boxes[:, 1] + boxes[:, 3] - 1) / 2.0
+    flagged = (np.zeros(len(boxes), bool) if positive is None or threshold is None
+               else np.asarray(positive) >= threshold)
+    side = float(np.median(boxes[:, 2] - boxes[:, 0]))
+    hover = ("tile %{customdata}: click to see it" if positive is None
+             else f"tile %{{customdata}}: P({label}) %{{text}}, click to see it")
+    return go.Scatter(
+        x=centres_x, y=centres_y, mode="markers", customdata=np.arange(len(boxes)),
+        text=None if positive is None else [f"{p:.2f}" for p in positive],
+        marker={"symbol": "square-open", "size": float(np.clip(side * screen_px_per_px, 3.0, 40.0)),
+                "color": np.where(flagged, "#d62728", "rgba(0,0,0,0)").tolist(), "line": {"width": 1.5}},
+        hovertemplate=hover + "<extra></extra>", name="tiles")
