@@ -24,7 +24,8 @@ from bcc_model.reporting.formatting import escape_markdown
 from bcc_model.reporting.tables import headline_table
 
 __all__ = [
-    "ESTIMATE_COLUMNS", "SUPPORTED_FORMATS", "THUMBNAIL_PX", "SessionImage", "current_modality", "get_bundle", "sample_files", "remember_image",
+    "ESTIMATE_COLUMNS", "SUPPORTED_FORMATS", "THUMBNAIL_PX", "SessionImage", "current_modality", "get_bundle",
+    "bundle_is_usable", "sample_files", "remember_image",
     "session_images", "render_notice", "render_sidebar", "render_verdict", "show_error", "page_header",
     "require_image_modality", "short_title", "sample_truth", "supports_region_mode",
 ]
@@ -80,6 +81,20 @@ def get_bundle(spec: ModalitySpec) -> Bundle | None:
     except (BundleError, KeyError, OSError, ValueError) as err:
         st.error(_missing_bundle_message(spec, err), icon=":material/error:")
         return None
+
+
+def bundle_is_usable(spec: ModalitySpec) -> bool:
+    """Whether ``spec``'s bundle is present and intact, without loading TensorFlow; says why not on the page.
+
+    Pages call this first and load the network (:func:`get_bundle`) only once there is an
+    image to analyse, so the page appears at once on a first visit.
+    """
+    try:
+        cache.bundle_view(spec)
+        return True
+    except (BundleError, KeyError, OSError, ValueError) as err:
+        st.error(_missing_bundle_message(spec, err), icon=":material/error:")
+        return False
 
 
 # --- samples and the session's images -------------------------------------------------------

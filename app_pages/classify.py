@@ -18,10 +18,9 @@ import streamlit as st
 
 from bcc_model import RESEARCH_USE_NOTICE
 from bcc_model.analysis.image import HeatmapRequest
-from bcc_model.explain.cams import HEATMAP_LIMITATIONS
+from bcc_model.explain.cams import HEATMAP_LIMITATIONS, LESION_MAP_CAPTION
 from bcc_model.reporting.figures import probability_bar, probability_map_figure
 from bcc_model.imaging.pixels import ImageReadError
-from bcc_model.models.lesion_head import LESION_MAP_CAPTION
 from bcc_model.imaging.modality_guess import modality_hint
 from bcc_model.explain.overlay import (COLORMAPS, DEFAULT_COLORMAP, OVERLAY_STYLES, STYLE_NAMES, enlarge, for_display,
                                       overlay_heatmap)
@@ -127,7 +126,7 @@ def _summary_table(entries: list[ReportEntry], labels: tuple[str, ...], caution:
     return table
 
 
-def _patches_tab(bundle, spec) -> None:
+def _patches_tab(spec) -> None:
     uploads = st.file_uploader(
         "Upload images (several at once is fine)", type=None, accept_multiple_files=True,
         key=f"uploads_{spec.key}",
@@ -151,6 +150,9 @@ def _patches_tab(bundle, spec) -> None:
                    "through another model.")
         return
 
+    bundle = ui.get_bundle(spec)  # the network loads with the first image, not with the page
+    if bundle is None:
+        return
     summary = st.container()
     progress = st.progress(0.0, text="Analysing…")
     entries: list[ReportEntry] = []
@@ -206,7 +208,7 @@ def _clicked_tile(event) -> int | None:
     return None
 
 
-def _region_tab(bundle, spec) -> None:
+def _region_tab(spec) -> None:
     st.markdown(
         f"Upload one H&E image larger than a patch (a field of view or a slide region). It is rescaled to the "
         f"model's training scale ({spec.mpp:g} µm/px, {spec.magnification}), cut into "
@@ -227,6 +229,9 @@ def _region_tab(bundle, spec) -> None:
         image_mpp = magnification_to_mpp(float(magnification.rstrip("x")))
         c2.caption(f"≈ {image_mpp:.3g} µm/px (assuming 0.25 µm/px at 40x)")
     if upload is None:
+        return
+    bundle = ui.get_bundle(spec)  # the network loads with the first image, not with the page
+    if bundle is None:
         return
     data = upload.getvalue()
     sha = cache.image_sha(data)
@@ -316,15 +321,14 @@ def _region_tab(bundle, spec) -> None:
 spec = ui.current_modality()
 ui.page_header("Classify images", f"{spec.title}: calibrated class probabilities with Grad-CAM heatmaps.")
 ui.require_image_modality(spec)
-bundle = ui.get_bundle(spec)
-if bundle is None:
+if not ui.bundle_is_usable(spec):
     st.stop()
 if ui.supports_region_mode(spec):
     # A pathologist uploads a field of view or a slide region, not a 50 px patch: region mode first.
     region_tab, patches_tab = st.tabs(["Region (field of view or slide crop)", "Single patches"])
     with region_tab:
-        _region_tab(bundle, spec)
+        _region_tab(spec)
     with patches_tab:
-        _patches_tab(bundle, spec)
+        _patches_tab(spec)
 else:
-    _patches_tab(bundle, spec)
+    _patches_tab(spec)

@@ -11,10 +11,9 @@ from __future__ import annotations
 import streamlit as st
 
 from bcc_model.analysis.image import HeatmapRequest
-from bcc_model.explain.cams import CAM_METHODS, DEFAULT_METHOD, FASTEST_FIRST, HEATMAP_LIMITATIONS
+from bcc_model.explain.cams import CAM_METHODS, DEFAULT_METHOD, FASTEST_FIRST, HEATMAP_LIMITATIONS, LESION_MAP_CAPTION
 from bcc_model.imaging.pixels import ImageReadError
 from bcc_model.reporting.formatting import escape_markdown
-from bcc_model.models.lesion_head import LESION_MAP_CAPTION
 from bcc_model.explain.overlay import (COLORMAPS, DEFAULT_COLORMAP, OVERLAY_STYLES, STYLE_NAMES, for_display,
                                       overlay_heatmap)
 from app_pages import _cache as cache

@@ -264,3 +264,19 @@ def test_a_weak_models_caution_is_beside_its_output_and_in_the_table():
     assert caution in [e.value for e in at.main.error]
     assert not any(m.value.startswith("### Prediction") for m in at.markdown), "no bold verdict from a weak model"
     assert at.dataframe[0].value["caution"].tolist() == [caution]
+
+
+def test_the_first_visit_shows_the_page_without_loading_tensorflow():
+    """The Classify page appears before any model loads: TensorFlow is imported with the first image, not the page."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    script = ("import sys\nfrom streamlit.testing.v1 import AppTest\n"
+              "at = AppTest.from_file('app.py', default_timeout=600).run()\n"
+              "assert not at.exception, [e.message for e in at.exception]\n"
+              "assert any('Upload' in u.label for u in at.get('file_uploader')), 'the uploaders are on the page'\n"
+              "print('tensorflow loaded:', 'tensorflow' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "tensorflow loaded: False" in done.stdout, done.stdout + done.stderr[-2000:]

@@ -13,12 +13,11 @@ import pytest
 
 from bcc_model.evaluation.model_quality import performance_caution
 from bcc_model.models.bundle import load_bundle, read_bundle_info
-from bcc_model.explain.cams import CAM_METHODS, HEATMAP_LIMITATIONS
+from bcc_model.explain.cams import CAM_METHODS, HEATMAP_LIMITATIONS, LESION_MAP_CAPTION
 from bcc_model.reporting.tables import task_scores_table
 from bcc_model.imaging.io import read_image
 from bcc_model.modalities import get_modality
 from bcc_model.analysis.predictions import predict_images
-from bcc_model.models.lesion_head import LESION_MAP_CAPTION
 from bcc_model.imaging.preprocess import model_view_caption
 from tests.apptest_helpers import PNG, heatmap_images, image_captions, page_texts, run_app
 

@@ -57,11 +57,15 @@ def attribution_figure(names: Sequence[str], values: Sequence[float], *, label: 
         )
     )
     fig.update_layout(
-        title=f"Feature contributions to P({label}) (red: towards {label}, blue: away)",
-        xaxis_title=f"Contribution to P({label}), percentage points, relative to the average training case",
+        title={"text": f"Feature contributions to P({label})<br><sub>red: towards {label}, blue: away</sub>",
+               "automargin": True},
+        xaxis_title=f"Contribution to P({label}), percentage points,<br>relative to the average training case",
         yaxis_title="Feature",
         template=_TEMPLATE,
-        height=120 + _BAR_PX * len(shown),
+        height=140 + _BAR_PX * len(shown),
+        margin={"t": 80, "r": 40},
     )
+    fig.update_traces(cliponaxis=False)
+    fig.update_xaxes(automargin=True)
     fig.update_yaxes(categoryorder="array", categoryarray=shown, autorange="reversed")
     return fig

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["CAM_METHODS", "DEFAULT_METHOD", "FASTEST_FIRST", "Explainer", "HEATMAP_LIMITATIONS"]
+__all__ = ["CAM_METHODS", "DEFAULT_METHOD", "FASTEST_FIRST", "Explainer", "HEATMAP_LIMITATIONS", "LESION_MAP_CAPTION"]
 
 DEFAULT_METHOD = "Grad-CAM"
 # Display name -> (tf-keras-vis module, class). References: Selvaraju et al. 2017 (Grad-CAM);
@@ -40,6 +40,12 @@ HEATMAP_LIMITATIONS = (
     "CAMs are upsampled from a low-resolution feature map, so small structures blur. Use heatmaps to "
     "check that the model looks at tissue rather than artefacts, not as evidence of disease."
 )
+
+LESION_MAP_CAPTION = (
+    "Lesion map: probability of lesion per area from a head trained on lesion outlines. It does not "
+    "depend on the class and is not rescaled per image (cold everywhere = no lesion found). The "
+    "Training-metrics page shows how often its peak fell inside test lesions.")
+"""Caption of the lesion map of bundles trained with a lesion head (``models/lesion_head.py``)."""
 
 
 def _linear_copy(model):

@@ -35,17 +35,13 @@ from keras import layers
 
 from bcc_model.modalities import ModalitySpec
 
-__all__ = ["LESION_OUTPUT", "CLASS_OUTPUT", "LESION_MAP_FILE", "LESION_MAP_CAPTION", "add_lesion_head", "classifier_only",
+__all__ = ["LESION_OUTPUT", "CLASS_OUTPUT", "LESION_MAP_FILE", "add_lesion_head", "classifier_only",
            "lesion_map_model", "lesion_head_only", "attach_lesion_head", "lesion_maps", "lesion_map_localisation",
            "lesion_grid", "canonical_history"]
 
 CLASS_OUTPUT = "probabilities"
 LESION_OUTPUT = "lesion_map"
 LESION_MAP_FILE = "lesion_map.keras"
-LESION_MAP_CAPTION = (
-    "Lesion map: probability of lesion per area from a head trained on lesion outlines. It does not "
-    "depend on the class and is not rescaled per image (cold everywhere = no lesion found). The "
-    "Training-metrics page shows how often its peak fell inside test lesions.")
 _LESION_CONV = "lesion_conv"
 
 

@@ -109,6 +109,7 @@ def probability_bar(
             fig.add_shape(type="line", x0=threshold, x1=threshold,
                           line={"color": GUIDE_COLOUR, "width": 3, "dash": "dash"}, **rows)
     style(fig, title, "Probability (calibrated)", "Class")
+    fig.update_traces(cliponaxis=False)  # "100.0%" at the right edge stays readable
     fig.update_xaxes(range=[0, 1], tickformat=".0%")
     fig.update_yaxes(categoryorder="array", categoryarray=labels, autorange="reversed")
     return fig

@@ -13,7 +13,11 @@ CHANCE_LINE = {"dash": "dash", "color": GUIDE_COLOUR, "width": 1}
 
 
 def style(fig: go.Figure, title: str, x_title: str, y_title: str) -> go.Figure:
-    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, template=TEMPLATE)
+    """Template, titles, and room for them: the title pushes the plot down and labels never clip."""
+    fig.update_layout(title={"text": title, "automargin": True}, xaxis_title=x_title, yaxis_title=y_title,
+                      template=TEMPLATE, margin={"t": 70, "r": 40})
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
     return fig
 
 

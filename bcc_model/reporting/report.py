@@ -49,7 +49,7 @@ class ReportEntry:
             not the uploaded image (e.g. ``preprocess.model_view_caption``).
         lesion_map_overlay: uint8 RGB overlay of the bundle's lesion map (``models/lesion_head.py``) on
             the same frame, or ``None`` for bundles without one.
-        lesion_map_caption: caption under it (``lesion_head.LESION_MAP_CAPTION``).
+        lesion_map_caption: caption under it (``explain.cams.LESION_MAP_CAPTION``).
         probabilities: label -> calibrated probability in [0, 1], in model-output order.
         predicted_label: label chosen by the decision rule.
         indeterminate: the positive probability fell inside the indeterminate band.
