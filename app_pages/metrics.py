@@ -10,15 +10,43 @@ loaded.
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from bcc_model.models.bundle import BundleError
 from bcc_model.reporting.curves import calibration_figure, pr_figure, roc_figure
 from bcc_model.reporting.figures import confusion_figure, history_figures
+from bcc_model.reporting.model_card import selection_tables
 from bcc_model.reporting.tables import comparison_table, headline_table, per_class_table, split_table, task_scores_table
 from bcc_model.modalities import MODALITIES
 from app_pages import _cache as cache
 from app_pages import _shared as ui
+
+_SELECTION_TITLES = {
+    "cross_validation": ("Patient-grouped cross-validation (how the recipe was chosen)",
+                         "Every candidate scored on patient folds it never saw; the test patients took no part."),
+    "teacher": ("Teacher and student",
+                "The cross-validation fold models averaged (teacher) against the bundled single network, on the same "
+                "test patients and operating point, with the time per patch on the training machine."),
+    "slides": ("Whole slides (region mode on complete test slides)",
+               "Every tissue tile scored against its patch label. Left of each picture: the truth; right: the model's "
+               "map."),
+}
+
+
+def _selection_and_slides(view) -> None:
+    """The model card's cross-validation, teacher/student and whole-slide tables, and the slide pictures."""
+    for key, (header, rows) in selection_tables(view.info, view.metrics).items():
+        title, caption = _SELECTION_TITLES[key]
+        st.markdown(f"**{title}**")
+        st.dataframe(pd.DataFrame(rows, columns=header), hide_index=True, width="stretch")
+        st.caption(caption)
+        if key == "slides":
+            pictures = [view.path / str(row.get("picture")) for row in view.metrics["slides"]["slides"]
+                        if row.get("picture") and (view.path / str(row["picture"])).is_file()]
+            for column, picture in zip(st.columns(min(3, len(pictures)) or 1), pictures):
+                column.image(str(picture), caption=picture.stem.replace("_", " "), width="stretch")
+
 
 ui.page_header("Training metrics", "Training curves and held-out test results of every bundled model.")
 
@@ -89,6 +117,7 @@ try:
     st.dataframe(split_table(info))
     st.markdown("**Architecture comparison** (same split and seed; selected on validation ROC AUC)")
     st.dataframe(comparison_table(info), width="stretch")
+    _selection_and_slides(view)
 except (ValueError, KeyError, OSError) as err:
     ui.show_error(f"The {spec.key} bundle's metrics could not be shown", err)
 

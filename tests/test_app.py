@@ -20,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 from bcc_model.models.bundle import load_bundle, read_bundle_info
 from bcc_model.explain.cams import CAM_METHODS, HEATMAP_LIMITATIONS
 from bcc_model.reporting.figures import history_figures
+from bcc_model.reporting.model_card import selection_tables
 from bcc_model.reporting.tables import task_scores_table
 from bcc_model.imaging.pixels import ImageReadError
 from bcc_model.imaging.io import read_image
@@ -214,8 +215,10 @@ def test_metrics_page_renders_every_chart():
         assert keys == curves | tests, "only the chosen bundle is drawn"
         info, metrics = read_bundle_info(spec.bundle_dir)
         assert [header.value for header in at.header] == [f"{spec.title}: {info.name}"]
-        # headline, per class, splits, architecture comparison; plus localisation / extra tasks where recorded
-        assert len(at.dataframe) == 4 + (not task_scores_table(metrics).empty)
+        # headline, per class, splits, architecture comparison; plus localisation / extra tasks where recorded,
+        # and the card's cross-validation, teacher/student and whole-slide tables where the bundle has them
+        selection = selection_tables(info.to_json(), metrics)
+        assert len(at.dataframe) == 4 + (not task_scores_table(metrics).empty) + len(selection)
         assert "**test split**" in _texts(at)
 
 

@@ -23,7 +23,7 @@ from bcc_model.reporting.formatting import (NOT_RECORDED, count, estimate, get, 
                                             percent, text)
 from bcc_model.reporting.templates import render
 
-__all__ = ["NOT_RECORDED", "render_model_card"]
+__all__ = ["NOT_RECORDED", "render_model_card", "selection_tables"]
 
 _METRIC_MEANINGS = {
     "accuracy": ("Accuracy", "share of images whose predicted class is the true class"),
@@ -208,15 +208,33 @@ def _reliability_rows(metrics: Mapping) -> list[list[str]]:
             for i in range(len(counts)) if counts[i]]
 
 
-def _slide_rows(metrics: Mapping) -> list[list[str]]:
+_SLIDE_HEADER = ["Patient", "Tiles scored", "Skipped", "Tile ROC AUC", "True IDC share", "IDC share at threshold",
+                 "Expected IDC share"]
+_TEACHER_HEADER = ["Model", "Networks", "Parameters", "Balanced acc. [95% CI]", "ROC AUC [95% CI]", "F1 [95% CI]",
+                   "ECE [95% CI]", "ms per patch"]
+
+
+def _slide_rows(metrics: Mapping, pictures: bool = True) -> list[list[str]]:
     rows = get(metrics, "slides", "slides")
     if not isinstance(rows, Sequence):
         return []
+    link = lambda r: (f"![slide {text(get(r, 'patient'))}: truth left, model right]({text(get(r, 'picture'))})"  # noqa: E731
+                      if get(r, "picture") else NOT_RECORDED)
     return [[text(get(r, "patient")), count(get(r, "n_scored")), count(get(r, "n_skipped")), num(get(r, "roc_auc")),
              num(get(r, "true_positive_share_scored")), num(get(r, "predicted_positive_share")),
-             num(get(r, "expected_positive_share")),
-             f"![slide {text(get(r, 'patient'))}: truth left, model right]({text(get(r, 'picture'))})"
-             if get(r, "picture") else NOT_RECORDED] for r in rows]
+             num(get(r, "expected_positive_share")), *([link(r)] if pictures else [])] for r in rows]
+
+
+def selection_tables(model_info: Mapping, metrics: Mapping) -> dict[str, tuple[list[str], list[list[str]]]]:
+    """The card's cross-validation, teacher/student and whole-slide tables as ``(header, rows)``, for the app.
+
+    Only the tables the bundle has data for are returned (keys ``cross_validation``,
+    ``teacher``, ``slides``); the slide pictures are left out (the app shows the files).
+    """
+    tables = {"cross_validation": _cv_table(get(model_info, "cross_validation")),
+              "teacher": (_TEACHER_HEADER, _teacher_rows(model_info)),
+              "slides": (_SLIDE_HEADER, _slide_rows(metrics, pictures=False))}
+    return {key: table for key, table in tables.items() if table[1]}
 
 
 def _teacher_rows(info: Mapping) -> list[list[str]]:
@@ -304,6 +322,7 @@ def _context(info: Mapping, metrics: Mapping) -> dict:
         "reliability_rows": _reliability_rows(metrics),
         "slides": get(metrics, "slides"), "slide_rows": _slide_rows(metrics),
         "teacher": get(info, "teacher"), "teacher_rows": _teacher_rows(info),
+        "slide_header": [*_SLIDE_HEADER, "Truth vs map"], "teacher_header": _TEACHER_HEADER,
         "separable": (get(info, "decision", "validation_accuracy_outside_band") == 1.0
                       and get(info, "decision", "validation_fraction_indeterminate") == 0.0),
         "negatives": ([str(label) for label in labels if label != get(info, "positive_label")]
