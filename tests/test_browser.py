@@ -80,3 +80,61 @@ def test_upload_shows_probabilities_and_heatmap(chromium_path, server, sample_fi
             assert not external, f"the page made requests outside its server: {external}"
         finally:
             browser.close()
+
+
+def _choose(page, select_label: str, option: str) -> None:
+    """Pick ``option`` in the Streamlit select box labelled ``select_label``."""
+    page.locator('[data-testid="stSelectbox"]').filter(has_text=select_label).first.click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def test_a_clinician_meets_caution_refusal_and_the_right_images(chromium_path, server, sample_files, tmp_path):
+    """What issue 17 asked a browser to prove: region mode first for H&E; a weak model's verdict carries its
+    caution on the page and in the CSV; an image of another modality is not assessed; Explain lists only the
+    selected modality's images and explains the positive class by default."""
+    from playwright.sync_api import expect, sync_playwright
+
+    patch = next(path for path in sample_files if path.parent.name == "malignant").read_bytes()
+    mammogram = (ROOT / "samples" / "mammography" / "malignant" / "mdb028.png").read_bytes()
+    png = lambda name, data: {"name": name, "mimeType": "image/png", "buffer": data}  # noqa: E731
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium_path), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1400}, accept_downloads=True)
+            page.goto(server)
+            region = page.get_by_role("tab", name="Region (field of view or slide crop)")
+            expect(region).to_have_attribute("aria-selected", "true", timeout=60_000)
+            page.get_by_role("tab", name="Single patches").click()
+            page.locator(PATCH_UPLOADER).first.set_input_files([png("he_on_the_he_page.png", patch)])
+            expect(page.get_by_text("Prediction:").or_(page.get_by_text("Indeterminate")).first).to_be_visible(
+                timeout=RESULT_TIMEOUT_MS)
+
+            _choose(page, "Modality", "Mammography")
+            expect(page.get_by_text("Mammography (digitised film, MLO view): calibrated").first).to_be_visible(
+                timeout=60_000)
+            expect(page.get_by_role("tab", name="Single patches")).to_have_count(0)  # whole images: no region mode
+            page.locator(PATCH_UPLOADER).first.set_input_files([png("mdb028.png", mammogram),
+                                                                png("he_on_the_mammography_page.png", patch)])
+            expect(page.get_by_text("Not assessed").first).to_be_visible(timeout=RESULT_TIMEOUT_MS)
+            expect(page.get_by_text("discriminates poorly").first).to_be_visible(timeout=RESULT_TIMEOUT_MS)
+            expect(page.get_by_text("Model output:").first).to_be_visible()
+            assert page.get_by_role("heading").filter(has_text="Prediction:").count() == 0, \
+                "a weak model's output is never a bold verdict"
+            with page.expect_download(timeout=60_000) as download:
+                page.get_by_role("button", name="Download table (CSV)").click()
+            table = Path(download.value.path()).read_text(encoding="utf-8")
+            assert "discriminates poorly" in table and "he_on_the_mammography_page.png" in table
+            assert "not assessed" in table.lower()
+            page.screenshot(path=str(tmp_path / "mammography.png"), full_page=True)
+
+            page.get_by_role("link", name="Explain").click()
+            images = page.locator('[data-testid="stSelectbox"]').filter(has_text="Image").first
+            expect(images).to_be_visible(timeout=RESULT_TIMEOUT_MS)
+            images.click()
+            options = page.get_by_role("option").all_inner_texts()
+            page.keyboard.press("Escape")
+            assert any("mdb028.png" in o for o in options) and not any("he_on_the_he_page" in o for o in options)
+            target = page.get_by_role("combobox", name="Class to explain")
+            expect(target).to_have_value("malignant", timeout=RESULT_TIMEOUT_MS)
+        finally:
+            browser.close()
