@@ -245,7 +245,8 @@ def _region_tab(spec) -> None:
     try:
         sha, loaded = cache.decode(data)
         progress = st.progress(0.0, text="Tiling the region…")
-        if st.button("Cancel", icon=":material/stop_circle:", key="region_cancel"):
+        cancel = st.empty()
+        if cancel.button("Cancel", icon=":material/stop_circle:", key="region_cancel"):
             cancelled.add((sha, image_mpp))  # the click stopped the run in progress; do not restart it
             st.rerun()
 
@@ -254,6 +255,7 @@ def _region_tab(spec) -> None:
 
         result = cache.region(bundle, sha, loaded.pixels, image_mpp, progress=report)
         progress.empty()
+        cancel.empty()
     except (ImageReadError, ValueError) as err:
         ui.show_error(f"{upload.name} could not be analysed", err)
         return
@@ -294,7 +296,7 @@ def _region_tab(spec) -> None:
         flag = " · indeterminate" if view.prediction.indeterminate else ""
         left, right, _ = st.columns([1, 1, 2])
         left.image(view.crop, caption=f"Tile {clicked} at x={x0}, y={y0} px", width="stretch")
-        right.image(overlay_heatmap(view.crop, view.heatmap, opacity=0.45), width="stretch",
+        right.image(overlay_heatmap(view.crop, view.heatmap, opacity=0.45, style=spec.overlay_style), width="stretch",
                     caption=f"Grad-CAM · P({positive}) {view.prediction.positive_probability:.1%}{flag}")
     downloads = st.container(horizontal=True)
     downloads.download_button("Download map (PNG)", lambda: map_to_png(loaded.pixels, result.prob_map),
@@ -313,7 +315,7 @@ def _region_tab(spec) -> None:
     ):
         flag = " · indeterminate" if prediction.indeterminate else ""
         column.image(crop, caption=f"#{rank} at x={x0}, y={y0} px", width="stretch")
-        column.image(overlay_heatmap(crop, cam, opacity=0.45), width="stretch",
+        column.image(overlay_heatmap(crop, cam, opacity=0.45, style=spec.overlay_style), width="stretch",
                      caption=f"Grad-CAM · P({positive}) {prediction.positive_probability:.1%}{flag}")
     st.caption(HEATMAP_LIMITATIONS)
 
