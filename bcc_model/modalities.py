@@ -335,15 +335,10 @@ _MAMMOGRAPHY = ModalitySpec(
     lesion_labels=("benign", "malignant"),
     extra_binary_tasks=_ABNORMAL_VS_NORMAL,
     patch_fraction=0.375,
-    # No lesion-map head: on validation (44 images, seed 42) SE-ResNet's best epoch stayed the first
-    # with it (weight 1 or 3; 224, 320 or 448 px) as without it, log loss 0.89-0.96 against 0.995,
-    # within noise; trained on for 50 epochs (patience 50), training loss only crept from 1.22
-    # to 1.00 while validation loss rose to 1.3-1.4. An ImageNet-derived VGG16 trunk
-    # (pretrained.py) did not learn them either: fine-tuned at 224 px with the lesion head, training
-    # loss went 1.20 -> 1.03 in 20 epochs, best validation loss 1.06; its frozen features with
-    # logistic regression gave validation abnormal-vs-normal AUC 0.32-0.67 (224 and 448 px). At
-    # 400 µm/px, 19 of the 98 abnormal images are calcifications too small to resolve and 27 are
-    # architectural distortions or asymmetries. No whole-image model tried here beat chance on validation.
+    # No lesion-map head: with it (weight 1 or 3; 224-448 px) SE-ResNet's validation log loss was
+    # 0.89-0.96 against 0.995, within noise, and training loss only crept 1.22 -> 1.00 in 50 epochs;
+    # a fine-tuned VGG16 trunk reached validation loss 1.06. At 400 µm/px, 19 of the 98 abnormal
+    # images are calcifications too small to resolve (README: Measured results).
     training_defaults=_WHOLE_IMAGE_TRAINING,
     shipped_files=MappingProxyType({
         "model.keras": "eeaf6c0bd7677ae186eabdc13a3b1b6dc126d64e1d741b5e3b14a669475a7b9c",

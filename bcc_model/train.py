@@ -71,6 +71,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cv-folds", type=int, default=0,
                         help="images: choose the architecture by patient-grouped k-fold cross-validation over the "
                              "train and validation patients (k >= 2; 0, the default, chooses on the validation split)")
+    parser.add_argument("--candidates", nargs="+", default=None,
+                        help="with --cv-folds: the registry recipes (cv_candidates) to compare, e.g. se_resnet "
+                             "se_resnet+macenko (default: every recipe configured for the modality)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs (default: %(default)s)")
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress output (default: %(default)s)")
     return parser.parse_args(argv)

@@ -153,6 +153,12 @@ def test_train_help_documents_every_option():
         assert option in result.stdout, option
 
 
+def test_an_unknown_cross_validation_recipe_is_refused_before_any_data_is_read(tmp_path, capsys):
+    args = ["--data", str(tmp_path / "nowhere"), "--cv-folds", "2", "--candidates", "se_resnet", "no_such_recipe"]
+    assert train_main(args) == 2
+    assert "no_such_recipe" in capsys.readouterr().err
+
+
 def test_patient_grouped_cross_validation_chooses_calibrates_and_validates_on_a_whole_slide(tmp_path, histo_spec,
                                                                                            sample_files):
     """--cv-folds: the candidate is scored on patient folds it never saw; the chosen one is then trained and

@@ -44,6 +44,7 @@ class TrainConfig:
     lesion_weight: float | None = None
     patient_weighting: bool | None = None
     cv_folds: int = 0
+    candidates: tuple[str, ...] | None = None
     bootstrap: int = 1000
     verbose: int = 1
     command: str = "python -m bcc_model.train"
@@ -53,8 +54,9 @@ class TrainConfig:
         """A config from parsed options, with the modality's defaults where an option was not given."""
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in options.items() if k in known}
-        if values.get("arch") is not None:
-            values["arch"] = tuple(values["arch"])
+        for key in ("arch", "candidates"):
+            if values.get(key) is not None:
+                values[key] = tuple(values[key])
         config = cls(**values)
         spec = get_modality(config.modality)
         defaults = {**TRAINING_DEFAULTS[spec.kind], **spec.training_defaults, "patient_weighting": spec.patient_weighting}

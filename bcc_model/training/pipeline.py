@@ -49,6 +49,12 @@ def train_images(config: TrainConfig, base_spec: ModalitySpec) -> int:
     archs = list(config.arch or spec.arch_params)
     if not architectures_ready(spec, archs):
         return 2
+    try:  # an unknown recipe fails here, not after the data are loaded
+        for name in config.candidates or ():
+            spec.candidate(name)
+    except KeyError as err:
+        print(f"error: {err.args[0]}", file=sys.stderr)
+        return 2
     data_dir = config.data or spec.default_data_dir
     try:
         manifest = add_hashes(split_by_group(discover(data_dir, spec), seed=config.seed), data_dir)
@@ -151,12 +157,13 @@ def _cross_validation(spec: ModalitySpec, config: TrainConfig, inputs, manifest:
                       work_root: Path) -> dict:
     """Patient-grouped CV over the train and validation patients (``training/cv.py``); the test split stays out.
 
-    The candidates are the registry's ``cv_candidates`` recipes, or the architectures when it has
-    none or ``--arch`` names them.
+    The candidates are ``--candidates``, else the registry's ``cv_candidates`` recipes, or the
+    architectures when it has none or ``--arch`` names them.
     """
     from bcc_model.training.cv import cross_validate_images
 
-    candidates = list(spec.cv_candidates) if spec.cv_candidates and config.arch is None else archs
+    candidates = (list(config.candidates) if config.candidates else
+                  list(spec.cv_candidates) if spec.cv_candidates and config.arch is None else archs)
     non_test = manifest[manifest["split"] != "test"]
     y = non_test["label"].map({label: i for i, label in enumerate(spec.labels)}).to_numpy()
     groups = non_test["group"].to_numpy()
