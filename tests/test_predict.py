@@ -16,14 +16,18 @@ def _tiny_model(size: int) -> keras.Model:
 
 
 class _Recording:
-    """Forwards to a model and records the batch size of every call."""
+    """Stands in for the compiled forward pass of a model and records the batch size of every call."""
 
     def __init__(self, model: keras.Model):
         self.model, self.sizes = model, []
 
-    def __call__(self, batch, training: bool):
+    def __call__(self, batch):
         self.sizes.append(len(batch))
-        return self.model(batch, training=training)
+        return self.model(batch, training=False)
+
+    def install(self, monkeypatch) -> "_Recording":
+        monkeypatch.setattr(predict, "compiled_forward", lambda model: self)
+        return self
 
 
 def test_large_inputs_are_split_into_calls_bounded_by_input_values(monkeypatch):
@@ -31,14 +35,15 @@ def test_large_inputs_are_split_into_calls_bounded_by_input_values(monkeypatch):
     images = np.random.default_rng(0).uniform(0, 255, (10, 32, 32, 1)).astype(np.float32)
     whole = predict.raw_probabilities(model, images)
     monkeypatch.setattr(predict, "INPUT_VALUES_PER_CALL", 3 * 32 * 32)
-    recording = _Recording(model)
-    chunked = predict.raw_probabilities(recording, images)
+    recording = _Recording(model).install(monkeypatch)
+    chunked = predict.raw_probabilities(model, images)
     assert recording.sizes == [3, 3, 3, 1]
     np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-6)
 
 
 def test_an_input_larger_than_the_bound_still_runs_one_at_a_time(monkeypatch):
     monkeypatch.setattr(predict, "INPUT_VALUES_PER_CALL", 10)
-    recording = _Recording(_tiny_model(16))
-    probs = predict.raw_probabilities(recording, np.zeros((2, 16, 16, 1), np.float32))
+    model = _tiny_model(16)
+    recording = _Recording(model).install(monkeypatch)
+    probs = predict.raw_probabilities(model, np.zeros((2, 16, 16, 1), np.float32))
     assert recording.sizes == [1, 1] and probs.shape == (2, 3)
