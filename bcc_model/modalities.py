@@ -241,9 +241,9 @@ _HISTOPATHOLOGY = ModalitySpec(
         "doi:10.4103/2153-3539.186902."
     ),
     shipped_files=MappingProxyType({
-        "model.keras": "7b60b1e6004507cdfa1038797d9f30cffcfe12ba70427a45e7de21ffda1066bd",
-        "model.json": "a395913ea72131bf51a83581f7979ad00b4204e5923733fff9be32f9077f8963",
-        "metrics.json": "859b536acff88dc59da789f98bae62dce65e8be4aa6c8f8fce75e11210f3f9e9",
+        "model.keras": "d3a9d9b2589f815859d296d2b126659431236e963eea7f5d9d46ee1915d8d4cd",
+        "model.json": "852bd31b1b5ad36498056badd2dc61f3ac19283918c2d9fc3cb34a44ab5118ee",
+        "metrics.json": "9b379b9e1e44444ff50155564627f92711b10e4b653ee6b61e4993c477c37882",
     }),
 )
 
