@@ -67,6 +67,7 @@ def cold_start(sample: Path, timeout_s: float = 300.0) -> None:
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.goto(url)
+                page.get_by_role("tab", name="Single patches").click()  # region mode is the first tab for H&E
                 page.locator(PATCH_UPLOADER).first.set_input_files(str(sample))
                 uploaded = time.perf_counter() - start
                 verdict = page.get_by_text("Prediction:").or_(page.get_by_text("Indeterminate")).first
