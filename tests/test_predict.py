@@ -36,7 +36,7 @@ def test_large_inputs_are_split_into_calls_bounded_by_input_values(monkeypatch):
     whole = predict.raw_probabilities(model, images)
     monkeypatch.setattr(predict, "INPUT_VALUES_PER_CALL", 3 * 32 * 32)
     recording = _Recording(model).install(monkeypatch)
-    chunked = predict.raw_probabilities(model, images)
+    chunked = predict.raw_probabilities(model, images, compiled=True)
     assert recording.sizes == [3, 3, 3, 1]
     np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-6)
 
@@ -45,5 +45,5 @@ def test_an_input_larger_than_the_bound_still_runs_one_at_a_time(monkeypatch):
     monkeypatch.setattr(predict, "INPUT_VALUES_PER_CALL", 10)
     model = _tiny_model(16)
     recording = _Recording(model).install(monkeypatch)
-    probs = predict.raw_probabilities(model, np.zeros((2, 16, 16, 1), np.float32))
+    probs = predict.raw_probabilities(model, np.zeros((2, 16, 16, 1), np.float32), compiled=True)
     assert recording.sizes == [1, 1] and probs.shape == (2, 3)

@@ -63,17 +63,19 @@ def compiled_forward(model):
     return forward
 
 
-def raw_probabilities(model, batch: np.ndarray, *, batch_size: int = BATCH_SIZE) -> np.ndarray:
+def raw_probabilities(model, batch: np.ndarray, *, batch_size: int = BATCH_SIZE, compiled: bool = False) -> np.ndarray:
     """Uncalibrated softmax outputs (N, K) for float32 model inputs (N, H, W, C) in [0, 255].
 
-    Calls the model (as a compiled graph, :func:`compiled_forward`) on at most ``batch_size``
-    inputs, fewer for large images (:data:`INPUT_VALUES_PER_CALL`), so memory does not grow with
-    the number of images.
+    Calls the model on at most ``batch_size`` inputs, fewer for large images
+    (:data:`INPUT_VALUES_PER_CALL`), so memory does not grow with the number of images. With
+    ``compiled`` it runs as one graph (:func:`compiled_forward`): worth its one-off tracing
+    (about a second) for a loaded bundle that serves many calls, not for a model scored once
+    during training.
     """
     if len(batch) == 0:
         return np.zeros((0, model.output_shape[-1]), dtype=np.float32)
     batch_size = max(1, min(batch_size, INPUT_VALUES_PER_CALL // int(np.prod(batch.shape[1:]))))
-    forward = compiled_forward(model)
+    forward = compiled_forward(model) if compiled else (lambda x: model(x, training=False))
     chunks = [np.asarray(forward(np.asarray(batch[i:i + batch_size], np.float32)))
               for i in range(0, len(batch), batch_size)]
     return np.concatenate(chunks).astype(np.float32)
@@ -81,7 +83,7 @@ def raw_probabilities(model, batch: np.ndarray, *, batch_size: int = BATCH_SIZE)
 
 def calibrated_probabilities(bundle: Bundle, batch: np.ndarray) -> np.ndarray:
     """Temperature-scaled probabilities (N, K) for preprocessed model inputs."""
-    return apply_temperature(raw_probabilities(bundle.model, batch), bundle.temperature).astype(np.float32)
+    return apply_temperature(raw_probabilities(bundle.model, batch, compiled=True), bundle.temperature).astype(np.float32)
 
 
 def predictions_from_probabilities(bundle: Bundle, probs: np.ndarray) -> list[Prediction]:
