@@ -287,7 +287,8 @@ def _region_tab(spec) -> None:
         probability_map_figure(loaded.pixels, result.prob_map, label=positive, opacity=opacity,
                                boxes=result.tiles.boxes, positive=p_positive, threshold=threshold),
         key="region_map", on_select="rerun", selection_mode="points")
-    st.caption("Red outlines: tiles at or above the threshold. Click a tile to see it with its heatmap.")
+    st.caption(f"Red outlines: tiles at or above the threshold. Click a tile to see it with its heatmap. "
+               f"Slide context: {result.context.describe()} (chosen on whole slides; see the model card).")
     clicked = _clicked_tile(event)
     if clicked is not None and clicked < result.n_tiles:
         with cache.model_lock(bundle):
@@ -297,7 +298,8 @@ def _region_tab(spec) -> None:
         left, right, _ = st.columns([1, 1, 2])
         left.image(view.crop, caption=f"Tile {clicked} at x={x0}, y={y0} px", width="stretch")
         right.image(overlay_heatmap(view.crop, view.heatmap, opacity=0.45, style=spec.overlay_style), width="stretch",
-                    caption=f"Grad-CAM · P({positive}) {view.prediction.positive_probability:.1%}{flag}")
+                    caption=f"Grad-CAM · P({positive}) {view.prediction.positive_probability:.1%}{flag} · patch "
+                            f"alone {result.patch_probabilities[clicked, bundle.spec.positive_index]:.1%}")
     downloads = st.container(horizontal=True)
     downloads.download_button("Download map (PNG)", lambda: map_to_png(loaded.pixels, result.prob_map),
                               file_name="bcc_probability_map.png", mime="image/png", icon=":material/download:")

@@ -215,13 +215,16 @@ _HISTOPATHOLOGY = ModalitySpec(
     # The 7 complete slides are test patients: region mode is validated on whole slides nobody trained on.
     test_always=("coverage", "complete"),
     # Stain and scanner robustness compared by patient-grouped CV (train --cv-folds): the shipped
-    # recipe, Macenko normalisation to a fixed reference (imaging/stain.py), and HED jitter four
-    # times stronger.
+    # recipe, Macenko normalisation to a fixed reference (imaging/stain.py), HED jitter four
+    # times stronger, and both.
     cv_candidates=MappingProxyType({
         "se_resnet": MappingProxyType({}),
         "se_resnet+macenko": MappingProxyType({"preprocessing": ("to_rgb", "resize", "stain_normalise")}),
         "se_resnet+hed_strong": MappingProxyType(
             {"augmentation": ("flip", "rot90", "hed_jitter_strong", "brightness_contrast", "jpeg")}),
+        "se_resnet+macenko+hed_strong": MappingProxyType(
+            {"preprocessing": ("to_rgb", "resize", "stain_normalise"),
+             "augmentation": ("flip", "rot90", "hed_jitter_strong", "brightness_contrast", "jpeg")}),
     }),
     overlay_style="contour",
     default_arch="se_resnet",
@@ -242,8 +245,8 @@ _HISTOPATHOLOGY = ModalitySpec(
     ),
     shipped_files=MappingProxyType({
         "model.keras": "d3a9d9b2589f815859d296d2b126659431236e963eea7f5d9d46ee1915d8d4cd",
-        "model.json": "852bd31b1b5ad36498056badd2dc61f3ac19283918c2d9fc3cb34a44ab5118ee",
-        "metrics.json": "9b379b9e1e44444ff50155564627f92711b10e4b653ee6b61e4993c477c37882",
+        "model.json": "486a4964cb5483ddc5bfae8e52591328bef4ab3f3ecfb5981cc194752d17da57",
+        "metrics.json": "1656e80c41e79cdc0a81ea0af511c0952686519be742a20f23b9a06e9c29d58c",
     }),
 )
 

@@ -2,7 +2,8 @@
 
 For every patient whose slide is complete in the data folder (``coverage == "complete"``), the
 slide is rebuilt from its labelled patches, region mode runs on it with the shipped (or
-``--weights``) histopathology bundle, and each tissue tile is scored against its patch label.
+``--weights``) histopathology bundle and its slide context, and each tissue tile is scored
+against its patch label (with the context, and from its own patch alone).
 Each row says which split of the bundle the patient was in: only slides of test patients (or of
 patients the bundle never saw) measure generalisation. ``--pictures DIR`` writes map-versus-truth
 PNGs there (keep them out of the repository: they are derived from the research data).
@@ -54,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, part in (("all slides", frame), ("slides of unseen/test patients", frame[frame.bundle_split != "train"])):
         if len(part):
             error = np.abs(part.predicted_positive_share - part.true_positive_share_scored)
-            print(f"{name}: mean tile ROC AUC {part.roc_auc.mean():.3f}, mean |IDC share error| {error.mean():.3f}, "
+            print(f"{name}: mean tile ROC AUC {part.roc_auc.mean():.3f} with the bundle's slide context "
+                  f"({part.roc_auc_patch_only.mean():.3f} patch alone), mean |IDC share error| {error.mean():.3f}, "
                   f"max {error.max():.3f} ({len(part)} slides)")
     return 0
 

@@ -15,6 +15,7 @@ from PIL import Image
 from bcc_model.models.bundle import BundleError, load_bundle
 from bcc_model.explain.cams import Explainer
 from bcc_model.analysis.predictions import predict_images
+from bcc_model.analysis.context import NO_CONTEXT, bundle_context, contextual_probabilities
 from bcc_model.analysis.region import explain_tile, analyse_region
 
 PATCH = 50
@@ -50,13 +51,25 @@ def result(bundle, explainer, region_rgb):
 
 
 def test_tiles_match_single_patch_predictions(bundle, region_rgb, result):
-    """At the training scale each tile is a sample patch, so its probability is the patch's own."""
+    """At the training scale each tile is a sample patch, so its own probability is the patch's prediction."""
     assert result.n_tiles > 0
     assert result.tiles.skipped_background >= 2 * GRID  # the glass band is skipped
-    for (x0, y0, x1, y1), probs in zip(result.tiles.boxes.tolist(), result.probabilities):
+    for (x0, y0, x1, y1), probs in zip(result.tiles.boxes.tolist(), result.patch_probabilities):
         assert (x1 - x0, y1 - y0) == (PATCH, PATCH) and x1 <= GRID * PATCH
         expected = predict_images(bundle, [region_rgb[y0:y1, x0:x1]])[0]
         np.testing.assert_allclose(probs, [expected.probabilities[k] for k in bundle.labels], atol=1e-5)
+
+
+def test_the_map_carries_the_slide_context_the_bundle_records(bundle, region_rgb, result):
+    """Region mode applies the context chosen on whole slides (model.json), and can be run without it."""
+    assert result.context == bundle_context(bundle.meta.extras)
+    np.testing.assert_allclose(result.probabilities,
+                               contextual_probabilities(result.patch_probabilities, result.tiles.boxes, result.context),
+                               atol=1e-6)
+    if bundle.verified:  # the shipped H&E bundle chose a context on its 7 test slides
+        assert result.context.active and not np.allclose(result.probabilities, result.patch_probabilities)
+    alone = analyse_region(bundle, region_rgb, bundle.spec.mpp, context=NO_CONTEXT)
+    np.testing.assert_allclose(alone.probabilities, result.patch_probabilities, atol=1e-6)
 
 
 def test_map_flagged_fraction_and_top_tiles(bundle, region_rgb, result):

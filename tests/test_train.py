@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bcc_model.analysis.context import CONTEXT_CANDIDATES, NO_CONTEXT, bundle_context
 from bcc_model.models.bundle import BUNDLE_FILES, BundleError, file_sha256, load_bundle, read_bundle_info
 from bcc_model.train import main as train_main
 
@@ -196,7 +197,10 @@ def test_patient_grouped_cross_validation_chooses_calibrates_and_validates_on_a_
     row = slides["slides"][0]
     assert row["n_scored"] + row["n_skipped"] == 16
     assert (out / row["picture"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    load_bundle(histo_spec, out)  # the amended bundle is still whole and loads
+    assert row["context"] == NO_CONTEXT.to_json(), "one slide: no other slide to choose its context on"
+    amended = load_bundle(histo_spec, out)  # the amended bundle is still whole and loads
+    assert amended.meta.extras["region_context"] == slides["summary"]["context"]
+    assert bundle_context(amended.meta.extras) in CONTEXT_CANDIDATES
     card = (out / "MODEL_CARD.md").read_text()
     assert "## Cross-validation comparison" in card and "Per-patient accuracy (out of fold)" in card
     assert "## Whole slides (region mode)" in card and f"]({row['picture']})" in card

@@ -4,7 +4,9 @@ The model only ever saw 50 px patches at its training scale, so a larger field o
 into tiles at that scale (``tiling.tile_image``: glass is skipped), every tissue tile is
 classified with the same calibrated probabilities and decision rule as a single upload
 (``predict``), and the tile results are painted back onto the image (``tiling.merge_to_map``).
-The few most suspicious tiles get a Grad-CAM so a reader can check what drove them.
+The few most suspicious tiles get a Grad-CAM so a reader can check what drove them. Where the
+bundle records a ``region_context`` (``analysis.context``), each tile's probabilities also borrow
+from its neighbours', as chosen on whole slides at training time.
 
 The result is a plain dataclass of numpy arrays: picklable, so the app can cache it per image.
 Nothing here imports Streamlit; callers that share one model between threads must serialise
@@ -19,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from bcc_model.models.bundle import Bundle
+from bcc_model.analysis.context import RegionContext, bundle_context, contextual_probabilities
 from bcc_model.analysis.predictions import Prediction, calibrated_probabilities, predictions_from_probabilities
 from bcc_model.imaging.preprocess import to_model_batch
 from bcc_model.imaging.tiling import Tiles, flagged_fraction, merge_to_map, tile_image, top_tiles
@@ -48,7 +51,9 @@ class RegionResult:
         tiles: the tissue tiles (model-scale patches, boxes ``x0, y0, x1, y1`` in original
             px, count of skipped background tiles).
         probabilities: float32 (N, K) calibrated probabilities per tile, columns in ``labels``
-            order.
+            order, with the slide context applied (what the map, flags and decisions use).
+        patch_probabilities: float32 (N, K) the same from each tile's own patch alone.
+        context: the slide context applied (``NO_CONTEXT`` leaves the two arrays equal).
         labels: class names, model-output order.
         positive_label: the class the map, threshold and flags refer to.
         threshold: decision threshold on P(``positive_label``) (from the bundle).
@@ -67,6 +72,8 @@ class RegionResult:
     prob_map: np.ndarray
     tiles: Tiles
     probabilities: np.ndarray
+    patch_probabilities: np.ndarray
+    context: RegionContext
     labels: tuple[str, ...]
     positive_label: str
     threshold: float
@@ -102,6 +109,7 @@ def analyse_region(
     explainer=None,
     top_k: int = 4,
     stride_px: int | None = None,
+    context: RegionContext | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> RegionResult:
     """Tile, classify and map an H&E region with a loaded bundle.
@@ -115,6 +123,7 @@ def analyse_region(
             tiles get a Grad-CAM of the positive label.
         top_k: how many of the most suspicious tiles to return (fewer if fewer tiles).
         stride_px: step between tiles in model-scale px (default: the patch size, no overlap).
+        context: slide context to apply; default: the bundle's (``model.json`` ``region_context``).
         progress: called as ``progress(tiles_done, tiles_total)`` after each batch of tiles, so
             a caller can show progress (and stop the run by raising from it).
 
@@ -141,11 +150,14 @@ def analyse_region(
                        stride_px=stride_px)
     labels = bundle.labels
     positive_label = spec.positive_label
+    context = bundle_context(bundle.meta.extras) if context is None else context
     if len(tiles.patches) == 0:
         return RegionResult(
             prob_map=np.full(tiles.image_shape, np.nan, np.float32),
             tiles=tiles,
             probabilities=np.zeros((0, len(labels)), np.float32),
+            patch_probabilities=np.zeros((0, len(labels)), np.float32),
+            context=context,
             labels=labels,
             positive_label=positive_label,
             threshold=bundle.threshold,
@@ -159,9 +171,11 @@ def analyse_region(
         )
 
     batch = to_model_batch(tiles.patches, spec)
-    probabilities = np.concatenate([
+    own = np.concatenate([
         _classified(bundle, batch[start:start + PROGRESS_TILES], start, len(batch), progress)
         for start in range(0, len(batch), PROGRESS_TILES)])
+    step = None if stride_px is None else stride_px * model_mpp / float(image_mpp)
+    probabilities = contextual_probabilities(own, tiles.boxes, context, step)
     positive = probabilities[:, spec.positive_index]
     top = top_tiles(positive, top_k)
     heatmaps = None
@@ -174,6 +188,8 @@ def analyse_region(
         prob_map=merge_to_map(tiles.boxes, positive, tiles.image_shape),
         tiles=tiles,
         probabilities=probabilities,
+        patch_probabilities=own,
+        context=context,
         labels=labels,
         positive_label=positive_label,
         threshold=bundle.threshold,

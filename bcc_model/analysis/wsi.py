@@ -7,7 +7,7 @@ the model's scale, resized to the patch size and classified in batches. Memory i
 the batch, never by the slide: a 20,000 x 20,000 px slide is never held whole.
 
 Tile results use the same calibration and decision rule as single uploads
-(``analysis.predictions``).
+(``analysis.predictions``) and the same slide context as region mode (``analysis.context``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from bcc_model.analysis.context import bundle_context, contextual_probabilities
 from bcc_model.analysis.predictions import calibrated_probabilities
 from bcc_model.analysis.region import RegionResult
 from bcc_model.imaging.preprocess import to_model_batch
@@ -40,7 +41,8 @@ class SlideResult:
 
     Attributes:
         boxes: int64 (N, 4) ``x0, y0, x1, y1`` of each tissue tile in level-0 px.
-        probabilities: float32 (N, K) calibrated probabilities, columns in ``labels`` order.
+        probabilities: float32 (N, K) calibrated probabilities, columns in ``labels`` order, with
+            the bundle's slide context applied.
         labels: class names; ``positive_label`` is the one the map shows.
         threshold: the bundle's decision threshold on P(positive).
         thumbnail: uint8 RGB of the whole slide; ``thumbnail_factor`` level-0 px per thumbnail px.
@@ -130,6 +132,7 @@ def analyse_slide(bundle: Bundle, slide: Slide, *, batch_tiles: int = 64,
         if progress is not None:
             progress(min(start + batch_tiles, len(boxes)), len(boxes))
     probabilities = np.concatenate(chunks) if chunks else np.zeros((0, len(bundle.labels)), np.float32)
+    probabilities = contextual_probabilities(probabilities, boxes, bundle_context(bundle.meta.extras))
     return SlideResult(boxes=boxes, probabilities=probabilities, labels=bundle.labels,
                        positive_label=spec.positive_label, threshold=bundle.threshold, thumbnail=thumbnail,
                        thumbnail_factor=factor, slide_mpp=float(slide.mpp), model_mpp=float(spec.model_mpp),

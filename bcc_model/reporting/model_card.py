@@ -208,8 +208,8 @@ def _reliability_rows(metrics: Mapping) -> list[list[str]]:
             for i in range(len(counts)) if counts[i]]
 
 
-_SLIDE_HEADER = ["Patient", "Tiles scored", "Skipped", "Tile ROC AUC", "True IDC share", "IDC share at threshold",
-                 "Expected IDC share"]
+_SLIDE_HEADER = ["Patient", "Tiles scored", "Skipped", "Tile ROC AUC, patch alone", "Context (weight, radius)",
+                 "Tile ROC AUC, with context", "True IDC share", "IDC share at threshold", "Expected IDC share"]
 _TEACHER_HEADER = ["Model", "Networks", "Parameters", "Balanced acc. [95% CI]", "ROC AUC [95% CI]", "F1 [95% CI]",
                    "ECE [95% CI]", "ms per patch"]
 
@@ -220,7 +220,12 @@ def _slide_rows(metrics: Mapping, pictures: bool = True) -> list[list[str]]:
         return []
     link = lambda r: (f"![slide {text(get(r, 'patient'))}: truth left, model right]({text(get(r, 'picture'))})"  # noqa: E731
                       if get(r, "picture") else NOT_RECORDED)
-    return [[text(get(r, "patient")), count(get(r, "n_scored")), count(get(r, "n_skipped")), num(get(r, "roc_auc")),
+    def context(r: Mapping) -> str:
+        weight, radius = get(r, "context", "weight"), get(r, "context", "radius")
+        return NOT_RECORDED if weight is None else ("none" if not weight else f"{num(weight, 1)}, {count(radius)}")
+
+    return [[text(get(r, "patient")), count(get(r, "n_scored")), count(get(r, "n_skipped")),
+             num(get(r, "roc_auc_patch_only")), context(r), num(get(r, "roc_auc")),
              num(get(r, "true_positive_share_scored")), num(get(r, "predicted_positive_share")),
              num(get(r, "expected_positive_share")), *([link(r)] if pictures else [])] for r in rows]
 

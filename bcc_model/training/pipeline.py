@@ -108,7 +108,8 @@ def _validate_slides(spec: ModalitySpec, manifest: pd.DataFrame, data_dir: Path,
     """Region mode of the written bundle on the complete slides of its test patients, added to the bundle.
 
     The registry's ``test_always`` put those patients in the test split, so the slides were seen
-    by nothing in training, calibration or selection.
+    by nothing in training, calibration or the choice of the network. They choose the slide
+    context (leave-one-slide-out, ``evaluation.slides``), which ``model.json`` then records.
     """
     from bcc_model.datasets.slides import complete_patients
     from bcc_model.evaluation.slides import validate_slides
@@ -121,14 +122,15 @@ def _validate_slides(spec: ModalitySpec, manifest: pd.DataFrame, data_dir: Path,
     if not patients:
         return
     print(f"Slide validation: region mode on {len(patients)} complete test slides ...", flush=True)
-    block, pictures = validate_slides(load_bundle(spec, out_dir), table, data_dir, patients)
+    block, pictures, context = validate_slides(load_bundle(spec, out_dir), table, data_dir, patients)
     files = {f"slide_{patient}.png": png for patient, png in pictures}
     for row in block["slides"]:
         row["picture"] = f"slide_{row['patient']}.png"
-    add_evaluations(out_dir, {"slides": block}, files)
+    add_evaluations(out_dir, {"slides": block}, files, {"region_context": block["summary"]["context"]})
     summary = block["summary"]
-    print(f"Slides: mean tile ROC AUC {summary['mean_roc_auc']}, mean |IDC share error| "
-          f"{summary['mean_abs_share_error']}", flush=True)
+    print(f"Slides: mean tile ROC AUC {summary['mean_roc_auc']} with context chosen on the other slides "
+          f"({summary['mean_roc_auc_patch_only']} patch alone), mean |IDC share error| "
+          f"{summary['mean_abs_share_error']}; bundled context: {context.describe()}", flush=True)
 
 
 def _inputs_by_recipe(manifest: pd.DataFrame, data_dir: Path, spec: ModalitySpec, arrays: dict):

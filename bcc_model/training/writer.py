@@ -115,12 +115,13 @@ def write_bundle(spec: ModalitySpec, config: TrainConfig, selected: str, results
         raise
 
 
-def add_evaluations(out_dir: Path, blocks: dict, files: Mapping[str, bytes]) -> None:
+def add_evaluations(out_dir: Path, blocks: dict, files: Mapping[str, bytes], settings: Mapping | None = None) -> None:
     """Add evaluations that need the installed bundle (region mode on whole slides) to it, atomically.
 
-    ``blocks`` join metrics.json, ``files`` (name -> bytes, e.g. slide pictures) are written
-    beside it, and the model card is rendered again; the amended copy replaces the bundle only
-    when complete, like :func:`write_bundle`.
+    ``blocks`` join metrics.json, ``settings`` join model.json (what those evaluations chose,
+    e.g. the slide context), ``files`` (name -> bytes, e.g. slide pictures) are written beside
+    it, and the model card is rendered again; the amended copy replaces the bundle only when
+    complete, like :func:`write_bundle`.
     """
     import json
     import shutil
@@ -136,7 +137,8 @@ def add_evaluations(out_dir: Path, blocks: dict, files: Mapping[str, bytes]) -> 
         write_json(staging / "metrics.json", metrics)
         for name, data in files.items():
             (staging / name).write_bytes(data)
-        info = json.loads((staging / "model.json").read_text(encoding="utf-8"))
+        info = {**json.loads((staging / "model.json").read_text(encoding="utf-8")), **(settings or {})}
+        write_json(staging / "model.json", info)
         (staging / "MODEL_CARD.md").write_text(render_model_card(info, metrics), encoding="utf-8")
         install_bundle(staging, out_dir)
     except BaseException:
