@@ -5,7 +5,8 @@ and produce what the model's input expects: float32 HWC in [0, 255] at ``spec.in
 Training and the app both call ``to_model_input``, so they cannot drift apart.
 
 Every step maps ``(pixels, mask, spec) -> (pixels, mask)``. Intensity steps (``to_grey``,
-``to_rgb``, ``clahe``) leave the mask alone; geometric steps (``breast_crop``,
+``to_rgb``, ``clahe``, ``polarity``, ``pectoral_removal``, which blanks pixels in place) leave
+the mask alone; geometric steps (``breast_crop``,
 ``laterality_flip``, ``pad_square``, ``resize``) decide their geometry from the pixels only and
 apply exactly that geometry to the mask, so a lesion mask drawn on the original image lands on
 the same model pixels as the lesion (``to_model_input_with_mask``).
@@ -165,6 +166,21 @@ def _laterality_flip(pixels: np.ndarray, mask: np.ndarray | None, spec: Modality
     return pixels[:, ::-1].copy(), None if mask is None else mask[:, ::-1].copy()
 
 
+def _polarity(pixels: np.ndarray, mask: np.ndarray | None, spec: ModalitySpec):
+    """Invert a mammogram stored with a white background (``mammogram.is_inverted``); others unchanged."""
+    from bcc_model.imaging.mammogram import normalise_polarity
+
+    return normalise_polarity(_as_grey(pixels)), mask
+
+
+def _pectoral_removal(pixels: np.ndarray, mask: np.ndarray | None, spec: ModalitySpec):
+    """Blank the pectoral muscle of an oriented MLO crop (``mammogram.pectoral_mask``; none on CC views)."""
+    from bcc_model.imaging.mammogram import pectoral_mask
+
+    grey = _as_grey(pixels)
+    return np.where(pectoral_mask(grey), 0, grey).astype(np.uint8), mask
+
+
 def _pad_square(pixels: np.ndarray, mask: np.ndarray | None, spec: ModalitySpec):
     """Pad the shorter side with black, centred, to a square.
 
@@ -210,6 +226,8 @@ STEPS: dict[str, Step] = {
     "clahe": _clahe,
     "breast_crop": _breast_crop,
     "laterality_flip": _laterality_flip,
+    "polarity": _polarity,
+    "pectoral_removal": _pectoral_removal,
     "pad_square": _pad_square,
     "resize": _resize,
     "stain_normalise": _stain_normalise,
@@ -282,8 +300,8 @@ def view_of_input(model_input: np.ndarray) -> np.ndarray:
 
 # Past participles of the steps that change what a person sees (geometry or contrast), in the
 # words of the caption under a heatmap; colour-space conversions are left out.
-_VIEW_WORDS = {"clahe": "contrast-equalised", "breast_crop": "cropped", "laterality_flip": "oriented",
-               "pad_square": "padded"}
+_VIEW_WORDS = {"clahe": "contrast-equalised", "polarity": "polarity-normalised", "breast_crop": "cropped",
+               "laterality_flip": "oriented", "pectoral_removal": "pectoral muscle removed", "pad_square": "padded"}
 
 
 def model_view_caption(spec: ModalitySpec) -> str:
