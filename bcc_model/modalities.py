@@ -51,6 +51,10 @@ class ModalitySpec:
         extra_binary_tasks: task name -> the labels that count as positive in a one-vs-rest
             task reported besides the main one, e.g. ``{"abnormal_vs_normal": ("benign",
             "malignant")}`` scores ``1 - p(normal)``.
+        negative_labels: folder labels that ``evaluate`` accepts besides ``labels`` and counts
+            as "not ``positive_label``" without naming a class (RSNA screening's ``negative``:
+            no cancer, normal or benign unknown). A folder holding one is scored as positive
+            against the rest only, beside the histogram-only baseline.
         patch_fraction: side of the lesion / tissue patches that pre-train the network before
             whole-image training (``training/patches.py``), as a fraction of ``input_size`` (patches are
             cut from model inputs, so they share the model's scale); ``None`` disables it.
@@ -104,6 +108,7 @@ class ModalitySpec:
     lesion_source: Literal["circles", "masks"] | None = None
     lesion_labels: tuple[str, ...] = ()
     extra_binary_tasks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    negative_labels: tuple[str, ...] = ()
     patch_fraction: float | None = None
     lesion_loss_weight: float | None = None
     training_defaults: Mapping[str, float] = field(default_factory=dict)
@@ -337,6 +342,8 @@ _MAMMOGRAPHY = ModalitySpec(
     lesion_source="circles",
     lesion_labels=("benign", "malignant"),
     extra_binary_tasks=_ABNORMAL_VS_NORMAL,
+    # RSNA screening folders (negative/, malignant/) are evaluated as cancer vs no cancer.
+    negative_labels=("negative",),
     patch_fraction=0.375,
     # No lesion-map head: with it (weight 1 or 3; 224-448 px) SE-ResNet's validation log loss was
     # 0.89-0.96 against 0.995, within noise, and training loss only crept 1.22 -> 1.00 in 50 epochs;

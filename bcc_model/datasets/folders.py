@@ -35,8 +35,11 @@ def expected_layout(spec: ModalitySpec) -> str:
     )
 
 
-def discover(data_dir: str | Path, spec: ModalitySpec) -> pd.DataFrame:
+def discover(data_dir: str | Path, spec: ModalitySpec, *, negatives: bool = False) -> pd.DataFrame:
     """Index a ``<label>/<image>`` folder as a table ``file, label, group``.
+
+    With ``negatives`` (evaluation), the registry's ``negative_labels`` (RSNA's ``negative``)
+    are accepted besides the classes; training never accepts them (they name no class).
 
     ``labels.csv`` is used when present (its ``group`` keeps patients together). Without it,
     each image becomes its own group, which is only safe when images are independent; a warning
@@ -44,6 +47,7 @@ def discover(data_dir: str | Path, spec: ModalitySpec) -> pd.DataFrame:
     ``always_test`` column marks the rows it selects (``splits.split_by_group`` puts them in test).
     """
     root = Path(data_dir)
+    accepted = spec.labels + (spec.negative_labels if negatives else ())
     if not root.is_dir():
         raise DataError(f"data folder not found: {root}\n{expected_layout(spec)}")
     csv_path = root / "labels.csv"
@@ -61,16 +65,16 @@ def discover(data_dir: str | Path, spec: ModalitySpec) -> pd.DataFrame:
     else:
         rows = [
             (path.relative_to(root).as_posix(), label, path.relative_to(root).as_posix())
-            for label in spec.labels if (root / label).is_dir()
+            for label in accepted if (root / label).is_dir()
             for path in sorted((root / label).iterdir()) if path.suffix.lower() in IMAGE_SUFFIXES
         ]
         warnings.warn("no labels.csv: every image is its own group (patients may leak across splits)", stacklevel=2)
         table = pd.DataFrame(rows, columns=["file", "label", "group"])
     if table.empty:
         raise DataError(f"no images found in {root}\n{expected_layout(spec)}")
-    unknown = sorted(set(table["label"]) - set(spec.labels))
+    unknown = sorted(set(table["label"]) - set(accepted))
     if unknown:
-        raise DataError(f"labels {unknown} are not classes of {spec.key} {list(spec.labels)}")
+        raise DataError(f"labels {unknown} are not classes of {spec.key} {list(accepted)}")
     absent = [f for f in table["file"] if not (root / f).is_file()]
     if absent:
         raise DataError(f"{len(absent)} file(s) listed in labels.csv do not exist, e.g. {absent[0]}")

@@ -21,8 +21,13 @@ def evaluate_folder(bundle, data_dir: str | Path, *, n_resamples: int = 1000, se
 
     Modalities with extra binary tasks report them; those with lesion geometry also report
     localisation scores on the images whose geometry the folder provides (``datasets/lesions.py``), for
-    Grad-CAM and, when the bundle ships one, the lesion map.
+    Grad-CAM and, when the bundle ships one, the lesion map. A folder with one of the registry's
+    ``negative_labels`` (RSNA's ``negative/`` beside ``malignant/``) is scored as the positive
+    class against the rest only (P(positive) against the label), and mammography folders also get
+    the histogram-only baseline (``evaluation.baseline``) beside the model.
     """
+    import numpy as np
+
     from bcc_model.datasets.folders import discover, load_images
     from bcc_model.evaluation.calibration import OperatingPoint
     from bcc_model.evaluation.metrics import compute_metrics
@@ -30,16 +35,36 @@ def evaluate_folder(bundle, data_dir: str | Path, *, n_resamples: int = 1000, se
     from bcc_model.analysis.predictions import calibrated_probabilities
 
     spec = bundle.spec
-    table = discover(data_dir, spec)
+    table = discover(data_dir, spec, negatives=True)
     images = load_images(table, data_dir, spec)
-    probs = calibrated_probabilities(bundle, images.astype("float32"))
-    y = table["label"].map({label: i for i, label in enumerate(spec.labels)}).to_numpy()
-    metrics = compute_metrics(probs, y, table["group"].tolist(), OperatingPoint.of(bundle), split="external",
+    point = OperatingPoint.of(bundle)
+    binary = bool(set(table["label"]) & set(spec.negative_labels))
+    if binary:
+        point = OperatingPoint((f"not {spec.positive_label}", spec.positive_label), 1, point.threshold, point.band,
+                               point.temperature)
+
+        def score(batch):
+            p = calibrated_probabilities(bundle, batch)[:, spec.positive_index]
+            return np.stack([1 - p, p], axis=1)
+
+        y = (table["label"] == spec.positive_label).to_numpy(int)
+    else:
+        def score(batch):
+            return calibrated_probabilities(bundle, batch)
+
+        y = table["label"].map({label: i for i, label in enumerate(spec.labels)}).to_numpy()
+    metrics = compute_metrics(score(images.astype("float32")), y, table["group"].tolist(), point, split="external",
                               n_resamples=n_resamples, seed=seed,
-                              binary_tasks=spec.extra_binary_tasks or None)
-    metrics["robustness"] = compression_robustness(lambda batch: calibrated_probabilities(bundle, batch), images, y,
-                                                   OperatingPoint.of(bundle))
-    if spec.lesion_source is not None:
+                              binary_tasks=None if binary else spec.extra_binary_tasks or None)
+    if binary:
+        metrics["label_mapping"] = {label: point.labels[0] for label in sorted(set(table["label"]) - {spec.positive_label})}
+    metrics["robustness"] = compression_robustness(score, images, y, point)
+    if spec.appearance == "mammogram":
+        from bcc_model.evaluation.baseline import histogram_baseline
+
+        metrics["histogram_baseline"] = histogram_baseline(data_dir, table, spec.positive_label,
+                                                           n_resamples=n_resamples, seed=seed)
+    if spec.lesion_source is not None and not binary:
         from bcc_model.datasets.lesions import model_space_masks
         from bcc_model.evaluation.localisation import explain_and_score
 

@@ -263,6 +263,16 @@ def format_metrics_table(metrics: dict) -> str:
         lo, hi = task.get("roc_auc", {}).get("ci95", [None, None])
         lines += ["", f"{name} ({' + '.join(task.get('positive_labels', []))} vs rest): ROC AUC "
                       f"{_fmt(task.get('roc_auc', {}).get('value'))} [{_fmt(lo)}, {_fmt(hi)}]"]
+    mapping = metrics.get("label_mapping")
+    if mapping:
+        lines += ["", "Scored as " + ", ".join(f"'{k}' = '{v}'" for k, v in mapping.items())
+                  + " (the folder names no other class)"]
+    baseline = metrics.get("histogram_baseline")
+    if baseline:
+        auc = baseline.get("roc_auc") or {}
+        lo, hi = auc.get("ci95", [None, None])
+        lines += ["", f"Histogram-only baseline ROC AUC {_fmt(auc.get('value'))} [{_fmt(lo)}, {_fmt(hi)}]: "
+                      f"{baseline.get('method')}. A model that does not clearly beat it may be reading the scanner."]
     for localisation in (metrics.get("localisation"), metrics.get("lesion_map_localisation")):
         if not localisation:
             continue
