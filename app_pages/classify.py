@@ -23,7 +23,7 @@ from bcc_model.reporting.figures import probability_bar, probability_map_figure
 from bcc_model.imaging.pixels import ImageReadError
 from bcc_model.imaging.modality_guess import modality_hint
 from bcc_model.explain.overlay import (COLORMAPS, DEFAULT_COLORMAP, OVERLAY_STYLES, STYLE_NAMES, enlarge, for_display,
-                                      overlay_heatmap)
+                                      outline_region, overlay_heatmap)
 from bcc_model.reporting.exports import to_safe_csv
 from bcc_model.reporting.formatting import escape_markdown
 from bcc_model.analysis.region import explain_tile
@@ -83,7 +83,11 @@ def _image_section(index: int, name: str, sha: str, loaded, analysis, bundle) ->
             cam = cache.heatmap(bundle, sha, analysis, HeatmapRequest(label=label))
             overlay = overlay_heatmap(_readable(seen, spec_mpp(bundle)), cam, opacity=opacity, colormap=colormap,
                                       style=style)
-            st.image(overlay, caption=f"Grad-CAM for “{label}”, {analysis.view_caption}", width=_width(overlay))
+            caption = f"Grad-CAM for “{label}”, {analysis.view_caption}"
+            if analysis.breast_mask is not None:
+                overlay = outline_region(overlay, analysis.breast_mask)
+                caption += "; green line: the breast region the model reads (everything outside it is blanked)"
+            st.image(overlay, caption=caption, width=_width(overlay))
             lesion_overlay = None if analysis.lesion_map is None else overlay_heatmap(
                 seen, analysis.lesion_map, opacity=opacity, colormap=colormap, style=style)
             if lesion_overlay is not None:

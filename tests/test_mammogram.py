@@ -118,3 +118,22 @@ def test_training_never_accepts_a_label_that_names_no_class():
     with pytest.raises(DataError, match="negative"):
         discover(RSNA, get_modality("mammography"))
     assert set(discover(RSNA, get_modality("mammography"), negatives=True)["label"]) == {"negative", "malignant"}
+
+
+def test_the_analysis_of_a_mammogram_carries_the_breast_it_reads(histo_spec):
+    """The app outlines this mask on the model view: it holds the lesion and not the padding."""
+    from bcc_model.analysis.image import analyse
+    from bcc_model.imaging.preprocess import to_model_input_with_mask
+    from bcc_model.models.bundle import load_bundle
+
+    spec = get_modality("mammography")
+    grey = _grey(MIAS / "malignant" / "mdb028.png")
+    (x, y, radius), = read_circles(MIAS)["malignant/mdb028.png"]
+    _, lesion = to_model_input_with_mask(grey, circle_mask(grey.shape, [(x, y, radius)]), spec)
+    analysis = analyse(load_bundle(spec), grey)
+    breast = analysis.breast_mask
+    assert breast.shape == spec.input_shape[:2] and 0.2 < breast.mean() < 0.9
+    assert breast[lesion].all()
+    assert not breast[:, -5:].any(), "the padding right of the oriented breast is not breast"
+    patch = read_image(sorted((ROOT / "samples" / "histopathology").glob("*/*.png"))[0]).pixels
+    assert analyse(load_bundle(histo_spec), patch).breast_mask is None

@@ -25,6 +25,7 @@ from bcc_model.analysis.predictions import (Prediction, calibrated_probabilities
                                             verdict)
 from bcc_model.explain.cams import DEFAULT_METHOD, Explainer
 from bcc_model.imaging.gates import input_problem
+from bcc_model.imaging.mammogram import breast_region
 from bcc_model.imaging.modality_guess import modality_hint
 from bcc_model.imaging.preprocess import model_view_caption, to_model_input, view_of_input
 from bcc_model.models.bundle import Bundle
@@ -59,6 +60,9 @@ class Analysis:
         heatmaps: ``(method, label, layer)`` -> float32 heatmap in [0, 1] at model-input size.
         lesion_map: float32 lesion probability per model-input pixel, or ``None`` when the
             bundle has no lesion head.
+        breast_mask: bool mask (model-input pixels) of the breast the model reads, for
+            modalities whose preprocessing crops to the breast (``mammogram.breast_region``);
+            ``None`` otherwise.
         warnings: advisory notes in the words shown to users: a modality doubt that does not
             refuse (mammogram vs ultrasound) and what reading the file noticed.
         refusal: why the selected model must not give a verdict on this image (blank, no tissue,
@@ -72,6 +76,7 @@ class Analysis:
     view_caption: str
     heatmaps: Mapping[tuple[str, str, str], np.ndarray] = field(default_factory=dict)
     lesion_map: np.ndarray | None = None
+    breast_mask: np.ndarray | None = None
     warnings: tuple[str, ...] = ()
     refusal: str | None = None
 
@@ -136,8 +141,10 @@ def analyse_many(bundle: Bundle, images: Sequence[np.ndarray], *, explain: Seque
         refusal = input_problem(pixels, spec)
         hint = None if refusal else modality_hint(pixels, spec.key)  # advisory: mammogram vs ultrasound
         read_warnings = tuple(image_warnings[i]) if image_warnings is not None else ()
-        analysis = Analysis(prediction=prediction, model_input=model_input, view=view_of_input(model_input),
+        view = view_of_input(model_input)
+        analysis = Analysis(prediction=prediction, model_input=model_input, view=view,
                             view_caption=caption, lesion_map=None if lesion is None else lesion[i],
+                            breast_mask=breast_region(view) if "breast_crop" in spec.preprocessing else None,
                             warnings=((hint,) if hint else ()) + read_warnings, refusal=refusal)
         heatmaps = dict(explain_analysis(bundle, analysis, explainer, request) for request in explain)
         results.append(analysis if not heatmaps else _with_heatmaps(analysis, heatmaps))

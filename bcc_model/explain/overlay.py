@@ -163,6 +163,15 @@ def _contours(rgb: np.ndarray, values: np.ndarray, colour: np.ndarray) -> np.nda
     return out
 
 
+def outline_region(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int] = (0, 200, 80)) -> np.ndarray:
+    """RGB copy of ``image`` with the outline of ``mask`` (any size: scaled to the image) drawn on it."""
+    out = ensure_rgb(image).copy()
+    scaled = cv2.resize(mask.astype(np.uint8), (out.shape[1], out.shape[0]), interpolation=cv2.INTER_NEAREST)
+    lines, _ = cv2.findContours(scaled, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(out, lines, -1, colour, max(1, round(min(out.shape[:2]) / 200)))
+    return out
+
+
 def shrink_to_fit(image: np.ndarray, max_side: int) -> np.ndarray:
     """Downscale an image so that its longer side is at most ``max_side`` px.
 

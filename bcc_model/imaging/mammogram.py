@@ -28,7 +28,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["is_inverted", "normalise_polarity", "pectoral_mask", "FRAME_FRACTION", "PECTORAL_AREA"]
+__all__ = ["is_inverted", "normalise_polarity", "pectoral_mask", "breast_region", "FRAME_FRACTION", "PECTORAL_AREA"]
 
 FRAME_FRACTION = 0.03
 """Width of the image frame (as a share of each side) whose median grey level decides polarity."""
@@ -110,3 +110,21 @@ def pectoral_mask(grey: np.ndarray) -> np.ndarray:
     muscle = (xs < x_top + slope * ys) & breast
     share = muscle.sum() / breast.sum()
     return muscle if PECTORAL_AREA[0] <= share <= PECTORAL_AREA[1] else none
+
+
+def breast_region(view: np.ndarray) -> np.ndarray:
+    """bool mask of the breast the model reads, in a mammogram's model view (HxW uint8).
+
+    ``breast_crop`` blanks everything outside the breast (and ``pectoral_removal`` the muscle) to
+    0, and ``pad_square`` pads with 0, so the breast is the largest non-zero region, its
+    pinholes (dark fat at grey level 0) filled. Shown as an outline in the app, so a reader sees
+    what the model could look at and what was cut away.
+    """
+    tissue = (view > 0).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(tissue, connectivity=8)
+    if count < 2:
+        return np.zeros(view.shape, bool)
+    largest = (labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))).astype(np.uint8)
+    outline, _ = cv2.findContours(largest, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(largest, outline, -1, 1, thickness=cv2.FILLED)
+    return largest.astype(bool)
