@@ -135,3 +135,27 @@ def test_bcc_predict_console_script_is_declared():
     scripts = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     module, function = scripts["bcc-predict"].split(":")
     assert callable(getattr(import_module(module), function))
+
+
+@pytest.mark.slow
+def test_the_ray_engine_writes_what_the_local_engine_writes(tmp_path, sample_dir, slide_path):
+    """--engine ray (a local Ray instance, 2 actors, one bundle each): the same rows, heatmaps and tile maps."""
+    pytest.importorskip("ray")
+    inputs = [str(sample_dir), str(slide_path)]
+    outputs = {}
+    for engine in ("local", "ray"):
+        out = tmp_path / engine
+        whole = _cli(*inputs[:1], "--out", str(out / "images"), "--heatmaps", "--engine", engine, "--workers", "2")
+        region = _cli(*inputs[1:], "--region", "--out", str(out / "slides"), "--engine", engine, "--workers", "2")
+        assert whole.returncode == 0 and region.returncode == 0, whole.stderr[-2000:] + region.stderr[-2000:]
+        outputs[engine] = (whole.stdout, region.stdout, out)
+    assert outputs["ray"][:2] == outputs["local"][:2]
+    local, ray = outputs["local"][2], outputs["ray"][2]
+    files = sorted(p.relative_to(local) for p in local.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(ray) for p in ray.rglob("*") if p.is_file())
+    assert any(f.suffix == ".png" for f in files) and any(f.name.endswith(".geojson") for f in files)
+    for name in files:
+        if name.suffix == ".json":  # one timestamp-free JSON per run: compare parsed
+            assert json.loads((local / name).read_text()) == json.loads((ray / name).read_text())
+        else:
+            assert (local / name).read_bytes() == (ray / name).read_bytes(), name

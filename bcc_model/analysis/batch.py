@@ -20,7 +20,7 @@ from bcc_model.imaging.sources import InputItem
 from bcc_model.imaging.wsi import open_slide
 from bcc_model.models.bundle import Bundle
 
-__all__ = ["BatchResult", "analyse_item", "slide_item"]
+__all__ = ["BatchResult", "BatchSettings", "analyse_item", "slide_item", "process_item"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,24 @@ class BatchResult:
     analysis: Analysis | None = None
     slide: SlideResult | None = None
     extras: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """How every file of a batch is analysed: whole images, or tile maps (``region``) at ``mpp``."""
+
+    region: bool = False
+    mpp: float | None = None
+    tile_batch: int = 64
+    heatmaps: bool = False
+
+
+def process_item(bundle: Bundle, item: InputItem, settings: BatchSettings, *, explainer: Explainer | None = None,
+                 progress=None) -> BatchResult:
+    """One file as the command line asks: the function both engines (local, Ray) run per file."""
+    if settings.region:
+        return slide_item(bundle, item, mpp=settings.mpp, progress=progress, batch_tiles=settings.tile_batch)
+    return analyse_item(bundle, item, explainer=explainer)
 
 
 def _base_row(bundle: Bundle, name: str) -> dict:
