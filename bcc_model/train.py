@@ -22,6 +22,7 @@ from typing import Sequence
 from bcc_model.modalities import get_modality, modality_keys
 from bcc_model.training import pipeline
 from bcc_model.training.config import TrainConfig
+from bcc_model.training.distribute import STRATEGIES
 
 __all__ = ["main", "parse_args", "config_from_argv"]
 
@@ -75,6 +76,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="with --cv-folds: the registry recipes (cv_candidates) to compare, e.g. se_resnet "
                              "se_resnet+macenko (default: every recipe configured for the modality)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs (default: %(default)s)")
+    parser.add_argument("--strategy", choices=STRATEGIES, default="default",
+                        help="tf.distribute strategy: default (one device), mirrored (every GPU, or every logical "
+                             "CPU, of this machine), multiworker (the machines of TF_CONFIG) (default: %(default)s)")
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress output (default: %(default)s)")
     return parser.parse_args(argv)
 

@@ -46,6 +46,7 @@ class TrainConfig:
     cv_folds: int = 0
     candidates: tuple[str, ...] | None = None
     bootstrap: int = 1000
+    strategy: str = "default"
     verbose: int = 1
     command: str = "python -m bcc_model.train"
 

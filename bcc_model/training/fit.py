@@ -109,6 +109,7 @@ def train_one(arch: str, spec: ModalitySpec, arrays: dict, config: TrainConfig, 
     import keras
 
     from bcc_model.models.architectures import build_model
+    from bcc_model.training.distribute import strategy_scope
     from bcc_model.training.tfdata import LesionTargets, class_weights, make_dataset, patient_weights
     from bcc_model.models.lesion_head import CLASS_OUTPUT, add_lesion_head, canonical_history, lesion_grid
 
@@ -130,17 +131,19 @@ def train_one(arch: str, spec: ModalitySpec, arrays: dict, config: TrainConfig, 
         return keras.models.load_model(work / "best.keras", compile=False), history
 
     initial_epoch, best_so_far = 0, None
-    if config.resume and (work / "last.keras").is_file() and not history.empty:
-        model = keras.models.load_model(work / "last.keras")
-        initial_epoch = int(history["epoch"].max()) + 1
-        best_so_far = float(history["val_loss"].min())
-        print(f"[{arch}] resuming after epoch {initial_epoch}", flush=True)
-    else:
-        model = build() if build else build_model(arch, spec.input_shape, len(spec.labels), **dict(spec.arch_params[arch]))
-        if lesion is None:
-            compile_model(model, config.lr)
+    with strategy_scope(config.strategy):  # variables live on the strategy's devices (training/distribute.py)
+        if config.resume and (work / "last.keras").is_file() and not history.empty:
+            model = keras.models.load_model(work / "last.keras")
+            initial_epoch = int(history["epoch"].max()) + 1
+            best_so_far = float(history["val_loss"].min())
+            print(f"[{arch}] resuming after epoch {initial_epoch}", flush=True)
         else:
-            model = compile_model(add_lesion_head(model, spec.cam_layer), config.lr, lesion["weight"])
+            model = build() if build else build_model(arch, spec.input_shape, len(spec.labels),
+                                                      **dict(spec.arch_params[arch]))
+            if lesion is None:
+                compile_model(model, config.lr)
+            else:
+                model = compile_model(add_lesion_head(model, spec.cam_layer), config.lr, lesion["weight"])
     x_train, y_train = arrays["train"]
     x_val, y_val = arrays["validation"]
     targets = {split: None if lesion is None else

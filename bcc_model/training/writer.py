@@ -150,6 +150,7 @@ def _bundle_spec(spec: ModalitySpec, config: TrainConfig, selected: str, results
                  source: str, duration_s: float, *, model_sha256: str, extras: dict) -> BundleSpec:
     """The bundle's ``model.json``: what was trained, on what, how it was chosen and calibrated."""
     from bcc_model.datasets.manifest import manifest_sha256
+    from bcc_model.training.distribute import describe as describe_strategy
 
     chosen = results[selected]
     model, history, choice = chosen["model"], chosen["history"], chosen["validation"]
@@ -162,7 +163,8 @@ def _bundle_spec(spec: ModalitySpec, config: TrainConfig, selected: str, results
                 "early_stopping_patience": config.patience,
                 "seed": config.seed, **({"image_size": spec.input_size} if spec.kind == "image" else {}),
                 "duration_s": round(duration_s, 1), "resumed": bool(config.resume),
-                "training_seconds": _training_seconds(results), "command": config.command}
+                "training_seconds": _training_seconds(results), "command": config.command,
+                **({} if config.strategy == "default" else {"distribution": describe_strategy(config.strategy)})}
     data = {"source": source, "citation": spec.citation, "manifest_file": "manifest.csv",
             "manifest_sha256": manifest_sha256(manifest[MANIFEST_COLUMNS]), "splits": splits, "groups": groups}
     comparison = [
