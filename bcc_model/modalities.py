@@ -250,8 +250,9 @@ _HISTOPATHOLOGY = ModalitySpec(
     ),
     shipped_files=MappingProxyType({
         "model.keras": "d3a9d9b2589f815859d296d2b126659431236e963eea7f5d9d46ee1915d8d4cd",
-        "model.json": "486a4964cb5483ddc5bfae8e52591328bef4ab3f3ecfb5981cc194752d17da57",
+        "model.json": "5536a7c90c868dd6671705b73f6f8050e20c61c8617965db7fb8fa0b87badcfe",
         "metrics.json": "1656e80c41e79cdc0a81ea0af511c0952686519be742a20f23b9a06e9c29d58c",
+        "model.onnx": "1ed8315d1ec8ca5ff3c71ad4c5263d6267026293b0c103cad18dc06caaaedf53",
     }),
 )
 
@@ -352,8 +353,9 @@ _MAMMOGRAPHY = ModalitySpec(
     training_defaults=_WHOLE_IMAGE_TRAINING,
     shipped_files=MappingProxyType({
         "model.keras": "eeaf6c0bd7677ae186eabdc13a3b1b6dc126d64e1d741b5e3b14a669475a7b9c",
-        "model.json": "4b779fa00fd25c761d5e8f40e38a3b34f62be9bbbe01533cdce2a6ba866d0ea2",
+        "model.json": "58fd3a78e262067967b3fdd4bf86f07bf6afa97faafde08269316e464a501764",
         "metrics.json": "c0f209e4d1cffb3fac475d2e54529dba43e5fa740d9cf3cf25490954be246377",
+        "model.onnx": "a6a16b4aa2db097161737c2b9bf54eb86c5734ca9d1fbb3e3841ede83a48662a",
     }),
 )
 
@@ -398,8 +400,9 @@ _ULTRASOUND = ModalitySpec(
     arch_training=_PRETRAINED_VGG16_TRAINING,
     shipped_files=MappingProxyType({
         "model.keras": "795d5d1c66bfc9b42c6a3d202e139440e5f7bbc24501c167cda9e5e039814395",
-        "model.json": "b0178f8751863a8ceb6ac1ec16a5df6623bcce3b1b99f7f60c9abd829445c06d",
+        "model.json": "0bf798ddd25659babfe82944322511e8d01ad44ce8cbef4759c6150e121de8be",
         "metrics.json": "af88a750be80a17b9eeeea6a29dffade03dca7c8fb681ac0dc0e9b337f7bed62",
+        "model.onnx": "5b929787ecb8142bf4d83a03d9fac972be91087cc1b385e644e4f449f2ab31e3",
         "lesion_map.keras": "928379756f452bacde3e7623c1ebb521e8bce6c1f5c56360c314cee1fe3be49c",
     }),
 )

@@ -1,6 +1,7 @@
-"""The compiled inference paths agree with the reference ones on the shipped bundles and the samples.
+"""The fast inference paths agree with the reference ones on the shipped bundles and the samples.
 
-Prediction runs the model as one TensorFlow graph (``analysis.predictions.compiled_forward``) and
+Prediction runs the bundle's ONNX copy on ONNX Runtime (``models.onnx_path``), or without one
+the model as one TensorFlow graph (``analysis.predictions.compiled_forward``), and
 Grad-CAM as one graph returning logits and the CAM together (``Explainer.gradcam``); both are
 there for speed only, so they must give what eager Keras and tf-keras-vis give.
 """
@@ -12,7 +13,7 @@ import importlib
 import numpy as np
 import pytest
 
-from bcc_model.analysis.predictions import calibrated_probabilities, compiled_forward
+from bcc_model.analysis.predictions import calibrated_probabilities, compiled_forward, raw_probabilities
 from bcc_model.datasets.folders import sample_images
 from bcc_model.evaluation.calibration import apply_temperature, decide
 from bcc_model.explain.cams import Explainer
@@ -28,17 +29,46 @@ def _bundle_and_batch(key: str, limit: int):
     return bundle, to_model_batch([read_image(p).pixels for p in sample_images(spec)[:limit]], spec)
 
 
-@pytest.mark.parametrize("key,limit", [("histopathology", 20), ("ultrasound", 4)])
-def test_the_compiled_forward_pass_matches_eager_keras(key, limit):
+@pytest.mark.parametrize("key,limit", [("histopathology", 20), ("mammography", 6), ("ultrasound", 4)])
+def test_onnx_runtime_and_the_compiled_graph_match_eager_keras(key, limit):
+    """Every shipped image bundle predicts through its model.onnx: same probabilities (1e-4) and decisions."""
     bundle, batch = _bundle_and_batch(key, limit)
+    assert bundle.fast is not None, f"the shipped {key} bundle ships model.onnx"
     eager = apply_temperature(np.asarray(bundle.model(batch, training=False)), bundle.temperature)
-    compiled = calibrated_probabilities(bundle, batch)
-    assert np.abs(compiled - eager).max() <= 1e-5
+    graph = apply_temperature(raw_probabilities(bundle.model, batch, compiled=True), bundle.temperature)
+    fast = calibrated_probabilities(bundle, batch)
+    np.testing.assert_allclose(fast, apply_temperature(bundle.fast(batch), bundle.temperature), atol=1e-7)
     positive = bundle.spec.positive_index
-    for a, b in zip(decide(compiled, positive, bundle.threshold, bundle.band),
-                    decide(eager, positive, bundle.threshold, bundle.band)):
-        np.testing.assert_array_equal(a, b)
+    for path in (fast, graph):
+        assert np.abs(path - eager).max() <= 1e-4
+        for a, b in zip(decide(path, positive, bundle.threshold, bundle.band),
+                        decide(eager, positive, bundle.threshold, bundle.band)):
+            np.testing.assert_array_equal(a, b)
     assert compiled_forward(bundle.model) is compiled_forward(bundle.model), "one graph per model"
+
+
+def test_a_changed_onnx_file_is_refused_and_a_bundle_without_one_runs_on_keras(tmp_path):
+    import json
+    import shutil
+
+    from bcc_model.models.bundle import BundleTampered
+
+    spec = get_modality("histopathology")
+    copy = tmp_path / "bundle"
+    shutil.copytree(spec.bundle_dir, copy)
+    onnx = copy / "model.onnx"
+    onnx.write_bytes(onnx.read_bytes()[:-16])
+    with pytest.raises(BundleTampered, match="model.onnx"):
+        load_bundle(spec, copy)
+    onnx.unlink()
+    info = json.loads((copy / "model.json").read_text())
+    del info["runtime"]
+    (copy / "model.json").write_text(json.dumps(info))
+    plain = load_bundle(spec, copy)
+    assert plain.fast is None
+    batch = to_model_batch([read_image(p).pixels for p in sample_images(spec)[:4]], spec)
+    np.testing.assert_allclose(calibrated_probabilities(plain, batch),
+                               calibrated_probabilities(load_bundle(spec), batch), atol=1e-4)
 
 
 def test_compiled_gradcam_matches_tf_keras_vis_on_the_named_layer():

@@ -74,16 +74,28 @@ def raw_probabilities(model, batch: np.ndarray, *, batch_size: int = BATCH_SIZE,
     """
     if len(batch) == 0:
         return np.zeros((0, model.output_shape[-1]), dtype=np.float32)
-    batch_size = max(1, min(batch_size, INPUT_VALUES_PER_CALL // int(np.prod(batch.shape[1:]))))
     forward = compiled_forward(model) if compiled else (lambda x: model(x, training=False))
+    return _in_chunks(forward, batch, batch_size)
+
+
+def _in_chunks(forward, batch: np.ndarray, batch_size: int = BATCH_SIZE) -> np.ndarray:
+    batch_size = max(1, min(batch_size, INPUT_VALUES_PER_CALL // int(np.prod(batch.shape[1:]))))
     chunks = [np.asarray(forward(np.asarray(batch[i:i + batch_size], np.float32)))
               for i in range(0, len(batch), batch_size)]
     return np.concatenate(chunks).astype(np.float32)
 
 
 def calibrated_probabilities(bundle: Bundle, batch: np.ndarray) -> np.ndarray:
-    """Temperature-scaled probabilities (N, K) for preprocessed model inputs."""
-    return apply_temperature(raw_probabilities(bundle.model, batch, compiled=True), bundle.temperature).astype(np.float32)
+    """Temperature-scaled probabilities (N, K) for preprocessed model inputs.
+
+    Through ONNX Runtime when the bundle ships ``model.onnx`` (``models.onnx_path``: 2-4x faster
+    than the TensorFlow graph on this CPU, parity-tested), else through the Keras model as one graph.
+    """
+    if bundle.fast is not None and len(batch):
+        raw = _in_chunks(bundle.fast, batch)
+    else:
+        raw = raw_probabilities(bundle.model, batch, compiled=True)
+    return apply_temperature(raw, bundle.temperature).astype(np.float32)
 
 
 def predictions_from_probabilities(bundle: Bundle, probs: np.ndarray) -> list[Prediction]:

@@ -1,7 +1,7 @@
 """Model bundles: the folder the app runs and ``train`` writes (see docs/SCHEMAS.md).
 
-A bundle is loaded only if ``model.keras`` (and the optional lesion map, ``lesion_head.py``)
-hashes to the sha256 recorded in ``model.json``: a tampered or half-copied weight file is
+A bundle is loaded only if ``model.keras`` (and the optional lesion map, ``lesion_head.py``, and
+ONNX copy, ``onnx_path.py``) hashes to the sha256 recorded in ``model.json``: a tampered or half-copied weight file is
 refused, never silently run. A loaded bundle is *verified* only if its files also match the
 hashes pinned in the registry (``ModalitySpec.shipped_files``, in the package source); any
 other bundle (retrained locally, or from elsewhere) is *unverified*, and says so wherever it is
@@ -61,6 +61,7 @@ class Bundle:
     metrics: dict
     path: Path
     lesion_map: object | None = None  # keras.Model image -> lesion probability grid, when the bundle has one
+    fast: object | None = None  # x -> softmax through ONNX Runtime (``onnx_path``), when the bundle ships model.onnx
     verified: bool = False  # every file matches the hashes pinned in the registry (``shipped_files``)
 
     @property
@@ -144,6 +145,9 @@ def check_weights(spec: ModalitySpec, folder: str | Path, meta: BundleSpec) -> N
     expected = {"model.keras": meta.model_sha256}
     if lesion.get("map_file"):
         expected[lesion["map_file"]] = lesion.get("map_sha256")
+    runtime = meta.extras.get("runtime") or {}
+    if runtime.get("file"):
+        expected[runtime["file"]] = runtime.get("sha256")
     for name, sha in expected.items():
         if not (folder / name).is_file():
             raise BundleError(f"bundle {folder} is incomplete: missing {name}")
@@ -184,8 +188,14 @@ def load_bundle(spec: ModalitySpec, path: str | Path | None = None) -> Bundle:
         raise BundleError(f"bundle {folder} needs preprocessing step(s) {unknown} that this version does not have")
     bundle_spec = replace(spec, input_size=int(meta.input_shape[0]), cam_layer=meta.cam_layer,
                           preprocessing=preprocessing)
+    runtime = meta.extras.get("runtime") or {}
+    fast = None
+    if runtime.get("file"):
+        from bcc_model.models.onnx_path import load_forward
+
+        fast = load_forward(folder / runtime["file"])
     return Bundle(spec=bundle_spec, model=model, meta=meta, metrics=metrics, path=folder, lesion_map=lesion_map,
-                  verified=is_shipped(spec, folder))
+                  fast=fast, verified=is_shipped(spec, folder))
 
 
 def _lesion_map(model, head, meta: BundleSpec, folder: Path):

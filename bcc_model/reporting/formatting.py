@@ -10,7 +10,7 @@ import math
 import re
 from typing import Any, Mapping, Sequence
 
-__all__ = ["NOT_RECORDED", "get", "text", "is_number", "num", "count", "percent", "interval", "estimate", "band",
+__all__ = ["NOT_RECORDED", "get", "text", "is_number", "num", "sci", "count", "percent", "interval", "estimate", "band",
            "counts", "md_table", "escape_markdown", "FILTERS"]
 
 NOT_RECORDED = "not recorded"
@@ -41,6 +41,11 @@ def is_number(value: Any) -> bool:
 def num(value: Any, digits: int = 3) -> str:
     """``0.842`` (fixed decimals)."""
     return f"{value:.{digits}f}" if is_number(value) else NOT_RECORDED
+
+
+def sci(value: Any) -> str:
+    """``1.2e-07`` (tiny differences, where fixed decimals would read 0.000)."""
+    return f"{value:.1e}" if is_number(value) else NOT_RECORDED
 
 
 def count(value: Any) -> str:
@@ -77,7 +82,7 @@ def counts(mapping: Any) -> str:
     return ", ".join(f"{k}: {count(v)}" for k, v in mapping.items()) if isinstance(mapping, Mapping) else ""
 
 
-FILTERS = {"text": text, "num": num, "count": count, "percent": percent, "interval": interval,
+FILTERS = {"text": text, "num": num, "sci": sci, "count": count, "percent": percent, "interval": interval,
            "estimate": estimate, "band": band, "counts": counts}
 
 

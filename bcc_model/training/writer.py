@@ -102,6 +102,8 @@ def write_bundle(spec: ModalitySpec, config: TrainConfig, selected: str, results
             save_model(lesion_head_only(chosen["lesion_map"]), staging / LESION_MAP_FILE)
             extras["lesion_supervision"] = {**extras.get("lesion_supervision", {}), "map_file": LESION_MAP_FILE,
                                             "map_sha256": file_sha256(staging / LESION_MAP_FILE)}
+        if spec.kind == "image":
+            extras["runtime"] = _onnx_runtime(chosen["model"], staging)
         meta = _bundle_spec(spec, config, selected, results, manifest, source, duration_s,
                             model_sha256=file_sha256(staging / "model.keras"), extras=extras)
         meta.write(staging / "model.json")
@@ -113,6 +115,14 @@ def write_bundle(spec: ModalitySpec, config: TrainConfig, selected: str, results
 
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _onnx_runtime(model, staging: Path) -> dict:
+    """Write ``model.onnx`` beside ``model.keras`` and return its model.json ``runtime`` record."""
+    from bcc_model.models.onnx_path import ONNX_FILE, export_onnx, runtime_record
+
+    export_onnx(model, staging / ONNX_FILE)
+    return runtime_record(model, staging / ONNX_FILE)
 
 
 def add_evaluations(out_dir: Path, blocks: dict, files: Mapping[str, bytes], settings: Mapping | None = None) -> None:
