@@ -1,26 +1,27 @@
-"""Latency and memory of the bcc app, as a user would feel them (research use only).
+"""Speed and memory of bcc, every figure of the speed issue in one run (research use only).
 
-Two figures matter to someone at the microscope:
+Printed, on this machine, with the CPU count and load average:
 
-1. **Cold start to first result**: from ``streamlit run app.py`` to the first probabilities and
-   heatmap on screen, driven in headless Chromium through Playwright exactly like
-   ``tests/test_browser.py`` (upload one sample, wait for the verdict and the Grad-CAM image).
-   This includes importing TensorFlow and loading the model, which only the first user pays.
-2. **Per-image latency** once warm: ``predict_images`` plus a Grad-CAM for the predicted class,
-   per sample image, in this process, after warm-up runs (first calls trace TensorFlow graphs).
-   Reported as median and 90th percentile over ``--runs`` passes.
-3. **The same for a DenseNet121 at 224 px** (the usual pretrained-trunk design: the patch resized
-   to 224 px, ``keras.applications.DenseNet121`` with a two-class head, Grad-CAM on its last
-   feature map), timed the same way on the same machine, and the ratio of the two medians.
+1. **Cold start**: ``streamlit run app.py`` -> server healthy -> first probabilities and Grad-CAM
+   in headless Chromium (Playwright, as ``tests/test_browser.py``): the time after the server is
+   healthy is what a user waits for once the page is up (TensorFlow import and model load).
+2. **Per image, warm**, for every image modality: ``predict_images`` (ONNX Runtime where the
+   bundle ships ``model.onnx``) and predict + Grad-CAM for the predicted class, median and 90th
+   percentile over ``--runs`` passes over the samples.
+3. **DenseNet121 at 224 px** (the usual pretrained-trunk design), timed the same way, and the
+   ratio of its predict + Grad-CAM to each bundle's.
+4. **Region maps**: a 2,000 x 2,000 px H&E field at the model's scale through ``analyse_region``
+   (warm), and a generated ``--slide-side`` px pyramidal whole slide through ``analyse_slide``:
+   seconds and tissue tiles per second.
+5. **Ray**: ``predict --engine ray`` over ``--ray-files`` region images with 1 and 2 workers,
+   against the local engine, wall time including Ray's and each worker's start.
+6. **Peak RSS** (VmHWM) of the server and of this process.
 
-Peak resident memory (VmHWM) is printed for the server process and for this process. The
-script prints figures and asserts nothing; numbers depend on the machine and its load, so the
-CPU count and load average are printed with them.
+Nothing is asserted: the figures depend on the machine and its load.
 
 Usage:
-    python scripts/benchmark_latency.py               # both parts, 20 timed passes
-    python scripts/benchmark_latency.py --runs 50 --skip-browser
-    python scripts/benchmark_latency.py --skip-browser --modality ultrasound
+    python scripts/benchmark_latency.py                        # everything (about 6 minutes)
+    python scripts/benchmark_latency.py --skip-browser --skip-ray --modalities histopathology
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def cold_start(sample: Path, timeout_s: float = 300.0) -> None:
     print("Cold start (streamlit run -> first result in the browser)")
     print(f"  server healthy after         {healthy:7.1f} s")
     print(f"  sample uploaded after        {uploaded:7.1f} s")
-    print(f"  probabilities + Grad-CAM at  {first_result:7.1f} s  (includes TensorFlow import and model load)")
+    print(f"  probabilities + Grad-CAM at  {first_result:7.1f} s  ({first_result - healthy:.1f} s after the server "
+          "was healthy: TensorFlow import and model load included)")
     print(f"  server peak RSS              {server_rss:7.0f} MiB" if server_rss else "  server peak RSS: n/a")
 
 
@@ -167,15 +169,106 @@ def densenet121_reference(runs: int, warmup: int, side: int = 224) -> float:
     return statistics.median(total_ms)
 
 
+def region_benchmark(side: int = 2000) -> tuple[float, int]:
+    """Seconds and tissue tiles of ``analyse_region`` (warm) on a ``side`` px field of sample patches."""
+    from bcc_model.analysis.region import analyse_region
+    from bcc_model.modalities import get_modality
+    from bcc_model.models.bundle import load_bundle
+
+    bundle = load_bundle(get_modality("histopathology"))
+    field = _field_of_patches(side)
+    analyse_region(bundle, field[:400, :400], bundle.spec.model_mpp)  # warm-up: graph and session built
+    start = time.perf_counter()
+    result = analyse_region(bundle, field, bundle.spec.model_mpp)
+    seconds = time.perf_counter() - start
+    print(f"Region map, {side:,} x {side:,} px at the model's scale: {seconds:.2f} s, {result.n_tiles:,} tissue tiles, "
+          f"{result.n_tiles / seconds:,.0f} tiles/s (slide context {result.context.describe()})")
+    return seconds, result.n_tiles
+
+
+def _field_of_patches(side: int):
+    """A ``side`` px H&E field tiled with the sample patches, a few glass tiles among them."""
+    import numpy as np
+
+    from bcc_model.datasets.folders import sample_images
+    from bcc_model.imaging.io import read_image
+    from bcc_model.modalities import get_modality
+
+    patches = [read_image(p).pixels for p in sample_images(get_modality("histopathology"))]
+    cells = side // 50
+    rows = []
+    for r in range(cells):
+        row = [np.full((50, 50, 3), 242, np.uint8) if (r * 7 + c * 3) % 11 == 0 else patches[(r * 31 + c * 17) % len(patches)]
+               for c in range(cells)]
+        rows.append(np.concatenate(row, axis=1))
+    return np.ascontiguousarray(np.concatenate(rows, axis=0))
+
+
+def slide_benchmark(side: int) -> float:
+    """Tissue tiles per second of ``analyse_slide`` (warm) on a generated pyramidal slide of ``side`` px."""
+    import tempfile
+
+    from bcc_model.analysis.wsi import analyse_slide
+    from bcc_model.imaging.wsi import open_slide
+    from bcc_model.modalities import get_modality
+    from bcc_model.models.bundle import load_bundle
+    from scripts.benchmark_slides import _write_slide
+
+    bundle = load_bundle(get_modality("histopathology"))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "slide.tiff"
+        _write_slide(path, side)
+        slide = open_slide(path)
+        try:
+            start = time.perf_counter()
+            result = analyse_slide(bundle, slide, batch_tiles=256)
+            seconds = time.perf_counter() - start
+        finally:
+            slide.close()
+    rate = len(result.boxes) / seconds
+    print(f"Whole slide, generated {side:,} x {side:,} px pyramidal TIFF (1 µm/px): {seconds:.1f} s, "
+          f"{len(result.boxes):,} tissue tiles, {rate:,.0f} tiles/s (tiles read, resized and classified)")
+    return rate
+
+
+def ray_benchmark(n_files: int, side: int = 1000) -> None:
+    """Wall time of ``predict --region`` over ``n_files`` fields: local engine, Ray with 1 and 2 workers."""
+    import subprocess
+    import tempfile
+
+    import cv2
+    import numpy as np
+
+    field = _field_of_patches(side)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "fields"
+        folder.mkdir()
+        for i in range(n_files):
+            cv2.imwrite(str(folder / f"field_{i:02d}.png"), cv2.cvtColor(np.roll(field, 50 * i, axis=1), cv2.COLOR_RGB2BGR))
+        print(f"Batch of {n_files} fields of {side:,} x {side:,} px, predict --region (wall time, process and "
+              "worker starts included):")
+        for label, extra in (("local engine", []), ("Ray, 1 worker", ["--engine", "ray", "--workers", "1"]),
+                             ("Ray, 2 workers", ["--engine", "ray", "--workers", "2"])):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "bcc_model.predict", str(folder), "--region", "--mpp", "4",
+                            "--out", str(Path(tmp) / label.replace(" ", "_").replace(",", "")), *extra],
+                           capture_output=True, text=True, cwd=ROOT, check=True)
+            seconds = time.perf_counter() - start
+            print(f"  {label:<16} {seconds:6.1f} s  ({n_files / seconds:.2f} fields/s)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=20, help="timed passes over the samples (default 20)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed passes first (default 3)")
-    parser.add_argument("--skip-browser", action="store_true", help="only the in-process per-image latency")
-    parser.add_argument("--skip-reference", action="store_true", help="skip the DenseNet121 at 224 px comparison")
-    parser.add_argument("--modality", default="histopathology",
-                        help="image modality whose bundle and samples the per-image part uses (default histopathology)")
+    parser.add_argument("--modalities", nargs="+", default=["histopathology", "mammography", "ultrasound"],
+                        help="image modalities whose bundles and samples are timed (default: all three)")
+    parser.add_argument("--slide-side", type=int, default=10_000, help="side of the generated slide (default 10,000 px)")
+    parser.add_argument("--ray-files", type=int, default=8, help="fields in the Ray batch (default 8)")
+    parser.add_argument("--skip-browser", action="store_true", help="no cold start in Chromium")
+    parser.add_argument("--skip-ray", action="store_true", help="no Ray batch")
+    parser.add_argument("--skip-maps", action="store_true", help="no region or whole-slide maps")
     args = parser.parse_args(argv)
 
     print(f"Machine: {os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.2f} (1 min); "
@@ -188,10 +281,17 @@ def main(argv: list[str] | None = None) -> int:
         if sample is None:
             raise SystemExit("no sample image to upload")
         cold_start(sample)
-    bundled = per_image(args.modality, args.runs, args.warmup)
-    if args.modality == "histopathology" and not args.skip_reference:
-        reference = densenet121_reference(args.runs, args.warmup)
-        print(f"The bundled H&E model's predict + Grad-CAM is {reference / bundled:.1f}x faster than DenseNet121 at 224 px")
+    bundled = {modality: per_image(modality, args.runs, args.warmup) for modality in args.modalities}
+    reference = densenet121_reference(args.runs, args.warmup)
+    for modality, median in bundled.items():
+        print(f"{modality}: predict + Grad-CAM {median:.1f} ms, {reference / median:.1f}x faster than DenseNet121 "
+              f"at 224 px ({reference:.1f} ms)")
+    if not args.skip_maps:
+        region_benchmark()
+        slide_benchmark(args.slide_side)
+    if not args.skip_ray:
+        ray_benchmark(args.ray_files)
+    print(f"This process peak RSS {_peak_rss_mib():.0f} MiB")
     return 0
 
 
