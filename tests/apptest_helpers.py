@@ -6,37 +6,17 @@ so how a page is opened and what "rendered without error" means is written once.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
 from bcc_model import RESEARCH_USE_NOTICE
+from tests.timing import SLOWDOWN
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PNG = "image/png"
 BASE_TIMEOUT_S = 180  # the first run imports TensorFlow and loads the model; explain runs five methods
-REFERENCE_S = 0.25
-"""Seconds :func:`_calibration_workload` takes on the idle 2-core machine the base timeout was set on."""
-
-
-def _calibration_workload() -> float:
-    """Wall seconds of a fixed CPU load (float32 matrix products on every core), best of three."""
-    import numpy as np
-
-    a = np.random.default_rng(0).random((512, 512), np.float32)
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        for _ in range(40):
-            a = (a @ a) / 512.0
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-SLOWDOWN = max(1.0, _calibration_workload() / REFERENCE_S)
-"""How much slower this machine is now than the reference (>= 1), measured once per test session."""
-TIMEOUT_S = BASE_TIMEOUT_S * SLOWDOWN
+TIMEOUT_S = BASE_TIMEOUT_S * SLOWDOWN  # more time on a busy machine, never a fixed limit
 
 
 def run_app(page: str | None = None, modality: str | None = None) -> AppTest:

@@ -19,9 +19,11 @@ import pytest
 
 from scripts.streamlit_server import CHROMIUM, CHROMIUM_ARGS, PATCH_UPLOADER, ROOT, running_app
 from tests.hostile import HOSTILE_NAMES
+from tests.timing import SLOWDOWN
 
 STARTUP_TIMEOUT_S = 90
-RESULT_TIMEOUT_MS = 240_000  # first result includes importing TensorFlow and loading the model
+RESULT_TIMEOUT_MS = round(240_000 * SLOWDOWN)  # first result includes importing TensorFlow and loading the model
+STEP_TIMEOUT_MS = round(60_000 * SLOWDOWN)  # a page switch, a download
 
 
 @pytest.fixture
@@ -55,7 +57,8 @@ def test_upload_shows_probabilities_and_heatmap(chromium_path, server, sample_fi
             page.on("request", lambda request: None if request.url.startswith((server, "data:", "blob:"))
                     else external.append(request.url))
             page.goto(server)
-            expect(page.get_by_text("Research use only — not for diagnostic use.").first).to_be_visible(timeout=60_000)
+            expect(page.get_by_text("Research use only — not for diagnostic use.").first).to_be_visible(
+                timeout=STEP_TIMEOUT_MS)
             # A hostile name beside the sample: as Markdown it would make the browser fetch EVIL_HOST.
             hostile = {"name": HOSTILE_NAMES[0], "mimeType": "image/png", "buffer": sample.read_bytes()}
             sample_file = {"name": sample.name, "mimeType": "image/png", "buffer": sample.read_bytes()}
@@ -64,14 +67,14 @@ def test_upload_shows_probabilities_and_heatmap(chromium_path, server, sample_fi
 
             verdict = page.get_by_text("Prediction:").or_(page.get_by_text("Indeterminate")).first
             expect(verdict).to_be_visible(timeout=RESULT_TIMEOUT_MS)
-            expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
-            expect(page.get_by_text("Class probabilities").first).to_be_attached(timeout=60_000)
+            expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=STEP_TIMEOUT_MS)
+            expect(page.get_by_text("Class probabilities").first).to_be_attached(timeout=STEP_TIMEOUT_MS)
             heatmap = page.locator('[data-testid="stImage"]').filter(has_text="Grad-CAM").locator("img")
-            expect(heatmap.first).to_be_visible(timeout=60_000)
+            expect(heatmap.first).to_be_visible(timeout=STEP_TIMEOUT_MS)
             assert heatmap.first.evaluate("img => img.complete && img.naturalWidth > 0")
             expect(page.get_by_role("heading", name=f"1. {sample.name}")).to_be_visible()
             hostile_heading = page.get_by_role("heading").filter(has_text="evil.example")
-            expect(hostile_heading).to_be_visible(timeout=60_000)
+            expect(hostile_heading).to_be_visible(timeout=STEP_TIMEOUT_MS)
             assert hostile_heading.inner_text().replace("\u200b", "") == f"2. {HOSTILE_NAMES[0]}"
             assert hostile_heading.locator("a, img").count() == 0, "the hostile name rendered as a link or image"
             page.wait_for_timeout(1500)  # let plotly finish its first layout before the screenshot
@@ -103,7 +106,7 @@ def test_a_clinician_meets_caution_refusal_and_the_right_images(chromium_path, s
             page = browser.new_page(viewport={"width": 1400, "height": 1400}, accept_downloads=True)
             page.goto(server)
             region = page.get_by_role("tab", name="Region (field of view or slide crop)")
-            expect(region).to_have_attribute("aria-selected", "true", timeout=60_000)
+            expect(region).to_have_attribute("aria-selected", "true", timeout=STEP_TIMEOUT_MS)
             page.get_by_role("tab", name="Single patches").click()
             page.locator(PATCH_UPLOADER).first.set_input_files([png("he_on_the_he_page.png", patch)])
             expect(page.get_by_text("Prediction:").or_(page.get_by_text("Indeterminate")).first).to_be_visible(
@@ -111,7 +114,7 @@ def test_a_clinician_meets_caution_refusal_and_the_right_images(chromium_path, s
 
             _choose(page, "Modality", "Mammography")
             expect(page.get_by_text("Mammography (digitised film, MLO view): calibrated").first).to_be_visible(
-                timeout=60_000)
+                timeout=STEP_TIMEOUT_MS)
             expect(page.get_by_role("tab", name="Single patches")).to_have_count(0)  # whole images: no region mode
             page.locator(PATCH_UPLOADER).first.set_input_files([png("mdb028.png", mammogram),
                                                                 png("he_on_the_mammography_page.png", patch)])
@@ -120,7 +123,7 @@ def test_a_clinician_meets_caution_refusal_and_the_right_images(chromium_path, s
             expect(page.get_by_text("Model output:").first).to_be_visible()
             assert page.get_by_role("heading").filter(has_text="Prediction:").count() == 0, \
                 "a weak model's output is never a bold verdict"
-            with page.expect_download(timeout=60_000) as download:
+            with page.expect_download(timeout=STEP_TIMEOUT_MS) as download:
                 page.get_by_role("button", name="Download table (CSV)").click()
             table = Path(download.value.path()).read_text(encoding="utf-8")
             assert "discriminates poorly" in table and "he_on_the_mammography_page.png" in table

@@ -29,7 +29,7 @@ from .conftest import ROOT
 from .test_train import HEADLINE, METRIC_KEYS, MODEL_KEYS
 
 TINY_ARGS = ["--modality", "cytology", "--epochs", "2", "--bootstrap", "50", "--verbose", "0"]
-TINY_PLAN = CVPlan(folds=3, repeats=2)
+TINY_PLAN = CVPlan(folds=2, repeats=2)
 """The shipped plan (5 x 5) trains 75 networks; the tiny runs check the same code with 18."""
 
 
@@ -63,7 +63,7 @@ def tiny_cytology(tmp_path_factory, tiny_plan):
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
         assert train_main([*TINY_ARGS, "--out", str(root / "bundle"), "--work-dir", str(root / "runs")]) == 0
-    assert "Cross-validation (3 folds x 2 repeats = 6 fits, 455 cases" in stdout.getvalue()
+    assert "Cross-validation (2 folds x 2 repeats = 4 fits, 455 cases" in stdout.getvalue()
     return root / "bundle"
 
 
@@ -82,22 +82,22 @@ def test_tiny_run_writes_a_schema_valid_tabular_bundle(tiny_cytology, cytology_s
 
     cv = info["cross_validation"]
     assert [m["name"] for m in cv["models"]] == ["conv1d", "dense", "logistic_regression"]
-    assert (cv["n_splits"], cv["n_repeats"], cv["n_fits"], cv["n_cases"]) == (3, 2, 6, 455)
-    assert "3 folds x 2 repeats" in cv["method"] and "over all 6 fold fits" in cv["method"]
+    assert (cv["n_splits"], cv["n_repeats"], cv["n_fits"], cv["n_cases"]) == (2, 2, 4, 455)
+    assert "2 folds x 2 repeats" in cv["method"] and "over all 4 fold fits" in cv["method"]
     for model in cv["models"]:
         for key in ("accuracy", "roc_auc"):
             folds = model[key]["folds"]
-            assert len(folds) == 6 and 0 <= model[key]["mean"] <= 1 and model[key]["sd"] >= 0
+            assert len(folds) == 4 and 0 <= model[key]["mean"] <= 1 and model[key]["sd"] >= 0
             assert model[key]["mean"] == pytest.approx(np.mean(folds))
-            assert model[key]["repeat_means"] == pytest.approx([np.mean(folds[:3]), np.mean(folds[3:])])
+            assert model[key]["repeat_means"] == pytest.approx([np.mean(folds[:2]), np.mean(folds[2:])])
     assert [m["bundled"] for m in cv["models"]] == [True, False, False]
     conv1d, dense = cv["models"][0], cv["models"][1]
     assert conv1d["candidates"] == _as_json(candidate_params("conv1d", cytology_spec))
-    assert len(conv1d["chosen_per_fit"]) == 6 and set(conv1d["chosen_per_fit"]) <= {0, 1}
+    assert len(conv1d["chosen_per_fit"]) == 4 and set(conv1d["chosen_per_fit"]) <= {0, 1}
     assert dense["params"] == _as_json(dict(cytology_spec.arch_params["dense"])) and "candidates" not in dense
     logistic = cv["models"][2]
     assert logistic["candidates"] == [{"C": c} for c in LOGISTIC_C_GRID]
-    assert len(logistic["chosen_per_fit"]) == 6 and set(logistic["chosen_per_fit"]) <= set(range(len(LOGISTIC_C_GRID)))
+    assert len(logistic["chosen_per_fit"]) == 4 and set(logistic["chosen_per_fit"]) <= set(range(len(LOGISTIC_C_GRID)))
     assert "logistic_regression (C)" in cv["method"]
 
     tuning = info["tuning"]["architectures"]["conv1d"]
@@ -109,7 +109,7 @@ def test_tiny_run_writes_a_schema_valid_tabular_bundle(tiny_cytology, cytology_s
     assert list(history["epoch"]) == [1, 2]
     card = (tiny_cytology / "MODEL_CARD.md").read_text()
     assert "## Cross-validation comparison" in card and "| logistic_regression |" in card
-    assert "over 6 fold fits" in card
+    assert "over 4 fold fits" in card
     assert "Whole-slide" not in card and "IDC" not in card and "Research use only" in card
 
 
