@@ -162,3 +162,15 @@ def test_the_ray_engine_writes_what_the_local_engine_writes(tmp_path, sample_dir
             assert json.loads((local / name).read_text()) == json.loads((ray / name).read_text())
         else:
             assert (local / name).read_bytes() == (ray / name).read_bytes(), name
+
+
+def test_an_image_without_tissue_gets_an_empty_tile_map_not_a_crash(tmp_path):
+    """Region mode on glass: the row says no tissue was found, and the GeoJSON and CSV are empty."""
+    glass = tmp_path / "glass.png"
+    cv2.imwrite(str(glass), np.full((200, 200, 3), 245, np.uint8))
+    run = _cli(str(glass), "--region", "--mpp", "4", "--out", str(tmp_path / "out"))
+    assert run.returncode == 0, run.stderr[-2000:]
+    row = pd.read_csv(tmp_path / "out" / "predictions.csv").iloc[0]
+    assert row["status"] == "ok" and row["reason"] == "no tissue found"
+    features = [json.loads(p.read_text())["features"] for p in (tmp_path / "out").rglob("*.geojson")]
+    assert features == [[]]

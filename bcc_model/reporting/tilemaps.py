@@ -37,6 +37,8 @@ def tiles_table(result: SlideResult) -> pd.DataFrame:
 
 
 def _decisions(result: SlideResult, band: tuple[float, float]) -> list[str]:
+    if not len(result.probabilities):  # no tissue tile: an empty map, not an error
+        return []
     positive = result.labels.index(result.positive_label)
     predicted, indeterminate = decide(result.probabilities, positive, result.threshold, band)
     return ["Indeterminate" if flag else result.labels[int(k)] for k, flag in zip(predicted, indeterminate)]
