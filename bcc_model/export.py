@@ -29,13 +29,14 @@ def add_onnx(bundle) -> dict:
     """Convert ``bundle``'s network to ONNX and add it to the bundle folder; returns the ``runtime`` record."""
     import tempfile
 
+    from bcc_model.models.bundle import file_sha256
     from bcc_model.models.onnx_path import ONNX_FILE, export_onnx, runtime_record
     from bcc_model.training.writer import add_evaluations
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / ONNX_FILE
         export_onnx(bundle.model, path)
-        record = runtime_record(bundle.model, path)
+        record = runtime_record(bundle.model, path, file_sha256(path))
         add_evaluations(bundle.path, {}, {ONNX_FILE: path.read_bytes()}, {"runtime": record})
     return record
 

@@ -119,10 +119,11 @@ def write_bundle(spec: ModalitySpec, config: TrainConfig, selected: str, results
 
 def _onnx_runtime(model, staging: Path) -> dict:
     """Write ``model.onnx`` beside ``model.keras`` and return its model.json ``runtime`` record."""
+    from bcc_model.models.bundle import file_sha256
     from bcc_model.models.onnx_path import ONNX_FILE, export_onnx, runtime_record
 
     export_onnx(model, staging / ONNX_FILE)
-    return runtime_record(model, staging / ONNX_FILE)
+    return runtime_record(model, staging / ONNX_FILE, file_sha256(staging / ONNX_FILE))
 
 
 def add_evaluations(out_dir: Path, blocks: dict, files: Mapping[str, bytes], settings: Mapping | None = None) -> None:
