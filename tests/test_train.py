@@ -36,6 +36,9 @@ def test_tiny_run_writes_a_complete_bundle(tiny_bundle, histo_spec):
     for entry in metrics["headline"].values():
         assert set(entry) == {"value", "ci95"}
     assert info["model_sha256"] == file_sha256(tiny_bundle / "model.keras")
+    runtime = info["runtime"]  # the ONNX copy is written with the bundle and pinned like model.keras
+    assert runtime["engine"] == "onnxruntime" and runtime["sha256"] == file_sha256(tiny_bundle / runtime["file"])
+    assert runtime["parity_max_abs_difference"] <= 1e-4 and load_bundle(histo_spec, tiny_bundle).fast is not None
     assert info["labels"] == list(histo_spec.labels) and info["architecture"]["cam_layer"] == "last_conv"
     assert info["calibration"]["fitted_on"] == "validation" and info["decision"]["chosen_on"] == "validation"
     low, high = info["decision"]["indeterminate_band"]
