@@ -284,8 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     bundled = {modality: per_image(modality, args.runs, args.warmup) for modality in args.modalities}
     reference = densenet121_reference(args.runs, args.warmup)
     for modality, median in bundled.items():
-        print(f"{modality}: predict + Grad-CAM {median:.1f} ms, {reference / median:.1f}x faster than DenseNet121 "
-              f"at 224 px ({reference:.1f} ms)")
+        ratio = reference / median
+        relation = f"{ratio:.1f}x faster than" if ratio >= 1 else f"{1 / ratio:.1f}x slower than"
+        print(f"{modality}: predict + Grad-CAM {median:.1f} ms, {relation} DenseNet121 at 224 px ({reference:.1f} ms)")
     if not args.skip_maps:
         region_benchmark()
         slide_benchmark(args.slide_side)
