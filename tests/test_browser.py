@@ -118,7 +118,7 @@ def test_a_clinician_meets_caution_refusal_and_the_right_images(chromium_path, s
             expect(page.get_by_role("tab", name="Single patches")).to_have_count(0)  # whole images: no region mode
             page.locator(PATCH_UPLOADER).first.set_input_files([png("mdb028.png", mammogram),
                                                                 png("he_on_the_mammography_page.png", patch)])
-            expect(page.get_by_text("Not assessed").first).to_be_visible(timeout=RESULT_TIMEOUT_MS)
+            expect(page.get_by_text("Not assessed:").first).to_be_visible(timeout=RESULT_TIMEOUT_MS)
             expect(page.get_by_text("discriminates poorly").first).to_be_visible(timeout=RESULT_TIMEOUT_MS)
             expect(page.get_by_text("Model output:").first).to_be_visible()
             assert page.get_by_role("heading").filter(has_text="Prediction:").count() == 0, \
