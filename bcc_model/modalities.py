@@ -77,6 +77,10 @@ class ModalitySpec:
             name -> overrides of this spec's ``arch`` (an ``arch_params`` name; default
             ``default_arch``), ``preprocessing`` and ``augmentation``; the best by mean
             out-of-fold ROC AUC is bundled. Empty: the candidates are the architectures.
+        cell_poolings: the multiple-instance aggregations of cell scores into an image score
+            (``models/mil.POOLINGS``) that patient-grouped cross-validation compares; non-empty
+            means the modality trains a frozen-trunk cell model on cached features
+            (``training/mil.py``), optionally with a second, screening-labelled data folder.
         test_always: ``(column, value)`` of ``labels.csv``: patients with that value always go to the
             test split (H&E: the complete slides, so the bundle's region mode is validated on whole
             slides it never saw); ``None``: the test split is drawn like the others.
@@ -118,6 +122,7 @@ class ModalitySpec:
     patient_weighting: bool = False
     cv_candidates: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     test_always: tuple[str, str] | None = None
+    cell_poolings: tuple[str, ...] = ()
     overlay_style: Literal["contour", "high", "blend"] = "blend"
 
     def __post_init__(self) -> None:
@@ -320,37 +325,43 @@ _WHOLE_IMAGE_TRAINING = MappingProxyType({"epochs": 60, "batch_size": 16, "patie
 
 _MAMMOGRAPHY = ModalitySpec(
     key="mammography",
-    title="Mammography (digitised film, MLO view)",
+    title="Mammography (screening and digitised film)",
     kind="image",
     labels=("normal", "benign", "malignant"),
     positive_label="malignant",
-    input_size=224,
+    # 16x16 cells of 32 px: MIAS lesions (median radius ~20 px at 512 px) fill one to a few cells.
+    input_size=512,
     channels=1,
     # mini-MIAS: 200 µm/px at 1024 px, shipped at 512 px (400 µm/px). Nominal: breast_crop then
     # enlarges the breast, so the true scale is finer by the crop factor (typically 1.1-1.6x).
     mpp=400.0,
     mpp_at_size=512,
-    preprocessing=("to_grey", "breast_crop", "laterality_flip", "pad_square", "resize"),
+    # Hygiene first (imaging/mammogram.py): white-background images are inverted, the breast is
+    # cropped and turned chest wall left, the pectoral muscle of MLO views is blanked.
+    preprocessing=("to_grey", "polarity", "breast_crop", "laterality_flip", "pectoral_removal", "pad_square",
+                   "resize"),
     appearance="mammogram",
     # No flips: laterality_flip fixes the chest wall on the left and the pectoral muscle on top.
     augmentation=("affine", "brightness_contrast", "gamma"),
-    default_arch="se_resnet",
-    arch_params=_WHOLE_IMAGE_ARCHS,
+    # Lesions first, then aggregation (models/mil.py): frozen ImageNet DenseNet121 cells, a learnt
+    # cell head and a pooling chosen by patient-grouped CV over both data sets (training/mil.py).
+    default_arch="densenet121_mil",
+    arch_params=MappingProxyType({"densenet121_mil": MappingProxyType(
+        {"width": 64, "dropout": 0.3, "pooling": "topk", "k": 4, "pretrained": True})}),
+    cell_poolings=("max", "topk", "mean", "lse"),
     citation=(
         "mini-MIAS: J. Suckling et al., The Mammographic Image Analysis Society Digital Mammogram Database, "
-        "Excerpta Medica International Congress Series 1069:375-378 (1994); research use only."
+        "Excerpta Medica International Congress Series 1069:375-378 (1994); research use only. "
+        "RSNA Screening Mammography Breast Cancer Detection (2022), Kaggle competition data, research use only."
     ),
     lesion_source="circles",
     lesion_labels=("benign", "malignant"),
     extra_binary_tasks=_ABNORMAL_VS_NORMAL,
     # RSNA screening folders (negative/, malignant/) are evaluated as cancer vs no cancer.
     negative_labels=("negative",),
-    patch_fraction=0.375,
-    # No lesion-map head: with it (weight 1 or 3; 224-448 px) SE-ResNet's validation log loss was
-    # 0.89-0.96 against 0.995, within noise, and training loss only crept 1.22 -> 1.00 in 50 epochs;
-    # a fine-tuned VGG16 trunk reached validation loss 1.06. At 400 µm/px, 19 of the 98 abnormal
-    # images are calcifications too small to resolve (README: Measured results).
-    training_defaults=_WHOLE_IMAGE_TRAINING,
+    # The lesion-cell loss beside the image loss (training/mil.py).
+    lesion_loss_weight=1.0,
+    training_defaults=MappingProxyType({"epochs": 30, "batch_size": 32, "patience": 0, "lr": 1e-3}),
     shipped_files=MappingProxyType({
         "model.keras": "eeaf6c0bd7677ae186eabdc13a3b1b6dc126d64e1d741b5e3b14a669475a7b9c",
         "model.json": "58fd3a78e262067967b3fdd4bf86f07bf6afa97faafde08269316e464a501764",

@@ -40,6 +40,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="images: data folder with <label>/<image> and optional labels.csv (default: "
                              "data/<modality>); tabular: a CSV with the feature columns, label [and group], or "
                              "sklearn:wdbc (the default for cytology)")
+    parser.add_argument("--screening-data", type=Path, default=None,
+                        help="mammography: a second folder of screening images with negative/ and malignant/ "
+                             "(RSNA style), trained on beside --data and tested on its own held-out patients")
     parser.add_argument("--arch", nargs="+", default=None,
                         help="architecture(s) to train on the same split; the best by validation ROC AUC is "
                              "bundled (default: every architecture configured for the modality)")
@@ -98,6 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bcc_model.cytology.training import train_tabular
 
         return train_tabular(config, spec)
+    if spec.cell_poolings:
+        from bcc_model.training.mil import train_mil
+
+        return train_mil(config, spec)
     return pipeline.train_images(config, spec)
 
 

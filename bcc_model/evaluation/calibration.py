@@ -93,7 +93,8 @@ def _scaled_log_probs(probs: np.ndarray, temperature: float) -> np.ndarray:
     return log_softmax(logits / temperature, axis=1)
 
 
-def fit_temperature(probs: np.ndarray, y: np.ndarray) -> float:
+def fit_temperature(probs: np.ndarray, y: np.ndarray | None = None, *, targets: np.ndarray | None = None,
+                    weights: np.ndarray | None = None) -> float:
     """Fit the single temperature that minimises validation negative log-likelihood.
 
     Temperature scaling divides the logits by a scalar ``T`` before the softmax: ``T > 1``
@@ -105,6 +106,10 @@ def fit_temperature(probs: np.ndarray, y: np.ndarray) -> float:
     Args:
         probs: (N, K) softmax outputs of the network on validation images, in [0, 1].
         y: (N,) integer true class indices in [0, K).
+        targets: instead of ``y``, (N, K) 0/1 sets of the classes each label allows (a
+            screening "negative" allows every class but the positive one); the likelihood of a
+            row is then that of its set.
+        weights: (N,) case weights of the likelihood (default: equal).
 
     Returns:
         The temperature, within ``TEMPERATURE_BOUNDS`` (searched on log T, so 0.5 and 2
@@ -120,13 +125,18 @@ def fit_temperature(probs: np.ndarray, y: np.ndarray) -> float:
         Guo et al. (2017). On Calibration of Modern Neural Networks. ICML.
     """
     arr = _check_probs(probs)
-    labels = _check_labels(y, arr.shape[0], arr.shape[1])
-    rows = np.arange(arr.shape[0])
-    if (arr.argmax(axis=1) == labels).all():
+    if targets is None:
+        targets = np.eye(arr.shape[1], dtype=bool)[_check_labels(y, arr.shape[0], arr.shape[1])]
+    allowed = np.asarray(targets) > 0
+    if allowed.shape != arr.shape or not allowed.any(axis=1).all():
+        raise ValueError(f"targets must be (N, K) = {arr.shape} with at least one allowed class per row")
+    weights = np.ones(arr.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
+    if allowed[np.arange(arr.shape[0]), arr.argmax(axis=1)].all():
         return 1.0
 
     def nll(log_t: float) -> float:
-        return float(-_scaled_log_probs(arr, float(np.exp(log_t)))[rows, labels].mean())
+        scaled = np.exp(_scaled_log_probs(arr, float(np.exp(log_t))))
+        return float(-np.average(np.log(np.clip((scaled * allowed).sum(axis=1), 1e-300, None)), weights=weights))
 
     lo, hi = np.log(TEMPERATURE_BOUNDS)
     result = minimize_scalar(nll, bounds=(lo, hi), method="bounded", options={"xatol": 1e-5})

@@ -16,6 +16,8 @@ import keras
 import numpy as np
 from keras import layers
 
+from bcc_model.models.mil import build_densenet121_mil
+
 __all__ = ["ARCHITECTURES", "DENSENET121", "build_model", "build_se_resnet", "build_densenet", "build_vgg16",
            "feature_layer_names"]
 
@@ -258,7 +260,8 @@ def build_vgg16(input_shape: Sequence[int], num_classes: int, *, blocks: int = 4
 
 
 ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {"se_resnet": build_se_resnet, "densenet": build_densenet,
-                                                        "vgg16": build_vgg16}
+                                                        "vgg16": build_vgg16,
+                                                        "densenet121_mil": build_densenet121_mil}
 
 
 def build_model(name: str, input_shape: Sequence[int], num_classes: int, **params) -> keras.Model:

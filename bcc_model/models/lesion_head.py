@@ -118,7 +118,7 @@ def lesion_map_localisation(map_model: keras.Model, images: np.ndarray, y: np.nd
 
     lesion_index = [spec.labels.index(label) for label in spec.lesion_labels]
     members = [i for i, c in enumerate(y) if int(c) in lesion_index]
-    maps = lesion_maps(map_model, images[members])
+    maps = lesion_maps(map_model, images[members], batch_size=8)
     block = localisation_scores(list(maps), [masks[i] for i in members], [groups[i] for i in members],
                                 energy=spec.lesion_source == "masks", n_resamples=n_resamples, seed=seed)
     return {**block, "method": "lesion map", "target": "lesion (any class)", "labels": list(spec.lesion_labels)}

@@ -29,6 +29,7 @@ class TrainConfig:
 
     modality: str = "histopathology"
     data: Path | None = None
+    screening_data: Path | None = None
     arch: tuple[str, ...] | None = None
     epochs: int | None = None
     batch_size: int | None = None

@@ -56,12 +56,12 @@ def _versions() -> dict:
             "numpy": np.__version__, "scikit-learn": sklearn.__version__}
 
 
-def initial_weights(params: Mapping[str, object]) -> dict | str:
+def initial_weights(params: Mapping[str, object], arch: str = "") -> dict | str:
     """model.json ``architecture.initial_weights``: what training started from, pinned like the data."""
     if params.get("pretrained"):
-        from bcc_model.models.pretrained import source_record
+        from bcc_model.models.pretrained import DENSENET121_WHEEL, VGG16_WHEEL
 
-        return source_record()
+        return (DENSENET121_WHEEL if arch.startswith("densenet121") else VGG16_WHEEL).record()
     return "random (seeded)"
 
 
@@ -190,7 +190,7 @@ def _bundle_spec(spec: ModalitySpec, config: TrainConfig, selected: str, results
         preprocessing=tuple(spec.preprocessing), augmentation=tuple(spec.augmentation),
         architecture=ArchitectureRecord(name=selected, params=spec.arch_params[selected],
                                         n_parameters=int(model.count_params()), cam_layer=spec.cam_layer,
-                                        initial_weights=initial_weights(spec.arch_params[selected])),
+                                        initial_weights=initial_weights(spec.arch_params[selected], selected)),
         training=training, data=data,
         calibration=Calibration(temperature=choice["temperature"], fitted_on=choice.get("fitted_on", "validation")),
         decision=DecisionRule(threshold=choice["threshold"], indeterminate_band=tuple(choice["band"]),

@@ -1,0 +1,168 @@
+"""Find lesions first, then aggregate: a multiple-instance mammography classifier on a pretrained trunk.
+
+Why this shape: a screening label says only that a cancer is somewhere in the breast, and the
+whole-image networks trained from scratch on a few hundred mammograms learnt the chest wall and
+the scanner instead (the previous bundle's maps sat on the pectoral muscle). The systems that
+work on mammograms (Wu et al. 2019; Shen et al. 2019; GMIC, Shen et al. 2021) score small
+regions first and pool those scores into the image's. Here the pinned ImageNet DenseNet121 trunk
+(``pretrained.densenet121_trunk``, frozen: no GPU here to fine-tune it) turns the image into a grid
+of 32 px cells; a 1x1 convolution (``last_conv``, the Grad-CAM layer) learns a small cell
+descriptor; from it
+
+* ``cell_logits`` gives each cell class evidence (normal / benign / malignant), and
+  :class:`CellPooling` pools each class over the cells (max, top-k mean, mean or log-sum-exp,
+  chosen by patient-grouped cross-validation) into the image's logits, so the image's score *is*
+  an aggregate of a map;
+* ``lesion_conv`` gives each cell a lesion probability, trained on the MIAS lesion circles
+  (lesion cells against the tissue of normal breasts): the lesion map and its CAD marks
+  (``explain/marks.py``). It ships as the bundle's ``lesion_map.keras`` head
+  (``models/lesion_head.py``), so the app and the evaluation treat it like ultrasound's.
+
+The trunk is frozen, so training runs on cached trunk features (``training/features.py``):
+:func:`build_mil_head` is the same head on a feature input, and :func:`transfer_head` copies its
+weights into the full model by layer name. Every layer sits at the top level of one functional
+model (tf-keras-vis needs it).
+
+References:
+    Wu et al. (2019). Deep neural networks improve radiologists' performance in breast cancer
+        screening. IEEE TMI 39:1184-1194.
+    Shen et al. (2019). Deep learning to improve breast cancer detection on screening
+        mammography. Sci Rep 9:12495.
+    Shen et al. (2021). An interpretable classifier for high-resolution breast cancer screening
+        images (GMIC). Med Image Anal 68:101908.
+    Ilse, Tomczak & Welling (2018). Attention-based deep multiple instance learning. ICML.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+__all__ = ["POOLINGS", "CellPooling", "TRUNK_OUTPUT", "CELL_PX", "build_densenet121_mil", "build_mil_head",
+           "trunk_model", "transfer_head", "set_cross_entropy", "masked_cell_entropy"]
+
+POOLINGS = ("max", "topk", "mean", "lse")
+TRUNK_OUTPUT = "relu"
+"""Name of DenseNet121's last layer (``include_top=False``): the frozen cell features."""
+CELL_PX = 32
+"""DenseNet121's output stride: one cell per 32x32 input pixels."""
+_FEATURES = 1024
+# ImageNet mean and sd of keras.applications.densenet.preprocess_input ("torch" mode), on [0, 255].
+_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+_SD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+
+
+@keras.saving.register_keras_serializable(package="bcc")
+class CellPooling(layers.Layer):
+    """(B, H, W, C) cell logits -> (B, C) image logits: the multiple-instance aggregation.
+
+    ``max``: the most suspicious cell decides (one lesion is enough); ``topk``: the mean of the
+    ``k`` highest cells per class (GMIC's top-t% pooling; steadier than one cell); ``mean``: every
+    cell counts alike (dilutes a small lesion); ``lse``: log-sum-exp with sharpness ``r``, between
+    mean (r -> 0) and max (r -> inf), normalised so a uniform map keeps its value.
+    """
+
+    def __init__(self, mode: str = "topk", k: int = 4, r: float = 4.0, **kwargs):
+        super().__init__(**kwargs)
+        if mode not in POOLINGS:
+            raise ValueError(f"unknown pooling {mode!r}; valid: {', '.join(POOLINGS)}")
+        self.mode, self.k, self.r = mode, int(k), float(r)
+
+    def call(self, cells):
+        channels = cells.shape[-1]
+        flat = ops.reshape(cells, (-1, cells.shape[1] * cells.shape[2], channels))
+        if self.mode == "max":
+            return ops.max(flat, axis=1)
+        if self.mode == "mean":
+            return ops.mean(flat, axis=1)
+        if self.mode == "topk":
+            top, _ = ops.top_k(ops.transpose(flat, (0, 2, 1)), k=min(self.k, flat.shape[1]))
+            return ops.mean(top, axis=-1)
+        n_cells = float(flat.shape[1])
+        return (ops.logsumexp(self.r * flat, axis=1) - np.log(n_cells)) / self.r
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[-1])
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "mode": self.mode, "k": self.k, "r": self.r}
+
+
+def _head(features, num_classes: int, *, width: int, dropout: float, pooling: str, k: int):
+    """Trunk features -> (cell descriptors ``last_conv``, image probabilities); shared by both builders."""
+    cells = layers.Conv2D(width, 1, activation="relu", name="last_conv")(features)
+    dropped = layers.Dropout(dropout, name="cell_dropout")(cells)
+    logits = layers.Conv2D(num_classes, 1, name="cell_logits")(dropped)
+    pooled = CellPooling(pooling, k, name="cell_pooling")(logits)
+    return cells, layers.Activation("softmax", name="probabilities")(pooled)
+
+
+def build_densenet121_mil(input_shape: Sequence[int], num_classes: int, *, width: int = 64, dropout: float = 0.3,
+                          pooling: str = "topk", k: int = 4, pretrained: bool = True) -> keras.Model:
+    """Image [0, 255] (H, W, 1 or 3) -> class probabilities, with a frozen DenseNet121 trunk.
+
+    ``pretrained=False`` keeps the trunk's random initialisation (tests: no wheel needed). The
+    lesion head is not part of it: the bundle stores it apart (``lesion_head.lesion_head_only``)
+    and ``lesion_head.attach_lesion_head`` puts it back on ``last_conv``.
+    """
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    rgb = inputs if input_shape[-1] == 3 else layers.Concatenate(name="grey_to_rgb")([inputs] * 3)
+    scaled = layers.Rescaling(scale=[1 / s for s in _SD], offset=[-m / s for m, s in zip(_MEAN, _SD)],
+                              name="rescale")(rgb)
+    trunk = keras.applications.DenseNet121(include_top=False, weights=None, input_tensor=scaled)
+    if pretrained:
+        from bcc_model.models.pretrained import densenet121_trunk
+
+        source = densenet121_trunk((int(input_shape[0]), int(input_shape[1]), 3))
+        for layer in source.layers:
+            if layer.weights:
+                trunk.get_layer(layer.name).set_weights(layer.get_weights())
+    for layer in trunk.layers:
+        layer.trainable = False
+    _, probabilities = _head(trunk.output, num_classes, width=width, dropout=dropout, pooling=pooling, k=k)
+    return keras.Model(inputs, probabilities, name="densenet121_mil")
+
+
+def build_mil_head(grid: int, num_classes: int, *, width: int = 64, dropout: float = 0.3, pooling: str = "topk",
+                   k: int = 4) -> keras.Model:
+    """Cached trunk features (grid, grid, 1024) -> ``{"probabilities", "lesion_map"}``: what training fits."""
+    features = keras.Input(shape=(grid, grid, _FEATURES), name="features")
+    cells, probabilities = _head(features, num_classes, width=width, dropout=dropout, pooling=pooling, k=k)
+    lesion = layers.Conv2D(1, 1, activation="sigmoid", name="lesion_conv")(cells)
+    return keras.Model(features, {"probabilities": probabilities,
+                                  "lesion_map": layers.Flatten(name="lesion_map")(lesion)}, name="mil_head")
+
+
+def trunk_model(model: keras.Model) -> keras.Model:
+    """Image -> frozen trunk features, the part of ``model`` whose output training caches."""
+    return keras.Model(model.inputs, model.get_layer(TRUNK_OUTPUT).output, name="trunk")
+
+
+def transfer_head(head: keras.Model, model: keras.Model) -> keras.Model:
+    """Copy the trained head's weights into the full model, layer by layer name; returns ``model``."""
+    for layer in head.layers:
+        if layer.weights and layer.name != "lesion_conv":
+            model.get_layer(layer.name).set_weights(layer.get_weights())
+    return model
+
+
+def set_cross_entropy(targets, probabilities):
+    """-log of the probability of the label's set of classes.
+
+    A one-hot target is ordinary cross-entropy (MIAS: normal / benign / malignant); RSNA's
+    ``negative`` (no cancer, benign or normal unknown) is the set {normal, benign}, so it costs
+    -log(1 - p(malignant)) and never asks the model to call a screening negative *normal*.
+    """
+    inside = ops.sum(targets * probabilities, axis=-1)
+    return -ops.log(ops.clip(inside, 1e-7, 1.0))
+
+
+def masked_cell_entropy(targets, predictions):
+    """Binary cross-entropy over the cells with a known label (1 lesion, 0 normal tissue; -1 unknown)."""
+    known = ops.cast(targets >= 0, predictions.dtype)
+    clipped = ops.clip(predictions, 1e-7, 1 - 1e-7)
+    entropy = -(targets * ops.log(clipped) + (1 - targets) * ops.log(1 - clipped)) * known
+    return ops.sum(entropy, axis=-1) / ops.maximum(ops.sum(known, axis=-1), 1.0)

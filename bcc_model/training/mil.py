@@ -1,0 +1,294 @@
+"""Training the mammography cell model: two data sets, cached trunk features, pooling chosen by grouped CV.
+
+What happens, in order:
+1. Each data folder (MIAS with lesion circles; optionally an RSNA-style screening folder with
+   ``negative/`` and ``malignant/``) is indexed and split into train / validation / test by whole
+   patients, and every file's sha256 goes into the manifest.
+2. The frozen DenseNet121 trunk turns every image (and augmented copies of the MIAS training
+   images) into cell features, cached per image (``training/features.py``).
+3. Patient-grouped cross-validation over every non-test patient of both sets compares the
+   registry's ``cell_poolings`` and the number of epochs; the rule, fixed in advance, is the mean
+   over data sets of the out-of-fold malignant-vs-rest ROC AUC.
+4. The operating point (temperature, threshold, indeterminate band) is fitted on the chosen
+   recipe's out-of-fold predictions; the head is trained once more on all non-test patients and
+   copied into the full image model.
+5. Each data set's test patients are scored once, through the full model (``training/mil_report.py``).
+
+Why the losses look as they do: the image loss is cross-entropy against the label's *set* of
+classes (``models.mil.set_cross_entropy``; RSNA's negative is {normal, benign}), and each data set
+carries half of the weight, split equally between its classes, so neither the source nor its class
+mix can stand in for the label (RSNA cancers are never learnt against MIAS normals). The lesion
+loss (weight ``lesion_loss_weight``) teaches the lesion map on MIAS cells.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bcc_model.modalities import ModalitySpec
+from bcc_model.training.config import TrainConfig
+
+__all__ = ["Source", "load_sources", "fit_head", "cross_validate_poolings", "train_mil", "EPOCH_CHECKPOINTS"]
+
+EPOCH_CHECKPOINTS = (10, 20, 30)
+"""Epochs at which cross-validation scores the held-out folds (those above ``--epochs`` are dropped)."""
+AUGMENTED_COPIES = 2
+"""Augmented copies of each MIAS training image (their trunk features are cached like the originals)."""
+
+
+@dataclass
+class Source:
+    """One data folder: its manifest rows, cached features and per-image targets."""
+
+    name: str
+    data_dir: Path
+    table: pd.DataFrame
+    features: np.ndarray
+    cells: np.ndarray
+    augmented: list[tuple[np.ndarray, np.ndarray]]
+
+
+def _targets(labels: pd.Series, spec: ModalitySpec) -> np.ndarray:
+    """(N, K) set indicators: one-hot for a class, every class but the positive for a negative label."""
+    out = np.zeros((len(labels), len(spec.labels)), np.float32)
+    for i, label in enumerate(labels):
+        if label in spec.labels:
+            out[i, spec.labels.index(label)] = 1
+        else:
+            out[i] = 1
+            out[i, spec.positive_index] = 0
+    return out
+
+
+def _weights(labels: pd.Series) -> np.ndarray:
+    """Each class of one data set the same total weight; the set's weights sum to 1."""
+    counts = labels.value_counts()
+    return labels.map(lambda label: 1.0 / (len(counts) * counts[label])).to_numpy(np.float32)
+
+
+def load_sources(config: TrainConfig, spec: ModalitySpec, trunk, trunk_id: str, cache: Path) -> list[Source]:
+    """Index, split, hash and featurise every data folder of the run."""
+    from bcc_model.datasets.folders import discover
+    from bcc_model.datasets.manifest import add_hashes
+    from bcc_model.datasets.splits import split_by_group
+    from bcc_model.training.features import cached_features
+
+    folders = [Path(config.data or spec.default_data_dir)] + ([Path(config.screening_data)] if config.screening_data else [])
+    sources = []
+    for folder in folders:
+        table = add_hashes(split_by_group(discover(folder, spec, negatives=True), seed=config.seed), folder)
+        features, cells = cached_features(trunk, trunk_id, table, folder, spec, cache, seed=config.seed,
+                                          progress=folder.name)
+        augmented = []
+        if not set(table["label"]) - set(spec.labels):  # copies only where lesions are annotated
+            fit_rows = table[table["split"] != "test"].reset_index(drop=True)
+            augmented = [cached_features(trunk, trunk_id, fit_rows, folder, spec, cache, copy=copy, seed=config.seed,
+                                         progress=f"{folder.name} copy {copy}")
+                         for copy in range(1, AUGMENTED_COPIES + 1)]
+        sources.append(Source(folder.name, folder, table, features, cells, augmented))
+    return sources
+
+
+def _fit_arrays(sources: list[Source], spec: ModalitySpec, keep: list[np.ndarray]):
+    """Features, set targets, cell targets and weights of the rows ``keep[i]`` of each source, with copies."""
+    parts = []
+    for source, rows in zip(sources, keep):
+        labels = source.table["label"][rows].reset_index(drop=True)
+        # each source weighs the same in all, its augmented copies included
+        weights = _weights(labels) / (len(sources) * (1 + len(source.augmented)))
+        parts.append((source.features[rows], _targets(labels, spec), source.cells[rows], weights))
+        fit_index = np.flatnonzero((source.table["split"] != "test").to_numpy())
+        position = {row: i for i, row in enumerate(fit_index)}
+        copy_rows = [position[r] for r in np.flatnonzero(rows) if r in position]
+        for features, cells in source.augmented:
+            parts.append((features[copy_rows], _targets(labels, spec), cells[copy_rows], weights))
+    return [np.concatenate(column) for column in zip(*parts)]
+
+
+def fit_head(spec: ModalitySpec, config: TrainConfig, pooling: str, arrays, *, held=None, checkpoints=()):
+    """Train the cell head on cached features; returns ``(head, history, held-out predictions by epoch)``.
+
+    ``held``: ``(features, targets)`` scored after each epoch in ``checkpoints`` (cross-validation)
+    and whose loss goes into the history as ``val_loss``.
+    """
+    import keras
+    import tensorflow as tf
+
+    from bcc_model.models.mil import build_mil_head, masked_cell_entropy, set_cross_entropy
+
+    keras.utils.set_random_seed(config.seed)
+    features, targets, cells, weights = arrays
+    params = {k: v for k, v in spec.arch_params[spec.default_arch].items() if k in ("width", "dropout", "k")}
+    head = build_mil_head(features.shape[1], len(spec.labels), pooling=pooling, **params)
+    head.compile(optimizer=keras.optimizers.AdamW(config.lr, weight_decay=1e-4),
+                 loss={"probabilities": set_cross_entropy, "lesion_map": masked_cell_entropy},
+                 loss_weights={"probabilities": 1.0, "lesion_map": float(spec.lesion_loss_weight or 0.0)})
+    scale = len(weights) / weights.sum()
+    data = tf.data.Dataset.from_tensor_slices(
+        (features, {"probabilities": targets, "lesion_map": cells}, weights * scale)).shuffle(
+        len(weights), seed=config.seed, reshuffle_each_iteration=True).batch(config.batch_size).map(
+        lambda x, y, w: (tf.cast(x, tf.float32), y, w))
+    held_out, rows = {}, []
+
+    class Scores(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            row = {"epoch": epoch, "loss": float(logs["loss"]), "learning_rate": float(config.lr)}
+            if held is not None:
+                p = head.predict(held[0].astype(np.float32), batch_size=64, verbose=0)["probabilities"]
+                row["val_loss"] = float(np.mean(-np.log(np.clip((p * held[1]).sum(axis=1), 1e-7, 1))))
+                if epoch + 1 in checkpoints:
+                    held_out[epoch + 1] = p
+            rows.append(row)
+
+    start = time.time()
+    head.fit(data, epochs=config.epochs, verbose=0, callbacks=[Scores()])
+    history = pd.DataFrame(rows)
+    history["epoch_seconds"] = (time.time() - start) / max(len(rows), 1)
+    return head, history, held_out
+
+
+def _binary_auc(p: np.ndarray, positive: np.ndarray) -> float | None:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(positive, p)) if 0 < positive.sum() < len(positive) else None
+
+
+def cross_validate_poolings(sources: list[Source], spec: ModalitySpec, config: TrainConfig, folds: int) -> dict:
+    """Out-of-fold scores of every pooling x epoch checkpoint, over the non-test patients of every source."""
+    from bcc_model.training.cv import patient_folds
+
+    fold_of = []
+    for source in sources:
+        rows = source.table["split"] != "test"
+        codes = source.table["label"].astype("category").cat.codes.to_numpy()
+        f = np.full(len(source.table), -1)
+        f[rows.to_numpy()] = patient_folds(codes[rows.to_numpy()], source.table["group"][rows].to_numpy(), folds,
+                                           config.seed)
+        fold_of.append(f)
+    checkpoints = tuple(e for e in EPOCH_CHECKPOINTS if e <= config.epochs) or (config.epochs,)
+    results, oof = {}, {}
+    for pooling in spec.cell_poolings:
+        predictions = {e: [np.zeros((len(s.table), len(spec.labels)), np.float32) for s in sources] for e in checkpoints}
+        losses = []
+        for fold in range(folds):
+            fit = _fit_arrays(sources, spec, [(f >= 0) & (f != fold) for f in fold_of])
+            held_rows = [f == fold for f in fold_of]
+            held = (np.concatenate([s.features[r] for s, r in zip(sources, held_rows)]),
+                    np.concatenate([_targets(s.table["label"][r], spec) for s, r in zip(sources, held_rows)]))
+            _, history, scored = fit_head(spec, config, pooling, fit, held=held, checkpoints=checkpoints)
+            losses.append(history["val_loss"].to_numpy())
+            for epoch, p in scored.items():
+                start = 0
+                for s, rows in enumerate(held_rows):
+                    predictions[epoch][s][rows] = p[start:start + rows.sum()]
+                    start += rows.sum()
+        for epoch in checkpoints:
+            per_source = {}
+            for source, f, p in zip(sources, fold_of, predictions[epoch]):
+                rows = f >= 0
+                positive = (source.table["label"][rows] == spec.positive_label).to_numpy(int)
+                per_source[source.name] = _binary_auc(p[rows, spec.positive_index], positive)
+            key = f"{pooling}@{epoch}"
+            results[key] = {"pooling": pooling, "epochs": epoch, "roc_auc": per_source,
+                            "mean_roc_auc": float(np.mean([v for v in per_source.values() if v is not None]))}
+            oof[key] = predictions[epoch]
+            print(f"  CV {key}: " + ", ".join(f"{k} {v:.3f}" for k, v in per_source.items() if v is not None)
+                  + f" -> mean {results[key]['mean_roc_auc']:.3f}", flush=True)
+        results_loss = np.mean(losses, axis=0)
+        for epoch in checkpoints:
+            results[f"{pooling}@{epoch}"]["held_out_loss_by_epoch"] = [round(float(v), 4) for v in results_loss]
+    chosen = max(results, key=lambda k: (results[k]["mean_roc_auc"], -results[k]["epochs"]))
+    return {"n_splits": folds, "rule": "mean over data sets of out-of-fold malignant-vs-rest ROC AUC",
+            "candidates": results, "chosen": chosen, "fold_of": fold_of, "oof": oof[chosen],
+            "n_patients": {s.name: int(s.table.loc[s.table["split"] != "test", "group"].nunique()) for s in sources}}
+
+
+def operating_point(sources: list[Source], cv: dict, spec: ModalitySpec) -> dict:
+    """Temperature, threshold and band fitted on the chosen recipe's out-of-fold predictions (all sets)."""
+    from bcc_model.evaluation.calibration import apply_temperature, choose_band, choose_threshold, decide, fit_temperature
+
+    raw = np.concatenate([p[f >= 0] for p, f in zip(cv["oof"], cv["fold_of"])])
+    targets = np.concatenate([_targets(s.table["label"][f >= 0], spec) for s, f in zip(sources, cv["fold_of"])])
+    weights = np.concatenate([_weights(s.table["label"][f >= 0]) for s, f in zip(sources, cv["fold_of"])])
+    temperature = fit_temperature(raw, targets=targets, weights=weights)
+    probs = apply_temperature(raw, temperature)
+    positive = targets[:, spec.positive_index] == 1
+    p = probs[:, spec.positive_index]
+    threshold = choose_threshold(p, positive.astype(int))
+    band = choose_band(p, positive.astype(int), threshold)
+    predicted, indeterminate = decide(probs, spec.positive_index, threshold, band)
+    correct = targets[np.arange(len(targets)), predicted] == 1
+    fitted_on = (f"out-of-fold predictions of {cv['n_splits']}-fold patient-grouped cross-validation "
+                 f"({', '.join(f'{n} {k} patients' for k, n in cv['n_patients'].items())})")
+    return {"fitted_on": fitted_on, "temperature": float(temperature), "threshold": float(threshold),
+            "band": [float(band[0]), float(band[1])], "roc_auc": cv["candidates"][cv["chosen"]]["mean_roc_auc"],
+            "balanced_accuracy": float(np.mean([correct[positive].mean(), correct[~positive].mean()])),
+            "loss": float(np.average(-np.log(np.clip((probs * targets).sum(axis=1), 1e-7, 1)), weights=weights)),
+            "accuracy_outside_band": float(correct[~indeterminate].mean()) if (~indeterminate).any() else None,
+            "fraction_indeterminate": float(indeterminate.mean())}
+
+
+def train_mil(config: TrainConfig, spec: ModalitySpec) -> int:
+    """The whole run: data, features, CV, operating point, final head, test, bundle; exit status."""
+    from bcc_model.datasets.folders import DataError
+    from bcc_model.models.architectures import build_model
+    from bcc_model.models.mil import transfer_head, trunk_model
+    from bcc_model.models.pretrained import DENSENET121_WHEEL, PretrainedMissing
+    from bcc_model.training.fit import configure_determinism
+    from bcc_model.training.mil_report import test_metrics
+    from bcc_model.reporting.failure_cases import failure_case_pictures
+    from bcc_model.training.writer import add_evaluations, write_bundle
+
+    started = time.time()
+    configure_determinism(config.seed)
+    spec = replace(spec, input_size=config.image_size) if config.image_size else spec
+    arch = spec.default_arch
+    params = dict(spec.arch_params[arch])
+    try:
+        model = build_model(arch, spec.input_shape, len(spec.labels), **params)
+    except PretrainedMissing as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    trunk_id = DENSENET121_WHEEL.sha256 if params.get("pretrained") else f"random-{config.seed}"
+    work = Path(config.work_dir or Path("runs") / spec.key)
+    try:
+        sources = load_sources(config, spec, trunk_model(model), trunk_id, work / "features")
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    folds = config.cv_folds or 5
+    print(f"Cross-validating {len(spec.cell_poolings)} poolings over {folds} patient folds ...", flush=True)
+    cv = cross_validate_poolings(sources, spec, config, folds)
+    chosen = cv["candidates"][cv["chosen"]]
+    print(f"Chosen: {cv['chosen']} (mean out-of-fold ROC AUC {chosen['mean_roc_auc']:.3f})", flush=True)
+    choice = operating_point(sources, cv, spec)
+    final_config = replace(config, epochs=chosen["epochs"])
+    head, history, _ = fit_head(spec, final_config, chosen["pooling"],
+                                _fit_arrays(sources, spec, [(s.table["split"] != "test").to_numpy() for s in sources]))
+    params["pooling"] = chosen["pooling"]
+    spec = replace(spec, arch_params={arch: params})
+    model = transfer_head(head, build_model(arch, spec.input_shape, len(spec.labels), **params))
+    history["val_loss"] = chosen["held_out_loss_by_epoch"][:len(history)]
+    metrics, cases = test_metrics(model, head, sources, spec, choice, config)
+    manifest = pd.concat([s.table.assign(file=s.name + "/" + s.table["file"], group=s.name + ":" + s.table["group"])
+                          for s in sources], ignore_index=True)
+    results = {arch: {"model": model, "history": history, "validation": choice, "metrics": metrics,
+                      "lesion_map": head, "config": final_config}}
+    extra = {"cross_validation": {k: v for k, v in cv.items() if k not in ("fold_of", "oof")},
+             "lesion_supervision": {"source": "MIAS lesion circles: lesion cells against tissue cells of normal breasts",
+                                    "weight": spec.lesion_loss_weight},
+             "data_sets": {s.name: {"images": int(len(s.table)), "patients": int(s.table["group"].nunique()),
+                                    "labels": sorted(set(s.table["label"]))} for s in sources}}
+    out_dir = config.out or spec.bundle_dir
+    write_bundle(spec, final_config, arch, results, manifest, " + ".join(s.name for s in sources), out_dir,
+                 time.time() - started, extra=extra)
+    records, files = failure_case_pictures(cases, {s.name: s.data_dir for s in sources}, spec, choice["threshold"])
+    add_evaluations(out_dir, {"failure_cases": records}, files)
+    print(f"Bundle written to {out_dir}", flush=True)
+    return 0
