@@ -19,6 +19,7 @@ import streamlit as st
 from bcc_model import RESEARCH_USE_NOTICE
 from bcc_model.analysis.image import HeatmapRequest
 from bcc_model.explain.cams import HEATMAP_LIMITATIONS, LESION_MAP_CAPTION
+from bcc_model.explain.marks import draw_marks, marks_caption
 from bcc_model.reporting.figures import probability_bar, probability_map_figure
 from bcc_model.imaging.pixels import ImageReadError
 from bcc_model.imaging.modality_guess import modality_hint
@@ -88,10 +89,11 @@ def _image_section(index: int, name: str, sha: str, loaded, analysis, bundle) ->
                 overlay = outline_region(overlay, analysis.breast_mask)
                 caption += "; green line: the breast region the model reads (everything outside it is blanked)"
             st.image(overlay, caption=caption, width=_width(overlay))
-            lesion_overlay = None if analysis.lesion_map is None else overlay_heatmap(
-                seen, analysis.lesion_map, opacity=opacity, colormap=colormap, style=style)
+            lesion_overlay = None if analysis.lesion_map is None else draw_marks(overlay_heatmap(
+                seen, analysis.lesion_map, opacity=opacity, colormap=colormap, style=style), list(analysis.marks))
             if lesion_overlay is not None:
-                st.image(lesion_overlay, caption=LESION_MAP_CAPTION, width=_width(seen))
+                st.image(lesion_overlay, caption=f"{LESION_MAP_CAPTION} {marks_caption(analysis.marks)}",
+                         width=_width(seen))
         with right:
             ui.render_verdict(prediction, bundle, analysis.refusal)
             figure = probability_bar(prediction.probabilities, threshold=bundle.threshold,

@@ -24,6 +24,7 @@ import numpy as np
 from bcc_model.analysis.predictions import (Prediction, calibrated_probabilities, predictions_from_probabilities,
                                             verdict)
 from bcc_model.explain.cams import DEFAULT_METHOD, Explainer
+from bcc_model.explain.marks import Mark, lesion_marks
 from bcc_model.imaging.gates import input_problem
 from bcc_model.imaging.mammogram import breast_region
 from bcc_model.imaging.modality_guess import modality_hint
@@ -63,6 +64,8 @@ class Analysis:
         breast_mask: bool mask (model-input pixels) of the breast the model reads, for
             modalities whose preprocessing crops to the breast (``mammogram.breast_region``);
             ``None`` otherwise.
+        marks: CAD-style marks, the peaks of the lesion map inside the breast at or above
+            ``explain.marks.MARK_FLOOR`` (highest first); empty without a lesion map.
         warnings: advisory notes in the words shown to users: a modality doubt that does not
             refuse (mammogram vs ultrasound) and what reading the file noticed.
         refusal: why the selected model must not give a verdict on this image (blank, no tissue,
@@ -77,6 +80,7 @@ class Analysis:
     heatmaps: Mapping[tuple[str, str, str], np.ndarray] = field(default_factory=dict)
     lesion_map: np.ndarray | None = None
     breast_mask: np.ndarray | None = None
+    marks: tuple[Mark, ...] = ()
     warnings: tuple[str, ...] = ()
     refusal: str | None = None
 
@@ -142,9 +146,11 @@ def analyse_many(bundle: Bundle, images: Sequence[np.ndarray], *, explain: Seque
         hint = None if refusal else modality_hint(pixels, spec.key)  # advisory: mammogram vs ultrasound
         read_warnings = tuple(image_warnings[i]) if image_warnings is not None else ()
         view = view_of_input(model_input)
+        breast = breast_region(view) if "breast_crop" in spec.preprocessing else None
+        marks = () if lesion is None else tuple(lesion_marks(lesion[i], region=breast))
         analysis = Analysis(prediction=prediction, model_input=model_input, view=view,
                             view_caption=caption, lesion_map=None if lesion is None else lesion[i],
-                            breast_mask=breast_region(view) if "breast_crop" in spec.preprocessing else None,
+                            breast_mask=breast, marks=marks,
                             warnings=((hint,) if hint else ()) + read_warnings, refusal=refusal)
         heatmaps = dict(explain_analysis(bundle, analysis, explainer, request) for request in explain)
         results.append(analysis if not heatmaps else _with_heatmaps(analysis, heatmaps))

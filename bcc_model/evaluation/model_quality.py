@@ -12,7 +12,7 @@ POOR_AUC = 0.75  # below this, a ROC AUC on unseen patients is "poor" by the usu
 
 
 def _auc_estimates(metrics: dict) -> list[tuple[str, dict]]:
-    """Every ROC AUC the bundle reports: positive vs rest, then any binary task."""
+    """Every ROC AUC the bundle reports: positive vs rest, any binary task, then each further data set's."""
     found = []
     headline = (metrics.get("headline") or {}).get("roc_auc")
     if headline and headline.get("value") is not None:
@@ -21,6 +21,10 @@ def _auc_estimates(metrics: dict) -> list[tuple[str, dict]]:
         auc = task.get("roc_auc") or {}
         if auc.get("value") is not None:
             found.append((name.replace("_", " "), auc))
+    for name, block in (metrics.get("datasets") or {}).items():
+        auc = (block.get("headline") or {}).get("roc_auc") or {}
+        if name != metrics.get("data_set") and auc.get("value") is not None:
+            found.append((f"{name}: {block.get('positive_label', 'positive')} vs rest", auc))
     return found
 
 

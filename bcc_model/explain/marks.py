@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["Mark", "MARK_FLOOR", "MAX_MARKS", "lesion_marks", "draw_marks"]
+__all__ = ["Mark", "MARK_FLOOR", "MAX_MARKS", "lesion_marks", "draw_marks", "marks_caption"]
 
 MARK_FLOOR = 0.5
 """Lesion probability below which the app draws no mark (FROC scores every peak)."""
@@ -71,3 +71,12 @@ def draw_marks(image: np.ndarray, marks: list[Mark], *, radius: int = 20, colour
         cv2.putText(out, f"{number}: {mark.score:.2f}", (mark.x + round(radius * scale) + 2, mark.y),
                     cv2.FONT_HERSHEY_SIMPLEX, font, colour, thick, cv2.LINE_AA)
     return out
+
+
+def marks_caption(marks: "tuple[Mark, ...] | list[Mark]") -> str:
+    """One sentence naming the numbered marks and their scores, for the caption under the map."""
+    if not marks:
+        return f"No mark: no peak of the map inside the breast reaches {MARK_FLOOR:.2f}."
+    listed = ", ".join(f"{n}: {m.score:.2f}" for n, m in enumerate(marks, start=1))
+    return (f"Yellow circles: {len(marks)} mark(s) at the map's peaks of at least {MARK_FLOOR:.2f} "
+            f"(lesion probability {listed}).")

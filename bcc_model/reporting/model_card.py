@@ -21,6 +21,7 @@ from typing import Any, Mapping, Sequence
 from bcc_model import RESEARCH_USE_NOTICE
 from bcc_model.reporting.formatting import (NOT_RECORDED, count, estimate, get, interval, is_number, num,
                                             percent, text)
+from bcc_model.reporting.card_mammography import mammography_context
 from bcc_model.reporting.templates import render
 
 __all__ = ["NOT_RECORDED", "render_model_card", "selection_tables"]
@@ -333,6 +334,7 @@ def _context(info: Mapping, metrics: Mapping) -> dict:
         "negatives": ([str(label) for label in labels if label != get(info, "positive_label")]
                       if isinstance(labels, Sequence) else []),
         "optimism": _validation_optimism(info, metrics),
+        **mammography_context(info, metrics),
     }
 
 

@@ -280,9 +280,10 @@ def train_mil(config: TrainConfig, spec: ModalitySpec) -> int:
                           for s in sources], ignore_index=True)
     results = {arch: {"model": model, "history": history, "validation": choice, "metrics": metrics,
                       "lesion_map": head, "config": final_config}}
-    extra = {"cross_validation": {k: v for k, v in cv.items() if k not in ("fold_of", "oof")},
-             "lesion_supervision": {"source": "MIAS lesion circles: lesion cells against tissue cells of normal breasts",
-                                    "weight": spec.lesion_loss_weight},
+    lesion_images = {s.name: int((s.cells == 1).any(axis=1).sum()) for s in sources}
+    extra = {"pooling_cross_validation": {k: v for k, v in cv.items() if k not in ("fold_of", "oof")},
+             "lesion_supervision": {"loss_weight": spec.lesion_loss_weight, "images_with_geometry": lesion_images,
+                                    "cells": "lesion cells of annotated lesions against tissue cells of normal breasts"},
              "data_sets": {s.name: {"images": int(len(s.table)), "patients": int(s.table["group"].nunique()),
                                     "labels": sorted(set(s.table["label"]))} for s in sources}}
     out_dir = config.out or spec.bundle_dir
