@@ -71,3 +71,37 @@ def tiny_bundle(tmp_path_factory) -> Path:
     out = root / "bundle"
     assert main(["--data", str(SAMPLES), "--out", str(out), "--work-dir", str(root / "runs"), *TINY_TRAIN_ARGS]) == 0
     return out
+
+
+def replicate_folder(source: Path, root: Path, replicas: int) -> Path:
+    """Copy a sample folder's images under ``replicas`` pseudo-patients each, with labels, lesions and masks.
+
+    The samples hold a few patients each, too few to split into train/validation/test; copies
+    under new patient IDs let a tiny real training run go through every step (its figures
+    mean nothing: copies of one image sit in several splits).
+    """
+    import shutil
+
+    import pandas as pd
+
+    labels = pd.read_csv(source / "labels.csv", dtype=str, keep_default_na=False)
+    lesion_file = source / "lesions.csv"
+    lesions = pd.read_csv(lesion_file, dtype=str, keep_default_na=False) if lesion_file.is_file() else None
+    label_rows, lesion_rows = [], []
+    for r in range(replicas):
+        for row in labels.to_dict("records"):
+            name = f"{row['label']}/r{r}_{Path(row['file']).name}"
+            (root / row["label"]).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source / row["file"], root / name)
+            copy = {"file": name, "label": row["label"], "group": f"r{r}_{row['group']}"}
+            if row.get("mask"):
+                copy["mask"] = f"masks/r{r}_{Path(row['mask']).name}"
+                (root / "masks").mkdir(exist_ok=True)
+                shutil.copyfile(source / row["mask"], root / copy["mask"])
+            label_rows.append(copy)
+            if lesions is not None:
+                lesion_rows += [{**les, "file": name} for les in lesions[lesions["file"] == row["file"]].to_dict("records")]
+    pd.DataFrame(label_rows).to_csv(root / "labels.csv", index=False)
+    if lesions is not None:
+        pd.DataFrame(lesion_rows).to_csv(root / "lesions.csv", index=False)
+    return root

@@ -6,10 +6,8 @@ so the run can split them; it checks plumbing, not accuracy.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from bcc_model.models.bundle import load_bundle, read_bundle_info
@@ -18,7 +16,7 @@ from bcc_model.models.pretrained import source_record
 from bcc_model.train import config_from_argv
 from bcc_model.train import main as train_main
 
-from .conftest import ROOT
+from .conftest import ROOT, replicate_folder
 
 SAMPLES = ROOT / "samples" / "ultrasound"
 REPLICAS = 5
@@ -26,18 +24,7 @@ REPLICAS = 5
 
 @pytest.fixture(scope="module")
 def replicated(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("us_data")
-    (root / "masks").mkdir()
-    rows = []
-    for r in range(REPLICAS):
-        for row in pd.read_csv(SAMPLES / "labels.csv", dtype=str).itertuples(index=False):
-            image, mask = f"{row.label}/r{r}_{Path(row.file).name}", f"masks/r{r}_{Path(row.mask).name}"
-            (root / row.label).mkdir(exist_ok=True)
-            shutil.copyfile(SAMPLES / row.file, root / image)
-            shutil.copyfile(SAMPLES / row.mask, root / mask)
-            rows.append({"file": image, "label": row.label, "group": f"r{r}_{row.group}", "mask": mask})
-    pd.DataFrame(rows).to_csv(root / "labels.csv", index=False)
-    return root
+    return replicate_folder(SAMPLES, tmp_path_factory.mktemp("us_data"), REPLICAS)
 
 
 def test_registry_training_options_apply_to_their_architecture_only():
