@@ -361,7 +361,7 @@ _MAMMOGRAPHY = ModalitySpec(
     negative_labels=("negative",),
     # The lesion-cell loss beside the image loss (training/mil.py).
     lesion_loss_weight=1.0,
-    training_defaults=MappingProxyType({"epochs": 30, "batch_size": 32, "patience": 0, "lr": 1e-3}),
+    training_defaults=MappingProxyType({"epochs": 20, "batch_size": 32, "patience": 0}),
     shipped_files=MappingProxyType({
         "model.keras": "eeaf6c0bd7677ae186eabdc13a3b1b6dc126d64e1d741b5e3b14a669475a7b9c",
         "model.json": "58fd3a78e262067967b3fdd4bf86f07bf6afa97faafde08269316e464a501764",

@@ -33,6 +33,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -88,7 +90,7 @@ def cold_start(sample: Path, timeout_s: float = 300.0) -> None:
 
 
 def per_image(modality: str, runs: int, warmup: int) -> float:
-    """Median and p90 of predict + Grad-CAM per sample image of ``modality``, warm, in this process; the median (ms)."""
+    """Median and p90 of predict + Grad-CAM (and lesion map + marks) per sample image, warm; the predict + Grad-CAM median (ms)."""
     from bcc_model.models.bundle import load_bundle
     from bcc_model.datasets.folders import sample_images
     from bcc_model.explain.cams import Explainer
@@ -96,6 +98,9 @@ def per_image(modality: str, runs: int, warmup: int) -> float:
     from bcc_model.modalities import get_modality
     from bcc_model.analysis.predictions import predict_images
     from bcc_model.imaging.preprocess import to_model_batch
+    from bcc_model.explain.marks import lesion_marks
+    from bcc_model.imaging.mammogram import breast_region
+    from bcc_model.models.lesion_head import lesion_maps
 
     spec = get_modality(modality)
     bundle = load_bundle(spec)
@@ -104,25 +109,36 @@ def per_image(modality: str, runs: int, warmup: int) -> float:
     if not images:
         raise SystemExit(f"no sample images under {spec.sample_dir}")
 
-    def one(pixels) -> tuple[float, float]:
+    def one(pixels) -> tuple[float, float, float]:
         t0 = time.perf_counter()
         prediction = predict_images(bundle, [pixels])[0]
         t1 = time.perf_counter()
-        explainer.heatmaps(to_model_batch([pixels], bundle.spec), prediction.label)
-        return t1 - t0, time.perf_counter() - t1
+        batch = to_model_batch([pixels], bundle.spec)
+        explainer.heatmaps(batch, prediction.label)
+        t2 = time.perf_counter()
+        if bundle.lesion_map is not None:  # the lesion map and its marks, as the Classify page draws them
+            view = np.clip(batch[0, ..., 0], 0, 255).astype(np.uint8)
+            region = breast_region(view) if "breast_crop" in bundle.spec.preprocessing else None
+            lesion_marks(lesion_maps(bundle.lesion_map, batch)[0], region=region)
+        return t1 - t0, t2 - t1, time.perf_counter() - t2
 
     for _ in range(warmup):
         for pixels in images:
             one(pixels)
-    predict_ms, cam_ms, total_ms = [], [], []
+    predict_ms, cam_ms, map_ms, total_ms = [], [], [], []
     for _ in range(runs):
         for pixels in images:
-            p, c = one(pixels)
+            p, c, m = one(pixels)
             predict_ms.append(1000 * p)
             cam_ms.append(1000 * c)
+            map_ms.append(1000 * m)
             total_ms.append(1000 * (p + c))
     print(f"Per image, warm ({bundle.info['name']}, {len(images)} samples x {runs} runs after {warmup} warm-up)")
     _print_times(predict_ms, cam_ms, total_ms)
+    if bundle.lesion_map is not None:
+        both = [p + m for p, m in zip(predict_ms, map_ms)]
+        print(f"  {'lesion map + marks':<20} median {statistics.median(map_ms):7.1f} ms   p90 {_percentile(map_ms, 0.9):7.1f} ms")
+        print(f"  {'predict + map':<20} median {statistics.median(both):7.1f} ms   p90 {_percentile(both, 0.9):7.1f} ms")
     print(f"  this process peak RSS {_peak_rss_mib():.0f} MiB")
     return statistics.median(total_ms)
 

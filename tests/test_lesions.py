@@ -79,9 +79,9 @@ def test_model_space_masks_of_the_sample_mammograms():
     for (file, label), mask in zip(table[["file", "label"]].itertuples(index=False), masks):
         assert mask is not None and mask.shape == (spec.input_size, spec.input_size), file
         assert mask.any() == (label != "normal"), file
-    # A 1.5 px calcification still keeps a model pixel after the 0.4x resize.
+    # A 1.5 px calcification still keeps a few model pixels after the crop and the resize to the input.
     tiny = masks[list(table["file"]).index("benign/mdb212.png")]
-    assert 1 <= tiny.sum() <= 4
+    assert 1 <= tiny.sum() <= 16
 
 
 def test_ultrasound_sample_masks_are_read_and_their_absence_means_unknown(tmp_path):

@@ -22,7 +22,9 @@ MAMMO_FILES = sorted(pd.read_csv(MAMMO / "labels.csv")["file"])
 
 @pytest.fixture(scope="module")
 def mammo_spec():
-    return get_modality("mammography")
+    """The registry's mammography steps without pectoral removal, which blanks the bright chest-wall corner."""
+    spec = get_modality("mammography")
+    return replace(spec, preprocessing=tuple(s for s in spec.preprocessing if s != "pectoral_removal"))
 
 
 def _pixels(path):
@@ -147,7 +149,8 @@ def test_model_view_caption_names_the_geometry_changes():
 
     mammo, ultrasound = get_modality("mammography").input_size, get_modality("ultrasound").input_size
     assert model_view_caption(get_modality("mammography")) == (
-        f"as the model sees it (cropped, oriented, padded, resized to {mammo}×{mammo} px)")
+        f"as the model sees it (polarity-normalised, cropped, oriented, pectoral muscle removed, padded, resized to "
+        f"{mammo}×{mammo} px)")
     assert model_view_caption(get_modality("ultrasound")) == (
         f"as the model sees it (padded, resized to {ultrasound}×{ultrasound} px)")
     assert model_view_caption(get_modality("histopathology")) == "as the model sees it (resized to 50×50 px)"

@@ -108,7 +108,10 @@ def cached_features(trunk, trunk_id: str, table: pd.DataFrame, data_dir: str | P
             targets.append(cell_targets(image, mask, label, spec, CELL_PX))
         features = np.asarray(trunk(np.stack(images), training=False)).astype(np.float16)
         for i, feature, target in zip(rows, features, targets):
-            np.savez(paths[i], features=feature, targets=target)
+            partial = paths[i].with_suffix(".partial")  # renamed when complete: a killed run leaves no torn file
+            with open(partial, "wb") as handle:
+                np.savez(handle, features=feature, targets=target)
+            partial.replace(paths[i])
         if progress:
             print(f"  {progress}: {min(start + batch_size, len(missing))}/{len(missing)} images", flush=True)
     stored = [np.load(path) for path in paths]

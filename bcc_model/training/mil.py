@@ -36,7 +36,7 @@ from bcc_model.training.config import TrainConfig
 
 __all__ = ["Source", "load_sources", "fit_head", "cross_validate_poolings", "train_mil", "EPOCH_CHECKPOINTS"]
 
-EPOCH_CHECKPOINTS = (10, 20, 30)
+EPOCH_CHECKPOINTS = (5, 10, 20)
 """Epochs at which cross-validation scores the held-out folds (those above ``--epochs`` are dropped)."""
 AUGMENTED_COPIES = 2
 """Augmented copies of each MIAS training image (their trunk features are cached like the originals)."""
