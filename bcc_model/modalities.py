@@ -363,10 +363,11 @@ _MAMMOGRAPHY = ModalitySpec(
     lesion_loss_weight=1.0,
     training_defaults=MappingProxyType({"epochs": 20, "batch_size": 32, "patience": 0}),
     shipped_files=MappingProxyType({
-        "model.keras": "eeaf6c0bd7677ae186eabdc13a3b1b6dc126d64e1d741b5e3b14a669475a7b9c",
-        "model.json": "58fd3a78e262067967b3fdd4bf86f07bf6afa97faafde08269316e464a501764",
-        "metrics.json": "c0f209e4d1cffb3fac475d2e54529dba43e5fa740d9cf3cf25490954be246377",
-        "model.onnx": "a6a16b4aa2db097161737c2b9bf54eb86c5734ca9d1fbb3e3841ede83a48662a",
+        "model.keras": "af4f564299df623914b7bf929c2d49bbc8b6cb9c1d32610d42172c3d55ef99dc",
+        "model.json": "e145d5ddc15e43344790e03f0d34334200774f7f2f5fc703e1ec13d8181e632f",
+        "metrics.json": "76def0e14a79a98a224b6b57389ebc0adc8dac597a5d8ddd5f02c0612674f85f",
+        "model.onnx": "bfdd1a957c67f3c249963da66a2e240bd04380fb05a6ecb0f3261583b655f6a5",
+        "lesion_map.keras": "1d08b63e4440d0fb06ef434812f82333734e9c76f4d68d68e59730d12b964cb6",
     }),
 )
 

@@ -109,7 +109,7 @@ def localisation_scores(heatmaps: Sequence[np.ndarray], masks: Sequence[np.ndarr
 
 
 def explain_and_score(model, images: np.ndarray, y: np.ndarray, masks: Sequence[np.ndarray | None],
-                      groups: Sequence[str], spec: ModalitySpec, *, method: str = "Grad-CAM", batch_size: int = 16,
+                      groups: Sequence[str], spec: ModalitySpec, *, method: str = "Grad-CAM", batch_size: int = 8,
                       n_resamples: int = 1000, seed: int = 0) -> dict:
     """Heatmaps for the true class of every lesion-class image, scored against its mask.
 
