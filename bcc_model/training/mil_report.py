@@ -10,16 +10,10 @@ set's block is the bundle's main block (its labels are the model's); the others 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pandas as pd
 
 from bcc_model.modalities import ModalitySpec
-
-if TYPE_CHECKING:
-    from bcc_model.training.config import TrainConfig
-    from bcc_model.training.mil import Source
 
 __all__ = ["BRIGHT_MARK", "map_peak_places", "per_abnormality", "test_metrics", "source_metrics"]
 
