@@ -343,11 +343,14 @@ _MAMMOGRAPHY = ModalitySpec(
     appearance="mammogram",
     # No flips: laterality_flip fixes the chest wall on the left and the pectoral muscle on top.
     augmentation=("affine", "brightness_contrast", "gamma"),
-    # Lesions first, then aggregation (models/mil.py): frozen ImageNet DenseNet121 cells, a learnt
-    # cell head and a pooling chosen by patient-grouped CV over both data sets (training/mil.py).
+    # Lesions first, then aggregation (models/mil.py): frozen ImageNet cells (DenseNet121 or VGG16),
+    # a learnt cell head and a trunk and pooling chosen by patient-grouped CV over both data sets
+    # (training/mil.py); "pooling" is the default until that choice is recorded in the bundle.
     default_arch="densenet121_mil",
-    arch_params=MappingProxyType({"densenet121_mil": MappingProxyType(
-        {"width": 64, "dropout": 0.3, "pooling": "topk", "k": 4, "pretrained": True})}),
+    arch_params=MappingProxyType({
+        "densenet121_mil": MappingProxyType({"width": 64, "dropout": 0.3, "pooling": "topk", "k": 4, "pretrained": True}),
+        "vgg16_mil": MappingProxyType({"width": 64, "dropout": 0.3, "pooling": "topk", "k": 4, "pretrained": True}),
+    }),
     cell_poolings=("max", "topk", "mean", "lse"),
     citation=(
         "mini-MIAS: J. Suckling et al., The Mammographic Image Analysis Society Digital Mammogram Database, "

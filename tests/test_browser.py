@@ -113,7 +113,7 @@ def test_a_clinician_meets_caution_refusal_and_the_right_images(chromium_path, s
                 timeout=RESULT_TIMEOUT_MS)
 
             _choose(page, "Modality", "Mammography")
-            expect(page.get_by_text("Mammography (digitised film, MLO view): calibrated").first).to_be_visible(
+            expect(page.get_by_text("Mammography (screening and digitised film): calibrated").first).to_be_visible(
                 timeout=STEP_TIMEOUT_MS)
             expect(page.get_by_role("tab", name="Single patches")).to_have_count(0)  # whole images: no region mode
             page.locator(PATCH_UPLOADER).first.set_input_files([png("mdb028.png", mammogram),

