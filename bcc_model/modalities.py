@@ -366,10 +366,10 @@ _MAMMOGRAPHY = ModalitySpec(
     lesion_loss_weight=1.0,
     training_defaults=MappingProxyType({"epochs": 20, "batch_size": 32, "patience": 0}),
     shipped_files=MappingProxyType({
-        "model.keras": "af4f564299df623914b7bf929c2d49bbc8b6cb9c1d32610d42172c3d55ef99dc",
-        "model.json": "e145d5ddc15e43344790e03f0d34334200774f7f2f5fc703e1ec13d8181e632f",
+        "model.keras": "267c7afd84fb8b194434ca28a0713d5807ee2c2f239f07751c031bed7241a529",
+        "model.json": "577af3198532b60a8ffcc9e66baabe8ded2206b4289649008669548644f8dc94",
         "metrics.json": "76def0e14a79a98a224b6b57389ebc0adc8dac597a5d8ddd5f02c0612674f85f",
-        "model.onnx": "bfdd1a957c67f3c249963da66a2e240bd04380fb05a6ecb0f3261583b655f6a5",
+        "model.onnx": "2e511b21f1fb62ac1740ffd0a3a951e5a60c33e217b3ff4653a796613f8f879a",
         "lesion_map.keras": "1d08b63e4440d0fb06ef434812f82333734e9c76f4d68d68e59730d12b964cb6",
     }),
 )

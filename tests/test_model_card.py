@@ -166,3 +166,17 @@ def test_validation_optimism_is_flagged_only_above_the_test_interval(metrics: di
     assert "Validation optimism" in caveats and f"{min(upper + 0.05, 1.0):.3f}" in caveats
     info["comparison"][0]["selected"] = False
     assert "Validation optimism" not in render_model_card(info, metrics), "no selected model, no claim"
+
+
+def test_caveats_name_where_the_operating_point_was_fitted(metrics: dict) -> None:
+    """A bundle calibrated on out-of-fold predictions must not claim 'the validation patients only'."""
+    info = copy.deepcopy(MODEL_INFO)
+    info["comparison"][0]["validation"]["balanced_accuracy"] = 1.0  # forces the optimism caveat too
+    caveats = render_model_card(info, metrics).split("## Caveats and recommendations")[1]
+    assert "fitted on the 4 validation patients only" in caveats
+    assert "validation balanced accuracy" in caveats and "The validation split chose" in caveats
+    info["calibration"]["fitted_on"] = "out-of-fold predictions of 5-fold patient-grouped cross-validation (21 patients)"
+    caveats = render_model_card(info, metrics).split("## Caveats and recommendations")[1]
+    assert "fitted on out-of-fold predictions of 5-fold patient-grouped cross-validation (21 patients);" in caveats
+    assert "validation patients only" not in caveats
+    assert "out-of-fold balanced accuracy" in caveats and "Cross-validation chose" in caveats

@@ -334,6 +334,8 @@ def _context(info: Mapping, metrics: Mapping) -> dict:
         "negatives": ([str(label) for label in labels if label != get(info, "positive_label")]
                       if isinstance(labels, Sequence) else []),
         "optimism": _validation_optimism(info, metrics),
+        # Bundles calibrated on out-of-fold predictions say so, not "the validation patients only".
+        "cross_validated": str(get(info, "calibration", "fitted_on") or "").startswith("out-of-fold"),
         **mammography_context(info, metrics),
     }
 
