@@ -216,9 +216,10 @@ def _load_keras(path: Path):
     """
     import keras
 
-    from bcc_model.models.mil import CellPooling
+    from bcc_model.models.mil import CellPooling, FeatureStandardiser
 
-    return keras.models.load_model(path, compile=False, custom_objects={"bcc>CellPooling": CellPooling})
+    return keras.models.load_model(path, compile=False, custom_objects={"bcc>CellPooling": CellPooling,
+                                                                        "bcc>FeatureStandardiser": FeatureStandardiser})
 
 
 def install_bundle(staging: Path, target: Path) -> None:
