@@ -216,10 +216,9 @@ def _load_keras(path: Path):
     """
     import keras
 
-    from bcc_model.models.mil import CellPooling, FeatureStandardiser
+    from bcc_model.models.mil import CellPooling
 
-    return keras.models.load_model(path, compile=False, custom_objects={"bcc>CellPooling": CellPooling,
-                                                                        "bcc>FeatureStandardiser": FeatureStandardiser})
+    return keras.models.load_model(path, compile=False, custom_objects={"bcc>CellPooling": CellPooling})
 
 
 def install_bundle(staging: Path, target: Path) -> None:

@@ -47,7 +47,7 @@ from keras import layers, ops
 
 from bcc_model.models.trunks import densenet121_layers, vgg16_layers
 
-__all__ = ["POOLINGS", "CellPooling", "FeatureStandardiser", "CELL_PX", "build_densenet121_mil", "build_vgg16_mil", "build_mil_head",
+__all__ = ["POOLINGS", "CellPooling", "CELL_PX", "build_densenet121_mil", "build_vgg16_mil", "build_mil_head",
            "trunk_model", "transfer_head", "set_standardiser", "set_cross_entropy", "masked_cell_entropy"]
 
 POOLINGS = ("max", "topk", "mean", "lse")
@@ -95,26 +95,9 @@ class CellPooling(layers.Layer):
         return {**super().get_config(), "mode": self.mode, "k": self.k, "r": self.r}
 
 
-@keras.saving.register_keras_serializable(package="bcc")
-class FeatureStandardiser(layers.Layer):
-    """(x - mean) * scale per channel, with frozen weights set from the fitting images (:func:`set_standardiser`).
-
-    Keras' own ``Normalization`` reads a copy of its weights taken when it is built, which
-    ``tf2onnx`` then exports as missing graph inputs; here the weights are read in ``call``.
-    """
-
-    def build(self, input_shape):
-        channels = (input_shape[-1],)
-        self.mean = self.add_weight(shape=channels, initializer="zeros", trainable=False, name="mean")
-        self.scale = self.add_weight(shape=channels, initializer="ones", trainable=False, name="scale")
-
-    def call(self, features):
-        return (features - self.mean) * self.scale
-
-
 def _head(features, num_classes: int, *, width: int, dropout: float, pooling: str, k: int):
     """Trunk features -> (cell descriptors ``last_conv``, image probabilities); shared by both builders."""
-    standardised = FeatureStandardiser(name=STANDARDISER)(features)
+    standardised = layers.Normalization(axis=-1, name=STANDARDISER)(features)
     cells = layers.Conv2D(width, 1, activation="relu", name="last_conv")(standardised)
     dropped = layers.Dropout(dropout, name="cell_dropout")(cells)
     logits = layers.Conv2D(num_classes, 1, name="cell_logits")(dropped)
@@ -181,15 +164,24 @@ def set_standardiser(model: keras.Model, features: np.ndarray, chunk: int = 64) 
         total += block.sum(axis=0); squares += (block ** 2).sum(axis=0); n += len(block)
     mean = total / max(n, 1)
     sd = np.sqrt(np.maximum(squares / max(n, 1) - mean ** 2, 0.0)) + _SD_FLOOR
-    model.get_layer(STANDARDISER).set_weights([mean.astype(np.float32), (1.0 / sd).astype(np.float32)])
+    _set_moments(model.get_layer(STANDARDISER), mean, sd ** 2, n)
     return mean, sd
+
+
+def _set_moments(layer: layers.Normalization, mean: np.ndarray, variance: np.ndarray, count) -> None:
+    layer.set_weights([np.asarray(mean, np.float32), np.asarray(variance, np.float32), np.asarray(count)])
+    layer.finalize_state()  # Normalization reads a copy of its weights made at build time
 
 
 def transfer_head(head: keras.Model, model: keras.Model) -> keras.Model:
     """Copy the trained head's weights into the full model, layer by layer name; returns ``model``."""
     for layer in head.layers:
         if layer.weights and layer.name != "lesion_conv":
-            model.get_layer(layer.name).set_weights(layer.get_weights())
+            target = model.get_layer(layer.name)
+            if isinstance(target, layers.Normalization):
+                _set_moments(target, *layer.get_weights())
+            else:
+                target.set_weights(layer.get_weights())
     return model
 
 
