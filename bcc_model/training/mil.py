@@ -138,13 +138,12 @@ def fit_head(spec: ModalitySpec, config: TrainConfig, arch: str, pooling: str, a
     import keras
     import tensorflow as tf
 
-    from bcc_model.models.mil import build_mil_head, masked_cell_entropy, set_cross_entropy, set_standardiser
+    from bcc_model.models.mil import build_mil_head, masked_cell_entropy, set_cross_entropy
 
     keras.utils.set_random_seed(config.seed)
     features, targets, cells, weights = arrays
     params = {k: v for k, v in spec.arch_params[arch].items() if k in ("width", "dropout", "k")}
     head = build_mil_head(features.shape[1], len(spec.labels), channels=features.shape[-1], pooling=pooling, **params)
-    set_standardiser(head, features)  # the fitting images' moments only: held-out folds never shape it
     head.compile(optimizer=keras.optimizers.AdamW(config.lr, weight_decay=1e-4),
                  loss={"probabilities": set_cross_entropy, "lesion_map": masked_cell_entropy},
                  loss_weights={"probabilities": 1.0, "lesion_map": float(spec.lesion_loss_weight or 0.0)})
