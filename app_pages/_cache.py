@@ -141,7 +141,7 @@ HEATMAP_BUDGET = 64 << 20
 REGION_BUDGET = 256 << 20
 """Bytes of region-mode results (full-resolution probability maps) kept for all sessions together."""
 CACHE_CEILING = DECODED_BUDGET + ANALYSIS_BUDGET + HEATMAP_BUDGET + REGION_BUDGET
-"""The most all per-upload caches of one server process hold: 640 MiB (README, "Memory")."""
+"""The most all per-upload caches of one server process hold: 640 MiB (docs/performance.md, "Memory")."""
 
 
 @st.cache_resource(show_spinner=False)

@@ -77,7 +77,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "train and validation patients (k >= 2; 0, the default, chooses on the validation split)")
     parser.add_argument("--candidates", nargs="+", default=None,
                         help="with --cv-folds: the registry recipes (cv_candidates) to compare, e.g. se_resnet "
-                             "se_resnet+macenko (default: every recipe configured for the modality)")
+                             "se_resnet+macenko; mammography: the cell poolings to compare, e.g. max lse (default: "
+                             "every recipe or pooling configured for the modality)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs (default: %(default)s)")
     parser.add_argument("--strategy", choices=STRATEGIES, default="default",
                         help="tf.distribute strategy: default (one device), mirrored (every GPU, or every logical "

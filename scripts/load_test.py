@@ -13,6 +13,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import subprocess
 import os
 import sys
 import time
@@ -62,20 +63,23 @@ def _variants(sample: Path, count: int, folder: Path) -> list[Path]:
     return paths
 
 
-def run_load(sessions: int, sample: Path, timeout_s: float = 300.0, *, slack: float = 25.0) -> dict:
+def run_load(sessions: int, sample: Path, timeout_s: float = 300.0, *, slack: float = 25.0,
+             server: tuple[str, "subprocess.Popen"] | None = None) -> dict:
     """Latencies (s) of ``sessions`` simultaneous uploads of ``sample``, and the server's peak RSS.
 
     The bound scales with the machine: one session's time to its verdict is measured first (warm
     model), and the bound is ``max(timeout_s, slack * sessions / 20 * that time)``, so a busy machine
     gets a proportionally longer bound instead of a spurious failure. Every wait is in the script;
-    Playwright's own timeouts are set to the same bound.
+    Playwright's own timeouts are set to the same bound. ``server``: ``(url, process)`` of an app
+    already running (the test suite shares one); by default a fresh one is started and stopped.
     """
+    import contextlib
     import tempfile
 
     from playwright.sync_api import sync_playwright
 
-    with tempfile.TemporaryDirectory() as tmp, running_app(timeout_s=600) as (url, proc), \
-            sync_playwright() as playwright:
+    app = contextlib.nullcontext(server) if server else running_app(timeout_s=600)
+    with tempfile.TemporaryDirectory() as tmp, app as (url, proc), sync_playwright() as playwright:
         files = _variants(sample, sessions + 2, Path(tmp))
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:

@@ -10,7 +10,40 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parent.parent
+E2E_FIXTURES = {"tiny_bundle", "tiny_cytology", "grey_bundle", "mil_bundle", "app_server"}
+"""Fixtures that train a real bundle or start the app server: a test that uses one is end to end."""
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that uses an end-to-end fixture ``e2e``, so ``pytest -m "not e2e"`` never trains or serves."""
+    for item in items:
+        if E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
 SAMPLES = ROOT / "samples" / "histopathology"
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> Path:
+    """Debian's chromium, which the browser and load tests drive: a skip on a developer machine, a failure in CI."""
+    from scripts.streamlit_server import CHROMIUM
+
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: the browser and load tests must run in CI (install Debian's chromium)")
+        pytest.skip(f"{CHROMIUM} not installed; the browser and load tests need it (they are mandatory in CI)")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory, chromium_path):
+    """``(url, process)`` of one ``streamlit run app.py`` on a free loopback port, shared by the browser and
+    load tests (each start imports TensorFlow and loads a bundle); always terminated."""
+    from scripts.streamlit_server import running_app
+    from tests.timing import SLOWDOWN
+
+    log_path = tmp_path_factory.mktemp("server") / "streamlit.log"
+    with log_path.open("w") as log, running_app(log=log, timeout_s=90 * SLOWDOWN) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

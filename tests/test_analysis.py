@@ -14,18 +14,17 @@ from bcc_model.analysis.predictions import predict_images
 from bcc_model.datasets.folders import sample_images
 from bcc_model.imaging.io import read_image
 from bcc_model.imaging.preprocess import model_view
-from bcc_model.modalities import get_modality
-from bcc_model.models.bundle import load_bundle
+from tests.support.bundles import shipped_bundle
 
 
 @pytest.fixture(scope="module")
 def histo():
-    return load_bundle(get_modality("histopathology"))
+    return shipped_bundle("histopathology")
 
 
 @pytest.fixture(scope="module")
 def ultrasound():
-    return load_bundle(get_modality("ultrasound"))
+    return shipped_bundle("ultrasound")
 
 
 def test_analysis_agrees_with_the_batch_prediction_and_the_model_view(histo):

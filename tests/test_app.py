@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from bcc_model.models.bundle import load_bundle, read_bundle_info
+from bcc_model.models.bundle import read_bundle_info
 from bcc_model.explain.cams import CAM_METHODS, HEATMAP_LIMITATIONS
 from bcc_model.reporting.figures import history_figures
 from bcc_model.reporting.model_card import selection_tables
@@ -27,6 +27,7 @@ from bcc_model.imaging.io import read_image
 from bcc_model.modalities import MODALITIES
 from bcc_model.analysis.predictions import predict_images
 from tests.apptest_helpers import PNG, heatmap_images as _heatmap_images, plain, run_app
+from tests.support.bundles import shipped_bundle
 
 
 
@@ -36,7 +37,7 @@ def bundle(histo_spec):
     assert (histo_spec.bundle_dir / "model.json").is_file(), (
         f"no model bundle at {histo_spec.bundle_dir}: train it with python -m bcc_model.train"
     )
-    return load_bundle(histo_spec)
+    return shipped_bundle(histo_spec.key)
 
 
 def _run(page: str | None = None) -> AppTest:
@@ -259,7 +260,7 @@ def test_a_weak_models_caution_is_beside_its_output_and_in_the_table():
     from bcc_model.modalities import get_modality
 
     spec = get_modality("mammography")
-    caution = performance_caution(load_bundle(spec).metrics)
+    caution = performance_caution(shipped_bundle(spec.key).metrics)
     assert caution, "the shipped mammography model is near chance on unseen patients"
     sample = sorted(spec.sample_dir.glob("*/*.png"))[0]
     at = run_app(modality="mammography")

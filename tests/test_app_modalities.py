@@ -3,8 +3,8 @@
 ``test_app.py`` covers histopathology in depth; here each other modality is selected in the
 sidebar (through session state) and every page it has is opened once, against the committed
 bundles in ``weights/``. Expected verdicts come from ``bcc_model.predict`` directly, not from
-hard-coded numbers that change with every retraining. AppTest runs cost seconds each (Explain
-runs five heatmap methods), so each page is opened once per modality.
+hard-coded numbers that change with every retraining. AppTest runs cost seconds each, so each page
+is opened once per modality.
 """
 
 from __future__ import annotations
@@ -12,14 +12,15 @@ from __future__ import annotations
 import pytest
 
 from bcc_model.evaluation.model_quality import performance_caution
-from bcc_model.models.bundle import load_bundle, read_bundle_info
-from bcc_model.explain.cams import CAM_METHODS, FASTEST_FIRST, HEATMAP_LIMITATIONS, LESION_MAP_CAPTION
+from bcc_model.models.bundle import read_bundle_info
+from bcc_model.explain.cams import FASTEST_FIRST, HEATMAP_LIMITATIONS, LESION_MAP_CAPTION
 from bcc_model.reporting.tables import task_scores_table
 from bcc_model.imaging.io import read_image
 from bcc_model.modalities import get_modality
 from bcc_model.analysis.predictions import predict_images
 from bcc_model.imaging.preprocess import model_view_caption
 from tests.apptest_helpers import PNG, heatmap_images, image_captions, page_texts, run_app
+from tests.support.bundles import shipped_bundle
 
 WHOLE_IMAGE = ["mammography", "ultrasound"]
 
@@ -40,11 +41,11 @@ def test_classify_shows_prediction_probabilities_and_heatmap_on_the_model_view(m
     at.file_uploader(key=f"uploads_{modality}").set_value(
         [(sample.name, sample.read_bytes(), PNG), (he_patch.name, he_patch.read_bytes(), PNG)]).run()
     assert not at.exception, [e.message for e in at.exception]
-    weak = performance_caution(load_bundle(spec).metrics)  # a near-chance model never shows a bold verdict
+    weak = performance_caution(shipped_bundle(modality).metrics)  # a near-chance model never shows a bold verdict
     # The only error in the page is that caution, beside the one assessed image's output.
     assert [e.value for e in at.main.error] == ([weak] if weak else [])
 
-    prediction = predict_images(load_bundle(spec), [read_image(sample.read_bytes()).pixels])[0]
+    prediction = predict_images(shipped_bundle(modality), [read_image(sample.read_bytes()).pixels])[0]
     texts = page_texts(at)
     expected = (f"**Indeterminate** (leaning {prediction.label})" if prediction.indeterminate
                 else f"Model output: {prediction.label}" if weak else f"Prediction: {prediction.label}")
@@ -70,9 +71,10 @@ def test_classify_shows_prediction_probabilities_and_heatmap_on_the_model_view(m
     assert "H&E" in at.dataframe[0].value.set_index("file").loc[he_patch.name, "not assessed because"]
 
 
-# Every method once on a greyscale whole-image model (ultrasound); the mammography bundle (DenseNet121
-# at 512 px) gets the three one-backward-pass methods, since its forward-only ones cost a minute here.
-@pytest.mark.parametrize("modality,methods", [("mammography", FASTEST_FIRST[:3]), ("ultrasound", tuple(CAM_METHODS))])
+# The three one-backward-pass methods on each whole-image bundle: Faster-ScoreCAM and SmoothGrad cost a
+# minute and a half on VGG16 at 384 px here, and run on the page with the H&E bundle (test_app.py) and on
+# every architecture's tiny model (test_architectures.py) instead.
+@pytest.mark.parametrize("modality,methods", [(m, FASTEST_FIRST[:3]) for m in WHOLE_IMAGE])
 def test_explain_renders_every_method_on_the_model_view(modality, methods):
     at = run_app("app_pages/explain.py", modality=modality)
     assert at.selectbox(key="explain_image").value.startswith("sample ")

@@ -42,10 +42,11 @@ def test_build_train_save_load_and_cam(arch, tmp_path):
     assert loaded.layers[-1].activation is keras.activations.softmax, "explainer must not mutate the model"
 
 
-def test_every_heatmap_method_runs_on_a_flat_model():
+@pytest.mark.parametrize("channels", [3, 1])  # RGB (H&E) and greyscale (mammography, ultrasound) inputs
+def test_every_heatmap_method_runs_on_a_flat_model(channels):
     keras.utils.set_random_seed(1)
-    model = build_model("se_resnet", (24, 24, 3), 2, **SMALL["se_resnet"])
-    x = np.random.default_rng(1).uniform(0, 255, (1, 24, 24, 3)).astype("float32")
+    model = build_model("se_resnet", (24, 24, channels), 2, **SMALL["se_resnet"])
+    x = np.random.default_rng(1).uniform(0, 255, (1, 24, 24, channels)).astype("float32")
     explainer = Explainer(model, ["benign", "malignant"])
     for method in CAM_METHODS:
         heat = explainer.heatmaps(x, "benign", method=method)

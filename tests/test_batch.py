@@ -22,15 +22,23 @@ from bcc_model.imaging.io import read_image
 from bcc_model.imaging.preprocess import to_model_batch
 from bcc_model.imaging.wsi import open_slide
 from bcc_model.modalities import PROJECT_ROOT
-from bcc_model.models.bundle import load_bundle
+from bcc_model.predict import main as predict_main
 from bcc_model.reporting.tilemaps import box_of_feature
+from tests.support.cli import run_main
+from tests.support.bundles import shipped_bundle
 
 SLIDE_MPP = 1.0  # the generated slide's µm per pixel: tiles of 50 px at 4 µm/px are 200 px wide
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
+def _subprocess_cli(*args: str) -> subprocess.CompletedProcess:
+    """The command as a user runs it: the smoke test and the Ray engine (its own processes) use this."""
     return subprocess.run([sys.executable, "-m", "bcc_model.predict", *args], capture_output=True, text=True,
                           cwd=PROJECT_ROOT)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    """``predict.main`` in this process: the same exit status and output without a new TensorFlow."""
+    return run_main(predict_main, *args)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +68,7 @@ def test_folders_zips_and_bad_files_are_one_row_each(tmp_path, sample_files):
             archive.write(path, f"../../{path.name}")  # a hostile member name: only ever a label
     (folder / "notes.png").write_text("not an image")
     out = tmp_path / "out"
-    result = _cli(str(folder), "--out", str(out), "--heatmaps")
+    result = _subprocess_cli(str(folder), "--out", str(out), "--heatmaps")
     assert result.returncode == 1, result.stderr  # one file failed
     table = pd.read_csv(out / "predictions.csv")
     rows = json.loads((out / "predictions.json").read_text())
@@ -89,7 +97,7 @@ def test_a_pyramidal_slide_gives_tile_maps_for_qupath(tmp_path, slide_path, hist
 
 
 def test_slide_tiles_match_the_patch_model_and_reads_stay_small(slide_path, sample_files, histo_spec):
-    bundle = load_bundle(histo_spec)
+    bundle = shipped_bundle(histo_spec.key)
     slide = open_slide(slide_path)
     assert slide.mpp == SLIDE_MPP and slide.source.startswith("openslide") and len(slide.downsamples) == 2
     largest = []
@@ -122,7 +130,7 @@ def test_saved_model_serves_the_bundles_calibrated_probabilities(tmp_path, sampl
     result = subprocess.run([sys.executable, "-m", "bcc_model.export", "--modality", "histopathology", "--format",
                              "saved_model", "--out", str(out)], capture_output=True, text=True, cwd=PROJECT_ROOT)
     assert result.returncode == 0, result.stderr
-    bundle = load_bundle(histo_spec)
+    bundle = shipped_bundle(histo_spec.key)
     batch = to_model_batch([read_image(path).pixels for path in sample_files], histo_spec)
     served = tf.saved_model.load(str(out)).signatures["serving_default"]
     probabilities = served(images=tf.constant(batch))["probabilities"].numpy()
@@ -137,7 +145,7 @@ def test_bcc_predict_console_script_is_declared():
     assert callable(getattr(import_module(module), function))
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_the_ray_engine_writes_what_the_local_engine_writes(tmp_path, sample_dir, slide_path):
     """--engine ray (a local Ray instance, 2 actors, one bundle each): the same rows and tile maps.
 
@@ -146,10 +154,10 @@ def test_the_ray_engine_writes_what_the_local_engine_writes(tmp_path, sample_dir
     """
     pytest.importorskip("ray")
     outputs = {}
-    for engine in ("local", "ray"):
+    for engine, cli in (("local", _cli), ("ray", _subprocess_cli)):
         out = tmp_path / engine
-        run = _cli(str(sample_dir), str(slide_path), "--region", "--mpp", "4", "--out", str(out), "--engine", engine,
-                   "--workers", "2")
+        run = cli(str(sample_dir), str(slide_path), "--region", "--mpp", "4", "--out", str(out), "--engine", engine,
+                  "--workers", "2")
         assert run.returncode == 0, run.stderr[-3000:]
         outputs[engine] = (run.stdout, out)
     assert outputs["ray"][0] == outputs["local"][0] and outputs["local"][0].count("\n") == 21

@@ -7,39 +7,27 @@ images), also while a file whose name is a Markdown image link is shown. A scree
 looks right.
 
 Skipped only when ``/usr/bin/chromium`` is absent on a developer machine; in CI (``CI`` set) a
-missing browser is a failure, not a skip.
+missing browser is a failure, not a skip. The server is the one the load test also uses.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from scripts.streamlit_server import CHROMIUM, CHROMIUM_ARGS, PATCH_UPLOADER, ROOT, running_app
+from scripts.streamlit_server import CHROMIUM_ARGS, PATCH_UPLOADER, ROOT
 from tests.hostile import HOSTILE_NAMES
 from tests.timing import SLOWDOWN
 
-STARTUP_TIMEOUT_S = 90
 RESULT_TIMEOUT_MS = round(240_000 * SLOWDOWN)  # first result includes importing TensorFlow and loading the model
 STEP_TIMEOUT_MS = round(60_000 * SLOWDOWN)  # a page switch, a download
 
 
 @pytest.fixture
-def chromium_path() -> Path:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: the browser test must run in CI (install Debian's chromium)")
-        pytest.skip(f"{CHROMIUM} not installed; the end-to-end browser test needs it (it is mandatory in CI)")
-    return CHROMIUM
-
-
-@pytest.fixture
-def server(tmp_path):
-    """``streamlit run app.py`` on a free loopback port; always terminated."""
-    with (tmp_path / "streamlit.log").open("w") as log, running_app(log=log, timeout_s=STARTUP_TIMEOUT_S) as (url, _):
-        yield url
+def server(app_server) -> str:
+    """The URL of the suite's shared app server (``conftest.app_server``)."""
+    return app_server[0]
 
 
 def test_upload_shows_probabilities_and_heatmap(chromium_path, server, sample_files, tmp_path):

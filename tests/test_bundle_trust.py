@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from datetime import datetime, timezone
 
 import pytest
 
 from bcc_model import RESEARCH_USE_NOTICE
 from bcc_model.models.bundle import BundleTampered, file_sha256, is_shipped, load_bundle, save_model
-from bcc_model.modalities import MODALITIES, PROJECT_ROOT, get_modality
+from bcc_model.modalities import MODALITIES, get_modality
 from bcc_model.reporting.report import build_report_html
+from bcc_model.predict import main as predict_main
 from tests.apptest_helpers import run_app
+from tests.support.cli import run_main
 
 HISTO = get_modality("histopathology")
 
@@ -61,8 +62,7 @@ def rezipped(weights):
 
 
 def _predict(weights, sample) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bcc_model.predict", "--weights", str(weights / HISTO.key), str(sample)],
-                          capture_output=True, text=True, cwd=PROJECT_ROOT)
+    return run_main(predict_main, "--weights", weights / HISTO.key, sample)
 
 
 def test_a_flipped_byte_is_one_clear_line_with_the_fix(tampered, sample_files):

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from bcc_model.modalities import MODALITIES
+from tests.support.bundles import shipped_bundle
 
 SHIPPED = [spec for spec in MODALITIES.values()
            if spec.kind == "image" and (spec.bundle_dir / "model.keras").is_file() and spec.sample_dir.is_dir()]
@@ -18,11 +19,10 @@ SHIPPED = [spec for spec in MODALITIES.values()
 @pytest.mark.skipif(not SHIPPED, reason="no image bundle in weights/")
 @pytest.mark.parametrize("spec", SHIPPED, ids=[spec.key for spec in SHIPPED])
 def test_shipped_bundle_classifies_its_samples(spec, capsys):
-    from bcc_model.models.bundle import load_bundle
     from bcc_model.imaging.io import read_image
     from bcc_model.analysis.predictions import predict_images
 
-    bundle = load_bundle(spec)
+    bundle = shipped_bundle(spec.key)
     table = pd.read_csv(spec.sample_dir / "labels.csv", dtype=str)
     images = [read_image(spec.sample_dir / file).pixels for file in table["file"]]
     results = predict_images(bundle, images)

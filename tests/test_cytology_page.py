@@ -13,10 +13,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from bcc_model import RESEARCH_USE_NOTICE
-from bcc_model.models.bundle import load_bundle
 from bcc_model.modalities import get_modality
 from bcc_model.cytology.cases import FEATURE_NAMES, predict_cases, read_cases_csv
 from tests.apptest_helpers import plain
+from tests.support.bundles import shipped_bundle
 
 PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "cytology.py")
 TIMEOUT_S = 120  # the first run imports TensorFlow and loads the model
@@ -27,7 +27,7 @@ def bundle():
     spec = get_modality("cytology")
     assert (spec.bundle_dir / "model.json").is_file(), (
         f"no cytology bundle at {spec.bundle_dir}: train it with python -m bcc_model.train --modality cytology")
-    return load_bundle(spec)
+    return shipped_bundle(spec.key)
 
 
 def _verdict(prediction) -> str:

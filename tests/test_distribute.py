@@ -56,7 +56,7 @@ print(json.dumps(curves))
 """
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_two_logical_devices_follow_the_single_device_loss_curve(tmp_path):
     run = subprocess.run([sys.executable, "-c", _CURVES, str(SAMPLES), str(tmp_path)], cwd=ROOT,
                          capture_output=True, text=True)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 from html import escape
-import subprocess
-import sys
 import tomllib
 
 import numpy as np
@@ -18,10 +16,12 @@ from bcc_model.imaging.gates import input_problem
 from bcc_model.datasets.folders import sample_images
 from bcc_model.imaging.io import read_image
 from bcc_model.modalities import PROJECT_ROOT, get_modality
+from bcc_model.predict import main as predict_main
 from bcc_model.reporting.exports import to_safe_csv
 from bcc_model.reporting.formatting import escape_markdown
 from tests.apptest_helpers import PNG, run_app
 from tests.hostile import EVIL_HOST, HOSTILE_CELLS, HOSTILE_NAMES, blank_and_noise, odd_files
+from tests.support.cli import run_main
 
 IMAGE_MODALITIES = ("histopathology", "mammography", "ultrasound")
 
@@ -125,8 +125,7 @@ def test_predict_cli_reports_every_odd_file_without_a_traceback(tmp_path, sample
     dicom = tmp_path / "scan.dcm"
     dicom.write_bytes(_dicom_with_patient_name())
     paths.append(dicom)
-    result = subprocess.run([sys.executable, "-m", "bcc_model.predict", *map(str, paths), str(blank),
-                             str(sample_files[0])], capture_output=True, text=True, cwd=PROJECT_ROOT)
+    result = run_main(predict_main, *paths, blank, sample_files[0])
     assert "Doe" not in result.stdout + result.stderr, "no DICOM patient data in any output"
     assert result.returncode == 1, "some files failed"
     assert "Traceback" not in result.stderr

@@ -21,11 +21,12 @@ from bcc_model.imaging.io import read_image
 from bcc_model.imaging.preprocess import to_model_batch
 from bcc_model.modalities import get_modality
 from bcc_model.models.bundle import load_bundle
+from tests.support.bundles import shipped_bundle
 
 
 def _bundle_and_batch(key: str, limit: int):
     spec = get_modality(key)
-    bundle = load_bundle(spec)
+    bundle = shipped_bundle(key)
     return bundle, to_model_batch([read_image(p).pixels for p in sample_images(spec)[:limit]], spec)
 
 
@@ -68,7 +69,7 @@ def test_a_changed_onnx_file_is_refused_and_a_bundle_without_one_runs_on_keras(t
     assert plain.fast is None
     batch = to_model_batch([read_image(p).pixels for p in sample_images(spec)[:4]], spec)
     np.testing.assert_allclose(calibrated_probabilities(plain, batch),
-                               calibrated_probabilities(load_bundle(spec), batch), atol=1e-4)
+                               calibrated_probabilities(shipped_bundle(spec.key), batch), atol=1e-4)
 
 
 def test_compiled_gradcam_matches_tf_keras_vis_on_the_named_layer():

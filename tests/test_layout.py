@@ -1,4 +1,4 @@
-"""The package layout: behaviour unchanged by the re-layout, and the README's map of the tree true."""
+"""The package layout: behaviour unchanged by the re-layout, the README short, and docs/architecture.md's map of the tree true."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from bcc_model.cytology.cases import load_cases, predict_cases
 from bcc_model.datasets.folders import sample_images
 from bcc_model.imaging.io import read_image
 from bcc_model.modalities import MODALITIES, PROJECT_ROOT
-from bcc_model.models.bundle import load_bundle
 from bcc_model.reporting.model_card import render_model_card
+from tests.support.bundles import shipped_bundle
 
 REFERENCE = json.loads((PROJECT_ROOT / "tests" / "reference" / "sample_predictions.json").read_text())
 PACKAGE = PROJECT_ROOT / "bcc_model"
@@ -26,7 +26,7 @@ def test_shipped_weights_and_sample_probabilities_are_unchanged(key):
     spec = MODALITIES[key]
     reference = REFERENCE[key]
     assert hashlib.sha256((spec.bundle_dir / "model.keras").read_bytes()).hexdigest() == reference["model_sha256"]
-    bundle = load_bundle(spec)
+    bundle = shipped_bundle(key)
     if spec.kind == "image":
         results = {f"{p.parent.name}/{p.name}": analyse(bundle, read_image(p).pixels).prediction
                    for p in sample_images(spec)}
@@ -52,11 +52,18 @@ def test_templated_model_card_equals_the_shipped_card(key):
 
 
 def _layout_section() -> str:
+    architecture = (PROJECT_ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    return architecture.split("## Layout", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_readme_is_read_in_five_minutes_and_links_only_to_files_that_exist():
     readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
-    return readme.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    assert len(readme.encode("utf-8")) <= 10 * 1024, "README.md at most 10 KB: narratives go to docs/"
+    links = re.findall(r"\]\(([^)#:]+)\)", readme)
+    assert links and [link for link in links if not (PROJECT_ROOT / link).exists()] == []
 
 
-def test_readme_layout_names_every_top_level_folder_and_subpackage():
+def test_docs_layout_names_every_top_level_folder_and_subpackage():
     layout = _layout_section()
     folders = [p.name for p in PROJECT_ROOT.iterdir()
                if p.is_dir() and not p.name.startswith(".") and p.name not in {"__pycache__", "runs", "pretrained",
@@ -65,7 +72,7 @@ def test_readme_layout_names_every_top_level_folder_and_subpackage():
     subpackages = [p.parent.name for p in PACKAGE.glob("*/__init__.py")]
     assert subpackages, "bcc_model has stage subpackages"
     missing = [f"{name}/" for name in folders + subpackages if f"{name}/" not in layout]
-    assert not missing, f"README Layout does not name {missing}"
+    assert not missing, f"docs/architecture.md Layout does not name {missing}"
 
 
 def test_package_top_holds_only_command_lines_and_the_registry():

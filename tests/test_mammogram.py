@@ -15,6 +15,7 @@ from bcc_model.imaging.preprocess import STEPS, to_model_input
 from bcc_model.modalities import get_modality
 
 from .conftest import ROOT
+from tests.support.bundles import shipped_bundle
 
 MIAS = ROOT / "samples" / "mammography"
 RSNA = ROOT / "samples" / "mammography-rsna"
@@ -124,16 +125,15 @@ def test_the_analysis_of_a_mammogram_carries_the_breast_it_reads(histo_spec):
     """The app outlines this mask on the model view: it holds the lesion and not the padding."""
     from bcc_model.analysis.image import analyse
     from bcc_model.imaging.preprocess import to_model_input_with_mask
-    from bcc_model.models.bundle import load_bundle
 
     spec = get_modality("mammography")
     grey = _grey(MIAS / "malignant" / "mdb028.png")
     (x, y, radius), = read_circles(MIAS)["malignant/mdb028.png"]
     _, lesion = to_model_input_with_mask(grey, circle_mask(grey.shape, [(x, y, radius)]), spec)
-    analysis = analyse(load_bundle(spec), grey)
+    analysis = analyse(shipped_bundle("mammography"), grey)
     breast = analysis.breast_mask
     assert breast.shape == spec.input_shape[:2] and 0.2 < breast.mean() < 0.9
     assert breast[lesion].all()
     assert not breast[:, -5:].any(), "the padding right of the oriented breast is not breast"
     patch = read_image(sorted((ROOT / "samples" / "histopathology").glob("*/*.png"))[0]).pixels
-    assert analyse(load_bundle(histo_spec), patch).breast_mask is None
+    assert analyse(shipped_bundle("histopathology"), patch).breast_mask is None

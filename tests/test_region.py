@@ -17,6 +17,7 @@ from bcc_model.explain.cams import Explainer
 from bcc_model.analysis.predictions import predict_images
 from bcc_model.analysis.context import NO_CONTEXT, bundle_context, contextual_probabilities
 from bcc_model.analysis.region import explain_tile, analyse_region
+from tests.support.bundles import shipped_bundle
 
 PATCH = 50
 GRID = 4
@@ -26,7 +27,7 @@ MARGIN = 2 * PATCH  # white glass right of the tissue block, a whole number of t
 @pytest.fixture(scope="module")
 def bundle(histo_spec, request):
     try:
-        return load_bundle(histo_spec)
+        return shipped_bundle(histo_spec.key)
     except BundleError:
         return load_bundle(histo_spec, request.getfixturevalue("tiny_bundle"))
 

@@ -10,7 +10,7 @@ from bcc_model.datasets.folders import DataError
 from bcc_model.datasets.slides import PATCH_PX, complete_patients, patch_offset, rebuild_slide
 from bcc_model.evaluation.slides import slide_scores
 from bcc_model.imaging.io import read_image
-from bcc_model.models.bundle import load_bundle
+from tests.support.bundles import shipped_bundle
 
 
 def test_offsets_follow_the_idc_names():
@@ -33,7 +33,7 @@ def test_patches_are_pasted_where_their_names_say(slide_folder, sample_files, hi
 def test_region_mode_is_scored_against_every_patch(slide_folder, histo_spec):
     table = pd.read_csv(slide_folder / "labels.csv", dtype=str)
     slide = rebuild_slide(table, slide_folder, "777", histo_spec.labels)
-    scores, result = slide_scores(load_bundle(histo_spec), slide)
+    scores, result = slide_scores(shipped_bundle(histo_spec.key), slide)
     assert scores["n_scored"] + scores["n_skipped"] == 16 and scores["n_scored"] == result.n_tiles
     assert 0.0 <= scores["predicted_positive_share"] <= 1.0
     if scores["roc_auc"] is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import zipfile
 import subprocess
 import sys
 
@@ -14,8 +15,10 @@ import pytest
 from bcc_model.analysis.context import CONTEXT_CANDIDATES, NO_CONTEXT, bundle_context
 from bcc_model.models.bundle import BUNDLE_FILES, BundleError, file_sha256, load_bundle, read_bundle_info
 from bcc_model.train import main as train_main
+from bcc_model.predict import main as predict_main
 
 from .conftest import ROOT, SAMPLES, TINY_TRAIN_ARGS, lay_out_slide
+from .support.cli import run_main
 
 MODEL_KEYS = {"format_version", "modality", "name", "labels", "positive_label", "input_shape", "mpp", "magnification",
               "preprocessing", "augmentation", "architecture", "training", "data", "calibration", "decision",
@@ -69,24 +72,36 @@ def test_tiny_run_writes_a_complete_bundle(tiny_bundle, histo_spec):
     assert info["training"]["loss"].startswith("patient- and class-weighted"), "H&E patients count equally"
 
 
-def test_identical_runs_give_identical_weights(tiny_bundle, tmp_path):
-    out = tmp_path / "again"
-    assert train_main(["--data", str(SAMPLES), "--out", str(out), "--work-dir", str(tmp_path / "runs"),
-                       *TINY_TRAIN_ARGS]) == 0
-    first = load_bundle_model_weights(tiny_bundle)
-    second = load_bundle_model_weights(out)
-    assert len(first) == len(second)
-    for a, b in zip(first, second):
+def test_the_same_seed_and_data_give_the_same_split_weights_and_version(tiny_bundle, histo_spec, tmp_path):
+    """Determinism without a second bundle: the manifest is rebuilt from the data, and the fit loop every
+    image bundle uses (``train_one``, augmentation and patient weighting on) runs twice on the sample
+    patches with a small SE-ResNet. Identical weights must give an identical ``model.keras``, hence version."""
+    from dataclasses import replace
+
+    from bcc_model.datasets.folders import discover, load_images
+    from bcc_model.datasets.manifest import add_hashes, manifest_sha256
+    from bcc_model.datasets.splits import split_by_group
+    from bcc_model.models.bundle import save_model
+    from bcc_model.training.config import TrainConfig
+    from bcc_model.training.fit import configure_determinism, train_one
+
+    manifest = add_hashes(split_by_group(discover(SAMPLES, histo_spec), seed=42), SAMPLES)
+    assert manifest_sha256(manifest) == json.loads((tiny_bundle / "model.json").read_text())["data"]["manifest_sha256"]
+    spec = replace(histo_spec, arch_params={"se_resnet": {"widths": (16, 32), "blocks_per_stage": (1, 1), "se_ratio": 4}})
+    x, y = load_images(manifest, SAMPLES, spec), manifest["label"].map(spec.labels.index).to_numpy()
+    arrays = {"train": (x, y), "validation": (x[:8], y[:8]), "train_groups": manifest["group"].to_numpy()}
+    config = TrainConfig(epochs=1, batch_size=8, patience=5, patient_weighting=True, verbose=0)
+    weights, versions = [], []
+    for run in ("first", "second"):
+        configure_determinism(config.seed)
+        model, history = train_one("se_resnet", spec, arrays, config, tmp_path / run)
+        save_model(model, tmp_path / f"{run}.keras")
+        weights.append(model.get_weights())
+        versions.append(file_sha256(tmp_path / f"{run}.keras"))
+    assert len(history) == 1 and np.isfinite(history["loss"]).all()
+    for a, b in zip(*weights):
         np.testing.assert_array_equal(a, b)
-    assert json.loads((out / "model.json").read_text())["data"]["manifest_sha256"] == \
-        json.loads((tiny_bundle / "model.json").read_text())["data"]["manifest_sha256"]
-    assert file_sha256(out / "model.keras") == file_sha256(tiny_bundle / "model.keras"), "same weights, same version"
-
-
-def load_bundle_model_weights(path):
-    import keras
-
-    return keras.models.load_model(path / "model.keras", compile=False).get_weights()
+    assert versions[0] == versions[1], "same weights, same version"
 
 
 def test_tampered_weights_are_refused(tiny_bundle, histo_spec, tmp_path):
@@ -141,8 +156,7 @@ def test_evaluate_cli_on_samples(tiny_bundle, tmp_path):
 def test_predict_cli_reports_each_file_and_bad_ones(tiny_bundle, sample_files, tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_text("this is not an image")
-    result = _run_cli("bcc_model.predict", "--weights", str(tiny_bundle), str(sample_files[0]), str(bad),
-                      str(sample_files[-1]))
+    result = run_main(predict_main, "--weights", tiny_bundle, sample_files[0], bad, sample_files[-1])
     assert result.returncode == 1
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 2 and all("benign=" in line and "malignant=" in line for line in lines)
@@ -208,3 +222,27 @@ def test_patient_grouped_cross_validation_chooses_calibrates_and_validates_on_a_
     assert "## Cross-validation comparison" in card and "Per-patient accuracy (out of fold)" in card
     assert "## Whole slides (region mode)" in card and f"]({row['picture']})" in card
     assert "## Teacher and student" in card and "Calibration on the test patients" in card
+
+
+def test_a_saved_model_names_shared_objects_by_order_not_by_memory_address(tmp_path):
+    """Keras writes an object shared by two layers with its ``id()``; two equal models must still save to
+    the same bytes (the cytology network shares one, so its version hash changed from run to run)."""
+    import keras
+
+    from bcc_model.models.bundle import save_model
+
+    versions, keep = [], []
+    for run in range(2):
+        keras.utils.set_random_seed(0)
+        keep.append([object() for _ in range(100 * (run + 1))])  # the next objects get other addresses
+        shared = keras.regularizers.L2(1e-4)
+        inputs = keras.Input((4,), name="x")
+        hidden = keras.layers.Dense(3, kernel_regularizer=shared, name="hidden")(inputs)
+        model = keras.Model(inputs, keras.layers.Dense(2, kernel_regularizer=shared, name="out")(hidden), name="m")
+        save_model(model, tmp_path / f"{run}.keras")
+        versions.append(file_sha256(tmp_path / f"{run}.keras"))
+        with zipfile.ZipFile(tmp_path / f"{run}.keras") as archive:
+            assert b'"shared_object_id": 0' in archive.read("config.json")
+    assert versions[0] == versions[1]
+    loaded = keras.models.load_model(tmp_path / "0.keras", compile=False)
+    assert loaded.get_layer("out").kernel_regularizer.l2 == pytest.approx(1e-4), "the renumbered file still loads"

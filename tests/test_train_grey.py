@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -21,10 +19,12 @@ import pytest
 from bcc_model.models.bundle import BUNDLE_FILES, BundleError, file_sha256, load_bundle, read_bundle_info
 from bcc_model.models.lesion_head import LESION_MAP_FILE, lesion_maps
 from bcc_model.modalities import get_modality
+from bcc_model.evaluate import main as evaluate_main
 from bcc_model.imaging.preprocess import to_model_batch
 from bcc_model.train import main as train_main
 
 from .conftest import ROOT, replicate_folder
+from .support.cli import run_main
 
 SAMPLES = ROOT / "samples" / "ultrasound"
 REPLICAS = 5
@@ -109,10 +109,8 @@ def test_lesion_map_ships_with_its_checksum_and_scores(grey_bundle, tmp_path):
 
 def test_evaluate_cli_scores_localisation_from_the_lesion_table(grey_bundle, tmp_path):
     out = tmp_path / "metrics.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "bcc_model.evaluate", "--modality", "ultrasound", "--data", str(SAMPLES),
-         "--weights", str(grey_bundle), "--json", str(out), "--bootstrap", "20"],
-        capture_output=True, text=True, cwd=ROOT, timeout=300, env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
+    result = run_main(evaluate_main, "--modality", "ultrasound", "--data", SAMPLES, "--weights", grey_bundle,
+                      "--json", out, "--bootstrap", "20")
     assert result.returncode == 0, result.stderr
     assert "abnormal_vs_normal" in result.stdout and "pointing_game" in result.stdout
     metrics = json.loads(out.read_text())

@@ -22,10 +22,12 @@ from bcc_model.modalities import get_modality
 from bcc_model.cytology.cases import FEATURE_NAMES, load_wdbc, predict_cases, row_sha256
 from bcc_model.cytology.models import LOGISTIC_C_GRID, build_logistic_regression
 from bcc_model.train import main as train_main
+from bcc_model.evaluate import main as evaluate_main
 from bcc_model.train import config_from_argv
 from bcc_model.cytology.training import CVPlan, candidate_params, cross_validate, repeated_folds
 
 from .conftest import ROOT
+from .support.cli import run_main
 from .test_train import HEADLINE, METRIC_KEYS, MODEL_KEYS
 
 TINY_ARGS = ["--modality", "cytology", "--epochs", "2", "--bootstrap", "50", "--verbose", "0"]
@@ -147,8 +149,8 @@ def test_evaluate_cli_on_a_csv(tiny_cytology, tmp_path):
     csv_path = tmp_path / "test.csv"
     test_rows.to_csv(csv_path, index=False)
     out = tmp_path / "metrics.json"
-    result = _run_cli("bcc_model.evaluate", "--modality", "cytology", "--data", str(csv_path), "--weights",
-                      str(tiny_cytology), "--json", str(out), "--bootstrap", "50")
+    result = run_main(evaluate_main, "--modality", "cytology", "--data", csv_path, "--weights", tiny_cytology,
+                      "--json", out, "--bootstrap", "50")
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads(out.read_text())
     assert metrics["split"] == "external" and metrics["n_images"] == 114 and metrics["n_groups"] == 114
@@ -156,28 +158,34 @@ def test_evaluate_cli_on_a_csv(tiny_cytology, tmp_path):
     assert metrics["confusion_matrix"] == stored["confusion_matrix"]  # same cases, same decision rule
 
     test_rows.assign(**{"mean radius": "wide"}).iloc[:2].to_csv(csv_path, index=False)
-    result = _run_cli("bcc_model.evaluate", "--modality", "cytology", "--data", str(csv_path), "--weights",
-                      str(tiny_cytology))
+    result = run_main(evaluate_main, "--modality", "cytology", "--data", csv_path, "--weights", tiny_cytology)
     assert result.returncode == 2 and "'wide' is not a number for 'mean radius'" in result.stderr
 
 
-def test_identical_runs_give_identical_weights(tiny_cytology, tiny_plan, tmp_path):
+def test_the_same_seed_gives_the_same_network_loss_and_version(tiny_cytology, cytology_spec, tmp_path):
+    """Determinism without a second bundle: the network fit that every cross-validation fold and the
+    final run use (``_fit_network``: class weights, early-stopping quarter, schedule) runs twice on the
+    same WDBC cases; the weights, the early-stopping loss and the saved file's sha256 must match."""
     import keras
 
-    out = tmp_path / "again"
-    assert train_main([*TINY_ARGS, "--out", str(out), "--work-dir", str(tmp_path / "runs")]) == 0
-    first = keras.models.load_model(tiny_cytology / "model.keras", compile=False).get_weights()
-    second = keras.models.load_model(out / "model.keras", compile=False).get_weights()
-    assert len(first) == len(second)
+    from bcc_model.models.bundle import save_model
+
+    info, _ = read_bundle_info(tiny_cytology)
+    cases = load_wdbc().iloc[:200].reset_index(drop=True)
+    x = cases[list(FEATURE_NAMES)].to_numpy(np.float32)
+    y = cases["label"].map(cytology_spec.labels.index).to_numpy()
+    config = config_from_argv(TINY_ARGS)
+    runs = []
+    for run in ("first", "second"):
+        keras.backend.clear_session()  # layer names restart, as in a new process
+        model, loss = train_tabular._fit_network("conv1d", info.architecture.params, cytology_spec, cases, x, y, config)
+        save_model(model, tmp_path / f"{run}.keras")
+        runs.append((model.get_weights(), loss, file_sha256(tmp_path / f"{run}.keras")))
+    (first, loss_a, version_a), (second, loss_b, version_b) = runs
+    assert len(first) == len(second) and np.isfinite(loss_a)
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a, b)
-    assert file_sha256(out / "model.keras") == file_sha256(tiny_cytology / "model.keras"), "same weights, same version"
-    info_a, _ = read_bundle_info(tiny_cytology)
-    info_a = info_a.to_json()
-    info_b, _ = read_bundle_info(out)
-    info_b = info_b.to_json()
-    assert info_a["cross_validation"]["models"] == info_b["cross_validation"]["models"]
-    assert info_a["data"]["manifest_sha256"] == info_b["data"]["manifest_sha256"]
+    assert loss_a == loss_b and version_a == version_b, "same weights, same version"
 
 
 def test_bad_arguments_and_data_leave_the_bundle_untouched(tiny_cytology, tiny_plan, tmp_path):

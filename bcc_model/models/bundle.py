@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import tempfile
 import zipfile
@@ -253,13 +254,25 @@ def write_json(path: Path, data: dict) -> None:
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
+_SHARED_OBJECT_ID = re.compile(rb'"shared_object_id": (\d+)')
+
+
+def _renumber_shared_objects(config: bytes) -> bytes:
+    """``config`` with each distinct ``shared_object_id`` replaced by 0, 1, 2, ... in order of appearance."""
+    numbers: dict[bytes, int] = {}
+    return _SHARED_OBJECT_ID.sub(
+        lambda match: b'"shared_object_id": %d' % numbers.setdefault(match.group(1), len(numbers)), config)
+
+
 def save_model(model, path: Path) -> None:
     """Save a Keras model so that identical weights give an identical file, hence the same sha256.
 
     A ``.keras`` file is a zip whose ``metadata.json`` holds the save time and whose weight entry
     carries it as a timestamp, so a deterministic re-run would otherwise get a new version
-    hash. Both are dropped here (model.json's ``created`` records when the bundle was made);
-    everything Keras reads back is unchanged.
+    hash. Both are dropped here (model.json's ``created`` records when the bundle was made).
+    ``config.json`` names an object shared by several layers (an initializer, a regularizer) by
+    its Python ``id()``, a memory address that differs between runs; those ids are renumbered in
+    order of appearance. Everything Keras reads back is unchanged.
     """
     path.unlink(missing_ok=True)
     raw = path.with_name(f".unpinned-{path.name}")
@@ -272,6 +285,8 @@ def save_model(model, path: Path) -> None:
                     metadata = json.loads(data)
                     metadata.pop("date_saved", None)
                     data = json.dumps(metadata).encode("utf-8")
+                elif entry.filename == "config.json":
+                    data = _renumber_shared_objects(data)
                 fixed = zipfile.ZipInfo(entry.filename, _ZIP_EPOCH)
                 fixed.compress_type = entry.compress_type
                 dst.writestr(fixed, data)

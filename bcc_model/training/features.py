@@ -91,7 +91,9 @@ def cached_features(trunk, trunk_id: str, table: pd.DataFrame, data_dir: str | P
     root = Path(data_dir)
     circles = read_circles(root) if spec.lesion_source == "circles" and (root / "lesions.csv").is_file() else {}
     paths = [folder / f"{digest}.npz" for digest in table["sha256"]]
-    missing = [i for i, path in enumerate(paths) if not path.is_file()]
+    # One computation per distinct file: identical copies (same sha256) share their cache entry.
+    first_of = {path: i for i, path in reversed(list(enumerate(paths)))}
+    missing = sorted(i for path, i in first_of.items() if not path.is_file())
     for start in range(0, len(missing), batch_size):
         rows = missing[start:start + batch_size]
         images, targets = [], []

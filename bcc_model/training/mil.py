@@ -291,6 +291,12 @@ def train_mil(config: TrainConfig, spec: ModalitySpec) -> int:
     archs = tuple(config.arch or spec.arch_params)
     if not architectures_ready(spec, archs):
         return 2
+    unknown = sorted(set(config.candidates or ()) - set(spec.cell_poolings))
+    if unknown:  # refused before any image is read
+        print(f"error: pooling(s) {unknown} not configured for {spec.key}; valid: {', '.join(spec.cell_poolings)}",
+              file=sys.stderr)
+        return 2
+    spec = replace(spec, cell_poolings=tuple(config.candidates or spec.cell_poolings))
     work = Path(config.work_dir or Path("runs") / spec.key)
     folds = config.cv_folds or 5
     try:

@@ -1,0 +1,1 @@
+"""What several test modules share: in-process command lines, the app server, the app's test runner."""
