@@ -39,28 +39,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-
-def _peak_rss_mib(pid: int | str = "self") -> float | None:
-    """Peak resident set size (VmHWM) of a live process in MiB, from /proc (Linux only)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+from tests.support.server import peak_rss_mib, percentile  # noqa: E402
 
 
 def cold_start(sample: Path, timeout_s: float = 300.0) -> None:
     """Time ``streamlit run`` start -> server healthy -> first verdict and heatmap in Chromium."""
     from playwright.sync_api import expect, sync_playwright
 
-    from scripts.streamlit_server import CHROMIUM, CHROMIUM_ARGS, PATCH_UPLOADER, running_app
+    from tests.support.server import CHROMIUM, CHROMIUM_ARGS, PATCH_UPLOADER, running_app
 
     start = time.perf_counter()
     with running_app(timeout_s=timeout_s) as (url, proc):
@@ -80,7 +66,7 @@ def cold_start(sample: Path, timeout_s: float = 300.0) -> None:
                 first_result = time.perf_counter() - start
             finally:
                 browser.close()
-        server_rss = _peak_rss_mib(proc.pid)
+        server_rss = peak_rss_mib(proc.pid)
     print("Cold start (streamlit run -> first result in the browser)")
     print(f"  server healthy after         {healthy:7.1f} s")
     print(f"  sample uploaded after        {uploaded:7.1f} s")
@@ -137,15 +123,15 @@ def per_image(modality: str, runs: int, warmup: int) -> float:
     _print_times(predict_ms, cam_ms, total_ms)
     if bundle.lesion_map is not None:
         both = [p + m for p, m in zip(predict_ms, map_ms)]
-        print(f"  {'lesion map + marks':<20} median {statistics.median(map_ms):7.1f} ms   p90 {_percentile(map_ms, 0.9):7.1f} ms")
-        print(f"  {'predict + map':<20} median {statistics.median(both):7.1f} ms   p90 {_percentile(both, 0.9):7.1f} ms")
-    print(f"  this process peak RSS {_peak_rss_mib():.0f} MiB")
+        print(f"  {'lesion map + marks':<20} median {statistics.median(map_ms):7.1f} ms   p90 {percentile(map_ms, 0.9):7.1f} ms")
+        print(f"  {'predict + map':<20} median {statistics.median(both):7.1f} ms   p90 {percentile(both, 0.9):7.1f} ms")
+    print(f"  this process peak RSS {peak_rss_mib():.0f} MiB")
     return statistics.median(total_ms)
 
 
 def _print_times(predict_ms: list[float], cam_ms: list[float], total_ms: list[float]) -> None:
     for name, values in (("predict", predict_ms), ("Grad-CAM", cam_ms), ("predict + Grad-CAM", total_ms)):
-        print(f"  {name:<20} median {statistics.median(values):7.1f} ms   p90 {_percentile(values, 0.9):7.1f} ms")
+        print(f"  {name:<20} median {statistics.median(values):7.1f} ms   p90 {percentile(values, 0.9):7.1f} ms")
 
 
 def densenet121_reference(runs: int, warmup: int, side: int = 224) -> float:
@@ -308,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         slide_benchmark(args.slide_side)
     if not args.skip_ray:
         ray_benchmark(args.ray_files)
-    print(f"This process peak RSS {_peak_rss_mib():.0f} MiB")
+    print(f"This process peak RSS {peak_rss_mib():.0f} MiB")
     return 0
 
 

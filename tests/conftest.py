@@ -12,20 +12,34 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 E2E_FIXTURES = {"tiny_bundle", "tiny_cytology", "grey_bundle", "mil_bundle", "app_server"}
 """Fixtures that train a real bundle or start the app server: a test that uses one is end to end."""
+SHARED_SESSION_FIXTURES = ("app_server", "tiny_bundle")
+"""Session fixtures used by several test modules: those modules run in one xdist worker, so each is built once."""
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark every test that uses an end-to-end fixture ``e2e``, so ``pytest -m "not e2e"`` never trains or serves."""
+    """Mark end-to-end tests ``e2e`` (``pytest -m "not e2e"`` never trains or serves) and group tests for xdist.
+
+    The suite runs in two worker processes (``-n 2 --dist loadgroup`` in pyproject.toml). Each module is
+    one group, so its module fixtures are built once; modules that share a costly session fixture
+    (the tiny bundle, the app server) form that fixture's group instead, so it is not built twice.
+    """
+    modules: dict[str, str] = {}
+    for item in items:
+        shared = [name for name in SHARED_SESSION_FIXTURES if name in getattr(item, "fixturenames", ())]
+        if shared:
+            modules[item.nodeid.split("::")[0]] = shared[0]
     for item in items:
         if E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.e2e)
+        module = item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(modules.get(module, module)))
 SAMPLES = ROOT / "samples" / "histopathology"
 
 
 @pytest.fixture(scope="session")
 def chromium_path() -> Path:
     """Debian's chromium, which the browser and load tests drive: a skip on a developer machine, a failure in CI."""
-    from scripts.streamlit_server import CHROMIUM
+    from tests.support.server import CHROMIUM
 
     if not CHROMIUM.exists():
         if os.environ.get("CI"):
@@ -38,7 +52,7 @@ def chromium_path() -> Path:
 def app_server(tmp_path_factory, chromium_path):
     """``(url, process)`` of one ``streamlit run app.py`` on a free loopback port, shared by the browser and
     load tests (each start imports TensorFlow and loads a bundle); always terminated."""
-    from scripts.streamlit_server import running_app
+    from tests.support.server import running_app
     from tests.timing import SLOWDOWN
 
     log_path = tmp_path_factory.mktemp("server") / "streamlit.log"

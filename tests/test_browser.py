@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.streamlit_server import CHROMIUM_ARGS, PATCH_UPLOADER, ROOT
+from tests.support.server import CHROMIUM_ARGS, PATCH_UPLOADER, ROOT
 from tests.hostile import HOSTILE_NAMES
 from tests.timing import SLOWDOWN
 

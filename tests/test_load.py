@@ -1,6 +1,6 @@
 """Four browser sessions upload one image each at once: every one gets its verdict (loopback only).
 
-``scripts/load_test.py --sessions 20`` measures twenty for docs/performance.md's figures; four, twice the
+``python scripts/load_test.py --sessions 20`` measures twenty for docs/performance.md's figures; four, twice the
 cores of the machine, prove the same locking and caching in the test suite's time budget. The app
 server is the suite's shared one (``conftest.app_server``), already warm from the browser test or
 warmed by the load test's own first upload.
@@ -8,7 +8,7 @@ warmed by the load test's own first upload.
 
 from __future__ import annotations
 
-from scripts.load_test import run_load
+from tests.support.load import run_load
 
 SESSIONS = 4
 BOUND_S = 300  # at least; run_load scales it with one session's measured time, so a busy machine is not a failure

@@ -14,13 +14,12 @@ import numpy as np
 import pandas as pd
 
 from bcc_model.imaging.pixels import ImageReadError
-from bcc_model.imaging.io import read_image
+from bcc_model.imaging.io import IMAGE_SUFFIXES, read_image
 from bcc_model.modalities import ModalitySpec
 from bcc_model.imaging.preprocess import to_model_input
 
 __all__ = ["DataError", "IMAGE_SUFFIXES", "discover", "load_images", "sample_images", "expected_layout"]
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".pgm", ".ppm", ".webp", ".dcm"}
 
 
 class DataError(ValueError):

@@ -11,7 +11,7 @@ import pandas as pd
 
 from bcc_model.datasets.folders import DataError
 
-__all__ = ["SPLITS", "pick_fold", "split_by_group"]
+__all__ = ["SPLITS", "patient_folds", "pick_fold", "split_by_group"]
 
 SPLITS = ("train", "validation", "test")
 
@@ -54,4 +54,15 @@ def split_by_group(table: pd.DataFrame, *, seed: int, test_fraction: float = 0.2
     by_group = out.groupby("group")["split"].nunique()
     if (by_group > 1).any():
         raise AssertionError("a group was split across train/validation/test")
+    return out
+
+
+def patient_folds(y: np.ndarray, groups: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """int (N,) fold of each image: stratified by label, whole patients only (``StratifiedGroupKFold``)."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    out = np.full(len(y), -1, np.int64)
+    for fold, (_, held) in enumerate(splitter.split(np.zeros(len(y)), y, groups)):
+        out[held] = fold
     return out

@@ -55,7 +55,7 @@ def histogram_baseline(data_dir: str | Path, table: pd.DataFrame, positive_label
 
     from bcc_model.evaluation.calibration import OperatingPoint
     from bcc_model.evaluation.metrics import compute_metrics
-    from bcc_model.training.cv import patient_folds
+    from bcc_model.datasets.splits import patient_folds
 
     y = (table["label"] == positive_label).to_numpy(int)
     groups = table["group"].to_numpy()

@@ -72,7 +72,7 @@ def evaluate_folder(bundle, data_dir: str | Path, *, n_resamples: int = 1000, se
         metrics["localisation"] = explain_and_score(bundle.model, images, y, masks, groups, spec,
                                                     n_resamples=n_resamples, seed=seed)
         if bundle.lesion_map is not None:
-            from bcc_model.models.lesion_head import lesion_map_localisation
+            from bcc_model.evaluation.localisation import lesion_map_localisation
 
             metrics["lesion_map_localisation"] = lesion_map_localisation(
                 bundle.lesion_map, images, y, masks, groups, spec, n_resamples=n_resamples, seed=seed)

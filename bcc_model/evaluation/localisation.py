@@ -32,7 +32,7 @@ import numpy as np
 from bcc_model.evaluation.bootstrap import group_bootstrap_mean
 from bcc_model.modalities import ModalitySpec
 
-__all__ = ["pointing_hit", "energy_inside", "localisation_scores", "explain_and_score"]
+__all__ = ["pointing_hit", "energy_inside", "localisation_scores", "explain_and_score", "lesion_map_localisation"]
 
 
 def _check_pair(heatmap: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -143,3 +143,21 @@ def explain_and_score(model, images: np.ndarray, y: np.ndarray, masks: Sequence[
     block = localisation_scores(heatmaps, [masks[i] for i in order], [groups[i] for i in order],
                                 energy=spec.lesion_source == "masks", n_resamples=n_resamples, seed=seed)
     return {**block, "method": method, "target": "true class", "labels": list(spec.lesion_labels)}
+
+
+def lesion_map_localisation(map_model, images: np.ndarray, y: np.ndarray,
+                            masks: Sequence[np.ndarray | None], groups: Sequence[str], spec: ModalitySpec, *,
+                            n_resamples: int = 1000, seed: int = 0) -> dict:
+    """Pointing game (and energy inside, for outlines) of the lesion map on lesion-class images.
+
+    Scored exactly as the Grad-CAM ``localisation`` block (:func:`localisation_scores`),
+    so the two rows of a model card compare like with like.
+    """
+    from bcc_model.models.lesion_head import lesion_maps
+
+    lesion_index = [spec.labels.index(label) for label in spec.lesion_labels]
+    members = [i for i, c in enumerate(y) if int(c) in lesion_index]
+    maps = lesion_maps(map_model, images[members], batch_size=8)
+    block = localisation_scores(list(maps), [masks[i] for i in members], [groups[i] for i in members],
+                                energy=spec.lesion_source == "masks", n_resamples=n_resamples, seed=seed)
+    return {**block, "method": "lesion map", "target": "lesion (any class)", "labels": list(spec.lesion_labels)}

@@ -26,7 +26,10 @@ from bcc_model.imaging.pixels import (CORRUPTED, NOT_AN_IMAGE, ImageReadError, L
                                       own_range,
                                       window)
 
-__all__ = ["DEFAULT_MAX_PIXELS", "ImageReadError", "LoadedImage", "read_image", "window"]
+__all__ = ["DEFAULT_MAX_PIXELS", "IMAGE_SUFFIXES", "ImageReadError", "LoadedImage", "read_image", "window"]
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".pgm", ".ppm", ".webp", ".dcm"}
+"""File endings read as single images (training folders, batches, the app's uploader)."""
 
 DEFAULT_MAX_PIXELS: int = 100_000_000
 """Largest width * height accepted by default: a 10,000 x 10,000 px region fits, while a

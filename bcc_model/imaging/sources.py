@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from bcc_model.datasets.folders import IMAGE_SUFFIXES
+from bcc_model.imaging.io import IMAGE_SUFFIXES
 from bcc_model.imaging.wsi import SLIDE_SUFFIXES
 
 __all__ = ["InputItem", "iter_inputs", "READABLE_SUFFIXES"]

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import keras
-import numpy as np
 from keras import layers
 
 from bcc_model.models.mil import build_densenet121_mil, build_vgg16_mil

@@ -26,17 +26,15 @@ References:
 
 from __future__ import annotations
 
-from typing import Sequence
 
 import cv2
 import keras
 import numpy as np
 from keras import layers
 
-from bcc_model.modalities import ModalitySpec
 
 __all__ = ["LESION_OUTPUT", "CLASS_OUTPUT", "LESION_MAP_FILE", "add_lesion_head", "classifier_only",
-           "lesion_map_model", "lesion_head_only", "attach_lesion_head", "lesion_maps", "lesion_map_localisation",
+           "lesion_map_model", "lesion_head_only", "attach_lesion_head", "lesion_maps",
            "lesion_grid", "canonical_history"]
 
 CLASS_OUTPUT = "probabilities"
@@ -104,24 +102,6 @@ def lesion_maps(map_model: keras.Model, batch: np.ndarray, *, batch_size: int = 
     cells = map_model.predict(np.asarray(batch, dtype=np.float32), batch_size=batch_size, verbose=0)[..., 0]
     return np.stack([cv2.resize(c.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
                      for c in cells]) if len(cells) else np.zeros((0, height, width), np.float32)
-
-
-def lesion_map_localisation(map_model: keras.Model, images: np.ndarray, y: np.ndarray,
-                            masks: Sequence[np.ndarray | None], groups: Sequence[str], spec: ModalitySpec, *,
-                            n_resamples: int = 1000, seed: int = 0) -> dict:
-    """Pointing game (and energy inside, for outlines) of the lesion map on lesion-class images.
-
-    Scored exactly as the Grad-CAM ``localisation`` block (``localisation.localisation_scores``),
-    so the two rows of a model card compare like with like.
-    """
-    from bcc_model.evaluation.localisation import localisation_scores
-
-    lesion_index = [spec.labels.index(label) for label in spec.lesion_labels]
-    members = [i for i, c in enumerate(y) if int(c) in lesion_index]
-    maps = lesion_maps(map_model, images[members], batch_size=8)
-    block = localisation_scores(list(maps), [masks[i] for i in members], [groups[i] for i in members],
-                                energy=spec.lesion_source == "masks", n_resamples=n_resamples, seed=seed)
-    return {**block, "method": "lesion map", "target": "lesion (any class)", "labels": list(spec.lesion_labels)}
 
 
 def lesion_grid(model: keras.Model, cam_layer: str = "last_conv") -> int:

@@ -22,23 +22,13 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
+from bcc_model.datasets.splits import patient_folds
 from bcc_model.modalities import ModalitySpec
 from bcc_model.training.config import TrainConfig
 
-__all__ = ["patient_folds", "cross_validate_images"]
+__all__ = ["cross_validate_images"]
 
 _EARLY_STOPPING_FOLDS = 4
-
-
-def patient_folds(y: np.ndarray, groups: np.ndarray, folds: int, seed: int) -> np.ndarray:
-    """int (N,) fold of each image: stratified by label, whole patients only (``StratifiedGroupKFold``)."""
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    out = np.full(len(y), -1, np.int64)
-    for fold, (_, held) in enumerate(splitter.split(np.zeros(len(y)), y, groups)):
-        out[held] = fold
-    return out
 
 
 def _mean_sd(values: list[float]) -> dict:

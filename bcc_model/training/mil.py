@@ -191,7 +191,7 @@ def cross_validate_poolings(sources: list[Source], spec: ModalitySpec, config: T
 
     The folds depend only on the seed and the patients, so every trunk meets the same folds.
     """
-    from bcc_model.training.cv import patient_folds
+    from bcc_model.datasets.splits import patient_folds
 
     fold_of = []
     for source in sources:

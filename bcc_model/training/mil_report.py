@@ -112,7 +112,7 @@ def _localisation(model, lesion_model, test: pd.DataFrame, source: "Source", ima
     from bcc_model.evaluation.localisation import explain_and_score, pointing_hit
     from bcc_model.explain.marks import lesion_marks
     from bcc_model.imaging.mammogram import breast_region
-    from bcc_model.models.lesion_head import lesion_map_localisation
+    from bcc_model.evaluation.localisation import lesion_map_localisation
 
     masks = model_space_masks(test, source.data_dir, spec)
     groups = test["group"].tolist()

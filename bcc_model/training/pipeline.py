@@ -270,7 +270,7 @@ def _localisation(model, map_model, test: tuple[np.ndarray, np.ndarray], test_ma
                   spec: ModalitySpec, config: TrainConfig) -> dict:
     """Grad-CAM (and lesion-map) localisation scores on the test lesions."""
     from bcc_model.evaluation.localisation import explain_and_score
-    from bcc_model.models.lesion_head import lesion_map_localisation
+    from bcc_model.evaluation.localisation import lesion_map_localisation
 
     x_test, y_test = test
     scores = {"localisation": explain_and_score(model, x_test, y_test, test_masks, test_groups, spec,

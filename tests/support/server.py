@@ -1,4 +1,4 @@
-"""Start ``streamlit run app.py`` headless on a free loopback port, for the browser test and benchmark.
+"""Start ``streamlit run app.py`` headless on a free loopback port, for the browser and load tests and the benchmarks.
 
 Only 127.0.0.1 is used, the server is always terminated, and Chromium is launched with the flags
 this sandboxed, offline machine needs (no background networking to hosts it cannot reach).
@@ -15,14 +15,31 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "PATCH_UPLOADER", "ROOT", "running_app"]
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "PATCH_UPLOADER", "ROOT", "peak_rss_mib", "percentile", "running_app"]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 PATCH_UPLOADER = 'input[type="file"][multiple]'
 """The Classify page's image uploader (it takes several files; region mode's takes one, in the first tab)."""
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
+
+
+def peak_rss_mib(pid: int | str = "self") -> float | None:
+    """Peak resident set size (VmHWM) of a live process in MiB, from /proc (Linux only)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile of ``values`` (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
 def _free_port() -> int:
