@@ -12,27 +12,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 E2E_FIXTURES = {"tiny_bundle", "tiny_cytology", "grey_bundle", "mil_bundle", "app_server"}
 """Fixtures that train a real bundle or start the app server: a test that uses one is end to end."""
-SHARED_SESSION_FIXTURES = ("app_server", "tiny_bundle")
-"""Session fixtures used by several test modules: those modules run in one xdist worker, so each is built once."""
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark end-to-end tests ``e2e`` (``pytest -m "not e2e"`` never trains or serves) and group tests for xdist.
-
-    The suite runs in two worker processes (``-n 2 --dist loadgroup`` in pyproject.toml). Each module is
-    one group, so its module fixtures are built once; modules that share a costly session fixture
-    (the tiny bundle, the app server) form that fixture's group instead, so it is not built twice.
-    """
-    modules: dict[str, str] = {}
-    for item in items:
-        shared = [name for name in SHARED_SESSION_FIXTURES if name in getattr(item, "fixturenames", ())]
-        if shared:
-            modules[item.nodeid.split("::")[0]] = shared[0]
+    """Mark every test that uses an end-to-end fixture ``e2e``, so ``pytest -m "not e2e"`` never trains or serves."""
     for item in items:
         if E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.e2e)
-        module = item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(modules.get(module, module)))
 SAMPLES = ROOT / "samples" / "histopathology"
 
 
@@ -50,8 +36,9 @@ def chromium_path() -> Path:
 
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory, chromium_path):
-    """``(url, process)`` of one ``streamlit run app.py`` on a free loopback port, shared by the browser and
-    load tests (each start imports TensorFlow and loads a bundle); always terminated."""
+    """``(url, process)`` of one ``streamlit run app.py`` on a free loopback port, shared by the browser
+    tests and the load test in ``test_browser.py`` (each start imports TensorFlow and loads a bundle);
+    always terminated."""
     from tests.support.server import running_app
     from tests.timing import SLOWDOWN
 
@@ -111,12 +98,24 @@ TINY_TRAIN_ARGS = ["--arch", "se_resnet", "--epochs", "2", "--batch-size", "8", 
 
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory) -> Path:
-    """A real bundle trained for two epochs on the sample patches (fast, poor accuracy)."""
+    """A real bundle trained for two epochs on the sample patches (fast, poor accuracy).
+
+    Trained once per test run: the suite runs in two xdist workers, and the first worker to need
+    it trains it in the run's shared folder under a file lock while the other waits and reuses it
+    (pytest-xdist's documented pattern for session fixtures).
+    """
+    from filelock import FileLock
+
     from bcc_model.train import main
 
-    root = tmp_path_factory.mktemp("tiny")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ...; unset without xdist
+    shared = tmp_path_factory.getbasetemp().parent if worker else tmp_path_factory.getbasetemp()
+    root = shared / "tiny"
     out = root / "bundle"
-    assert main(["--data", str(SAMPLES), "--out", str(out), "--work-dir", str(root / "runs"), *TINY_TRAIN_ARGS]) == 0
+    with FileLock(str(shared / "tiny.lock")):
+        if not (out / "model.json").is_file():
+            assert main(["--data", str(SAMPLES), "--out", str(out), "--work-dir", str(root / "runs"),
+                         *TINY_TRAIN_ARGS]) == 0
     return out
 
 

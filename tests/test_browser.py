@@ -1,4 +1,4 @@
-"""End-to-end test in a real browser: the app as a clinician meets it.
+"""End-to-end tests in a real browser: the app as a clinician meets it, and several clinicians at once.
 
 Starts ``streamlit run app.py`` headless on a free loopback port, opens it in Chromium through
 Playwright, drops a sample patch into the uploader, waits for the probabilities and the Grad-CAM
@@ -7,7 +7,8 @@ images), also while a file whose name is a Markdown image link is shown. A scree
 looks right.
 
 Skipped only when ``/usr/bin/chromium`` is absent on a developer machine; in CI (``CI`` set) a
-missing browser is a failure, not a skip. The server is the one the load test also uses.
+missing browser is a failure, not a skip. The load test at the end drops one image into each of
+four sessions at once (loopback only) on the same server, and requires every verdict.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 
 from tests.support.server import CHROMIUM_ARGS, PATCH_UPLOADER, ROOT
 from tests.hostile import HOSTILE_NAMES
+from tests.support.load import run_load
 from tests.timing import SLOWDOWN
 
 RESULT_TIMEOUT_MS = round(240_000 * SLOWDOWN)  # first result includes importing TensorFlow and loading the model
@@ -129,3 +131,20 @@ def test_a_clinician_meets_caution_refusal_and_the_right_images(chromium_path, s
             expect(target).to_have_value("malignant", timeout=RESULT_TIMEOUT_MS)
         finally:
             browser.close()
+
+
+# Load: a few browser sessions at once, on the same server (so it runs in the same xdist worker).
+LOAD_SESSIONS = 4
+"""Simultaneous sessions: twice the cores proves the per-model locks and caches; ``python
+scripts/load_test.py --sessions 20`` measures twenty for docs/performance.md."""
+LOAD_BOUND_S = 300  # at least; run_load scales it with one session's measured time, so a busy machine is not a failure
+
+
+def test_simultaneous_sessions_all_get_their_verdict(app_server, sample_files, capsys):
+    sample = next(path for path in sample_files if path.parent.name == "malignant")
+    result = run_load(LOAD_SESSIONS, sample, timeout_s=LOAD_BOUND_S, server=app_server)
+    with capsys.disabled():
+        print(f"\nload test: {result['finished']}/{LOAD_SESSIONS} verdicts within {result['bound_s']:.0f} s (one session "
+              f"alone {result['single_s']:.1f} s), p50 {result['p50_s'] or float('nan'):.1f} s, p95 {result['p95_s'] or float('nan'):.1f} s, "
+              f"server peak RSS {result['peak_rss_mib']:.0f} MiB")
+    assert result["finished"] == LOAD_SESSIONS
