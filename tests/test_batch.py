@@ -58,6 +58,7 @@ def slide_path(tmp_path_factory, sample_files):
     return path
 
 
+@pytest.mark.e2e
 def test_folders_zips_and_bad_files_are_one_row_each(tmp_path, sample_files):
     folder = tmp_path / "in"
     (folder / "nested").mkdir(parents=True)
@@ -123,6 +124,7 @@ def test_a_plain_image_needs_its_scale_for_region_mode(tmp_path, sample_files):
     assert len(pd.read_csv(next((tmp_path / "b" / "tiles").glob("*.tiles.csv")))) >= 1
 
 
+@pytest.mark.e2e
 def test_saved_model_serves_the_bundles_calibrated_probabilities(tmp_path, sample_files, histo_spec):
     import tensorflow as tf
 

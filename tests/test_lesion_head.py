@@ -120,6 +120,7 @@ def test_dataset_targets_pool_the_mask_to_the_grid_and_weight_unknown_geometry_o
     np.testing.assert_array_equal(x.numpy(), images.astype(np.float32))
 
 
+@pytest.mark.e2e
 def test_training_with_the_head_learns_the_map_and_logs_single_output_names(samples):
     images, labels, masks = samples
     tf.keras.utils.set_random_seed(0)  # before building: the weights must not depend on earlier tests

@@ -94,6 +94,7 @@ def test_hygiene_steps_leave_a_lesion_mask_where_it_was(step):
     np.testing.assert_array_equal(out_mask, mask)
 
 
+@pytest.mark.e2e
 def test_an_rsna_folder_is_scored_as_cancer_against_no_cancer_beside_the_histogram_baseline(tmp_path):
     """evaluate accepts negative/ + malignant/ (negative = not malignant) and reports the baseline."""
     from bcc_model.evaluate import main as evaluate_main

@@ -49,6 +49,7 @@ def test_nbytes_counts_arrays_inside_results():
     assert nbytes(Prediction({"a": 1.0}, "a", False, "a")) == 0
 
 
+@pytest.mark.e2e
 def test_large_uploads_in_several_sessions_stay_under_the_cache_ceiling():
     """Four sessions each upload a different 25-megapixel field: after the first, memory grows by one cache entry at most."""
     from app_pages import _cache

@@ -142,6 +142,7 @@ def _run_cli(module: str, *args: str) -> subprocess.CompletedProcess:
                           timeout=300, env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
 
 
+@pytest.mark.e2e
 def test_evaluate_cli_on_samples(tiny_bundle, tmp_path):
     out = tmp_path / "metrics.json"
     result = _run_cli("bcc_model.evaluate", "--modality", "histopathology", "--data", str(SAMPLES),
@@ -163,6 +164,7 @@ def test_predict_cli_reports_each_file_and_bad_ones(tiny_bundle, sample_files, t
     assert "not an image" in result.stderr
 
 
+@pytest.mark.e2e
 def test_train_help_documents_every_option():
     result = _run_cli("bcc_model.train", "--help")
     assert result.returncode == 0
@@ -177,6 +179,7 @@ def test_an_unknown_cross_validation_recipe_is_refused_before_any_data_is_read(t
     assert "no_such_recipe" in capsys.readouterr().err
 
 
+@pytest.mark.e2e
 def test_patient_grouped_cross_validation_chooses_calibrates_and_validates_on_a_whole_slide(tmp_path, histo_spec,
                                                                                            sample_files):
     """--cv-folds: the candidate is scored on patient folds it never saw; the chosen one is then trained and

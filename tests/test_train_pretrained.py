@@ -36,6 +36,7 @@ def test_registry_training_options_apply_to_their_architecture_only():
     assert args.lr == 0.01, "the command line's options stay as given"
 
 
+@pytest.mark.e2e
 def test_tiny_vgg16_run_records_its_pinned_starting_weights(replicated, tmp_path):
     out = tmp_path / "bundle"
     assert train_main(["--modality", "ultrasound", "--data", str(replicated), "--arch", "vgg16", "--image-size", "32",
