@@ -143,8 +143,25 @@ def test_saved_model_serves_the_bundles_calibrated_probabilities(tmp_path, sampl
 
 def test_bcc_predict_console_script_is_declared():
     scripts = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    module, function = scripts["bcc-predict"].split(":")
-    assert callable(getattr(import_module(module), function))
+    for name in ("bcc", "bcc-predict"):
+        module, function = scripts[name].split(":")
+        assert callable(getattr(import_module(module), function)), name
+
+
+def test_bcc_runs_each_stage_as_its_module_does(sample_files, capsys):
+    """``bcc predict`` prints what ``python -m bcc_model.predict`` prints; unknown or missing commands exit 2."""
+    from bcc_model.cli import COMMANDS, main as bcc_main
+
+    assert set(COMMANDS) == {"train", "predict", "evaluate", "export", "fetch-pretrained"}
+    assert all(callable(import_module(module).main) for module, _ in COMMANDS.values())
+    via_bcc = run_main(bcc_main, "predict", sample_files[0])
+    direct = _cli(sample_files[0])
+    assert via_bcc.returncode == direct.returncode == 0 and via_bcc.stdout == direct.stdout != ""
+    listing = run_main(bcc_main, "--help")
+    assert listing.returncode == 0 and all(name in listing.stdout for name in COMMANDS)
+    assert "Research use only" in listing.stdout
+    assert run_main(bcc_main).returncode == 2 and run_main(bcc_main, "diagnose").returncode == 2
+    assert run_main(bcc_main, "train", "--help").returncode == 0
 
 
 @pytest.mark.e2e

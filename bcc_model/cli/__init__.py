@@ -1,0 +1,44 @@
+"""``bcc``: one command line with a subcommand per stage.
+
+``bcc train``, ``bcc predict``, ``bcc evaluate``, ``bcc export`` and ``bcc fetch-pretrained`` run
+the same ``main(argv)`` as ``python -m bcc_model.train`` (and ``predict``, ``evaluate``,
+``export``, ``pretrained``), which keep working as documented; each subcommand's ``--help`` is
+that module's. The command modules are imported only when their subcommand is chosen, so
+``bcc predict`` never loads the training code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Sequence
+
+__all__ = ["COMMANDS", "main"]
+
+COMMANDS = {
+    "train": ("bcc_model.train", "train a modality's model and write its bundle"),
+    "predict": ("bcc_model.predict", "classify files, folders, zips and whole slides"),
+    "evaluate": ("bcc_model.evaluate", "score a bundle on a labelled folder of new patients"),
+    "export": ("bcc_model.export", "write a bundle as a SavedModel or ONNX file"),
+    "fetch-pretrained": ("bcc_model.pretrained", "download and verify the pinned pretrained weights"),
+}
+"""Subcommand -> (module whose ``main(argv)`` runs it, one line for ``bcc --help``)."""
+
+
+def _usage() -> str:
+    lines = ["usage: bcc <command> [options]   (bcc <command> --help for its options)", "", "commands:"]
+    lines += [f"  {name:<17} {summary}" for name, (_, summary) in COMMANDS.items()]
+    return "\n".join(lines + ["", "Research use only: not for diagnostic use."])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the subcommand named first in ``argv``; its exit status, or 2 for a missing or unknown one."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(_usage(), file=sys.stdout if args else sys.stderr)
+        return 0 if args else 2
+    if args[0] not in COMMANDS:
+        print(f"error: unknown command {args[0]!r}; valid: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[args[0]][0])
+    return module.main(args[1:])
