@@ -31,12 +31,12 @@ from bcc_model.analysis.image import Analysis, HeatmapRequest, analyse, explain_
 from app_pages._lru import ByteLRU
 from bcc_model.analysis.predictions import Prediction
 from bcc_model.analysis.region import RegionResult, analyse_region
-from bcc_model.cytology.attributions import case_attributions
-from bcc_model.cytology.cases import predict_cases, read_cases_csv
+from bcc_model.modalities.cytology.attributions import case_attributions
+from bcc_model.modalities.cytology.cases import predict_cases, read_cases_csv
 from bcc_model.explain.cams import Explainer
 from bcc_model.imaging.pixels import LoadedImage
 from bcc_model.imaging.io import read_image
-from bcc_model.modalities import ModalitySpec, get_modality
+from bcc_model.registry import ModalitySpec, get_modality
 from bcc_model.models.bundle import Bundle, check_weights, is_shipped, load_bundle, read_bundle_info
 
 __all__ = ["model_lock", "image_sha", "bundle_view", "loaded_bundle", "explainer", "decode", "analysis", "heatmap",

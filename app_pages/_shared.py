@@ -18,7 +18,7 @@ from bcc_model.analysis.image import Analysis
 from bcc_model.analysis.predictions import Prediction
 from bcc_model.datasets.folders import sample_images
 from bcc_model.evaluation.model_quality import performance_caution
-from bcc_model.modalities import MODALITIES, ModalitySpec, get_modality, modality_keys
+from bcc_model.registry import MODALITIES, ModalitySpec, get_modality, modality_keys
 from bcc_model.models.bundle import Bundle, BundleError, BundleTampered
 from bcc_model.reporting.formatting import escape_markdown
 from bcc_model.reporting.tables import headline_table

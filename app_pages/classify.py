@@ -24,7 +24,7 @@ from bcc_model.reporting.figures import probability_bar, probability_map_figure
 from bcc_model.imaging.pixels import ImageReadError
 from bcc_model.imaging.modality_guess import modality_hint
 from bcc_model.explain.overlay import (COLORMAPS, DEFAULT_COLORMAP, OVERLAY_STYLES, STYLE_NAMES, enlarge, for_display,
-                                      outline_region, overlay_heatmap)
+                                      map_to_png, outline_region, overlay_heatmap)
 from bcc_model.reporting.exports import to_safe_csv
 from bcc_model.reporting.formatting import escape_markdown
 from bcc_model.analysis.region import explain_tile
@@ -32,7 +32,7 @@ from bcc_model.analysis.wsi import from_region
 from bcc_model.evaluation.model_quality import performance_caution
 from bcc_model.reporting.tilemaps import geojson_text, tiles_csv
 from bcc_model.reporting.report import ReportEntry, build_report_html
-from bcc_model.imaging.tiling import flagged_fraction, magnification_to_mpp, map_to_png
+from bcc_model.imaging.tiling import flagged_fraction, magnification_to_mpp
 from app_pages import _cache as cache
 from app_pages import _shared as ui
 

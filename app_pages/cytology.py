@@ -6,7 +6,7 @@ listed, good rows classified; the upload stays in memory). Per case: the calibra
 probabilities with threshold and indeterminate band, the decision, warnings for values outside
 the training range and the per-feature attributions (integrated gradients).
 
-Layout only: parsing, prediction and attributions are ``bcc_model.cytology`` calls; the bundle
+Layout only: parsing, prediction and attributions are ``bcc_model.modalities.cytology`` calls; the bundle
 comes from the app's cache layer ``app_pages/_cache.py``.
 """
 
@@ -17,11 +17,11 @@ import streamlit as st
 
 from bcc_model import RESEARCH_USE_NOTICE
 from bcc_model.reporting.figures import probability_bar
-from bcc_model.modalities import get_modality
+from bcc_model.registry import get_modality
 from bcc_model.analysis.predictions import Prediction
-from bcc_model.cytology.cases import (FEATURE_NAMES, FEATURES, STATISTICS, input_precision, out_of_range,
+from bcc_model.modalities.cytology.cases import (FEATURE_NAMES, FEATURES, STATISTICS, input_precision, out_of_range,
                                template_csv)
-from bcc_model.cytology.figures import attribution_figure
+from bcc_model.modalities.cytology.figures import attribution_figure
 from bcc_model.reporting.exports import to_safe_csv
 from bcc_model.reporting.formatting import escape_markdown
 from app_pages import _cache as cache

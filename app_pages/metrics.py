@@ -18,7 +18,7 @@ from bcc_model.reporting.curves import calibration_figure, pr_figure, roc_figure
 from bcc_model.reporting.figures import confusion_figure, history_figures
 from bcc_model.reporting.model_card import selection_tables
 from bcc_model.reporting.tables import comparison_table, headline_table, per_class_table, split_table, task_scores_table
-from bcc_model.modalities import MODALITIES
+from bcc_model.registry import MODALITIES
 from app_pages import _cache as cache
 from app_pages import _shared as ui
 

@@ -22,7 +22,7 @@ from typing import Any
 RESEARCH_USE_NOTICE = "Research use only — not for diagnostic use."
 
 _PUBLIC = {
-    "get_modality": "bcc_model.modalities",
+    "get_modality": "bcc_model.registry",
     "read_image": "bcc_model.imaging.io",
     "load_bundle": "bcc_model.models.bundle",
     "analyse": "bcc_model.analysis.image",

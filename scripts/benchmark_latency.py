@@ -81,11 +81,11 @@ def per_image(modality: str, runs: int, warmup: int) -> float:
     from bcc_model.datasets.folders import sample_images
     from bcc_model.explain.cams import Explainer
     from bcc_model.imaging.io import read_image
-    from bcc_model.modalities import get_modality
+    from bcc_model.registry import get_modality
     from bcc_model.analysis.predictions import predict_images
     from bcc_model.imaging.preprocess import to_model_batch
     from bcc_model.explain.marks import lesion_marks
-    from bcc_model.imaging.mammogram import breast_region
+    from bcc_model.modalities.mammography.hygiene import breast_region
     from bcc_model.models.lesion_head import lesion_maps
 
     spec = get_modality(modality)
@@ -143,7 +143,7 @@ def densenet121_reference(runs: int, warmup: int, side: int = 224) -> float:
     from bcc_model.datasets.folders import sample_images
     from bcc_model.explain.cams import Explainer
     from bcc_model.imaging.io import read_image
-    from bcc_model.modalities import get_modality
+    from bcc_model.registry import get_modality
 
     trunk = keras.applications.DenseNet121(include_top=False, weights=None, input_shape=(side, side, 3))
     head = keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(trunk.output))
@@ -174,7 +174,7 @@ def densenet121_reference(runs: int, warmup: int, side: int = 224) -> float:
 def region_benchmark(side: int = 2000) -> tuple[float, int]:
     """Seconds and tissue tiles of ``analyse_region`` (warm) on a ``side`` px field of sample patches."""
     from bcc_model.analysis.region import analyse_region
-    from bcc_model.modalities import get_modality
+    from bcc_model.registry import get_modality
     from bcc_model.models.bundle import load_bundle
 
     bundle = load_bundle(get_modality("histopathology"))
@@ -194,7 +194,7 @@ def _field_of_patches(side: int):
 
     from bcc_model.datasets.folders import sample_images
     from bcc_model.imaging.io import read_image
-    from bcc_model.modalities import get_modality
+    from bcc_model.registry import get_modality
 
     patches = [read_image(p).pixels for p in sample_images(get_modality("histopathology"))]
     cells = side // 50
@@ -212,7 +212,7 @@ def slide_benchmark(side: int) -> float:
 
     from bcc_model.analysis.wsi import analyse_slide
     from bcc_model.imaging.wsi import open_slide
-    from bcc_model.modalities import get_modality
+    from bcc_model.registry import get_modality
     from bcc_model.models.bundle import load_bundle
     from scripts.benchmark_slides import _write_slide
 
@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
           f"weights: {os.environ.get('BCC_WEIGHTS_DIR', ROOT / 'weights')}")
     if not args.skip_browser:
         from bcc_model.datasets.folders import sample_images
-        from bcc_model.modalities import get_modality
+        from bcc_model.registry import get_modality
 
         sample = next(iter(sample_images(get_modality("histopathology"))), None)
         if sample is None:

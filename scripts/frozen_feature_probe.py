@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bcc_model.models.architectures import build_vgg16  # noqa: E402
 from bcc_model.datasets.folders import discover, load_images
 from bcc_model.datasets.splits import split_by_group
-from bcc_model.modalities import get_modality, modality_keys  # noqa: E402
+from bcc_model.registry import get_modality, modality_keys  # noqa: E402
 
 
 def pooled_features(images: np.ndarray) -> dict[str, np.ndarray]:

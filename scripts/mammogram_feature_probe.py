@@ -38,7 +38,7 @@ def _features(data_dir: Path, files: list[str], size: int, lesions=None):
     from bcc_model.datasets.lesions import circle_mask
     from bcc_model.imaging.io import read_image
     from bcc_model.imaging.preprocess import to_model_input_with_mask
-    from bcc_model.modalities import get_modality
+    from bcc_model.registry import get_modality
     from bcc_model.models.pretrained import densenet121_trunk
 
     spec = replace(get_modality("mammography"), preprocessing=HYGIENE, input_size=size)

@@ -32,9 +32,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from bcc_model.datasets.lesions import circle_mask, read_circles
     from bcc_model.imaging.io import read_image
-    from bcc_model.imaging.mammogram import is_inverted, pectoral_mask
+    from bcc_model.modalities.mammography.hygiene import is_inverted, pectoral_mask
     from bcc_model.imaging.preprocess import STEPS
-    from bcc_model.modalities import get_modality
+    from bcc_model.registry import get_modality
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mias", required=True, type=Path)

@@ -26,10 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     from bcc_model.analysis.predictions import calibrated_probabilities
     from bcc_model.datasets.folders import load_images
     from bcc_model.datasets.manifest import add_hashes
-    from bcc_model.evaluation.calibration import OperatingPoint
+    from bcc_model.models.decision import OperatingPoint
     from bcc_model.evaluation.robustness import compression_robustness
     from bcc_model.models.bundle import load_bundle, write_json
-    from bcc_model.modalities import get_modality, modality_keys
+    from bcc_model.registry import get_modality, modality_keys
     from bcc_model.reporting.model_card import render_model_card
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

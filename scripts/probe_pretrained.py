@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bcc_model.datasets.folders import discover, load_images
     from bcc_model.datasets.splits import split_by_group
-    from bcc_model.modalities import get_modality
+    from bcc_model.registry import get_modality
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, type=Path)
@@ -111,7 +111,7 @@ def _grouped_fine_tune(images, y, groups, scale: int, trunk: str, epochs: int, s
     from bcc_model.training.tfdata import patient_weights
 
     from bcc_model.models.architectures import build_model
-    from bcc_model.modalities import get_modality
+    from bcc_model.registry import get_modality
 
     spec = get_modality("histopathology")
     x = images.astype(np.float32) if trunk == "se_resnet" else _densenet_inputs(images, scale)
@@ -121,7 +121,7 @@ def _grouped_fine_tune(images, y, groups, scale: int, trunk: str, epochs: int, s
         fit, held = fold_of != fold, fold_of == fold
         if trunk == "se_resnet":  # the shipped architecture, as the bundle builds it
             keras.utils.set_random_seed(seed + fold)
-            network = build_model("se_resnet", spec.input_shape, 2, **dict(spec.arch_params["se_resnet"]))
+            network = build_model("se_resnet", spec.input_shape, 2, **dict(spec.recipe.arch_params["se_resnet"]))
         else:
             network = keras.Sequential([_network(scale, trunk, seed + fold), keras.layers.GlobalAveragePooling2D(),
                                         keras.layers.Dropout(0.3), keras.layers.Dense(2, activation="softmax")])

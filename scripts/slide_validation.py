@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     from bcc_model.datasets.slides import complete_patients, rebuild_slide
     from bcc_model.evaluation.slides import slide_scores
     from bcc_model.models.bundle import load_bundle
-    from bcc_model.modalities import get_modality
+    from bcc_model.registry import get_modality
     from bcc_model.reporting.slide_maps import truth_beside_map
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

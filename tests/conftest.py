@@ -49,7 +49,7 @@ def app_server(tmp_path_factory, chromium_path):
 
 @pytest.fixture(scope="session")
 def histo_spec():
-    from bcc_model.modalities import get_modality
+    from bcc_model.registry import get_modality
 
     return get_modality("histopathology")
 
@@ -106,7 +106,7 @@ def tiny_bundle(tmp_path_factory) -> Path:
     """
     from filelock import FileLock
 
-    from bcc_model.train import main
+    from bcc_model.cli.train import main
 
     worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ...; unset without xdist
     shared = tmp_path_factory.getbasetemp().parent if worker else tmp_path_factory.getbasetemp()

@@ -24,7 +24,7 @@ from bcc_model.reporting.model_card import selection_tables
 from bcc_model.reporting.tables import task_scores_table
 from bcc_model.imaging.pixels import ImageReadError
 from bcc_model.imaging.io import read_image
-from bcc_model.modalities import MODALITIES
+from bcc_model.registry import MODALITIES
 from bcc_model.analysis.predictions import predict_images
 from tests.apptest_helpers import PNG, heatmap_images as _heatmap_images, plain, run_app
 from tests.support.bundles import shipped_bundle
@@ -257,7 +257,7 @@ def test_trust_cues_where_the_eye_is(bundle, sample_files):
 
 def test_a_weak_models_caution_is_beside_its_output_and_in_the_table():
     from bcc_model.evaluation.model_quality import performance_caution
-    from bcc_model.modalities import get_modality
+    from bcc_model.registry import get_modality
 
     spec = get_modality("mammography")
     caution = performance_caution(shipped_bundle(spec.key).metrics)

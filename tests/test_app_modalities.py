@@ -16,7 +16,7 @@ from bcc_model.models.bundle import read_bundle_info
 from bcc_model.explain.cams import FASTEST_FIRST, HEATMAP_LIMITATIONS, LESION_MAP_CAPTION
 from bcc_model.reporting.tables import task_scores_table
 from bcc_model.imaging.io import read_image
-from bcc_model.modalities import get_modality
+from bcc_model.registry import get_modality
 from bcc_model.analysis.predictions import predict_images
 from bcc_model.imaging.preprocess import model_view_caption
 from tests.apptest_helpers import PNG, heatmap_images, image_captions, page_texts, run_app

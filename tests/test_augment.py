@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from bcc_model.training.augment import AUGMENTATIONS, augment
 from bcc_model.imaging.io import read_image
-from bcc_model.modalities import get_modality
+from bcc_model.registry import get_modality
 from bcc_model.imaging.preprocess import to_model_input
 
 from .conftest import ROOT
@@ -67,7 +67,7 @@ def test_flip_lr_only_mirrors_columns(mammogram):
 
 @pytest.mark.parametrize("key", ["mammography", "ultrasound"])
 def test_registry_policies_run_seeded(key, mammogram):
-    names = get_modality(key).augmentation
+    names = get_modality(key).recipe.augmentation
     seed = tf.constant([3, 4], dtype=tf.int64)
     a, b = augment(mammogram, seed, names).numpy(), augment(mammogram, seed, names).numpy()
     np.testing.assert_array_equal(a, b)

@@ -21,8 +21,8 @@ from bcc_model.analysis.wsi import analyse_slide
 from bcc_model.imaging.io import read_image
 from bcc_model.imaging.preprocess import to_model_batch
 from bcc_model.imaging.wsi import open_slide
-from bcc_model.modalities import PROJECT_ROOT
-from bcc_model.predict import main as predict_main
+from bcc_model.registry import PROJECT_ROOT
+from bcc_model.cli.predict import main as predict_main
 from bcc_model.reporting.tilemaps import box_of_feature
 from tests.support.cli import run_main
 from tests.support.bundles import shipped_bundle

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from bcc_model.modalities import MODALITIES, get_modality
+from bcc_model.registry import MODALITIES, get_modality
 from bcc_model.models.bundle import BundleError, read_bundle_info
 from bcc_model.models.spec import BundleSpec, BundleSpecError
 

@@ -11,9 +11,9 @@ import pytest
 
 from bcc_model import RESEARCH_USE_NOTICE
 from bcc_model.models.bundle import BundleTampered, file_sha256, is_shipped, load_bundle, save_model
-from bcc_model.modalities import MODALITIES, get_modality
+from bcc_model.registry import MODALITIES, get_modality
 from bcc_model.reporting.report import build_report_html
-from bcc_model.predict import main as predict_main
+from bcc_model.cli.predict import main as predict_main
 from tests.apptest_helpers import run_app
 from tests.support.cli import run_main
 

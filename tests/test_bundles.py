@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from bcc_model.modalities import MODALITIES
+from bcc_model.registry import MODALITIES
 from tests.support.bundles import shipped_bundle
 
 SHIPPED = [spec for spec in MODALITIES.values()

@@ -6,14 +6,8 @@ import numpy as np
 import pytest
 from scipy.special import softmax
 
-from bcc_model.evaluation.calibration import (
-    apply_temperature,
-    band_summary,
-    choose_band,
-    choose_threshold,
-    decide,
-    fit_temperature,
-)
+from bcc_model.models.decision import apply_temperature, decide
+from bcc_model.evaluation.calibration import band_summary, choose_band, choose_threshold, fit_temperature
 
 
 def _overconfident(true_t: float, n: int = 6000, k: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -13,8 +13,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from bcc_model import RESEARCH_USE_NOTICE
-from bcc_model.modalities import get_modality
-from bcc_model.cytology.cases import FEATURE_NAMES, predict_cases, read_cases_csv
+from bcc_model.registry import get_modality
+from bcc_model.modalities.cytology.cases import FEATURE_NAMES, predict_cases, read_cases_csv
 from tests.apptest_helpers import plain
 from tests.support.bundles import shipped_bundle
 

@@ -61,7 +61,7 @@ def test_discover_marks_the_registry_test_always_rows(tmp_path, sample_dir, hist
     listing["coverage"] = np.where(listing["group"] == listing["group"].iloc[0], "complete", "sparse")
     listing.to_csv(tmp_path / "labels.csv", index=False)
     table = discover(tmp_path, histo_spec)
-    assert histo_spec.test_always == ("coverage", "complete")
+    assert histo_spec.recipe.test_always == ("coverage", "complete")
     assert table["always_test"].tolist() == (table["group"] == listing["group"].iloc[0]).tolist()
     assert set(split_by_group(table, seed=0).query("always_test")["split"]) == {"test"}
 
@@ -146,9 +146,9 @@ def test_augmentations_keep_range_shape_and_are_seeded(sample_dir, histo_spec):
     for name in AUGMENTATIONS:
         out = AUGMENTATIONS[name](image, seed).numpy()
         assert out.shape == (50, 50, 3) and 0 <= out.min() and out.max() <= 255, name
-    a = augment(image, seed, histo_spec.augmentation).numpy()
-    b = augment(image, seed, histo_spec.augmentation).numpy()
-    c = augment(image, tf.constant([5, 6], dtype=tf.int64), histo_spec.augmentation).numpy()
+    a = augment(image, seed, histo_spec.recipe.augmentation).numpy()
+    b = augment(image, seed, histo_spec.recipe.augmentation).numpy()
+    c = augment(image, tf.constant([5, 6], dtype=tf.int64), histo_spec.recipe.augmentation).numpy()
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
     hed = AUGMENTATIONS["hed_jitter"](image, seed).numpy()
@@ -174,7 +174,7 @@ def test_dataset_pipeline_batches_and_repeats_deterministically(sample_dir, hist
 
 def test_sample_images_are_the_listed_images_not_their_masks():
     from bcc_model.datasets.folders import sample_images
-    from bcc_model.modalities import get_modality
+    from bcc_model.registry import get_modality
 
     spec = get_modality("ultrasound")
     listed = pd.read_csv(spec.sample_dir / "labels.csv", dtype=str)

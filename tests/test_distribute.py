@@ -28,7 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 import keras
 from bcc_model.datasets.folders import discover, load_images
-from bcc_model.modalities import get_modality
+from bcc_model.registry import get_modality
 from bcc_model.training.config import TrainConfig
 from bcc_model.training.fit import configure_determinism, train_one
 
@@ -74,7 +74,7 @@ def test_two_logical_devices_follow_the_single_device_loss_curve(tmp_path):
 
 
 def test_an_unknown_strategy_is_refused_by_the_command_line(capsys):
-    from bcc_model.train import main
+    from bcc_model.cli.train import main
 
     with pytest.raises(SystemExit):
         main(["--strategy", "parameter_server"])

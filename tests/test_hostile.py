@@ -15,8 +15,8 @@ from PIL import Image
 from bcc_model.imaging.gates import input_problem
 from bcc_model.datasets.folders import sample_images
 from bcc_model.imaging.io import read_image
-from bcc_model.modalities import PROJECT_ROOT, get_modality
-from bcc_model.predict import main as predict_main
+from bcc_model.registry import PROJECT_ROOT, get_modality
+from bcc_model.cli.predict import main as predict_main
 from bcc_model.reporting.exports import to_safe_csv
 from bcc_model.reporting.formatting import escape_markdown
 from tests.apptest_helpers import PNG, run_app
@@ -195,7 +195,7 @@ def test_a_dicom_without_its_preamble_is_read():
 
 
 def test_reencoding_keeps_layout_and_robustness_reports_every_codec():
-    from bcc_model.evaluation.calibration import OperatingPoint
+    from bcc_model.models.decision import OperatingPoint
     from bcc_model.evaluation.robustness import CODECS, compression_robustness, reencode
 
     rng = np.random.default_rng(2)

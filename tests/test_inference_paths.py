@@ -15,11 +15,11 @@ import pytest
 
 from bcc_model.analysis.predictions import calibrated_probabilities, compiled_forward, raw_probabilities
 from bcc_model.datasets.folders import sample_images
-from bcc_model.evaluation.calibration import apply_temperature, decide
+from bcc_model.models.decision import apply_temperature, decide
 from bcc_model.explain.cams import Explainer
 from bcc_model.imaging.io import read_image
 from bcc_model.imaging.preprocess import to_model_batch
-from bcc_model.modalities import get_modality
+from bcc_model.registry import get_modality
 from bcc_model.models.bundle import load_bundle
 from tests.support.bundles import shipped_bundle
 

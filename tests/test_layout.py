@@ -9,10 +9,10 @@ import re
 import pytest
 
 from bcc_model.analysis.image import analyse
-from bcc_model.cytology.cases import load_cases, predict_cases
+from bcc_model.modalities.cytology.cases import load_cases, predict_cases
 from bcc_model.datasets.folders import sample_images
 from bcc_model.imaging.io import read_image
-from bcc_model.modalities import MODALITIES, PROJECT_ROOT
+from bcc_model.registry import MODALITIES, PROJECT_ROOT
 from bcc_model.reporting.model_card import render_model_card
 from tests.support.bundles import shipped_bundle
 
@@ -77,7 +77,7 @@ def test_docs_layout_names_every_top_level_folder_and_subpackage():
 
 def test_package_top_holds_only_command_lines_and_the_registry():
     top = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
-    assert top == ["evaluate", "export", "modalities", "predict", "pretrained", "train"]
+    assert top == ["evaluate", "export", "predict", "pretrained", "registry", "train"]
 
 
 def test_no_module_is_longer_than_about_400_lines():

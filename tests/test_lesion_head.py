@@ -19,7 +19,7 @@ from bcc_model.datasets.folders import discover, load_images
 from bcc_model.models.lesion_head import (CLASS_OUTPUT, LESION_OUTPUT, add_lesion_head, attach_lesion_head, canonical_history,
                                    classifier_only, lesion_grid, lesion_head_only, lesion_map_model, lesion_maps)
 from bcc_model.datasets.lesions import model_space_masks
-from bcc_model.modalities import get_modality
+from bcc_model.registry import get_modality
 from bcc_model.training.fit import compile_model
 
 from .conftest import ROOT

@@ -8,7 +8,7 @@ import pytest
 
 from bcc_model.datasets.folders import discover
 from bcc_model.datasets.lesions import LesionError, circle_mask, lesion_mask, model_space_masks, read_circles
-from bcc_model.modalities import get_modality
+from bcc_model.registry import get_modality
 
 from .conftest import ROOT
 

@@ -1,4 +1,4 @@
-"""Mammogram hygiene on real images: polarity and the pectoral muscle (imaging/mammogram.py)."""
+"""Mammogram hygiene on real images: polarity and the pectoral muscle (modalities/mammography/hygiene.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 
 from bcc_model.datasets.lesions import circle_mask, read_circles
 from bcc_model.imaging.io import read_image
-from bcc_model.imaging.mammogram import PECTORAL_AREA, is_inverted, normalise_polarity, pectoral_mask
+from bcc_model.modalities.mammography.hygiene import PECTORAL_AREA, is_inverted, normalise_polarity, pectoral_mask
 from bcc_model.imaging.preprocess import STEPS, to_model_input
-from bcc_model.modalities import get_modality
+from bcc_model.registry import get_modality
 
 from .conftest import ROOT
 from tests.support.bundles import shipped_bundle
@@ -97,7 +97,7 @@ def test_hygiene_steps_leave_a_lesion_mask_where_it_was(step):
 @pytest.mark.e2e
 def test_an_rsna_folder_is_scored_as_cancer_against_no_cancer_beside_the_histogram_baseline(tmp_path):
     """evaluate accepts negative/ + malignant/ (negative = not malignant) and reports the baseline."""
-    from bcc_model.evaluate import main as evaluate_main
+    from bcc_model.cli.evaluate import main as evaluate_main
 
     out = tmp_path / "rsna.json"
     assert evaluate_main(["--modality", "mammography", "--data", str(RSNA), "--bootstrap", "50",

@@ -17,7 +17,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from bcc_model.evaluation.calibration import OperatingPoint
+from bcc_model.models.decision import OperatingPoint
 from bcc_model.evaluation.metrics import HEADLINE_METRICS, compute_metrics, format_metrics_table
 
 LABELS = ["benign", "malignant"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,8 +9,8 @@ import pytest
 from bcc_model.evaluation.calibration import fit_temperature
 from bcc_model.evaluation.froc import froc
 from bcc_model.explain.marks import Mark, lesion_marks, marks_caption
-from bcc_model.modalities import get_modality
-from bcc_model.training.features import cell_targets
+from bcc_model.registry import get_modality
+from bcc_model.modalities.mammography.features import cell_targets
 
 
 def _cells() -> np.ndarray:
@@ -21,7 +20,7 @@ def _cells() -> np.ndarray:
 
 @pytest.mark.parametrize("mode,expected", [("max", 4.0), ("mean", 2.5), ("topk", 3.5)])
 def test_cell_pooling_modes(mode, expected):
-    from bcc_model.models.mil import CellPooling
+    from bcc_model.modalities.mammography.mil import CellPooling
 
     pooled = np.asarray(CellPooling(mode, k=2)(_cells()))
     assert pooled.shape == (1, 2)
@@ -29,7 +28,7 @@ def test_cell_pooling_modes(mode, expected):
 
 
 def test_lse_pooling_lies_between_mean_and_max_and_keeps_a_flat_map():
-    from bcc_model.models.mil import CellPooling
+    from bcc_model.modalities.mammography.mil import CellPooling
 
     pooled = np.asarray(CellPooling("lse", r=4.0)(_cells()))[0]
     assert 2.5 < pooled[0] < 4.0
@@ -39,7 +38,7 @@ def test_lse_pooling_lies_between_mean_and_max_and_keeps_a_flat_map():
 
 
 def test_set_cross_entropy_scores_a_screening_negative_by_its_set():
-    from bcc_model.models.mil import set_cross_entropy
+    from bcc_model.modalities.mammography.mil import set_cross_entropy
 
     p = np.array([[0.2, 0.5, 0.3]], np.float32)
     one_hot = np.asarray(set_cross_entropy(np.array([[0, 1, 0]], np.float32), p))
@@ -49,7 +48,7 @@ def test_set_cross_entropy_scores_a_screening_negative_by_its_set():
 
 
 def test_masked_cell_entropy_ignores_unknown_cells():
-    from bcc_model.models.mil import masked_cell_entropy
+    from bcc_model.modalities.mammography.mil import masked_cell_entropy
 
     predictions = np.array([[0.9, 0.1, 0.5], [0.5, 0.5, 0.5]], np.float32)
     targets = np.array([[1, 0, -1], [-1, -1, -1]], np.float32)
@@ -112,9 +111,9 @@ def test_froc_counts_hits_once_and_false_marks_per_image():
 
 def test_head_training_is_deterministic_and_learns_a_cell_signal():
     from bcc_model.training.config import TrainConfig
-    from bcc_model.training.mil import fit_head
+    from bcc_model.modalities.mammography.training import fit_head
 
-    spec = replace(get_modality("mammography"), arch_params={"densenet121_mil": {"width": 8, "dropout": 0.0, "k": 2}})
+    spec = get_modality("mammography").with_recipe(arch_params={"densenet121_mil": {"width": 8, "dropout": 0.0, "k": 2}})
     rng = np.random.default_rng(1)
     features = rng.normal(size=(40, 2, 2, 1024)).astype(np.float16)
     targets = np.zeros((40, 3), np.float32)
@@ -135,7 +134,7 @@ def test_head_training_is_deterministic_and_learns_a_cell_signal():
 @pytest.mark.parametrize("arch", ["densenet121_mil", "vgg16_mil"])
 def test_full_model_equals_head_on_trunk_features(arch):
     from bcc_model.models.architectures import build_model
-    from bcc_model.models.mil import build_mil_head, transfer_head, trunk_model
+    from bcc_model.modalities.mammography.mil import build_mil_head, transfer_head, trunk_model
 
     model = build_model(arch, (64, 64, 1), 3, width=8, pooling="topk", k=2, pretrained=False)
     x = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 1)).astype(np.float32)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bcc_model.modalities import MODALITIES, ModalitySpec
+from bcc_model.registry import MODALITIES, ModalitySpec
 from bcc_model.imaging.modality_guess import describe_appearance, modality_hint, suggest_modality
 
 
@@ -21,7 +21,7 @@ def _greyscale_registry(*keys: str) -> dict[str, ModalitySpec]:
     """A registry of stand-in greyscale modalities, independent of what the real one holds today."""
     return {
         key: ModalitySpec(key=key, title=key.title(), kind="image", labels=("benign", "malignant"),
-                          positive_label="malignant", input_size=64, channels=1, arch_params={"se_resnet": {}})
+                          positive_label="malignant", input_size=64, channels=1)
         for key in keys
     }
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bcc_model import RESEARCH_USE_NOTICE
-from bcc_model.evaluation.calibration import OperatingPoint
+from bcc_model.models.decision import OperatingPoint
 from bcc_model.evaluation.metrics import compute_metrics
 from bcc_model.reporting.formatting import NOT_RECORDED
 from bcc_model.reporting.model_card import render_model_card

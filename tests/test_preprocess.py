@@ -10,8 +10,9 @@ import pytest
 
 from bcc_model.imaging.io import read_image
 from bcc_model.datasets.lesions import circle_mask, read_circles
-from bcc_model.modalities import get_modality
-from bcc_model.imaging.preprocess import STEPS, breast_box, faces_right, to_model_input, to_model_input_with_mask
+from bcc_model.registry import get_modality
+from bcc_model.imaging.preprocess import STEPS, to_model_input, to_model_input_with_mask
+from bcc_model.modalities.mammography.hygiene import breast_box, faces_right
 
 from .conftest import ROOT
 
@@ -144,7 +145,7 @@ def test_model_view_is_the_model_input_for_display(mammo_spec):
 
 
 def test_model_view_caption_names_the_geometry_changes():
-    from bcc_model.modalities import get_modality
+    from bcc_model.registry import get_modality
     from bcc_model.imaging.preprocess import model_view_caption
 
     mammo, ultrasound = get_modality("mammography").input_size, get_modality("ultrasound").input_size

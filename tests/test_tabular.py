@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from bcc_model.datasets.folders import DataError
-from bcc_model.cytology.cases import FEATURE_NAMES, FEATURES, MAX_CSV_BYTES, STATISTICS, WDBC_SOURCE, feature_ranges, input_precision, load_cases, load_wdbc, out_of_range, read_cases_csv, row_sha256, template_csv
-from bcc_model.cytology.attributions import attributions
-from bcc_model.cytology.figures import attribution_figure
+from bcc_model.modalities.cytology.cases import FEATURE_NAMES, FEATURES, MAX_CSV_BYTES, STATISTICS, WDBC_SOURCE, feature_ranges, input_precision, load_cases, load_wdbc, out_of_range, read_cases_csv, row_sha256, template_csv
+from bcc_model.modalities.cytology.attributions import attributions
+from bcc_model.modalities.cytology.figures import attribution_figure
 
 LABELS = ("benign", "malignant")
 
@@ -174,7 +174,7 @@ def test_input_precision():
 def tiny_model(request, wdbc):
     import keras
 
-    from bcc_model.cytology.models import build_tabular_model
+    from bcc_model.modalities.cytology.models import build_tabular_model
 
     keras.utils.set_random_seed(0)
     x = wdbc[list(FEATURE_NAMES)].to_numpy()
@@ -186,7 +186,7 @@ def tiny_model(request, wdbc):
 @pytest.mark.parametrize("temperature", [1.0, 0.5])
 def test_attributions_are_complete(tiny_model, wdbc, temperature):
     """Sundararajan et al. (2017), completeness: attributions sum to f(x) - f(baseline)."""
-    from bcc_model.evaluation.calibration import apply_temperature
+    from bcc_model.models.decision import apply_temperature
 
     x = wdbc[list(FEATURE_NAMES)].to_numpy()
     baseline = x.mean(axis=0)

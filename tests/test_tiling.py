@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bcc_model.explain.overlay import map_to_png
 from bcc_model.imaging.tiling import (
     flagged_fraction,
     magnification_to_mpp,
-    map_to_png,
     merge_to_map,
     tile_image,
     tissue_mask,

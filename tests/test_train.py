@@ -14,8 +14,8 @@ import pytest
 
 from bcc_model.analysis.context import CONTEXT_CANDIDATES, NO_CONTEXT, bundle_context
 from bcc_model.models.bundle import BUNDLE_FILES, BundleError, file_sha256, load_bundle, read_bundle_info
-from bcc_model.train import main as train_main
-from bcc_model.predict import main as predict_main
+from bcc_model.cli.train import main as train_main
+from bcc_model.cli.predict import main as predict_main
 
 from .conftest import ROOT, SAMPLES, TINY_TRAIN_ARGS, lay_out_slide
 from .support.cli import run_main
@@ -76,7 +76,6 @@ def test_the_same_seed_and_data_give_the_same_split_weights_and_version(tiny_bun
     """Determinism without a second bundle: the manifest is rebuilt from the data, and the fit loop every
     image bundle uses (``train_one``, augmentation and patient weighting on) runs twice on the sample
     patches with a small SE-ResNet. Identical weights must give an identical ``model.keras``, hence version."""
-    from dataclasses import replace
 
     from bcc_model.datasets.folders import discover, load_images
     from bcc_model.datasets.manifest import add_hashes, manifest_sha256
@@ -87,7 +86,7 @@ def test_the_same_seed_and_data_give_the_same_split_weights_and_version(tiny_bun
 
     manifest = add_hashes(split_by_group(discover(SAMPLES, histo_spec), seed=42), SAMPLES)
     assert manifest_sha256(manifest) == json.loads((tiny_bundle / "model.json").read_text())["data"]["manifest_sha256"]
-    spec = replace(histo_spec, arch_params={"se_resnet": {"widths": (16, 32), "blocks_per_stage": (1, 1), "se_ratio": 4}})
+    spec = histo_spec.with_recipe(arch_params={"se_resnet": {"widths": (16, 32), "blocks_per_stage": (1, 1), "se_ratio": 4}})
     x, y = load_images(manifest, SAMPLES, spec), manifest["label"].map(spec.labels.index).to_numpy()
     arrays = {"train": (x, y), "validation": (x[:8], y[:8]), "train_groups": manifest["group"].to_numpy()}
     config = TrainConfig(epochs=1, batch_size=8, patience=5, patient_weighting=True, verbose=0)

@@ -18,10 +18,10 @@ import pytest
 
 from bcc_model.models.bundle import BUNDLE_FILES, BundleError, file_sha256, load_bundle, read_bundle_info
 from bcc_model.models.lesion_head import LESION_MAP_FILE, lesion_maps
-from bcc_model.modalities import get_modality
-from bcc_model.evaluate import main as evaluate_main
+from bcc_model.registry import get_modality
+from bcc_model.cli.evaluate import main as evaluate_main
 from bcc_model.imaging.preprocess import to_model_batch
-from bcc_model.train import main as train_main
+from bcc_model.cli.train import main as train_main
 
 from .conftest import ROOT, replicate_folder
 from .support.cli import run_main

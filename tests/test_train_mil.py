@@ -18,9 +18,9 @@ import pytest
 
 from bcc_model.models.bundle import load_bundle, read_bundle_info
 from bcc_model.models.lesion_head import LESION_MAP_FILE
-from bcc_model.modalities import get_modality
+from bcc_model.registry import get_modality
 from bcc_model.models.pretrained import DENSENET121_WHEEL
-from bcc_model.train import main as train_main
+from bcc_model.cli.train import main as train_main
 
 from .conftest import ROOT, replicate_folder
 
@@ -100,7 +100,7 @@ def test_bundle_loads_and_analyses_with_the_breast_mask_lesion_map_and_marks(mil
 
 
 def test_evaluate_scores_an_rsna_folder_with_the_new_bundle(mil_bundle, tmp_path):
-    from bcc_model.evaluate import main as evaluate_main
+    from bcc_model.cli.evaluate import main as evaluate_main
 
     out = tmp_path / "metrics.json"
     assert evaluate_main(["--modality", "mammography", "--data", str(RSNA), "--weights", str(mil_bundle / "bundle"),

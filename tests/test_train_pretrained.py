@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from bcc_model.models.bundle import load_bundle, read_bundle_info
-from bcc_model.modalities import get_modality
+from bcc_model.registry import get_modality
 from bcc_model.models.pretrained import source_record
-from bcc_model.train import config_from_argv
-from bcc_model.train import main as train_main
+from bcc_model.cli.train import config_from_argv
+from bcc_model.cli.train import main as train_main
 
 from .conftest import ROOT, replicate_folder
 

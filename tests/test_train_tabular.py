@@ -15,16 +15,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bcc_model.cytology import training as train_tabular
+from bcc_model.modalities.cytology import training as train_tabular
 from bcc_model.models.bundle import BUNDLE_FILES, file_sha256, load_bundle, read_bundle_info
 from bcc_model.datasets.manifest import manifest_sha256
-from bcc_model.modalities import get_modality
-from bcc_model.cytology.cases import FEATURE_NAMES, load_wdbc, predict_cases, row_sha256
-from bcc_model.cytology.models import LOGISTIC_C_GRID, build_logistic_regression
-from bcc_model.train import main as train_main
-from bcc_model.evaluate import main as evaluate_main
-from bcc_model.train import config_from_argv
-from bcc_model.cytology.training import CVPlan, candidate_params, cross_validate, repeated_folds
+from bcc_model.registry import get_modality
+from bcc_model.modalities.cytology.cases import FEATURE_NAMES, load_wdbc, predict_cases, row_sha256
+from bcc_model.modalities.cytology.models import LOGISTIC_C_GRID, build_logistic_regression
+from bcc_model.cli.train import main as train_main
+from bcc_model.cli.evaluate import main as evaluate_main
+from bcc_model.cli.train import config_from_argv
+from bcc_model.modalities.cytology.training import CVPlan, candidate_params, cross_validate, repeated_folds
 
 from .conftest import ROOT
 from .support.cli import run_main
@@ -96,7 +96,7 @@ def test_tiny_run_writes_a_schema_valid_tabular_bundle(tiny_cytology, cytology_s
     conv1d, dense = cv["models"][0], cv["models"][1]
     assert conv1d["candidates"] == _as_json(candidate_params("conv1d", cytology_spec))
     assert len(conv1d["chosen_per_fit"]) == 4 and set(conv1d["chosen_per_fit"]) <= {0, 1}
-    assert dense["params"] == _as_json(dict(cytology_spec.arch_params["dense"])) and "candidates" not in dense
+    assert dense["params"] == _as_json(dict(cytology_spec.recipe.arch_params["dense"])) and "candidates" not in dense
     logistic = cv["models"][2]
     assert logistic["candidates"] == [{"C": c} for c in LOGISTIC_C_GRID]
     assert len(logistic["chosen_per_fit"]) == 4 and set(logistic["chosen_per_fit"]) <= set(range(len(LOGISTIC_C_GRID)))
@@ -252,7 +252,7 @@ def test_cross_validation_chooses_hyperparameters_inside_each_training_fold(monk
     y = (wdbc["label"] == "malignant").to_numpy().astype(int)
     folds = repeated_folds(y, manifest["group"], folds=3, repeats=2, seed=42)
     assert [(name, params) for name, params, _ in calls] == [
-        ("conv1d", candidates[0]), ("conv1d", candidates[1]), ("dense", dict(cytology_spec.arch_params["dense"]))] * 6
+        ("conv1d", candidates[0]), ("conv1d", candidates[1]), ("dense", dict(cytology_spec.recipe.arch_params["dense"]))] * 6
     for k, (fit, _) in enumerate(folds):  # every network of outer fit k saw exactly its training fold
         assert all(seen == {row.tobytes() for row in x[fit]} for _, _, seen in calls[3 * k:3 * k + 3])
     conv1d = next(m for m in cv["models"] if m["name"] == "conv1d")

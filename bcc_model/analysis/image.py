@@ -26,9 +26,8 @@ from bcc_model.analysis.predictions import (Prediction, calibrated_probabilities
 from bcc_model.explain.cams import DEFAULT_METHOD, Explainer
 from bcc_model.explain.marks import Mark, lesion_marks
 from bcc_model.imaging.gates import input_problem
-from bcc_model.imaging.mammogram import breast_region
 from bcc_model.imaging.modality_guess import modality_hint
-from bcc_model.imaging.preprocess import model_view_caption, to_model_input, view_of_input
+from bcc_model.imaging.preprocess import model_view_caption, region_of_interest, to_model_input, view_of_input
 from bcc_model.models.bundle import Bundle
 
 __all__ = ["Analysis", "HeatmapRequest", "analyse", "analyse_many", "explain_analysis", "heatmap_key", "make_explainer"]
@@ -62,7 +61,7 @@ class Analysis:
         lesion_map: float32 lesion probability per model-input pixel, or ``None`` when the
             bundle has no lesion head.
         breast_mask: bool mask (model-input pixels) of the breast the model reads, for
-            modalities whose preprocessing crops to the breast (``mammogram.breast_region``);
+            modalities whose preprocessing crops to the breast (``preprocess.region_of_interest``);
             ``None`` otherwise.
         marks: CAD-style marks, the peaks of the lesion map inside the breast at or above
             ``explain.marks.MARK_FLOOR`` (highest first); empty without a lesion map.
@@ -146,7 +145,7 @@ def analyse_many(bundle: Bundle, images: Sequence[np.ndarray], *, explain: Seque
         hint = None if refusal else modality_hint(pixels, spec.key)  # advisory: mammogram vs ultrasound
         read_warnings = tuple(image_warnings[i]) if image_warnings is not None else ()
         view = view_of_input(model_input)
-        breast = breast_region(view) if "breast_crop" in spec.preprocessing else None
+        breast = region_of_interest(view, spec)
         marks = () if lesion is None else tuple(lesion_marks(lesion[i], region=breast))
         analysis = Analysis(prediction=prediction, model_input=model_input, view=view,
                             view_caption=caption, lesion_map=None if lesion is None else lesion[i],

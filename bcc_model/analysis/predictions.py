@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from bcc_model.models.bundle import Bundle
-from bcc_model.evaluation.calibration import apply_temperature, decide
+from bcc_model.models.decision import apply_temperature, decide
 from bcc_model.imaging.preprocess import to_model_batch
 
 __all__ = ["verdict", "Prediction", "compiled_forward", "raw_probabilities", "calibrated_probabilities", "predict_images"]

@@ -33,7 +33,7 @@ class _BundleWorker:
 
     def __init__(self, modality: str, weights: str | None, items: Sequence[InputItem], settings: BatchSettings):
         from bcc_model.analysis.image import make_explainer
-        from bcc_model.modalities import get_modality
+        from bcc_model.registry import get_modality
         from bcc_model.models.bundle import load_bundle
 
         self.bundle = load_bundle(get_modality(modality), None if weights is None else Path(weights))

@@ -1,9 +1,11 @@
 """``bcc``: one command line with a subcommand per stage.
 
 ``bcc train``, ``bcc predict``, ``bcc evaluate``, ``bcc export`` and ``bcc fetch-pretrained`` run
-the same ``main(argv)`` as ``python -m bcc_model.train`` (and ``predict``, ``evaluate``,
-``export``, ``pretrained``), which keep working as documented; each subcommand's ``--help`` is
-that module's. The command modules are imported only when their subcommand is chosen, so
+``main(argv)`` of one small module here (``train.py``, ``predict.py``, ``evaluate.py``,
+``export.py``, ``fetch_pretrained.py``) that parses arguments, calls the library, prints and
+sets the exit status; nothing else in the package prints. ``python -m bcc_model.train`` (and
+``predict``, ``evaluate``, ``export``, ``pretrained``) keep working as documented: those
+top-level modules only call these. The command modules are imported only when their subcommand is chosen, so
 ``bcc predict`` never loads the training code.
 """
 
@@ -16,11 +18,11 @@ from typing import Sequence
 __all__ = ["COMMANDS", "main"]
 
 COMMANDS = {
-    "train": ("bcc_model.train", "train a modality's model and write its bundle"),
-    "predict": ("bcc_model.predict", "classify files, folders, zips and whole slides"),
-    "evaluate": ("bcc_model.evaluate", "score a bundle on a labelled folder of new patients"),
-    "export": ("bcc_model.export", "write a bundle as a SavedModel or ONNX file"),
-    "fetch-pretrained": ("bcc_model.pretrained", "download and verify the pinned pretrained weights"),
+    "train": ("bcc_model.cli.train", "train a modality's model and write its bundle"),
+    "predict": ("bcc_model.cli.predict", "classify files, folders, zips and whole slides"),
+    "evaluate": ("bcc_model.cli.evaluate", "score a bundle on a labelled folder of new patients"),
+    "export": ("bcc_model.cli.export", "write a bundle as a SavedModel or ONNX file"),
+    "fetch-pretrained": ("bcc_model.cli.fetch_pretrained", "download and verify the pinned pretrained weights"),
 }
 """Subcommand -> (module whose ``main(argv)`` runs it, one line for ``bcc --help``)."""
 

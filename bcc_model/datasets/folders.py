@@ -15,7 +15,7 @@ import pandas as pd
 
 from bcc_model.imaging.pixels import ImageReadError
 from bcc_model.imaging.io import IMAGE_SUFFIXES, read_image
-from bcc_model.modalities import ModalitySpec
+from bcc_model.registry import ModalitySpec
 from bcc_model.imaging.preprocess import to_model_input
 
 __all__ = ["DataError", "IMAGE_SUFFIXES", "discover", "load_images", "sample_images", "expected_layout"]
@@ -46,7 +46,7 @@ def discover(data_dir: str | Path, spec: ModalitySpec, *, negatives: bool = Fals
     ``always_test`` column marks the rows it selects (``splits.split_by_group`` puts them in test).
     """
     root = Path(data_dir)
-    accepted = spec.labels + (spec.negative_labels if negatives else ())
+    accepted = spec.labels + (spec.recipe.negative_labels if negatives else ())
     if not root.is_dir():
         raise DataError(f"data folder not found: {root}\n{expected_layout(spec)}")
     csv_path = root / "labels.csv"
@@ -58,7 +58,7 @@ def discover(data_dir: str | Path, spec: ModalitySpec, *, negatives: bool = Fals
         if "group" not in table.columns:
             warnings.warn("labels.csv has no 'group' column: every image is its own group", stacklevel=2)
             table["group"] = table["file"]
-        column, value = spec.test_always or (None, None)
+        column, value = spec.recipe.test_always or (None, None)
         table = table[["file", "label", "group"]].assign(
             **({"always_test": table[column] == value} if column in table.columns else {}))
     else:

@@ -1,6 +1,6 @@
 """Lesion geometry: where the annotated lesions are, as masks in original and in model pixels.
 
-Two sources, named by ``ModalitySpec.lesion_source``:
+Two sources, named by ``TrainingRecipe.lesion_source``:
 
 * ``"circles"``: ``lesions.csv`` beside ``labels.csv`` (mini-MIAS), one row per lesion with the
   centre ``x, y`` and ``radius`` in px of the image as stored (origin top-left, y down); an image
@@ -23,7 +23,7 @@ import pandas as pd
 
 from bcc_model.imaging.pixels import ImageReadError
 from bcc_model.imaging.io import read_image
-from bcc_model.modalities import ModalitySpec
+from bcc_model.registry import ModalitySpec
 from bcc_model.imaging.preprocess import to_model_input_with_mask
 
 __all__ = ["LesionError", "Circle", "circle_mask", "read_circles", "lesion_mask", "model_space_masks"]
@@ -102,7 +102,7 @@ def lesion_mask(spec: ModalitySpec, shape: tuple[int, int], label: str, *, circl
     Args:
         spec: the modality (its ``lesion_source`` and ``lesion_labels``).
         shape: ``(height, width)`` of the image in px.
-        label: the image's class; classes outside ``spec.lesion_labels`` get an all-False mask.
+        label: the image's class; classes outside ``spec.recipe.lesion_labels`` get an all-False mask.
         circles: the image's circles (``"circles"`` source); ``None`` when unknown.
         mask_path: the image's mask file (``"masks"`` source); ``None`` or missing when unknown.
 
@@ -112,11 +112,11 @@ def lesion_mask(spec: ModalitySpec, shape: tuple[int, int], label: str, *, circl
     Raises:
         LesionError: a mask file of the wrong size or unreadable.
     """
-    if label not in spec.lesion_labels:
+    if label not in spec.recipe.lesion_labels:
         return np.zeros(shape, dtype=bool)
-    if spec.lesion_source == "circles":
+    if spec.recipe.lesion_source == "circles":
         return None if circles is None or not circles else circle_mask(shape, circles)
-    if spec.lesion_source == "masks":
+    if spec.recipe.lesion_source == "masks":
         if mask_path is None or not Path(mask_path).is_file():
             return None
         try:
@@ -146,9 +146,9 @@ def model_space_masks(table: pd.DataFrame, data_dir: str | Path, spec: ModalityS
     root = Path(data_dir)
     circles: Mapping[str, list[Circle] | None] = {}
     mask_files: Mapping[str, str] = {}
-    if spec.lesion_source == "circles" and (root / "lesions.csv").is_file():
+    if spec.recipe.lesion_source == "circles" and (root / "lesions.csv").is_file():
         circles = read_circles(root)
-    elif spec.lesion_source == "masks":
+    elif spec.recipe.lesion_source == "masks":
         mask_files = _mask_files(root)
     out: list[np.ndarray | None] = []
     for file, label in zip(table["file"], table["label"]):

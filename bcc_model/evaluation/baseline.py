@@ -53,7 +53,7 @@ def histogram_baseline(data_dir: str | Path, table: pd.DataFrame, positive_label
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from bcc_model.evaluation.calibration import OperatingPoint
+    from bcc_model.models.decision import OperatingPoint
     from bcc_model.evaluation.metrics import compute_metrics
     from bcc_model.datasets.splits import patient_folds
 

@@ -1,4 +1,4 @@
-"""Post-hoc calibration and the decision rule, fitted on validation data.
+"""Fitting post-hoc calibration and the decision rule on validation data.
 
 A network's softmax is usually over-confident, and the class with the highest probability is
 not always the best operating point. This module turns validated probabilities into a
@@ -7,7 +7,8 @@ positive class chosen by Youden's J, and an "indeterminate" band around that thr
 the model's own accuracy is too low to trust. All of these are fitted on validation patients
 only, then frozen and applied unchanged to the test split and to new images.
 
-Pure numpy/scipy so the app, training and evaluation share one implementation.
+Pure numpy/scipy. Applying the fitted rule is ``models/decision.py``'s job, so prediction never
+imports evaluation.
 
 References:
     Guo, Pleiss, Sun & Weinberger (2017). On Calibration of Modern Neural Networks. ICML.
@@ -16,43 +17,18 @@ References:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax
 
-__all__ = ["OperatingPoint", 
-    "fit_temperature",
-    "apply_temperature",
-    "choose_threshold",
-    "choose_band",
-    "decide",
-    "band_summary",
-]
+from bcc_model.models.decision import check_probs, decide, scaled_log_probs
+
+__all__ = ["fit_temperature", "choose_threshold", "choose_band", "band_summary"]
 
 TEMPERATURE_BOUNDS = (0.05, 20.0)
 """Search range for the temperature; outside it the model is broken, not miscalibrated."""
 
-_PROB_FLOOR = 1e-12
-"""Probabilities are clipped to this before ``log`` so exact zeros give finite logits."""
-
 _BAND_GRID = np.round(np.arange(51) * 0.01, 2)
 """Candidate half-widths of the indeterminate band: 0, 0.01, ..., 0.5."""
-
-
-def _check_probs(probs: np.ndarray) -> np.ndarray:
-    """Return ``probs`` as a float (N, K) array with K >= 2, or raise ValueError."""
-    arr = np.asarray(probs)
-    if arr.ndim != 2 or arr.shape[1] < 2:
-        raise ValueError(f"probs must have shape (N, K) with K >= 2, got {arr.shape}")
-    if arr.shape[0] == 0:
-        raise ValueError("probs is empty")
-    if not np.issubdtype(arr.dtype, np.floating):
-        arr = arr.astype(np.float64)
-    if not np.all(np.isfinite(arr)) or arr.min() < 0.0 or arr.max() > 1.0:
-        raise ValueError("probs must be finite and within [0, 1]")
-    return arr
 
 
 def _check_labels(y: np.ndarray, n: int, k: int) -> np.ndarray:
@@ -87,12 +63,6 @@ def _check_binary(p_positive: np.ndarray, is_positive: np.ndarray) -> tuple[np.n
     return p, t
 
 
-def _scaled_log_probs(probs: np.ndarray, temperature: float) -> np.ndarray:
-    """``log_softmax(log(p) / T)`` row-wise, in float64."""
-    logits = np.log(np.clip(probs.astype(np.float64), _PROB_FLOOR, 1.0))
-    return log_softmax(logits / temperature, axis=1)
-
-
 def fit_temperature(probs: np.ndarray, y: np.ndarray | None = None, *, targets: np.ndarray | None = None,
                     weights: np.ndarray | None = None) -> float:
     """Fit the single temperature that minimises validation negative log-likelihood.
@@ -124,7 +94,7 @@ def fit_temperature(probs: np.ndarray, y: np.ndarray | None = None, *, targets: 
     References:
         Guo et al. (2017). On Calibration of Modern Neural Networks. ICML.
     """
-    arr = _check_probs(probs)
+    arr = check_probs(probs)
     if targets is None:
         targets = np.eye(arr.shape[1], dtype=bool)[_check_labels(y, arr.shape[0], arr.shape[1])]
     allowed = np.asarray(targets) > 0
@@ -135,33 +105,12 @@ def fit_temperature(probs: np.ndarray, y: np.ndarray | None = None, *, targets: 
         return 1.0
 
     def nll(log_t: float) -> float:
-        scaled = np.exp(_scaled_log_probs(arr, float(np.exp(log_t))))
+        scaled = np.exp(scaled_log_probs(arr, float(np.exp(log_t))))
         return float(-np.average(np.log(np.clip((scaled * allowed).sum(axis=1), 1e-300, None)), weights=weights))
 
     lo, hi = np.log(TEMPERATURE_BOUNDS)
     result = minimize_scalar(nll, bounds=(lo, hi), method="bounded", options={"xatol": 1e-5})
     return float(np.exp(result.x))
-
-
-def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
-    """Rescale softmax outputs by a fitted temperature: ``softmax(log(p) / T)``.
-
-    Args:
-        probs: (N, K) softmax outputs in [0, 1]; zeros are clipped to 1e-12 before the log.
-        temperature: the value from :func:`fit_temperature`; must be > 0. ``T = 1`` returns
-            the (renormalised) input.
-
-    Returns:
-        (N, K) calibrated probabilities whose rows sum to 1, in the input's float dtype
-        (float64 for non-float input). The input is not modified.
-
-    Raises:
-        ValueError: if ``temperature`` is not a positive finite number or ``probs`` is invalid.
-    """
-    if not np.isfinite(temperature) or temperature <= 0:
-        raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
-    arr = _check_probs(probs)
-    return np.exp(_scaled_log_probs(arr, float(temperature))).astype(arr.dtype)
 
 
 def choose_threshold(p_positive: np.ndarray, is_positive: np.ndarray) -> float:
@@ -255,45 +204,6 @@ def choose_band(
     return float(max(0.0, threshold - half_width)), float(min(1.0, threshold + half_width))
 
 
-def decide(
-    probs: np.ndarray, positive_index: int, threshold: float, band: tuple[float, float]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Apply the decision rule to calibrated probabilities.
-
-    Predict the positive class when its probability is at least ``threshold``; otherwise the
-    most probable of the other classes (for K = 2, simply the other class). A case is
-    indeterminate when ``band[0] <= p_positive < band[1]``; its label is still returned.
-
-    Args:
-        probs: (N, K) calibrated probabilities, K >= 2.
-        positive_index: column of the positive class.
-        threshold: decision threshold in [0, 1].
-        band: ``(lo, hi)`` with ``0 <= lo <= hi <= 1``.
-
-    Returns:
-        ``(pred_index, indeterminate)``: (N,) int64 predicted class indices and (N,) bool flags.
-
-    Raises:
-        ValueError: if ``positive_index``, ``threshold`` or ``band`` is invalid.
-    """
-    arr = _check_probs(probs)
-    k = arr.shape[1]
-    if not 0 <= positive_index < k:
-        raise ValueError(f"positive_index must be in [0, {k}), got {positive_index}")
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
-    lo, hi = band
-    if not 0.0 <= lo <= hi <= 1.0:
-        raise ValueError(f"band must satisfy 0 <= lo <= hi <= 1, got {band}")
-
-    p_pos = arr[:, positive_index]
-    others = arr.astype(np.float64)  # a copy: the caller's array is left alone
-    others[:, positive_index] = -np.inf
-    pred = np.where(p_pos >= threshold, positive_index, np.argmax(others, axis=1)).astype(np.int64)
-    indeterminate = (p_pos >= lo) & (p_pos < hi)
-    return pred, indeterminate
-
-
 def band_summary(
     probs: np.ndarray, y: np.ndarray, positive_index: int, threshold: float, band: tuple[float, float]
 ) -> dict:
@@ -324,23 +234,3 @@ def band_summary(
         "accuracy_outside_band": accuracy,
         "n_outside_band": n_outside,
     }
-
-
-@dataclass(frozen=True)
-class OperatingPoint:
-    """How a bundle turns outputs into a verdict: labels, positive class, temperature, threshold, band.
-
-    One object instead of five loose parameters, so metrics, evaluation and training pass the
-    same decision rule that the app applies (``decide``).
-    """
-
-    labels: tuple[str, ...]
-    positive_index: int
-    threshold: float
-    band: tuple[float, float]
-    temperature: float = 1.0
-
-    @classmethod
-    def of(cls, bundle) -> "OperatingPoint":
-        """The operating point recorded in a loaded bundle (``models.bundle.Bundle``)."""
-        return cls(tuple(bundle.labels), bundle.meta.positive_index, bundle.threshold, bundle.band, bundle.temperature)

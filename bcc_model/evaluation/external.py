@@ -4,16 +4,15 @@ This is how anyone checks a shipped model on patients it has never seen. Probabi
 calibrated and decided exactly as in the app (the bundle's temperature, threshold and band),
 and confidence intervals resample whole groups (patients) from ``labels.csv``.
 
-Tabular modalities read a CSV instead of a folder: every row (30 feature columns, ``label``,
-optional ``group``) is a test case. The command line is ``bcc_model/evaluate.py``.
+A modality whose cases are not images brings its own ``evaluate_external`` hook
+(``registry.Modality``; the tabular path reads a CSV). The command line is ``bcc_model/evaluate.py``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-
-__all__ = ["evaluate_folder", "evaluate_cases"]
+__all__ = ["evaluate_folder"]
 
 
 def evaluate_folder(bundle, data_dir: str | Path, *, n_resamples: int = 1000, seed: int = 0) -> dict:
@@ -29,7 +28,7 @@ def evaluate_folder(bundle, data_dir: str | Path, *, n_resamples: int = 1000, se
     import numpy as np
 
     from bcc_model.datasets.folders import discover, load_images
-    from bcc_model.evaluation.calibration import OperatingPoint
+    from bcc_model.models.decision import OperatingPoint
     from bcc_model.evaluation.metrics import compute_metrics
     from bcc_model.evaluation.robustness import compression_robustness
     from bcc_model.analysis.predictions import calibrated_probabilities
@@ -38,7 +37,7 @@ def evaluate_folder(bundle, data_dir: str | Path, *, n_resamples: int = 1000, se
     table = discover(data_dir, spec, negatives=True)
     images = load_images(table, data_dir, spec)
     point = OperatingPoint.of(bundle)
-    binary = bool(set(table["label"]) & set(spec.negative_labels))
+    binary = bool(set(table["label"]) & set(spec.recipe.negative_labels))
     if binary:
         point = OperatingPoint((f"not {spec.positive_label}", spec.positive_label), 1, point.threshold, point.band,
                                point.temperature)
@@ -55,7 +54,7 @@ def evaluate_folder(bundle, data_dir: str | Path, *, n_resamples: int = 1000, se
         y = table["label"].map({label: i for i, label in enumerate(spec.labels)}).to_numpy()
     metrics = compute_metrics(score(images.astype("float32")), y, table["group"].tolist(), point, split="external",
                               n_resamples=n_resamples, seed=seed,
-                              binary_tasks=None if binary else spec.extra_binary_tasks or None)
+                              binary_tasks=None if binary else spec.recipe.extra_binary_tasks or None)
     if binary:
         metrics["label_mapping"] = {label: point.labels[0] for label in sorted(set(table["label"]) - {spec.positive_label})}
     metrics["robustness"] = compression_robustness(score, images, y, point)
@@ -64,7 +63,7 @@ def evaluate_folder(bundle, data_dir: str | Path, *, n_resamples: int = 1000, se
 
         metrics["histogram_baseline"] = histogram_baseline(data_dir, table, spec.positive_label,
                                                            n_resamples=n_resamples, seed=seed)
-    if spec.lesion_source is not None and not binary:
+    if spec.recipe.lesion_source is not None and not binary:
         from bcc_model.datasets.lesions import model_space_masks
         from bcc_model.evaluation.localisation import explain_and_score
 
@@ -77,26 +76,3 @@ def evaluate_folder(bundle, data_dir: str | Path, *, n_resamples: int = 1000, se
             metrics["lesion_map_localisation"] = lesion_map_localisation(
                 bundle.lesion_map, images, y, masks, groups, spec, n_resamples=n_resamples, seed=seed)
     return metrics
-
-
-def evaluate_cases(bundle, csv_path: str | Path, *, n_resamples: int = 1000, seed: int = 0) -> dict:
-    """Metrics (metrics.json schema, ``split="external"``) of a tabular ``bundle`` on every row of a CSV.
-
-    Rows are read as in training (:func:`bcc_model.cytology.cases.load_cases`): any bad row is an error,
-    because silently dropped cases would change what the figures describe. Without a ``group``
-    column each row is its own group (one case per patient).
-
-    Raises:
-        DataError: unreadable file, a bad row, or missing or unknown labels.
-    """
-    from bcc_model.evaluation.calibration import OperatingPoint
-    from bcc_model.evaluation.metrics import compute_metrics
-    from bcc_model.analysis.predictions import calibrated_probabilities
-    from bcc_model.cytology.cases import cases_matrix, load_cases
-
-    spec = bundle.spec
-    cases = load_cases(csv_path, spec.labels)
-    probs = calibrated_probabilities(bundle, cases_matrix(cases))
-    y = cases["label"].map({label: i for i, label in enumerate(spec.labels)}).to_numpy()
-    return compute_metrics(probs, y, cases["group"].tolist(), OperatingPoint.of(bundle), split="external",
-                           n_resamples=n_resamples, seed=seed)

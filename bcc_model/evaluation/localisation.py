@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from bcc_model.evaluation.bootstrap import group_bootstrap_mean
-from bcc_model.modalities import ModalitySpec
+from bcc_model.registry import ModalitySpec
 
 __all__ = ["pointing_hit", "energy_inside", "localisation_scores", "explain_and_score", "lesion_map_localisation"]
 
@@ -134,15 +134,15 @@ def explain_and_score(model, images: np.ndarray, y: np.ndarray, masks: Sequence[
     explainer = Explainer(model, spec.labels, spec.cam_layer)
     heatmaps: list[np.ndarray] = []
     order: list[int] = []
-    for label in spec.lesion_labels:
+    for label in spec.recipe.lesion_labels:
         members = np.flatnonzero(np.asarray(y) == spec.labels.index(label)).tolist()
         for start in range(0, len(members), batch_size):
             part = members[start:start + batch_size]
             heatmaps += list(explainer.heatmaps(images[part].astype(np.float32), label, method=method))
         order += members
     block = localisation_scores(heatmaps, [masks[i] for i in order], [groups[i] for i in order],
-                                energy=spec.lesion_source == "masks", n_resamples=n_resamples, seed=seed)
-    return {**block, "method": method, "target": "true class", "labels": list(spec.lesion_labels)}
+                                energy=spec.recipe.lesion_source == "masks", n_resamples=n_resamples, seed=seed)
+    return {**block, "method": method, "target": "true class", "labels": list(spec.recipe.lesion_labels)}
 
 
 def lesion_map_localisation(map_model, images: np.ndarray, y: np.ndarray,
@@ -155,9 +155,9 @@ def lesion_map_localisation(map_model, images: np.ndarray, y: np.ndarray,
     """
     from bcc_model.models.lesion_head import lesion_maps
 
-    lesion_index = [spec.labels.index(label) for label in spec.lesion_labels]
+    lesion_index = [spec.labels.index(label) for label in spec.recipe.lesion_labels]
     members = [i for i, c in enumerate(y) if int(c) in lesion_index]
     maps = lesion_maps(map_model, images[members], batch_size=8)
     block = localisation_scores(list(maps), [masks[i] for i in members], [groups[i] for i in members],
-                                energy=spec.lesion_source == "masks", n_resamples=n_resamples, seed=seed)
-    return {**block, "method": "lesion map", "target": "lesion (any class)", "labels": list(spec.lesion_labels)}
+                                energy=spec.recipe.lesion_source == "masks", n_resamples=n_resamples, seed=seed)
+    return {**block, "method": "lesion map", "target": "lesion (any class)", "labels": list(spec.recipe.lesion_labels)}

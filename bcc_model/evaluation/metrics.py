@@ -20,7 +20,8 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 
 from bcc_model.evaluation.bootstrap import (Sample, bootstrap, estimate_entry, json_float, prepare_sample, ratio,
                                             weighted_auc, weighted_metrics)
-from bcc_model.evaluation.calibration import OperatingPoint, band_summary, decide
+from bcc_model.models.decision import OperatingPoint, decide
+from bcc_model.evaluation.calibration import band_summary
 
 __all__ = ["HEADLINE_METRICS", "compute_metrics", "format_metrics_table"]
 

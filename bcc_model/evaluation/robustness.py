@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
-from bcc_model.evaluation.calibration import OperatingPoint, decide
+from bcc_model.models.decision import OperatingPoint, decide
 
 __all__ = ["CODECS", "reencode", "compression_robustness"]
 

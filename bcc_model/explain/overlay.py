@@ -27,6 +27,7 @@ CONTOUR_LEVELS = (0.5, 0.75, 0.9)
 """Heat levels ``"contour"`` outlines."""
 
 __all__ = [
+    "map_to_png",
     "OVERLAY_STYLES",
     "STYLE_NAMES",
     "enlarge",
@@ -283,3 +284,37 @@ def enlarge(image: np.ndarray, min_side: int = 256, mpp: float | None = None) ->
     cv2.rectangle(big, (x0, y1 - 4), (x0 + bar_px, y1), (0, 0, 0), thickness=-1)
     cv2.putText(big, f"{length} um", (x0, y1 - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     return big
+
+
+def map_to_png(
+    image: np.ndarray,
+    prob_map: np.ndarray,
+    *,
+    opacity: float = 0.4,
+    colormap: str = DEFAULT_COLORMAP,
+) -> bytes:
+    """Render a probability map over its image as downloadable PNG bytes.
+
+    Processed pixels get the colour-mapped overlay (``overlay_heatmap``); unprocessed
+    pixels (NaN in the map) keep the plain image, so "not analysed" never looks like "0".
+
+    Args:
+        image: uint8 HxW grey or HxWx3 RGB, the original image.
+        prob_map: float HxW from ``imaging.tiling.merge_to_map``, values in [0, 1] or NaN.
+        opacity: heatmap weight in [0, 1].
+        colormap: a key of ``COLORMAPS``.
+
+    Returns:
+        PNG file contents, H x W RGB.
+
+    Raises:
+        ValueError: the map and image sizes differ, or invalid values (see
+            ``overlay_heatmap``).
+    """
+    rgb = ensure_rgb(image)
+    if prob_map.shape != rgb.shape[:2]:
+        raise ValueError(f"prob_map shape {prob_map.shape} does not match image {rgb.shape[:2]}")
+    blended = overlay_heatmap(rgb, prob_map, opacity=opacity, colormap=colormap)
+    unprocessed = np.isnan(prob_map)
+    blended[unprocessed] = rgb[unprocessed]
+    return encode_png(blended)

@@ -28,7 +28,7 @@ import numpy as np
 
 from bcc_model.imaging.modality_guess import describe_appearance, expected_appearance, modality_hint
 from bcc_model.imaging.tiling import tissue_mask
-from bcc_model.modalities import ModalitySpec
+from bcc_model.registry import ModalitySpec
 
 __all__ = ["MIN_STRUCTURE", "MIN_TISSUE_FRACTION", "MAX_PATCHES_PER_SIDE", "structure", "input_problem"]
 

@@ -37,7 +37,7 @@ from typing import Literal, Mapping
 import cv2
 import numpy as np
 
-from bcc_model.modalities import MODALITIES, ModalitySpec
+from bcc_model.registry import MODALITIES, ModalitySpec
 
 __all__ = ["Appearance", "describe_appearance", "expected_appearance", "suggest_modality", "modality_hint"]
 

@@ -5,15 +5,14 @@ and produce what the model's input expects: float32 HWC in [0, 255] at ``spec.in
 Training and the app both call ``to_model_input``, so they cannot drift apart.
 
 Every step maps ``(pixels, mask, spec) -> (pixels, mask)``. Intensity steps (``to_grey``,
-``to_rgb``, ``clahe``, ``polarity``, ``pectoral_removal``, which blanks pixels in place) leave
-the mask alone; geometric steps (``breast_crop``,
-``laterality_flip``, ``pad_square``, ``resize``) decide their geometry from the pixels only and
-apply exactly that geometry to the mask, so a lesion mask drawn on the original image lands on
-the same model pixels as the lesion (``to_model_input_with_mask``).
+``to_rgb``, ``clahe``) leave the mask alone; geometric steps (``pad_square``, ``resize``) decide
+their geometry from the pixels only and apply exactly that geometry to the mask, so a lesion mask
+drawn on the original image lands on the same model pixels as the lesion
+(``to_model_input_with_mask``). A modality adds its own steps with ``register_step`` when it is
+imported (mammography's breast crop, laterality flip, polarity and pectoral removal live in
+``modalities/mammography/hygiene.py``), under the same contract.
 
 References:
-    Otsu (1979). A threshold selection method from gray-level histograms. IEEE Trans. Syst. Man
-        Cybern. 9(1):62-66.
     Zuiderveld (1994). Contrast limited adaptive histogram equalization. Graphics Gems IV, 474-485.
 """
 
@@ -24,30 +23,16 @@ from typing import Callable, Iterable
 import cv2
 import numpy as np
 
-from bcc_model.modalities import ModalitySpec
+from bcc_model.registry import ModalitySpec
 
 __all__ = [
-    "to_model_input", "to_model_input_with_mask", "to_model_batch", "model_view", "view_of_input", "model_view_caption", "STEPS", "breast_box", "faces_right",
-    "CLAHE_CLIP_LIMIT", "CLAHE_TILES",
+    "to_model_input", "to_model_input_with_mask", "to_model_batch", "model_view", "view_of_input", "model_view_caption",
+    "STEPS", "register_step", "region_of_interest", "as_grey", "CLAHE_CLIP_LIMIT", "CLAHE_TILES",
 ]
 
 Step = Callable[[np.ndarray, np.ndarray | None, ModalitySpec], tuple[np.ndarray, np.ndarray | None]]
 """``(pixels, mask or None, spec) -> (pixels, mask or None)``; see the module docstring."""
 
-# Breast segmentation: pixels above OTSU_FRACTION x Otsu's threshold count as breast. Otsu alone
-# (53-107 grey levels on mini-MIAS) splits dense from fatty tissue and cuts the fatty chest-wall
-# side off dense breasts; film background is below ~15, so half of it still rejects background.
-OTSU_FRACTION = 0.5
-# The opening kernel (as a fraction of the shorter side) detaches film labels and edge strips that
-# touch the breast through a few pixels; a component smaller than MIN_BREAST_FRACTION of the image
-# means "no breast found" and the image is kept whole.
-OPENING_FRACTION = 0.02
-MIN_BREAST_FRACTION = 0.05
-# Dilation (fraction of the shorter side) of the breast component before everything outside it is
-# blanked: Otsu's threshold can sit above the faint skin line, which must stay in the image.
-MARGIN_FRACTION = 0.01
-# Laterality: share of tissue in the outermost fifth of columns on each side.
-EDGE_FRACTION = 0.2
 # Contrast-limited adaptive histogram equalisation (Zuiderveld 1994) as commonly used on
 # mammograms: clip limit 2 (times the mean bin count), 8x8 tiles.
 CLAHE_CLIP_LIMIT = 2.0
@@ -63,7 +48,7 @@ def _check_mask(mask: np.ndarray | None, pixels: np.ndarray) -> np.ndarray | Non
     return mask.astype(bool)
 
 
-def _as_grey(pixels: np.ndarray) -> np.ndarray:
+def as_grey(pixels: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY) if pixels.ndim == 3 else pixels
 
 
@@ -76,7 +61,7 @@ def _to_rgb(pixels: np.ndarray, mask: np.ndarray | None, spec: ModalitySpec):
 
 
 def _to_grey(pixels: np.ndarray, mask: np.ndarray | None, spec: ModalitySpec):
-    return _as_grey(pixels), mask
+    return as_grey(pixels), mask
 
 
 def _stain_normalise(pixels: np.ndarray, mask: np.ndarray | None, spec: ModalitySpec):
@@ -89,97 +74,10 @@ def _stain_normalise(pixels: np.ndarray, mask: np.ndarray | None, spec: Modality
 def _clahe(pixels: np.ndarray, mask: np.ndarray | None, spec: ModalitySpec):
     """CLAHE on the grey image: local contrast of dense tissue, without amplifying noise unboundedly."""
     equaliser = cv2.createCLAHE(clipLimit=CLAHE_CLIP_LIMIT, tileGridSize=CLAHE_TILES)
-    return equaliser.apply(_as_grey(pixels)), mask
+    return equaliser.apply(as_grey(pixels)), mask
 
 
 # -- geometric steps ------------------------------------------------------------------------
-
-def breast_box(grey: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray]:
-    """Bounding box and mask of the breast: the largest bright connected component.
-
-    Film mammograms hold the breast, a dark background, and bright film labels, orientation
-    markers and scanner edge strips. Otsu's threshold (Otsu 1979) on the smoothed image separates
-    bright from background; a morphological opening cuts thin bridges between the breast and a
-    label or edge strip; the largest connected component is the breast (its holes filled, then
-    dilated by a small margin so the faint skin line is kept). The threshold is half of Otsu's,
-    because Otsu's own level falls between fatty and dense tissue on dense breasts.
-
-    Args:
-        grey: uint8 HxW image.
-
-    Returns:
-        ``((x0, y0, x1, y1), mask)``: the box in px (x1, y1 exclusive) and a bool HxW mask of the
-        breast. When no component covers ``MIN_BREAST_FRACTION`` of the image (an image that is
-        not a mammogram, or a blank one), the box is the whole image and the mask is all True.
-    """
-    height, width = grey.shape
-    smooth = cv2.GaussianBlur(grey, (5, 5), 0)
-    otsu, _ = cv2.threshold(smooth, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    bright = np.where(smooth > OTSU_FRACTION * otsu, 255, 0).astype(np.uint8)
-    side = max(3, int(round(OPENING_FRACTION * min(height, width))) | 1)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
-    bright = cv2.morphologyEx(bright, cv2.MORPH_OPEN, kernel)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=8)
-    if count < 2:
-        return (0, 0, width, height), np.ones_like(grey, dtype=bool)
-    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    if stats[largest, cv2.CC_STAT_AREA] < MIN_BREAST_FRACTION * height * width:
-        return (0, 0, width, height), np.ones_like(grey, dtype=bool)
-    component = (labels == largest).astype(np.uint8)
-    contours, _ = cv2.findContours(component, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    cv2.drawContours(component, contours, -1, 1, thickness=cv2.FILLED)
-    margin = max(3, int(round(MARGIN_FRACTION * min(height, width))) * 2 + 1)
-    component = cv2.dilate(component, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (margin, margin)))
-    x, y, w, h = cv2.boundingRect(component)
-    return (x, y, x + w, y + h), component.astype(bool)
-
-
-def _breast_crop(pixels: np.ndarray, mask: np.ndarray | None, spec: ModalitySpec):
-    """Blank everything outside the breast (labels, markers) and crop to the breast's box."""
-    (x0, y0, x1, y1), breast = breast_box(_as_grey(pixels))
-    blanked = np.where(breast[..., None] if pixels.ndim == 3 else breast, pixels, 0).astype(np.uint8)
-    cropped_mask = None if mask is None else mask[y0:y1, x0:x1]
-    return blanked[y0:y1, x0:x1], cropped_mask
-
-
-def faces_right(grey: np.ndarray) -> bool:
-    """Whether the breast's chest wall is on the right of the image.
-
-    The breast is cut off by the image edge along the chest wall, so the columns on that side are
-    (nearly) all tissue, while the nipple side tapers to background. The side whose outermost
-    ``EDGE_FRACTION`` of columns holds more of the breast mask (``breast_box``) is the chest
-    wall (columns are counted within the breast's box, so black film margins do not matter).
-    Summed intensity is less reliable: on a dense breast the bright glandular cone lies
-    towards the nipple. On mini-MIAS this agrees with the left/right breast of ``Info.txt`` on
-    272 of 274 images (the two others are close-ups filling the whole film).
-    """
-    (x0, _, x1, _), breast = breast_box(grey)
-    coverage = breast[:, x0:x1].mean(axis=0)
-    edge = max(1, int(round(EDGE_FRACTION * coverage.size)))
-    return bool(coverage[-edge:].mean() > coverage[:edge].mean())
-
-
-def _laterality_flip(pixels: np.ndarray, mask: np.ndarray | None, spec: ModalitySpec):
-    """Mirror left/right so the chest wall is always on the left (left and right breasts look alike)."""
-    if not faces_right(_as_grey(pixels)):
-        return pixels, mask
-    return pixels[:, ::-1].copy(), None if mask is None else mask[:, ::-1].copy()
-
-
-def _polarity(pixels: np.ndarray, mask: np.ndarray | None, spec: ModalitySpec):
-    """Invert a mammogram stored with a white background (``mammogram.is_inverted``); others unchanged."""
-    from bcc_model.imaging.mammogram import normalise_polarity
-
-    return normalise_polarity(_as_grey(pixels)), mask
-
-
-def _pectoral_removal(pixels: np.ndarray, mask: np.ndarray | None, spec: ModalitySpec):
-    """Blank the pectoral muscle of an oriented MLO crop (``mammogram.pectoral_mask``; none on CC views)."""
-    from bcc_model.imaging.mammogram import pectoral_mask
-
-    grey = _as_grey(pixels)
-    return np.where(pectoral_mask(grey), 0, grey).astype(np.uint8), mask
-
 
 def _pad_square(pixels: np.ndarray, mask: np.ndarray | None, spec: ModalitySpec):
     """Pad the shorter side with black, centred, to a square.
@@ -224,10 +122,6 @@ STEPS: dict[str, Step] = {
     "to_rgb": _to_rgb,
     "to_grey": _to_grey,
     "clahe": _clahe,
-    "breast_crop": _breast_crop,
-    "laterality_flip": _laterality_flip,
-    "polarity": _polarity,
-    "pectoral_removal": _pectoral_removal,
     "pad_square": _pad_square,
     "resize": _resize,
     "stain_normalise": _stain_normalise,
@@ -300,8 +194,37 @@ def view_of_input(model_input: np.ndarray) -> np.ndarray:
 
 # Past participles of the steps that change what a person sees (geometry or contrast), in the
 # words of the caption under a heatmap; colour-space conversions are left out.
-_VIEW_WORDS = {"clahe": "contrast-equalised", "polarity": "polarity-normalised", "breast_crop": "cropped",
-               "laterality_flip": "oriented", "pectoral_removal": "pectoral muscle removed", "pad_square": "padded"}
+_VIEW_WORDS = {"clahe": "contrast-equalised", "pad_square": "padded"}
+# Step -> the region of a model view that the step keeps (a crop to an organ); marks stay inside it.
+_REGIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
+
+
+def register_step(name: str, step: Step, *, view_word: str | None = None,
+                  region: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+    """Add a modality's own preprocessing step (the core holds only generic ones).
+
+    Args:
+        name: the name ``preprocessing`` tuples use; must be new.
+        step: ``(pixels, mask, spec) -> (pixels, mask)`` (see the module docstring).
+        view_word: the participle the heatmap caption uses for it (``model_view_caption``).
+        region: for a step that crops to an organ, ``view -> bool mask`` of that organ in a
+            model view (``region_of_interest``).
+    """
+    if name in STEPS and STEPS[name] is not step:
+        raise ValueError(f"preprocessing step {name!r} is already registered")
+    STEPS[name] = step
+    if view_word:
+        _VIEW_WORDS[name] = view_word
+    if region is not None:
+        _REGIONS[name] = region
+
+
+def region_of_interest(view: np.ndarray, spec: ModalitySpec) -> np.ndarray | None:
+    """bool mask of the organ a model view shows (marks are kept inside it), or ``None``: the whole view."""
+    for step in spec.preprocessing:
+        if step in _REGIONS:
+            return _REGIONS[step](view)
+    return None
 
 
 def model_view_caption(spec: ModalitySpec) -> str:

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from bcc_model.explain.overlay import DEFAULT_COLORMAP, encode_png, ensure_rgb, overlay_heatmap
-
 __all__ = [
     "Tiles",
     "tissue_mask",
@@ -30,7 +28,6 @@ __all__ = [
     "merge_to_map",
     "flagged_fraction",
     "top_tiles",
-    "map_to_png",
 ]
 
 # Greyscale level (0-255) at and above which a pixel counts as bare glass. Unstained glass in
@@ -303,37 +300,3 @@ def top_tiles(values: np.ndarray, k: int) -> np.ndarray:
     if k < 0:
         raise ValueError(f"k must be >= 0, got {k}")
     return np.argsort(-values, kind="stable")[:k].astype(np.int64)
-
-
-def map_to_png(
-    image: np.ndarray,
-    prob_map: np.ndarray,
-    *,
-    opacity: float = 0.4,
-    colormap: str = DEFAULT_COLORMAP,
-) -> bytes:
-    """Render a probability map over its image as downloadable PNG bytes.
-
-    Processed pixels get the colour-mapped overlay (``overlay.overlay_heatmap``); unprocessed
-    pixels (NaN in the map) keep the plain image, so "not analysed" never looks like "0".
-
-    Args:
-        image: uint8 HxW grey or HxWx3 RGB, the original image.
-        prob_map: float HxW from ``merge_to_map``, values in [0, 1] or NaN.
-        opacity: heatmap weight in [0, 1].
-        colormap: a key of ``overlay.COLORMAPS``.
-
-    Returns:
-        PNG file contents, H x W RGB.
-
-    Raises:
-        ValueError: the map and image sizes differ, or invalid values (see
-            ``overlay_heatmap``).
-    """
-    rgb = ensure_rgb(image)
-    if prob_map.shape != rgb.shape[:2]:
-        raise ValueError(f"prob_map shape {prob_map.shape} does not match image {rgb.shape[:2]}")
-    blended = overlay_heatmap(rgb, prob_map, opacity=opacity, colormap=colormap)
-    unprocessed = np.isnan(prob_map)
-    blended[unprocessed] = rgb[unprocessed]
-    return encode_png(blended)

@@ -1,4 +1,4 @@
-"""Flat functional Keras 3 classifiers: SE-ResNet, DenseNet and a pretrained VGG16 trunk.
+"""Flat functional Keras 3 classifiers: SE-ResNet, DenseNet and a pretrained VGG16 trunk, by name.
 
 Every layer sits at the top level of one functional model (no nested Sequential, no backbone
 wrapped as a single layer) because tf-keras-vis 0.8.7 on Keras 3 can only compute CAMs for such
@@ -15,10 +15,9 @@ from typing import Callable, Sequence
 import keras
 from keras import layers
 
-from bcc_model.models.mil import build_densenet121_mil, build_vgg16_mil
 from bcc_model.models.trunks import vgg16_layers
 
-__all__ = ["ARCHITECTURES", "DENSENET121", "build_model", "build_se_resnet", "build_densenet", "build_vgg16",
+__all__ = ["ARCHITECTURES", "DENSENET121", "build_model", "register_architecture", "build_se_resnet", "build_densenet", "build_vgg16",
            "feature_layer_names"]
 
 CAM_LAYER = "last_conv"
@@ -228,9 +227,22 @@ def build_vgg16(input_shape: Sequence[int], num_classes: int, *, blocks: int = 4
 
 
 ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {"se_resnet": build_se_resnet, "densenet": build_densenet,
-                                                        "vgg16": build_vgg16,
-                                                        "densenet121_mil": build_densenet121_mil,
-                                                        "vgg16_mil": build_vgg16_mil}
+                                                        "vgg16": build_vgg16}
+"""Name -> builder; a modality adds its own (``register_architecture``) when it is imported."""
+
+
+def register_architecture(name: str) -> Callable[[Callable[..., keras.Model]], Callable[..., keras.Model]]:
+    """Decorator adding a builder ``(input_shape, num_classes, **params) -> keras.Model`` under ``name``.
+
+    Why: modality-specific networks (the mammography cell model) live with their modality, and the
+    core must not import them; they register here when their module is imported.
+    """
+    def add(builder: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
+        if ARCHITECTURES.get(name, builder) is not builder:
+            raise ValueError(f"architecture {name!r} is already registered")
+        ARCHITECTURES[name] = builder
+        return builder
+    return add
 
 
 def build_model(name: str, input_shape: Sequence[int], num_classes: int, **params) -> keras.Model:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bcc_model.modalities import ModalitySpec
+from bcc_model.registry import ModalitySpec, modality_hook
 from bcc_model.models.spec import BundleSpec, BundleSpecError
 
 __all__ = [
@@ -159,6 +159,31 @@ def check_weights(spec: ModalitySpec, folder: str | Path, meta: BundleSpec) -> N
                 f"{actual[:12]}…): refusing to load a modified or corrupted weight file; {restore_advice(spec)}")
 
 
+def bundle_contract(spec: ModalitySpec, meta: BundleSpec, folder: Path) -> ModalitySpec:
+    """The spec a loaded bundle runs under: its ``model.json`` says what the model consumes.
+
+    Labels, positive class, input size and channels, scale, preprocessing and the Grad-CAM layer
+    all come from the bundle (a cross-validation recipe may add stain normalisation; ``--image-size``
+    changes the input), so ``bundle.spec`` and ``bundle.meta`` can never disagree. The registry
+    contributes only what the UI says about the modality (title, appearance, overlay style) and
+    the training defaults.
+
+    Raises:
+        BundleError: a preprocessing step this version does not have.
+    """
+    from bcc_model.imaging.preprocess import STEPS
+
+    preprocessing = tuple(meta.preprocessing)
+    image = spec.kind == "image"
+    unknown = [step for step in preprocessing if step not in STEPS] if image else []
+    if unknown:
+        raise BundleError(f"bundle {folder} needs preprocessing step(s) {unknown} that this version does not have")
+    return replace(spec, labels=tuple(meta.labels), positive_label=meta.positive_label,
+                   input_size=int(meta.input_shape[0]), channels=int(meta.input_shape[-1]) if image else 0,
+                   mpp=meta.mpp, magnification=meta.magnification or "", preprocessing=preprocessing,
+                   cam_layer=meta.cam_layer)
+
+
 def load_bundle(spec: ModalitySpec, path: str | Path | None = None) -> Bundle:
     """Load and verify the bundle of ``spec`` (default: the shipped one in ``weights/``).
 
@@ -174,21 +199,11 @@ def load_bundle(spec: ModalitySpec, path: str | Path | None = None) -> Bundle:
             f"not {spec.key!r} with labels {list(spec.labels)}"
         )
     check_weights(spec, folder, meta)
-    model = _load_keras(folder / "model.keras")
+    model = _load_keras(folder / "model.keras", spec.key)
     lesion = meta.extras.get("lesion_supervision") or {}
-    lesion_map = (_lesion_map(model, _load_keras(folder / lesion["map_file"]), meta, folder)
+    lesion_map = (_lesion_map(model, _load_keras(folder / lesion["map_file"], spec.key), meta, folder)
                   if lesion.get("map_file") else None)
-    # A bundle runs at its own input size (--image-size), with its own preprocessing (a
-    # cross-validation recipe may add stain normalisation) and on its recorded CAM layer, not the
-    # registry's defaults: bundle.spec and bundle.meta can then never disagree.
-    from bcc_model.imaging.preprocess import STEPS
-
-    preprocessing = tuple(meta.preprocessing) or tuple(spec.preprocessing)
-    unknown = [step for step in preprocessing if step not in STEPS] if spec.kind == "image" else []
-    if unknown:
-        raise BundleError(f"bundle {folder} needs preprocessing step(s) {unknown} that this version does not have")
-    bundle_spec = replace(spec, input_size=int(meta.input_shape[0]), cam_layer=meta.cam_layer,
-                          preprocessing=preprocessing)
+    bundle_spec = bundle_contract(spec, meta, folder)
     runtime = meta.extras.get("runtime") or {}
     fast = None
     if runtime.get("file"):
@@ -209,17 +224,16 @@ def _lesion_map(model, head, meta: BundleSpec, folder: Path):
         raise BundleError(f"bundle {folder}: {err}") from err
 
 
-def _load_keras(path: Path):
+def _load_keras(path: Path, modality: str):
     """Load a Keras file whose hash :func:`check_weights` has just checked.
 
-    The project's own layers are passed by name: a fresh process (the app, ``evaluate``) may not
-    have imported the module that registers them.
+    A modality's own layers come from its ``keras_objects`` hook (``registry.Modality``): a fresh
+    process (the app, ``evaluate``) may not have imported the module that defines them.
     """
     import keras
 
-    from bcc_model.models.mil import CellPooling
-
-    return keras.models.load_model(path, compile=False, custom_objects={"bcc>CellPooling": CellPooling})
+    objects = modality_hook(modality, "keras_objects")
+    return keras.models.load_model(path, compile=False, custom_objects=objects() if objects else None)
 
 
 def install_bundle(staging: Path, target: Path) -> None:

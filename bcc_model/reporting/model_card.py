@@ -16,13 +16,14 @@ References:
 from __future__ import annotations
 
 import json
+from types import ModuleType
 from typing import Any, Mapping, Sequence
 
 from bcc_model import RESEARCH_USE_NOTICE
 from bcc_model.reporting.formatting import (NOT_RECORDED, count, estimate, get, interval, is_number, num,
                                             percent, text)
-from bcc_model.reporting.card_mammography import mammography_context
 from bcc_model.reporting.templates import render
+from bcc_model.registry import MODALITY_MODULES, load_modality
 
 __all__ = ["NOT_RECORDED", "render_model_card", "selection_tables"]
 
@@ -37,7 +38,22 @@ _METRIC_MEANINGS = {
                    "frequency of the positive label (Naeini et al. 2015; Guo et al. 2017); lower is better"),
     "brier": ("Brier score", "mean squared error of the positive-label probability (Brier 1950); lower is better"),
 }
-_WHOLE_IMAGE_MODALITIES = ("mammography", "ultrasound")  # greyscale whole images, resized to the input
+
+
+_PATIENT_FACTOR = ("- **Patient:** images from one patient are correlated; evaluation therefore holds out whole "
+                   "patients, resamples patients for the intervals and reports accuracy per patient.")
+
+
+def _modality(info: Mapping) -> ModuleType | None:
+    """The bundle's modality module (its card sections), or ``None`` for a modality this version lacks."""
+    key = get(info, "modality")
+    return load_modality(key) if isinstance(key, str) and key in MODALITY_MODULES else None
+
+
+def _whole_image(info: Mapping) -> bool:
+    """Greyscale whole images resized to the input (no fixed physical scale)."""
+    module = _modality(info)
+    return bool(module and module.SPEC.whole_image)
 
 
 def _is_tabular(info: Mapping) -> bool:
@@ -52,7 +68,7 @@ def _scale(info: Mapping) -> str:
         return f"{len(get(info, 'feature_names'))} raw features per case, standardised inside the model"
     shape = get(info, "input_shape")
     dims = "×".join(str(d) for d in shape) if isinstance(shape, Sequence) and shape else NOT_RECORDED
-    if get(info, "modality") in _WHOLE_IMAGE_MODALITIES:
+    if _whole_image(info):
         # Whole images resized to the input: the scale depends on the source (and the breast crop).
         mpp = get(info, "mpp")
         return f"{dims} whole-image input" + (f", nominal {mpp:.0f} µm/px" if is_number(mpp) else
@@ -300,7 +316,7 @@ def _context(info: Mapping, metrics: Mapping) -> dict:
     return {
         "info": info, "metrics": metrics, "g": get, "notice": RESEARCH_USE_NOTICE, "not_recorded": NOT_RECORDED,
         "tabular": tabular, "modality": get(info, "modality"),
-        "grey": get(info, "modality") in _WHOLE_IMAGE_MODALITIES, "scale": scale,
+        "grey": _whole_image(info), "scale": scale,
         "use_subject": (f"cases described by the training features ({scale})" if tabular
                         else f"images at the training scale, {scale}"),
         "params_json": json.dumps(get(arch, "params"), default=str) if get(arch, "params") else None,
@@ -336,7 +352,7 @@ def _context(info: Mapping, metrics: Mapping) -> dict:
         "optimism": _validation_optimism(info, metrics),
         # Bundles calibrated on out-of-fold predictions say so, not "the validation patients only".
         "cross_validated": str(get(info, "calibration", "fitted_on") or "").startswith("out-of-fold"),
-        **mammography_context(info, metrics),
+        "patient_factor": _PATIENT_FACTOR,
     }
 
 
@@ -353,4 +369,10 @@ def render_model_card(model_info: dict, metrics: dict) -> str:
         data, training data, quantitative analyses, architecture comparison, ethical
         considerations, caveats and recommendations. Missing values read "not recorded".
     """
-    return render("model_card.md.j2", **_context(model_info or {}, metrics or {}))
+    info, metrics = model_info or {}, metrics or {}
+    module = _modality(info)
+    context = _context(info, metrics)
+    card_context = getattr(module, "card_context", None)
+    if card_context:
+        context.update(card_context(info, metrics))
+    return render(getattr(module, "CARD_TEMPLATE", "model_card.md.j2"), **context)

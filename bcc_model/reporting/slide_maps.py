@@ -13,7 +13,7 @@ import numpy as np
 from bcc_model.analysis.region import RegionResult
 from bcc_model.datasets.slides import RebuiltSlide
 from bcc_model.explain.overlay import encode_png, shrink_to_fit
-from bcc_model.imaging.tiling import map_to_png
+from bcc_model.explain.overlay import map_to_png
 
 __all__ = ["truth_beside_map"]
 

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from bcc_model.analysis.wsi import SlideResult
-from bcc_model.evaluation.calibration import decide
-from bcc_model.imaging.tiling import map_to_png
+from bcc_model.models.decision import decide
+from bcc_model.explain.overlay import map_to_png
 from bcc_model.reporting.exports import to_safe_csv
 
 __all__ = ["tiles_table", "tiles_csv", "geojson", "geojson_text", "box_of_feature", "summary_row", "write_tile_maps"]

@@ -9,11 +9,11 @@ without parsing a command line.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from bcc_model.modalities import ModalitySpec, get_modality
+from bcc_model.registry import ModalitySpec, default_modality, get_modality
 
 __all__ = ["TrainConfig", "TRAINING_DEFAULTS", "architectures_ready"]
 
@@ -27,7 +27,7 @@ TRAINING_DEFAULTS = {"image": {"epochs": 25, "batch_size": 64, "patience": 5},
 class TrainConfig:
     """Everything ``python -m bcc_model.train`` was asked to do (see its ``--help`` for each field)."""
 
-    modality: str = "histopathology"
+    modality: str = field(default_factory=default_modality)
     data: Path | None = None
     screening_data: Path | None = None
     arch: tuple[str, ...] | None = None
@@ -61,12 +61,12 @@ class TrainConfig:
                 values[key] = tuple(values[key])
         config = cls(**values)
         spec = get_modality(config.modality)
-        defaults = {**TRAINING_DEFAULTS[spec.kind], **spec.training_defaults, "patient_weighting": spec.patient_weighting}
+        defaults = {**TRAINING_DEFAULTS[spec.kind], **spec.recipe.training_defaults, "patient_weighting": spec.recipe.patient_weighting}
         return replace(config, **{k: v for k, v in defaults.items() if getattr(config, k) is None})
 
     def for_arch(self, spec: ModalitySpec, arch: str) -> "TrainConfig":
         """The settings ``arch`` trains with: this config, with the registry's ``arch_training`` over it."""
-        return replace(self, **dict(spec.arch_training.get(arch, {})))
+        return replace(self, **dict(spec.recipe.arch_training.get(arch, {})))
 
 
 def architectures_ready(spec: ModalitySpec, archs: Sequence[str]) -> bool:
@@ -75,12 +75,12 @@ def architectures_ready(spec: ModalitySpec, archs: Sequence[str]) -> bool:
     Checked before any data is loaded, not after an hour of other architectures; what is wrong
     goes to stderr with the command that fixes it.
     """
-    unknown = [a for a in archs if a not in spec.arch_params]
+    unknown = [a for a in archs if a not in spec.recipe.arch_params]
     if unknown:
-        print(f"error: architecture(s) {unknown} not configured for {spec.key}; valid: {', '.join(spec.arch_params)}",
+        print(f"error: architecture(s) {unknown} not configured for {spec.key}; valid: {', '.join(spec.recipe.arch_params)}",
               file=sys.stderr)
         return False
-    if not any(spec.arch_params[a].get("pretrained") for a in archs):
+    if not any(spec.recipe.arch_params[a].get("pretrained") for a in archs):
         return True
     from bcc_model.models.pretrained import PretrainedMissing, wheel_path
 

@@ -23,7 +23,7 @@ import numpy as np
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
 from bcc_model.datasets.splits import patient_folds
-from bcc_model.modalities import ModalitySpec
+from bcc_model.registry import ModalitySpec
 from bcc_model.training.config import TrainConfig
 
 __all__ = ["cross_validate_images"]
@@ -134,7 +134,7 @@ def _cross_validate_one(name: str, arch: str, spec: ModalitySpec, config: TrainC
               flush=True)
     accuracy, auc, balanced = (list(values) for values in zip(*scores))
     entry = {"name": name, "architecture": arch, "preprocessing": list(spec.preprocessing),
-             "augmentation": list(spec.augmentation), "accuracy": _mean_sd(accuracy),
+             "augmentation": list(spec.recipe.augmentation), "accuracy": _mean_sd(accuracy),
              "balanced_accuracy": _mean_sd(balanced), "roc_auc": _mean_sd(auc),
              "per_patient": _per_patient(y, oof, groups), "best_epochs": best_epochs}
     return entry, oof

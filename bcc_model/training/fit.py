@@ -13,7 +13,7 @@ from typing import Callable
 
 import pandas as pd
 
-from bcc_model.modalities import ModalitySpec
+from bcc_model.registry import ModalitySpec
 from bcc_model.training.config import TrainConfig
 
 __all__ = ["configure_determinism", "compile_model", "schedule_callbacks", "train_one"]
@@ -139,7 +139,7 @@ def train_one(arch: str, spec: ModalitySpec, arrays: dict, config: TrainConfig, 
             print(f"[{arch}] resuming after epoch {initial_epoch}", flush=True)
         else:
             model = build() if build else build_model(arch, spec.input_shape, len(spec.labels),
-                                                      **dict(spec.arch_params[arch]))
+                                                      **dict(spec.recipe.arch_params[arch]))
             if lesion is None:
                 compile_model(model, config.lr)
             else:

@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from bcc_model.modalities import ModalitySpec
+from bcc_model.registry import ModalitySpec
 
 __all__ = ["extract_patches", "pretrained_model"]
 
@@ -60,7 +60,7 @@ def extract_patches(images: np.ndarray, masks: Sequence[np.ndarray | None], y: n
     size = spec.patch_size
     if size is None:
         raise ValueError(f"modality {spec.key!r} has no patch_fraction: patch pre-training is not configured")
-    lesion_index = {spec.labels.index(label) for label in spec.lesion_labels}
+    lesion_index = {spec.labels.index(label) for label in spec.recipe.lesion_labels}
     rng = np.random.default_rng(seed)
     patches, labels = [], []
     for image, mask, label in zip(images, masks, y):
@@ -86,7 +86,7 @@ def pretrained_model(arch: str, spec: ModalitySpec, patches: np.ndarray, labels:
     """Train ``arch`` on patches, then return a whole-image model that starts from its weights.
 
     Args:
-        arch: architecture name (``architectures.ARCHITECTURES``) with ``spec.arch_params[arch]``.
+        arch: architecture name (``architectures.ARCHITECTURES``) with ``spec.recipe.arch_params[arch]``.
         spec: the modality (whole-image input size, labels, augmentation).
         patches: uint8 (M, P, P, C) from ``extract_patches``.
         labels: (M,) class indices.
@@ -106,7 +106,7 @@ def pretrained_model(arch: str, spec: ModalitySpec, patches: np.ndarray, labels:
     from bcc_model.models.architectures import build_model
     from bcc_model.training.tfdata import class_weights, make_dataset
 
-    params = dict(spec.arch_params[arch])
+    params = dict(spec.recipe.arch_params[arch])
     patch_spec = replace(spec, input_size=int(patches.shape[1]))
     patch_model = compile_fn(build_model(arch, patch_spec.input_shape, len(spec.labels), **params), lr)
     dataset = make_dataset(patches, labels, patch_spec, batch_size=batch_size, training=True, seed=seed)

@@ -34,7 +34,7 @@ import pandas as pd
 from bcc_model.datasets.folders import DataError, discover, load_images
 from bcc_model.datasets.manifest import add_hashes
 from bcc_model.datasets.splits import SPLITS, split_by_group
-from bcc_model.modalities import ModalitySpec
+from bcc_model.registry import ModalitySpec
 from bcc_model.training.config import TrainConfig, architectures_ready
 from bcc_model.training.fit import compile_model, configure_determinism, train_one
 from bcc_model.training.selection import choose_and_test, select_architecture
@@ -46,7 +46,7 @@ __all__ = ["train_images"]
 def train_images(config: TrainConfig, base_spec: ModalitySpec) -> int:
     """Train every requested architecture of an image modality and bundle the best; exit status."""
     spec = replace(base_spec, input_size=config.image_size) if config.image_size else base_spec
-    archs = list(config.arch or spec.arch_params)
+    archs = list(config.arch or spec.recipe.arch_params)
     if not architectures_ready(spec, archs):
         return 2
     try:  # an unknown recipe fails here, not after the data are loaded
@@ -98,7 +98,7 @@ def train_images(config: TrainConfig, base_spec: ModalitySpec) -> int:
     out_dir = config.out or spec.bundle_dir
     write_bundle(spec, kept["config"], selected, results, manifest, Path(data_dir).name, out_dir, time.time() - started,
                  extra=extra or None)
-    if spec.test_always:
+    if spec.recipe.test_always:
         _validate_slides(spec, manifest, data_dir, out_dir)
     print(f"Bundle written to {out_dir}", flush=True)
     return 0
@@ -165,7 +165,7 @@ def _cross_validation(spec: ModalitySpec, config: TrainConfig, inputs, manifest:
     from bcc_model.training.cv import cross_validate_images
 
     candidates = (list(config.candidates) if config.candidates else
-                  list(spec.cv_candidates) if spec.cv_candidates and config.arch is None else archs)
+                  list(spec.recipe.cv_candidates) if spec.recipe.cv_candidates and config.arch is None else archs)
     non_test = manifest[manifest["split"] != "test"]
     y = non_test["label"].map({label: i for i, label in enumerate(spec.labels)}).to_numpy()
     groups = non_test["group"].to_numpy()
@@ -200,7 +200,7 @@ def _teacher_comparison(cv: dict, kept: dict, arrays: dict, manifest: pd.DataFra
     import keras
 
     from bcc_model.analysis.predictions import raw_probabilities
-    from bcc_model.evaluation.calibration import OperatingPoint, apply_temperature
+    from bcc_model.models.decision import OperatingPoint, apply_temperature
     from bcc_model.evaluation.metrics import compute_metrics
 
     x_test, y_test = arrays["test"]
@@ -285,7 +285,7 @@ def _localisation(model, map_model, test: tuple[np.ndarray, np.ndarray], test_ma
 def _lesion_masks(manifest: pd.DataFrame, data_dir: Path, spec: ModalitySpec) -> list | None:
     """Model-space lesion masks of every manifest row (``None`` entries: unknown geometry), or
     ``None`` when the modality has no lesion geometry."""
-    if spec.lesion_source is None:
+    if spec.recipe.lesion_source is None:
         return None
     from bcc_model.datasets.lesions import model_space_masks
 
@@ -298,7 +298,7 @@ def _lesion_supervision(spec: ModalitySpec, masks: list | None, manifest: pd.Dat
 
     Test masks never reach training: they only score localisation after it.
     """
-    weight = config.lesion_weight if config.lesion_weight is not None else spec.lesion_loss_weight
+    weight = config.lesion_weight if config.lesion_weight is not None else spec.recipe.lesion_loss_weight
     if not weight:
         return None
     if masks is None:
@@ -327,8 +327,8 @@ def _pretraining_patches(spec: ModalitySpec, arrays: dict, masks: list | None, m
     ``{"train": (x, y), "validation": (x, y)}``: training patches shape the weights, validation
     patches only stop the patch training early; test images are never cut.
     """
-    wanted = config.patch_pretrain if config.patch_pretrain is not None else spec.patch_fraction is not None
-    if not wanted or masks is None or spec.patch_fraction is None:
+    wanted = config.patch_pretrain if config.patch_pretrain is not None else spec.recipe.patch_fraction is not None
+    if not wanted or masks is None or spec.recipe.patch_fraction is None:
         if config.patch_pretrain:
             print(f"note: {spec.key} has no lesion geometry or patch_fraction; patch pre-training skipped",
                   file=sys.stderr)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bcc_model.modalities import ModalitySpec
+from bcc_model.registry import ModalitySpec
 from bcc_model.training.config import TrainConfig
 
 __all__ = ["operating_choice", "validation_choice", "choose_and_test", "select_architecture"]
@@ -31,7 +31,8 @@ def operating_choice(raw: np.ndarray, y_val: np.ndarray, spec: ModalitySpec, fit
     """
     from sklearn.metrics import balanced_accuracy_score, log_loss, roc_auc_score
 
-    from bcc_model.evaluation.calibration import apply_temperature, choose_band, choose_threshold, decide, fit_temperature
+    from bcc_model.models.decision import apply_temperature, decide
+    from bcc_model.evaluation.calibration import choose_band, choose_threshold, fit_temperature
 
     temperature = fit_temperature(raw, y_val)
     probs = apply_temperature(raw, temperature)
@@ -69,7 +70,7 @@ def choose_and_test(model, arrays: dict, test_groups: list[str], spec: ModalityS
     Returns:
         ``(choice, metrics)``: :func:`validation_choice` and the test metrics.json dictionary.
     """
-    from bcc_model.evaluation.calibration import OperatingPoint, apply_temperature
+    from bcc_model.models.decision import OperatingPoint, apply_temperature
     from bcc_model.evaluation.metrics import compute_metrics
     from bcc_model.evaluation.robustness import compression_robustness
     from bcc_model.analysis.predictions import raw_probabilities
@@ -81,7 +82,7 @@ def choose_and_test(model, arrays: dict, test_groups: list[str], spec: ModalityS
                            choice["temperature"])
     metrics = compute_metrics(
         test_probs, y_test, test_groups, point, split="test", n_resamples=config.bootstrap, seed=config.seed,
-        binary_tasks=spec.extra_binary_tasks or None,
+        binary_tasks=spec.recipe.extra_binary_tasks or None,
     )
     if spec.kind == "image":
         metrics["robustness"] = compression_robustness(

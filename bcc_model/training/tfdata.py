@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from bcc_model.modalities import ModalitySpec
+from bcc_model.registry import ModalitySpec
 
 __all__ = ["LesionTargets", "class_weights", "patient_weights", "make_dataset"]
 
@@ -86,7 +86,7 @@ def make_dataset(images: np.ndarray, y: np.ndarray, spec: ModalitySpec, *, batch
     from bcc_model.models.lesion_head import CLASS_OUTPUT, LESION_OUTPUT
 
     n_classes = len(spec.labels)
-    names = tuple(spec.augmentation)
+    names = tuple(spec.recipe.augmentation)
     onehot = tf.one_hot(y, n_classes)
     if lesion is None and sample_weights is not None:
         ds = tf.data.Dataset.from_tensor_slices((images, onehot, np.asarray(sample_weights, np.float32))).cache()

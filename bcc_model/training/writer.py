@@ -15,7 +15,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from bcc_model.modalities import ModalitySpec
+from bcc_model.registry import ModalitySpec
 from bcc_model.models.spec import ArchitectureRecord, BundleSpec, Calibration, DecisionRule
 from bcc_model.training.config import TrainConfig
 
@@ -187,10 +187,10 @@ def _bundle_spec(spec: ModalitySpec, config: TrainConfig, selected: str, results
     return BundleSpec.from_json(BundleSpec(
         modality=spec.key, name=_bundle_name(selected, spec), labels=spec.labels, positive_label=spec.positive_label,
         input_shape=tuple(spec.input_shape), mpp=spec.model_mpp, magnification=spec.magnification,
-        preprocessing=tuple(spec.preprocessing), augmentation=tuple(spec.augmentation),
-        architecture=ArchitectureRecord(name=selected, params=spec.arch_params[selected],
+        preprocessing=tuple(spec.preprocessing), augmentation=tuple(spec.recipe.augmentation),
+        architecture=ArchitectureRecord(name=selected, params=spec.recipe.arch_params[selected],
                                         n_parameters=int(model.count_params()), cam_layer=spec.cam_layer,
-                                        initial_weights=initial_weights(spec.arch_params[selected], selected)),
+                                        initial_weights=initial_weights(spec.recipe.arch_params[selected], selected)),
         training=training, data=data,
         calibration=Calibration(temperature=choice["temperature"], fitted_on=choice.get("fitted_on", "validation")),
         decision=DecisionRule(threshold=choice["threshold"], indeterminate_band=tuple(choice["band"]),

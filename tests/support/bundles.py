@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 
-from bcc_model.modalities import get_modality
+from bcc_model.registry import get_modality
 from bcc_model.models.bundle import Bundle, load_bundle
 
 __all__ = ["shipped_bundle"]

@@ -19,7 +19,7 @@ CASES_PER_KIND = 2
 def _picture(image: np.ndarray, lesion_map: np.ndarray, lesion: np.ndarray | None) -> bytes:
     from bcc_model.explain.marks import draw_marks, lesion_marks
     from bcc_model.explain.overlay import encode_png, outline_region, overlay_heatmap
-    from bcc_model.imaging.mammogram import breast_region
+    from bcc_model.modalities.mammography.hygiene import breast_region
 
     view = np.clip(image[..., 0], 0, 255).astype(np.uint8)
     breast = breast_region(view)

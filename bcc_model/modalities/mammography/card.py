@@ -2,7 +2,7 @@
 
 Per data set test figures beside the histogram-only baseline, where the lesion map's maximum
 falls, FROC of the marks, results per abnormality class, the pooling comparison of
-cross-validation and the failure-case pictures (``training/mil_report.py`` writes them). A bundle
+cross-validation and the failure-case pictures (``modalities/mammography/scoring.py`` writes them). A bundle
 without them (every other modality) gets empty rows and the template skips the sections.
 """
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from bcc_model.cytology.cases import FEATURE_NAMES, cases_matrix
+from bcc_model.modalities.cytology.cases import FEATURE_NAMES, cases_matrix
 
 if TYPE_CHECKING:
     from bcc_model.models.bundle import Bundle

@@ -1,6 +1,6 @@
 """Frozen-trunk cell features, computed once per image and cached on disk.
 
-Why: the mammography model's DenseNet121 trunk is frozen (``models/mil.py``), so its output for
+Why: the mammography model's DenseNet121 trunk is frozen (``modalities/mammography/mil.py``), so its output for
 an image never changes during training; computing it once (about a second an image on two CPU
 cores at 512 px) makes every cross-validation fit of the head take seconds instead of an hour.
 Each image's features and cell targets go to their own file, named by the image's sha256, the
@@ -13,20 +13,33 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from bcc_model.modalities import ModalitySpec
+from bcc_model.registry import ModalitySpec
 
-__all__ = ["TISSUE_LEVEL", "cell_targets", "cached_features"]
+__all__ = ["TISSUE_LEVEL", "Source", "cell_targets", "cached_features"]
 
 TISSUE_LEVEL = 8.0
 """Mean grey level (0-255) above which a cell counts as breast tissue, not background or removed muscle."""
 _LESION_SHARE = 0.5
 """A cell is lesion when it holds at least this share of the best-covered cell's lesion pixels."""
+
+
+@dataclass
+class Source:
+    """One data folder: its manifest rows, cached features and per-image targets."""
+
+    name: str
+    data_dir: Path
+    table: pd.DataFrame
+    features: np.ndarray
+    cells: np.ndarray
+    augmented: list[tuple[np.ndarray, np.ndarray]]
 
 
 def cell_targets(image: np.ndarray, mask: np.ndarray | None, label: str, spec: ModalitySpec, cell_px: int) -> np.ndarray:
@@ -41,7 +54,7 @@ def cell_targets(image: np.ndarray, mask: np.ndarray | None, label: str, spec: M
     targets = np.full((grid, grid), -1.0, dtype=np.float32)
     if label not in spec.labels:  # a screening label (RSNA "negative"): no cell is known
         return targets.reshape(-1)
-    if label not in spec.lesion_labels:
+    if label not in spec.recipe.lesion_labels:
         targets[cells > TISSUE_LEVEL] = 0.0
     elif mask is not None and mask.any():
         coverage = mask.reshape(grid, cell_px, grid, cell_px).mean(axis=(1, 3))
@@ -51,7 +64,7 @@ def cell_targets(image: np.ndarray, mask: np.ndarray | None, label: str, spec: M
 
 def _settings_key(spec: ModalitySpec, trunk_id: str, copy: int, seed: int) -> str:
     settings = {"size": spec.input_size, "preprocessing": list(spec.preprocessing), "trunk": trunk_id,
-                "augmentation": list(spec.augmentation) if copy else [], "copy": copy, "seed": seed if copy else None}
+                "augmentation": list(spec.recipe.augmentation) if copy else [], "copy": copy, "seed": seed if copy else None}
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -61,7 +74,7 @@ def _augmented(image: np.ndarray, mask: np.ndarray | None, spec: ModalitySpec, s
     from bcc_model.training.augment import augment
 
     lesion = np.zeros(image.shape[:2], np.float32) if mask is None else mask.astype(np.float32)
-    out, moved = augment(tf.constant(image / 255.0), tf.constant(seed, tf.int64), spec.augmentation,
+    out, moved = augment(tf.constant(image / 255.0), tf.constant(seed, tf.int64), spec.recipe.augmentation,
                          tf.constant(lesion[..., None]))
     return np.clip(out.numpy() * 255.0, 0, 255).astype(np.float32), (None if mask is None else moved.numpy()[..., 0] > 0.5)
 
@@ -84,12 +97,12 @@ def cached_features(trunk, trunk_id: str, table: pd.DataFrame, data_dir: str | P
     from bcc_model.datasets.lesions import lesion_mask, read_circles
     from bcc_model.imaging.io import read_image
     from bcc_model.imaging.preprocess import to_model_input_with_mask
-    from bcc_model.models.mil import CELL_PX
+    from bcc_model.modalities.mammography.mil import CELL_PX
 
     folder = Path(cache_dir) / _settings_key(spec, trunk_id, copy, seed)
     folder.mkdir(parents=True, exist_ok=True)
     root = Path(data_dir)
-    circles = read_circles(root) if spec.lesion_source == "circles" and (root / "lesions.csv").is_file() else {}
+    circles = read_circles(root) if spec.recipe.lesion_source == "circles" and (root / "lesions.csv").is_file() else {}
     paths = [folder / f"{digest}.npz" for digest in table["sha256"]]
     # One computation per distinct file: identical copies (same sha256) share their cache entry.
     first_of = {path: i for i, path in reversed(list(enumerate(paths)))}

@@ -6,14 +6,14 @@ What happens, in order:
    patients, and every file's sha256 goes into the manifest.
 2. Each frozen trunk of the registry (``arch_params``: DenseNet121 and VGG16 cell models) turns
    every image (and augmented copies of the MIAS training images) into cell features, cached per
-   image (``training/features.py``).
+   image (``modalities/mammography/features.py``).
 3. Patient-grouped cross-validation over every non-test patient of both sets compares trunk x
    ``cell_poolings`` x number of epochs on the same folds; the rule, fixed in advance, is the mean
    over data sets of the out-of-fold malignant-vs-rest ROC AUC.
 4. The operating point (temperature, threshold, indeterminate band) is fitted on the chosen
    recipe's out-of-fold predictions; the head is trained once more on all non-test patients and
    copied into the full image model.
-5. Each data set's test patients are scored once, through the full model (``training/mil_report.py``).
+5. Each data set's test patients are scored once, through the full model (``modalities/mammography/scoring.py``).
 
 Why the losses look as they do: the image loss is cross-entropy against the label's *set* of
 classes (``models.mil.set_cross_entropy``; RSNA's negative is {normal, benign}), and each data set
@@ -26,16 +26,17 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from bcc_model.modalities import ModalitySpec
+from bcc_model.modalities.mammography.features import Source
+from bcc_model.registry import ModalitySpec
 from bcc_model.training.config import TrainConfig, architectures_ready
 
-__all__ = ["Source", "index_folders", "load_sources", "fit_head", "cross_validate_poolings", "train_mil", "EPOCH_CHECKPOINTS"]
+__all__ = ["index_folders", "load_sources", "fit_head", "cross_validate_poolings", "train_mil", "EPOCH_CHECKPOINTS"]
 
 EPOCH_CHECKPOINTS = (5, 10, 20)
 """Epochs at which cross-validation scores the held-out folds (those above ``--epochs`` are dropped)."""
@@ -43,18 +44,6 @@ AUGMENTED_COPIES = 2
 """Augmented copies of each MIAS training image (their trunk features are cached like the originals)."""
 HELD_OUT_CURVES = ("val_loss", "val_accuracy", "val_auc")
 """Per-epoch held-out scores; the bundle's history shows their mean over the cross-validation folds."""
-
-
-@dataclass
-class Source:
-    """One data folder: its manifest rows, cached features and per-image targets."""
-
-    name: str
-    data_dir: Path
-    table: pd.DataFrame
-    features: np.ndarray
-    cells: np.ndarray
-    augmented: list[tuple[np.ndarray, np.ndarray]]
 
 
 def _targets(labels: pd.Series, spec: ModalitySpec) -> np.ndarray:
@@ -89,7 +78,7 @@ def index_folders(config: TrainConfig, spec: ModalitySpec) -> list[tuple[Path, p
 def load_sources(indexed: list[tuple[Path, pd.DataFrame]], spec: ModalitySpec, trunk, trunk_id: str, cache: Path,
                  seed: int) -> list[Source]:
     """Featurise every indexed folder with ``trunk`` (cached), with augmented copies where lesions are annotated."""
-    from bcc_model.training.features import cached_features
+    from bcc_model.modalities.mammography.features import cached_features
 
     sources = []
     for folder, table in indexed:
@@ -138,15 +127,15 @@ def fit_head(spec: ModalitySpec, config: TrainConfig, arch: str, pooling: str, a
     import keras
     import tensorflow as tf
 
-    from bcc_model.models.mil import build_mil_head, masked_cell_entropy, set_cross_entropy
+    from bcc_model.modalities.mammography.mil import build_mil_head, masked_cell_entropy, set_cross_entropy
 
     keras.utils.set_random_seed(config.seed)
     features, targets, cells, weights = arrays
-    params = {k: v for k, v in spec.arch_params[arch].items() if k in ("width", "dropout", "k")}
+    params = {k: v for k, v in spec.recipe.arch_params[arch].items() if k in ("width", "dropout", "k")}
     head = build_mil_head(features.shape[1], len(spec.labels), channels=features.shape[-1], pooling=pooling, **params)
     head.compile(optimizer=keras.optimizers.AdamW(config.lr, weight_decay=1e-4),
                  loss={"probabilities": set_cross_entropy, "lesion_map": masked_cell_entropy},
-                 loss_weights={"probabilities": 1.0, "lesion_map": float(spec.lesion_loss_weight or 0.0)})
+                 loss_weights={"probabilities": 1.0, "lesion_map": float(spec.recipe.lesion_loss_weight or 0.0)})
     scale = len(weights) / weights.sum()
     data = tf.data.Dataset.from_tensor_slices(
         (features, {"probabilities": targets, "lesion_map": cells}, weights * scale)).shuffle(
@@ -203,7 +192,7 @@ def cross_validate_poolings(sources: list[Source], spec: ModalitySpec, config: T
         fold_of.append(f)
     checkpoints = tuple(e for e in EPOCH_CHECKPOINTS if e <= config.epochs) or (config.epochs,)
     results, oof = {}, {}
-    for pooling in spec.cell_poolings:
+    for pooling in spec.recipe.cell_poolings:
         predictions = {e: [np.zeros((len(s.table), len(spec.labels)), np.float32) for s in sources] for e in checkpoints}
         curves = []
         for fold in range(folds):
@@ -242,7 +231,8 @@ def cross_validate_poolings(sources: list[Source], spec: ModalitySpec, config: T
 
 def operating_point(sources: list[Source], cv: dict, spec: ModalitySpec) -> dict:
     """Temperature, threshold and band fitted on the chosen recipe's out-of-fold predictions (all sets)."""
-    from bcc_model.evaluation.calibration import apply_temperature, choose_band, choose_threshold, decide, fit_temperature
+    from bcc_model.models.decision import apply_temperature, decide
+    from bcc_model.evaluation.calibration import choose_band, choose_threshold, fit_temperature
 
     raw = np.concatenate([p[f >= 0] for p, f in zip(cv["oof"], cv["fold_of"])])
     targets = np.concatenate([_targets(s.table["label"][f >= 0], spec) for s, f in zip(sources, cv["fold_of"])])
@@ -278,25 +268,25 @@ def train_mil(config: TrainConfig, spec: ModalitySpec) -> int:
     """The whole run: data, features, CV, operating point, final head, test, bundle; exit status."""
     from bcc_model.datasets.folders import DataError
     from bcc_model.models.architectures import build_model
-    from bcc_model.models.mil import transfer_head, trunk_model
+    from bcc_model.modalities.mammography.mil import transfer_head, trunk_model
     from bcc_model.models.pretrained import PretrainedMissing
     from bcc_model.training.fit import configure_determinism
-    from bcc_model.training.mil_report import test_metrics
-    from bcc_model.reporting.failure_cases import failure_case_pictures
+    from bcc_model.modalities.mammography.scoring import test_metrics
+    from bcc_model.modalities.mammography.failure_cases import failure_case_pictures
     from bcc_model.training.writer import add_evaluations, write_bundle
 
     started = time.time()
     configure_determinism(config.seed)
     spec = replace(spec, input_size=config.image_size) if config.image_size else spec
-    archs = tuple(config.arch or spec.arch_params)
+    archs = tuple(config.arch or spec.recipe.arch_params)
     if not architectures_ready(spec, archs):
         return 2
-    unknown = sorted(set(config.candidates or ()) - set(spec.cell_poolings))
+    unknown = sorted(set(config.candidates or ()) - set(spec.recipe.cell_poolings))
     if unknown:  # refused before any image is read
-        print(f"error: pooling(s) {unknown} not configured for {spec.key}; valid: {', '.join(spec.cell_poolings)}",
+        print(f"error: pooling(s) {unknown} not configured for {spec.key}; valid: {', '.join(spec.recipe.cell_poolings)}",
               file=sys.stderr)
         return 2
-    spec = replace(spec, cell_poolings=tuple(config.candidates or spec.cell_poolings))
+    spec = spec.with_recipe(cell_poolings=tuple(config.candidates or spec.recipe.cell_poolings))
     work = Path(config.work_dir or Path("runs") / spec.key)
     folds = config.cv_folds or 5
     try:
@@ -307,13 +297,13 @@ def train_mil(config: TrainConfig, spec: ModalitySpec) -> int:
     runs = {}
     for arch in archs:  # every trunk meets the same patients and folds
         try:
-            model = build_model(arch, spec.input_shape, len(spec.labels), **spec.arch_params[arch])
+            model = build_model(arch, spec.input_shape, len(spec.labels), **spec.recipe.arch_params[arch])
         except PretrainedMissing as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-        sources = load_sources(indexed, spec, trunk_model(model), _trunk_id(arch, spec.arch_params[arch], config.seed),
+        sources = load_sources(indexed, spec, trunk_model(model), _trunk_id(arch, spec.recipe.arch_params[arch], config.seed),
                                work / "features", config.seed)
-        print(f"Cross-validating {arch}: {len(spec.cell_poolings)} poolings over {folds} patient folds ...", flush=True)
+        print(f"Cross-validating {arch}: {len(spec.recipe.cell_poolings)} poolings over {folds} patient folds ...", flush=True)
         runs[arch] = (sources, cross_validate_poolings(sources, spec, config, folds, arch))
     arch = max(runs, key=lambda a: runs[a][1]["candidates"][runs[a][1]["chosen"]]["mean_roc_auc"])
     sources, cv = runs[arch]
@@ -323,8 +313,8 @@ def train_mil(config: TrainConfig, spec: ModalitySpec) -> int:
     final_config = replace(config, epochs=chosen["epochs"])
     head, history, _ = fit_head(spec, final_config, arch, chosen["pooling"],
                                 _fit_arrays(sources, spec, [(s.table["split"] != "test").to_numpy() for s in sources]))
-    params = {**spec.arch_params[arch], "pooling": chosen["pooling"]}
-    spec = replace(spec, default_arch=arch, arch_params={arch: params})
+    params = {**spec.recipe.arch_params[arch], "pooling": chosen["pooling"]}
+    spec = spec.with_recipe(default_arch=arch, arch_params={arch: params})
     model = transfer_head(head, build_model(arch, spec.input_shape, len(spec.labels), **params))
     for name, curve in chosen["held_out_by_epoch"].items():  # validation curves: the folds' mean
         history[name] = curve[:len(history)]
@@ -337,7 +327,7 @@ def train_mil(config: TrainConfig, spec: ModalitySpec) -> int:
     record = {k: v for k, v in cv.items() if k not in ("fold_of", "oof")}
     record["candidates"] = {key: c for _, run in runs.values() for key, c in run["candidates"].items()}
     extra = {"pooling_cross_validation": record,
-             "lesion_supervision": {"loss_weight": spec.lesion_loss_weight, "images_with_geometry": lesion_images,
+             "lesion_supervision": {"loss_weight": spec.recipe.lesion_loss_weight, "images_with_geometry": lesion_images,
                                     "cells": "lesion cells of annotated lesions against tissue cells of normal breasts"},
              "data_sets": {s.name: {"images": int(len(s.table)), "patients": int(s.table["group"].nunique()),
                                     "labels": sorted(set(s.table["label"]))} for s in sources}}

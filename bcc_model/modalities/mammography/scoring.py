@@ -13,7 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bcc_model.modalities import ModalitySpec
+from bcc_model.modalities.mammography.features import Source
+from bcc_model.registry import ModalitySpec
+from bcc_model.training.config import TrainConfig
 
 __all__ = ["BRIGHT_MARK", "map_peak_places", "per_abnormality", "test_metrics", "source_metrics"]
 
@@ -29,7 +31,7 @@ def map_peak_places(maps: np.ndarray, views: np.ndarray) -> dict:
     A map whose peak sits on the background, the blanked pectoral muscle or a film label reads
     something that is not breast tissue: the shortcut check the issue asks for.
     """
-    from bcc_model.imaging.mammogram import breast_region
+    from bcc_model.modalities.mammography.hygiene import breast_region
 
     outside, on_mark = 0, 0
     for lesion_map, view in zip(maps, views):
@@ -71,7 +73,7 @@ def source_metrics(model, lesion_model, source: "Source", spec: ModalitySpec, ch
     from bcc_model.analysis.predictions import raw_probabilities
     from bcc_model.datasets.folders import load_images
     from bcc_model.evaluation.baseline import histogram_baseline
-    from bcc_model.evaluation.calibration import OperatingPoint, apply_temperature
+    from bcc_model.models.decision import OperatingPoint, apply_temperature
     from bcc_model.evaluation.metrics import compute_metrics
     from bcc_model.models.lesion_head import lesion_maps
 
@@ -90,7 +92,7 @@ def source_metrics(model, lesion_model, source: "Source", spec: ModalitySpec, ch
     else:
         y, scored = test["label"].map(spec.labels.index).to_numpy(), probs
     block = compute_metrics(scored, y, groups, point, split="test", n_resamples=config.bootstrap, seed=config.seed,
-                            binary_tasks=None if screening else spec.extra_binary_tasks or None)
+                            binary_tasks=None if screening else spec.recipe.extra_binary_tasks or None)
     block["data_set"] = source.name
     block["histogram_baseline"] = histogram_baseline(source.data_dir, test, spec.positive_label,
                                                      n_resamples=config.bootstrap, seed=config.seed)
@@ -111,7 +113,7 @@ def _localisation(model, lesion_model, test: pd.DataFrame, source: "Source", ima
     from bcc_model.evaluation.froc import froc
     from bcc_model.evaluation.localisation import explain_and_score, pointing_hit
     from bcc_model.explain.marks import lesion_marks
-    from bcc_model.imaging.mammogram import breast_region
+    from bcc_model.modalities.mammography.hygiene import breast_region
     from bcc_model.evaluation.localisation import lesion_map_localisation
 
     masks = model_space_masks(test, source.data_dir, spec)

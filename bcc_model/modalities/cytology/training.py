@@ -7,7 +7,7 @@ What happens, in order:
    CSV with the 30 feature columns, ``label`` and optionally ``group``). Each case is its own
    group unless the CSV says otherwise. A seeded split stratified by label gives train /
    validation / test = 60 / 20 / 20 %, and the manifest records each case with a sha256 of its
-   feature values and label (:func:`bcc_model.cytology.cases.row_sha256`).
+   feature values and label (:func:`bcc_model.modalities.cytology.cases.row_sha256`).
 2. Repeated cross-validation on train + validation (the test split is never touched) compares
    every configured network with logistic regression: 5 stratified group folds x 5 repeats, each
    repeat reshuffled with its own seed, and mean ± sd of accuracy and ROC AUC over all 25 fold
@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
@@ -42,7 +42,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from bcc_model.modalities import ModalitySpec
+from bcc_model.registry import ModalitySpec
 from bcc_model.training.config import TrainConfig
 
 __all__ = ["CVPlan", "CV_PLAN", "TUNING_GRID", "LOGISTIC_REGRESSION", "split_cases", "repeated_folds",
@@ -103,7 +103,7 @@ def split_cases(cases: pd.DataFrame, source: str, *, seed: int, cv_folds: int = 
     """
     from bcc_model.datasets.folders import DataError
     from bcc_model.datasets.splits import split_by_group
-    from bcc_model.cytology.cases import FEATURE_NAMES, row_sha256
+    from bcc_model.modalities.cytology.cases import FEATURE_NAMES, row_sha256
 
     table = pd.DataFrame({"file": [f"{source}#{i}" for i in cases.index], "label": cases["label"].to_numpy(),
                           "group": cases["group"].to_numpy()})
@@ -122,7 +122,7 @@ def split_cases(cases: pd.DataFrame, source: str, *, seed: int, cv_folds: int = 
 
 def _network(arch: str, params: Mapping[str, object], spec: ModalitySpec, x_train: np.ndarray):
     """Uncompiled network ``arch`` with ``params``, standardising with the statistics of ``x_train``."""
-    from bcc_model.cytology.models import build_tabular_model
+    from bcc_model.modalities.cytology.models import build_tabular_model
 
     return build_tabular_model(arch, x_train.shape[1], len(spec.labels), mean=x_train.mean(axis=0),
                                variance=x_train.var(axis=0), **dict(params))
@@ -159,7 +159,7 @@ def repeated_folds(y: np.ndarray, groups: pd.Series, *, folds: int, repeats: int
 
 def candidate_params(arch: str, spec: ModalitySpec) -> list[dict]:
     """The registry's ``arch_params[arch]`` with each override of :data:`TUNING_GRID` (itself alone if untuned)."""
-    base = dict(spec.arch_params[arch])
+    base = dict(spec.recipe.arch_params[arch])
     return [{**base, **override} for override in TUNING_GRID.get(arch, ({},))]
 
 
@@ -190,7 +190,7 @@ def _fold_probabilities(name: str, spec: ModalitySpec, fit: pd.DataFrame, x_fit:
     """Train model ``name`` on one training fold: (N, K) probabilities of the held-out fold, and
     which of :func:`candidate_params` was kept (0 for untuned models)."""
     from bcc_model.analysis.predictions import raw_probabilities
-    from bcc_model.cytology.models import build_logistic_regression
+    from bcc_model.modalities.cytology.models import build_logistic_regression
 
     if name == LOGISTIC_REGRESSION:
         inner = repeated_folds(y_fit, fit["group"], folds=EARLY_STOPPING_FOLDS, repeats=1, seed=config.seed)
@@ -214,7 +214,7 @@ def _mean_sd(values: list[float], repeats: int) -> dict:
 
 def _model_entry(name: str, spec: ModalitySpec, scores: dict, chosen: list[int], repeats: int) -> dict:
     """One model of the ``cross_validation`` block: its settings and its scores over the fits."""
-    from bcc_model.cytology.models import LOGISTIC_C_GRID
+    from bcc_model.modalities.cytology.models import LOGISTIC_C_GRID
 
     if name == LOGISTIC_REGRESSION:
         settings = {"params": {"scaler": "StandardScaler", "class_weight": "balanced",
@@ -223,7 +223,7 @@ def _model_entry(name: str, spec: ModalitySpec, scores: dict, chosen: list[int],
     elif name in TUNING_GRID:
         settings = {"candidates": candidate_params(name, spec), "chosen_per_fit": chosen}
     else:
-        settings = {"params": dict(spec.arch_params[name])}
+        settings = {"params": dict(spec.recipe.arch_params[name])}
     return {"name": name, **settings, "accuracy": _mean_sd(scores["accuracy"], repeats),
             "roc_auc": _mean_sd(scores["roc_auc"], repeats), "bundled": False}
 
@@ -255,7 +255,7 @@ def cross_validate(x: np.ndarray, manifest: pd.DataFrame, spec: ModalitySpec, co
     from sklearn.metrics import accuracy_score, roc_auc_score
 
     y = _label_indices(manifest, spec)
-    names = [*spec.arch_params, LOGISTIC_REGRESSION]
+    names = [*spec.recipe.arch_params, LOGISTIC_REGRESSION]
     scores = {name: {"accuracy": [], "roc_auc": []} for name in names}
     chosen = {name: [] for name in names}
     folds = repeated_folds(y, manifest["group"], folds=plan.folds, repeats=plan.repeats, seed=config.seed)
@@ -335,7 +335,7 @@ def train_tabular(config: TrainConfig, spec: ModalitySpec, plan: CVPlan = CV_PLA
     """
     from bcc_model.datasets.folders import DataError
     from bcc_model.evaluation.metrics import format_metrics_table
-    from bcc_model.cytology.cases import FEATURE_NAMES, WDBC_SOURCE, feature_ranges, load_cases
+    from bcc_model.modalities.cytology.cases import FEATURE_NAMES, WDBC_SOURCE, feature_ranges, load_cases
     from bcc_model.training.config import architectures_ready
     from bcc_model.training.selection import choose_and_test, select_architecture
     from bcc_model.training.writer import write_bundle
@@ -343,7 +343,7 @@ def train_tabular(config: TrainConfig, spec: ModalitySpec, plan: CVPlan = CV_PLA
     if config.image_size:
         print(f"error: --image-size does not apply to tabular modality {spec.key!r}", file=sys.stderr)
         return 2
-    archs = config.arch or [spec.default_arch]
+    archs = config.arch or [spec.recipe.default_arch]
     if not architectures_ready(spec, archs):
         return 2
     source = str(config.data) if config.data else WDBC_SOURCE
@@ -386,7 +386,7 @@ def train_tabular(config: TrainConfig, spec: ModalitySpec, plan: CVPlan = CV_PLA
                         "criterion": TUNING_CRITERION, "architectures": tuning}}
     out_dir = config.out or spec.bundle_dir
     # model.json records the parameters the bundled network was built with: the kept candidate's.
-    kept_spec = replace(spec, arch_params=MappingProxyType({**spec.arch_params, **kept}))
+    kept_spec = spec.with_recipe(arch_params=MappingProxyType({**spec.recipe.arch_params, **kept}))
     write_bundle(kept_spec, config, selected, results, manifest, source_name, out_dir, time.time() - started,
                   extra=extra)
     print(f"Selected {selected}; bundle written to {out_dir}", flush=True)
