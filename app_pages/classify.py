@@ -13,7 +13,6 @@ from datetime import datetime, timezone
 
 import logging
 
-import pandas as pd
 import streamlit as st
 
 from bcc_model import RESEARCH_USE_NOTICE
@@ -32,6 +31,8 @@ from bcc_model.analysis.wsi import from_region
 from bcc_model.evaluation.model_quality import performance_caution
 from bcc_model.reporting.tilemaps import geojson_text, tiles_csv
 from bcc_model.reporting.report import ReportEntry, build_report_html
+from bcc_model.reporting.batch import results_table
+from bcc_model.analysis.rows import ResultRow
 from bcc_model.imaging.tiling import flagged_fraction, magnification_to_mpp
 from app_pages import _cache as cache
 from app_pages import _shared as ui
@@ -58,7 +59,7 @@ def _width(pixels) -> int | str:
     return _SHOWN_PX if pixels.shape[1] < _SHOWN_PX else "stretch"
 
 
-def _image_section(index: int, name: str, sha: str, loaded, analysis, bundle) -> ReportEntry:
+def _image_section(index: int, name: str, sha: str, loaded, analysis, bundle, caution: str) -> ReportEntry:
     """One image's result: image as uploaded, heatmap on what the model saw, verdict, probability bar."""
     pixels, prediction, seen = loaded.pixels, analysis.prediction, analysis.view
     with st.container(border=True):
@@ -105,31 +106,9 @@ def _image_section(index: int, name: str, sha: str, loaded, analysis, bundle) ->
             st.caption(f"Dashed line: decision threshold P({positive}) = {bundle.threshold:.0%}. "
                        + (f"Grey band: indeterminate {low:.0%}–{high:.0%}." if high > low else
                           "No indeterminate band for this model."))
-    return ReportEntry.from_analysis(name, pixels, analysis, heatmap_overlay=overlay,
-                                     heatmap_caption=f"Grad-CAM for “{label}”, {analysis.view_caption}",
-                                     lesion_map_overlay=lesion_overlay, lesion_map_caption=LESION_MAP_CAPTION)
-
-
-def _summary_table(entries: list[ReportEntry], labels: tuple[str, ...], caution: str | None) -> pd.DataFrame:
-    rows = []
-    for entry in entries:
-        row = {"file": entry.file_name,
-               "verdict": entry.verdict,
-               "prediction": entry.predicted_label if entry.message is None else "not analysed",
-               "indeterminate": entry.indeterminate if entry.message is None else None}
-        row |= {f"P({label})": entry.probabilities.get(label, float("nan")) for label in labels}  # blank, not "None"
-        row["not assessed because"] = entry.refusal or ""
-        row["caution"] = caution or ""
-        row["error"] = entry.message or ""
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    truth = [ui.sample_truth(name, labels) for name in table["file"]] if rows else []
-    if any(label is not None for label in truth):
-        # Bundled samples are named by their true class: show it, so a new user sees what the model gets wrong.
-        table.insert(1, "true label (samples)", [label or "" for label in truth])
-        table.insert(2, "correct?", [None if label is None or verdict in ("not analysed", "not assessed")
-                                     else verdict == label for label, verdict in zip(truth, table["verdict"])])
-    return table
+    return ReportEntry(ResultRow.of_analysis(bundle, name, analysis, caution=caution), pixels, heatmap_overlay=overlay,
+                       heatmap_caption=f"Grad-CAM for “{label}”, {analysis.view_caption}",
+                       lesion_map_overlay=lesion_overlay, lesion_map_caption=LESION_MAP_CAPTION)
 
 
 def _patches_tab(spec) -> None:
@@ -161,6 +140,7 @@ def _patches_tab(spec) -> None:
         return
     summary = st.container()
     progress = st.progress(0.0, text="Analysing…")
+    caution = performance_caution(bundle.metrics) or ""
     entries: list[ReportEntry] = []
     for index, (name, data) in enumerate(sources, start=1):
         progress.progress((index - 1) / len(sources), text=f"Analysing image {index} of {len(sources)}…")
@@ -169,21 +149,22 @@ def _patches_tab(spec) -> None:
             analysis = cache.analysis(bundle, sha, loaded)
         except (ImageReadError, ValueError) as err:
             ui.show_error(f"{name} could not be analysed", err)
-            entries.append(ReportEntry(file_name=name, image=None, message=str(err)))
+            entries.append(ReportEntry(ResultRow.failed(bundle, name, str(err), caution=caution)))
             continue
         ui.remember_image(name, sha, analysis, for_display(loaded.pixels, ui.THUMBNAIL_PX), spec.key)
         try:
-            entries.append(_image_section(index, name, sha, loaded, analysis, bundle))
+            entries.append(_image_section(index, name, sha, loaded, analysis, bundle, caution))
         except Exception:  # one image that cannot be shown must not end the batch
             _LOG.exception("image %d of %d could not be shown", index, len(sources))  # no name: names are PHI
             message = "could not be shown (an unexpected error, logged on the server)"
             st.error(f"{index}. {escape_markdown(name)} {message}", icon=":material/error:")
-            entries.append(ReportEntry(file_name=name, image=None, message=message))
+            entries.append(ReportEntry(ResultRow.failed(bundle, name, message, caution=caution)))
     progress.progress(1.0, text=f"{len(sources)} of {len(sources)} images analysed")
 
     with summary:
         st.subheader("Summary")
-        table = _summary_table(entries, bundle.labels, performance_caution(bundle.metrics))
+        rows = [entry.row for entry in entries]
+        table = results_table(rows, [ui.sample_truth(row.file, bundle.labels) for row in rows])
         st.dataframe(table, hide_index=True,
                      column_config={f"P({label})": st.column_config.NumberColumn(format="percent")
                                     for label in bundle.labels})
@@ -192,7 +173,7 @@ def _patches_tab(spec) -> None:
         def report() -> str:
             return build_report_html(entries, model_info=info, generated_at=datetime.now(timezone.utc),
                                      notice=RESEARCH_USE_NOTICE, verified=bundle.verified,
-                                     caution=performance_caution(bundle.metrics))
+                                     caution=caution or None)
 
         buttons = st.container(horizontal=True)
         buttons.download_button("Download table (CSV)", to_safe_csv(table), file_name="bcc_predictions.csv",

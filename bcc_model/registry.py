@@ -229,7 +229,9 @@ class ModalitySpec:
 class Modality(Protocol):
     """What a modality module offers: ``SPEC`` always; the hooks only where it differs from the core.
 
-    ``train(config)`` replaces the generic image pipeline (``training/pipeline.py``);
+    ``train(config, spec) -> Path`` replaces the generic image pipeline (``training/pipeline.py``)
+    and raises ``training.config.TrainingError`` or ``DataError`` on unusable options or data;
+    ``keras_objects()`` names the modality's own Keras layers for loading its bundles;
     ``card_context(info)`` adds the modality's section to the model card, drawn by the template
     ``CARD_TEMPLATE`` beside the module; ``evaluate_external(bundle, data, ...)`` replaces the
     image-folder evaluation (``evaluation/external.py``).

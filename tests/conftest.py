@@ -37,7 +37,7 @@ def chromium_path() -> Path:
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory, chromium_path):
     """``(url, process)`` of one ``streamlit run app.py`` on a free loopback port, shared by the browser
-    tests and the load test in ``test_browser.py`` (each start imports TensorFlow and loads a bundle);
+    tests and the load test in ``e2e/test_browser.py`` (each start imports TensorFlow and loads a bundle);
     always terminated."""
     from tests.support.server import running_app
     from tests.timing import SLOWDOWN

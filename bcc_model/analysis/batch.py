@@ -7,11 +7,12 @@ nothing stops the batch. Rows carry no DICOM tag and no pixel data, only the nam
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from bcc_model.analysis.image import Analysis, HeatmapRequest, analyse
+from bcc_model.analysis.rows import ResultRow
 from bcc_model.analysis.wsi import SlideResult, analyse_slide
 from bcc_model.explain.cams import Explainer
 from bcc_model.imaging.io import read_image
@@ -27,7 +28,7 @@ __all__ = ["BatchResult", "BatchSettings", "analyse_item", "slide_item", "proces
 class BatchResult:
     """One file's row, with what it takes to write its extra files (heatmap overlay, tile maps)."""
 
-    row: dict
+    row: ResultRow
     analysis: Analysis | None = None
     slide: SlideResult | None = None
     extras: dict = field(default_factory=dict)
@@ -51,51 +52,40 @@ def process_item(bundle: Bundle, item: InputItem, settings: BatchSettings, *, ex
     return analyse_item(bundle, item, explainer=explainer)
 
 
-def _base_row(bundle: Bundle, name: str) -> dict:
-    return {"file": name, "status": "error", "verdict": "", "label": "", "indeterminate": None,
-            **{f"P({label})": None for label in bundle.labels}, "reason": "", "warnings": "", "error": "",
-            "model": bundle.meta.name, "model_version": bundle.short_sha, "provenance": bundle.provenance}
+def _read_error(err: Exception) -> str:
+    """What a row says about a file that could not be read (an OS error's text may hold a path)."""
+    return str(err) if isinstance(err, (ImageReadError, ValueError)) else "file could not be read"
 
 
 def analyse_item(bundle: Bundle, item: InputItem, *, explainer: Explainer | None = None) -> BatchResult:
     """One file through ``analyse``; with ``explainer``, the Grad-CAM of the positive class too."""
-    row = _base_row(bundle, item.name)
     try:
         image = read_image(item.source())
         result = analyse(bundle, image.pixels, explain=[HeatmapRequest()] if explainer else (), explainer=explainer,
                          image_warnings=image.warnings)
     except (ImageReadError, ValueError, OSError) as err:
-        row["error"] = str(err) if isinstance(err, (ImageReadError, ValueError)) else "file could not be read"
-        return BatchResult(row)
-    prediction = result.prediction
-    row.update({"status": "not assessed" if result.refusal else "ok", "verdict": result.verdict,
-                "label": prediction.label, "indeterminate": prediction.indeterminate,
-                **{f"P({label})": round(float(p), 6) for label, p in prediction.probabilities.items()},
-                "reason": result.refusal or "", "warnings": " | ".join(result.warnings)})
-    return BatchResult(row, analysis=result)
+        return BatchResult(ResultRow.failed(bundle, item.name, _read_error(err)))
+    return BatchResult(ResultRow.of_analysis(bundle, item.name, result), analysis=result)
 
 
 def slide_item(bundle: Bundle, item: InputItem, *, mpp: float | None = None, progress=None,
                batch_tiles: int = 64) -> BatchResult:
     """One file (slide or plain image) tiled at the model's scale; the row summarises its tile map."""
-    row = _base_row(bundle, item.name)
+    failed = ResultRow.failed(bundle, item.name, "")
     try:
         slide = open_slide(item.source(), mpp=mpp)
     except (ImageReadError, ValueError, OSError) as err:
-        row["error"] = str(err) if isinstance(err, (ImageReadError, ValueError)) else "file could not be read"
-        return BatchResult(row)
+        return BatchResult(replace(failed, error=_read_error(err)))
     try:
         result = analyse_slide(bundle, slide, progress=progress, batch_tiles=batch_tiles)
     except ValueError as err:
-        row["error"] = str(err)
-        return BatchResult(row)
+        return BatchResult(replace(failed, error=str(err)))
     finally:
         slide.close()
-    share = result.positive_share
-    row.update({"status": "ok", "verdict": "tile map", "label": "",
-                f"P({bundle.spec.positive_label})": None if share is None else round(share, 6),
-                "reason": "" if len(result.boxes) else "no tissue found",
-                "warnings": f"P({bundle.spec.positive_label}) column: share of {len(result.boxes)} tissue tiles at or "
-                            f"above the threshold"})
+    share, positive = result.positive_share, bundle.spec.positive_label
+    row = replace(failed, status="ok", verdict="tile map",
+                  probabilities={positive: None if share is None else round(share, 6)},
+                  reason="" if len(result.boxes) else "no tissue found",
+                  warnings=(f"P({positive}) column: share of {len(result.boxes)} tissue tiles at or above the threshold",))
     return BatchResult(row, slide=result, extras={"tiles": int(len(result.boxes)),
                                                   "max_positive": float(np.max(result.positive)) if len(result.boxes) else None})

@@ -23,6 +23,7 @@ from typing import Iterator, Sequence
 
 from bcc_model.analysis.batch import BatchResult, BatchSettings, process_item
 from bcc_model.analysis.image import make_explainer
+from bcc_model.analysis.rows import ResultRow
 from bcc_model.imaging.sources import iter_inputs
 from bcc_model.models.bundle import BundleError, load_bundle
 from bcc_model.registry import default_modality, get_modality, modality_keys
@@ -68,14 +69,13 @@ def _provenance(bundle) -> str:
     return "unverified: not the shipped bundle pinned in bcc_model/registry.py (retrained or from elsewhere)"
 
 
-def _line(row: dict, verified: bool) -> str:
+def _line(row: ResultRow, verified: bool) -> str:
     """The terminal line of one analysed input (the CSV and JSON hold the full row)."""
-    probs = "  ".join(f"{key[2:-1]}={value:.3f}" for key, value in row.items()
-                      if key.startswith("P(") and value is not None)
-    flag = " (indeterminate)" if row["indeterminate"] else ""
-    verdict = f"NOT ASSESSED ({row['reason']}); model output {row['label']}" if row["status"] == "not assessed" \
-        else row["label"] or row["verdict"]
-    return f"{row['file']}: {verdict}{flag}  {probs}" + ("" if verified else "  [unverified model]")
+    probs = "  ".join(f"{label}={value:.3f}" for label, value in row.probabilities.items() if value is not None)
+    flag = " (indeterminate)" if row.indeterminate else ""
+    verdict = f"NOT ASSESSED ({row.reason}); model output {row.label}" if row.status == "not assessed" \
+        else row.label or row.verdict
+    return f"{row.file}: {verdict}{flag}  {probs}" + ("" if verified else "  [unverified model]")
 
 
 def _local_results(bundle, items: list, settings: BatchSettings) -> Iterator[BatchResult]:
@@ -112,13 +112,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream = _local_results(bundle, items, settings)
     for index, (item, result) in enumerate(zip(items, stream), start=1):
         results.append(result)
-        if result.row["status"] == "error":
+        if not result.row.analysed:
             failures += 1
-            print(f"{item.name}: cannot classify: {result.row['error']}", file=sys.stderr)
+            print(f"{item.name}: cannot classify: {result.row.error}", file=sys.stderr)
             continue
         print(_line(result.row, bundle.verified))
-        if result.row["warnings"] and not args.region:
-            print(f"{item.name}: warning: {result.row['warnings']}", file=sys.stderr)
+        if result.row.warnings and not args.region:
+            print(f"{item.name}: warning: {' | '.join(result.row.warnings)}", file=sys.stderr)
         if args.out:
             write_extras(result, args.out, output_stem(index, item.name), bundle.band, args.heatmaps)
     if args.out:

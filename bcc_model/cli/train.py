@@ -22,7 +22,9 @@ from typing import Sequence
 
 from bcc_model.registry import default_modality, get_modality, modality_hook, modality_keys
 from bcc_model.training import pipeline
-from bcc_model.training.config import TrainConfig
+from bcc_model.cli.console import log_to_console
+from bcc_model.datasets.folders import DataError
+from bcc_model.training.config import TrainConfig, TrainingError
 from bcc_model.training.distribute import STRATEGIES
 
 __all__ = ["main", "parse_args", "config_from_argv"]
@@ -99,9 +101,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Train as the command line says; exit status 0 on success, 2 on unusable data or options."""
     config = config_from_argv(argv)
     spec = get_modality(config.modality)
+    log_to_console()
     # A modality with its own trainer (the tabular path, the multiple-instance cell model) brings it.
     trainer = modality_hook(config.modality, "train") or pipeline.train_images
-    return trainer(config, spec)
+    try:
+        trainer(config, spec)
+    except (TrainingError, DataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -10,15 +10,17 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 
 from bcc_model.analysis.batch import BatchResult
+from bcc_model.analysis.rows import ResultRow
 from bcc_model.explain.overlay import encode_png, overlay_heatmap
 from bcc_model.reporting.exports import to_safe_csv
 from bcc_model.reporting.tilemaps import summary_row, write_tile_maps
 
-__all__ = ["output_stem", "write_extras", "write_predictions"]
+__all__ = ["output_stem", "results_table", "write_extras", "write_predictions"]
 
 
 def output_stem(index: int, name: str) -> str:
@@ -37,14 +39,31 @@ def write_extras(result: BatchResult, out_dir: Path, stem: str, band: tuple[floa
         (out_dir / "heatmaps" / f"{stem}.png").write_bytes(encode_png(overlay_heatmap(result.analysis.view, heat)))
 
 
+def results_table(rows: Sequence[ResultRow], truth: Sequence[str | None] | None = None) -> pd.DataFrame:
+    """The rows as one table in ``ResultRow``'s columns: what the app shows and both CSVs hold.
+
+    Args:
+        rows: one per file, in input order.
+        truth: the true class of each file where it is known (the bundled samples are named by
+            theirs), else ``None``; when any is known, ``true label`` and ``correct?`` columns
+            follow ``file``, so a new user sees what the model gets wrong.
+    """
+    table = pd.DataFrame([row.as_dict() for row in rows])
+    if truth is not None and any(label is not None for label in truth):
+        table.insert(1, "true label", [label or "" for label in truth])
+        table.insert(2, "correct?", [None if label is None or row.status != "ok" or row.verdict not in row.labels
+                                     else row.verdict == label for label, row in zip(truth, rows)])
+    return table
+
+
 def write_predictions(results: list[BatchResult], out_dir: Path) -> list[Path]:
-    """``predictions.csv`` (spreadsheet-safe) and ``predictions.json``; ``slides.csv`` when any file was tiled."""
+    """``predictions.csv`` (spreadsheet-safe) and ``predictions.json`` in ``ResultRow``'s columns; ``slides.csv`` when any file was tiled."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [result.row for result in results]
     paths = [out_dir / "predictions.csv", out_dir / "predictions.json"]
-    paths[0].write_text(to_safe_csv(pd.DataFrame(rows)), encoding="utf-8")
-    paths[1].write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
-    slides = [summary_row(result.row["file"], result.slide) for result in results if result.slide is not None]
+    paths[0].write_text(to_safe_csv(results_table(rows)), encoding="utf-8")
+    paths[1].write_text(json.dumps([row.as_dict() for row in rows], indent=1) + "\n", encoding="utf-8")
+    slides = [summary_row(result.row.file, result.slide) for result in results if result.slide is not None]
     if slides:
         paths.append(out_dir / "slides.csv")
         paths[-1].write_text(to_safe_csv(pd.DataFrame(slides)), encoding="utf-8")

@@ -13,19 +13,15 @@ browser.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
-from bcc_model.analysis.predictions import verdict
+from bcc_model.analysis.rows import ResultRow
 from bcc_model.explain.overlay import encode_png, shrink_to_fit
 from bcc_model.reporting.templates import render
-
-if TYPE_CHECKING:
-    from bcc_model.analysis.image import Analysis
 
 __all__ = ["ReportEntry", "build_report_html"]
 
@@ -36,12 +32,12 @@ _REPORT_IMAGE_MAX_PX = 1200
 
 @dataclass(frozen=True)
 class ReportEntry:
-    """One uploaded file's result, as the report shows it.
+    """One uploaded file's result, as the report shows it: its ``ResultRow`` and its pictures.
 
     Attributes:
-        file_name: the uploaded file's name (untrusted; escaped in the report).
-        image: uint8 HxW grey or HxWx3 RGB as analysed; ``None`` when the file could not be
-            read.
+        row: the file's result row (``analysis.rows.ResultRow``), the same the app's table and
+            the CSV show; the file name in it is untrusted and escaped in the report.
+        image: uint8 HxW grey or HxWx3 RGB as analysed; ``None`` when the file could not be read.
         heatmap_overlay: uint8 RGB explanation overlay (``overlay.overlay_heatmap``), or
             ``None`` when no heatmap was made. Heatmaps live in model-input pixels, so for
             modalities that crop or flip it is drawn on ``preprocess.model_view``, not ``image``.
@@ -50,52 +46,23 @@ class ReportEntry:
         lesion_map_overlay: uint8 RGB overlay of the bundle's lesion map (``models/lesion_head.py``) on
             the same frame, or ``None`` for bundles without one.
         lesion_map_caption: caption under it (``explain.cams.LESION_MAP_CAPTION``).
-        probabilities: label -> calibrated probability in [0, 1], in model-output order.
-        predicted_label: label chosen by the decision rule.
-        indeterminate: the positive probability fell inside the indeterminate band.
-        message: why the file could not be analysed; set means the entry is an error and the
-            prediction fields are ignored.
-        warnings: what reading the file noticed, shown with the result.
-        refusal: why the model gave no verdict on this image (``Analysis.refusal``), or ``None``.
     """
 
-    file_name: str
-    image: np.ndarray | None
+    row: ResultRow
+    image: np.ndarray | None = None
     heatmap_overlay: np.ndarray | None = None
     heatmap_caption: str = "Heatmap overlay (regions that drove the prediction)"
     lesion_map_overlay: np.ndarray | None = None
     lesion_map_caption: str = "Lesion map"
-    probabilities: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
-    predicted_label: str = ""
-    indeterminate: bool = False
-    message: str | None = None
-    warnings: tuple[str, ...] = ()
-    refusal: str | None = None
-
-    @property
-    def verdict(self) -> str:
-        """"not analysed", "not assessed", "indeterminate" or the predicted label."""
-        return "not analysed" if self.message is not None else verdict(self.predicted_label, self.indeterminate,
-                                                                       self.refusal)
-
-    @classmethod
-    def from_analysis(cls, file_name: str, image: np.ndarray, analysis: "Analysis", **overlays: object) -> "ReportEntry":
-        """The entry of an analysed image (``analysis.image.analyse``), with the overlays the caller drew."""
-        prediction = analysis.prediction
-        return cls(file_name=file_name, image=image, probabilities=prediction.probabilities,
-                   predicted_label=prediction.label, indeterminate=prediction.indeterminate,
-                   warnings=tuple(analysis.warnings), refusal=analysis.refusal, **overlays)
 
     def __post_init__(self) -> None:
-        if self.message is not None:
+        if not self.row.analysed:
             return
         if self.image is None:
-            raise ValueError(f"{self.file_name!r}: an entry without an error message needs an image")
-        if self.predicted_label not in self.probabilities:
-            raise ValueError(
-                f"{self.file_name!r}: predicted_label {self.predicted_label!r} is not among the "
-                f"probabilities' labels {list(self.probabilities)}"
-            )
+            raise ValueError(f"{self.row.file!r}: an analysed entry needs an image")
+        if self.row.label not in self.row.probabilities:
+            raise ValueError(f"{self.row.file!r}: label {self.row.label!r} is not among the probabilities' labels "
+                             f"{list(self.row.probabilities)}")
 
 
 def _required(model_info: Mapping, *path: str) -> object:
@@ -124,7 +91,7 @@ def _model(model_info: Mapping) -> dict:
 
 def _figures(entry: ReportEntry) -> list[dict]:
     """The entry's images in report order: upload, heatmap overlay, lesion map overlay."""
-    if entry.message is not None:
+    if not entry.row.analysed:
         return []
     shown = [(entry.image, "image", "Image as uploaded"),
              (entry.heatmap_overlay, "heatmap overlay", entry.heatmap_caption),
@@ -165,8 +132,6 @@ def build_report_html(
     """
     if generated_at.tzinfo is None or generated_at.utcoffset() is None:
         raise ValueError("generated_at must be timezone-aware, e.g. datetime.now(timezone.utc)")
-    rows = [{"file_name": e.file_name, "message": e.message, "figures": _figures(e), "predicted_label": e.predicted_label,
-             "indeterminate": e.indeterminate, "warnings": e.warnings, "refusal": e.refusal, "probabilities": dict(e.probabilities)}
-            for e in entries]
+    rows = [{"row": e.row, "figures": _figures(e)} for e in entries]
     return render("report.html.j2", model=_model(model_info), entries=rows, notice=notice,
                   generated=generated_at.isoformat(timespec="seconds"), verified=verified, caution=caution)

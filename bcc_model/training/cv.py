@@ -17,6 +17,7 @@ The result has the ``cross_validation`` schema of ``model.json`` that the model 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,8 @@ from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 from bcc_model.datasets.splits import patient_folds
 from bcc_model.registry import ModalitySpec
 from bcc_model.training.config import TrainConfig
+
+log = logging.getLogger(__name__)
 
 __all__ = ["cross_validate_images"]
 
@@ -129,9 +132,8 @@ def _cross_validate_one(name: str, arch: str, spec: ModalitySpec, config: TrainC
         oof[held] = raw_probabilities(model, x[held].astype(np.float32))
         scores.append(_fold_scores(y[held], oof[held], spec.positive_index))
         best_epochs.append(int(history.loc[history["val_loss"].idxmin(), "epoch"]) + 1 if len(history) else None)
-        print(f"[cv {name}] fold {fold + 1}/{folds}: accuracy {scores[-1][0]:.3f}, balanced accuracy "
-              f"{scores[-1][2]:.3f}, ROC AUC {scores[-1][1] if scores[-1][1] is None else round(scores[-1][1], 3)}",
-              flush=True)
+        log.info(f"[cv {name}] fold {fold + 1}/{folds}: accuracy {scores[-1][0]:.3f}, balanced accuracy "
+              f"{scores[-1][2]:.3f}, ROC AUC {scores[-1][1] if scores[-1][1] is None else round(scores[-1][1], 3)}")
     accuracy, auc, balanced = (list(values) for values in zip(*scores))
     entry = {"name": name, "architecture": arch, "preprocessing": list(spec.preprocessing),
              "augmentation": list(spec.recipe.augmentation), "accuracy": _mean_sd(accuracy),

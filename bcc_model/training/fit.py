@@ -7,6 +7,7 @@ and nothing here imports it).
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Callable
@@ -15,6 +16,8 @@ import pandas as pd
 
 from bcc_model.registry import ModalitySpec
 from bcc_model.training.config import TrainConfig
+
+log = logging.getLogger(__name__)
 
 __all__ = ["configure_determinism", "compile_model", "schedule_callbacks", "train_one"]
 
@@ -126,7 +129,7 @@ def train_one(arch: str, spec: ModalitySpec, arrays: dict, config: TrainConfig, 
 
     history = read_history()
     if config.resume and done_marker.is_file():
-        print(f"[{arch}] finished earlier; reusing {work / 'best.keras'}", flush=True)
+        log.info(f"[{arch}] finished earlier; reusing {work / 'best.keras'}")
         # compile=False: the shipped file carries weights only, not the optimizer state (a third of the size).
         return keras.models.load_model(work / "best.keras", compile=False), history
 
@@ -136,7 +139,7 @@ def train_one(arch: str, spec: ModalitySpec, arrays: dict, config: TrainConfig, 
             model = keras.models.load_model(work / "last.keras")
             initial_epoch = int(history["epoch"].max()) + 1
             best_so_far = float(history["val_loss"].min())
-            print(f"[{arch}] resuming after epoch {initial_epoch}", flush=True)
+            log.info(f"[{arch}] resuming after epoch {initial_epoch}")
         else:
             model = build() if build else build_model(arch, spec.input_shape, len(spec.labels),
                                                       **dict(spec.recipe.arch_params[arch]))

@@ -23,7 +23,7 @@ What happens, in order:
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -31,44 +31,44 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bcc_model.datasets.folders import DataError, discover, load_images
+from bcc_model.datasets.folders import discover, load_images
 from bcc_model.datasets.manifest import add_hashes
 from bcc_model.datasets.splits import SPLITS, split_by_group
 from bcc_model.registry import ModalitySpec
-from bcc_model.training.config import TrainConfig, architectures_ready
+from bcc_model.training.config import TrainConfig, TrainingError, check_architectures
 from bcc_model.training.fit import compile_model, configure_determinism, train_one
 from bcc_model.training.selection import choose_and_test, select_architecture
 from bcc_model.training.writer import write_bundle
 
+log = logging.getLogger(__name__)
+
 __all__ = ["train_images"]
 
 
-def train_images(config: TrainConfig, base_spec: ModalitySpec) -> int:
-    """Train every requested architecture of an image modality and bundle the best; exit status."""
+def train_images(config: TrainConfig, base_spec: ModalitySpec) -> Path:
+    """Train every requested architecture of an image modality and bundle the best; the bundle's folder.
+
+    Raises:
+        TrainingError: unknown architectures or recipes, missing pretrained weights, an empty split.
+        DataError: an unreadable data folder.
+    """
     spec = replace(base_spec, input_size=config.image_size) if config.image_size else base_spec
     archs = list(config.arch or spec.recipe.arch_params)
-    if not architectures_ready(spec, archs):
-        return 2
+    check_architectures(spec, archs)
     try:  # an unknown recipe fails here, not after the data are loaded
         for name in config.candidates or ():
             spec.candidate(name)
     except KeyError as err:
-        print(f"error: {err.args[0]}", file=sys.stderr)
-        return 2
+        raise TrainingError(err.args[0]) from None
     data_dir = config.data or spec.default_data_dir
-    try:
-        manifest = add_hashes(split_by_group(discover(data_dir, spec), seed=config.seed), data_dir)
-    except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    manifest = add_hashes(split_by_group(discover(data_dir, spec), seed=config.seed), data_dir)
     configure_determinism(config.seed)
     started = time.time()
-    print(f"Loading {len(manifest)} images from {data_dir} ...", flush=True)
+    log.info("Loading %d images from %s ...", len(manifest), data_dir)
     arrays = _split_arrays(manifest, load_images(manifest, data_dir, spec), spec)
     empty = [split for split in SPLITS if len(arrays[split][0]) == 0]
     if empty:
-        print(f"error: the {empty[0]} split is empty; add more groups (patients)", file=sys.stderr)
-        return 2
+        raise TrainingError(f"the {empty[0]} split is empty; add more groups (patients)")
     masks = _lesion_masks(manifest, data_dir, spec)
     patches = _pretraining_patches(spec, arrays, masks, manifest, config)
     lesion = _lesion_supervision(spec, masks, manifest, config)
@@ -89,7 +89,7 @@ def train_images(config: TrainConfig, base_spec: ModalitySpec) -> int:
                                          choice=choice)
                for arch in archs}
     selected = select_architecture(results)
-    print(f"Selected {selected} (best validation ROC AUC)", flush=True)
+    log.info("Selected %s (best validation ROC AUC)", selected)
     kept = results[selected]
     extra = {**({} if kept["patches"] is None else {"pretraining": _pretraining_record(kept["patches"], spec, config)}),
              **({} if lesion is None else {"lesion_supervision": _lesion_supervision_record(lesion, kept)}),
@@ -100,8 +100,8 @@ def train_images(config: TrainConfig, base_spec: ModalitySpec) -> int:
                  extra=extra or None)
     if spec.recipe.test_always:
         _validate_slides(spec, manifest, data_dir, out_dir)
-    print(f"Bundle written to {out_dir}", flush=True)
-    return 0
+    log.info("Bundle written to %s", out_dir)
+    return Path(out_dir)
 
 
 def _validate_slides(spec: ModalitySpec, manifest: pd.DataFrame, data_dir: Path, out_dir: Path) -> None:
@@ -121,16 +121,16 @@ def _validate_slides(spec: ModalitySpec, manifest: pd.DataFrame, data_dir: Path,
     patients = [p for p in complete_patients(table) if p in test]
     if not patients:
         return
-    print(f"Slide validation: region mode on {len(patients)} complete test slides ...", flush=True)
+    log.info(f"Slide validation: region mode on {len(patients)} complete test slides ...")
     block, pictures, context = validate_slides(load_bundle(spec, out_dir), table, data_dir, patients)
     files = {f"slide_{patient}.png": png for patient, png in pictures}
     for row in block["slides"]:
         row["picture"] = f"slide_{row['patient']}.png"
     add_evaluations(out_dir, {"slides": block}, files, {"region_context": block["summary"]["context"]})
     summary = block["summary"]
-    print(f"Slides: mean tile ROC AUC {summary['mean_roc_auc']} with context chosen on the other slides "
+    log.info(f"Slides: mean tile ROC AUC {summary['mean_roc_auc']} with context chosen on the other slides "
           f"({summary['mean_roc_auc_patch_only']} patch alone), mean |IDC share error| "
-          f"{summary['mean_abs_share_error']}; bundled context: {context.describe()}", flush=True)
+          f"{summary['mean_abs_share_error']}; bundled context: {context.describe()}")
 
 
 def _inputs_by_recipe(manifest: pd.DataFrame, data_dir: Path, spec: ModalitySpec, arrays: dict):
@@ -148,7 +148,7 @@ def _inputs_by_recipe(manifest: pd.DataFrame, data_dir: Path, spec: ModalitySpec
     def inputs(candidate: ModalitySpec, all_rows: bool = False) -> np.ndarray:
         key = tuple(candidate.preprocessing)
         if key not in cache:
-            print(f"Preprocessing {len(manifest)} images with {' -> '.join(key)} ...", flush=True)
+            log.info(f"Preprocessing {len(manifest)} images with {' -> '.join(key)} ...")
             cache[key] = load_images(manifest, data_dir, candidate)
         return cache[key] if all_rows else cache[key][non_test]
 
@@ -172,7 +172,7 @@ def _cross_validation(spec: ModalitySpec, config: TrainConfig, inputs, manifest:
     cv = cross_validate_images(spec, config, inputs, y, groups, candidates, work_root, config.cv_folds)
     cv["y"] = y
     cv["best_epochs_chosen"] = next(m["best_epochs"] for m in cv["models"] if m["name"] == cv["chosen"])
-    print(f"Cross-validation chose {cv['chosen']} (best mean out-of-fold ROC AUC)", flush=True)
+    log.info(f"Cross-validation chose {cv['chosen']} (best mean out-of-fold ROC AUC)")
     return cv
 
 
@@ -259,9 +259,9 @@ def _train_architecture(arch: str, spec: ModalitySpec, config: TrainConfig, arra
     if masks is not None:
         metrics |= _localisation(model, map_model, arrays["test"], [m for m, t in zip(masks, test_mask) if t],
                                  test_groups, spec, config)
-    print(f"\n[{arch}] validation: ROC AUC {choice['roc_auc']:.3f}, balanced accuracy "
+    log.info(f"\n[{arch}] validation: ROC AUC {choice['roc_auc']:.3f}, balanced accuracy "
           f"{choice['balanced_accuracy']:.3f}\n[{arch}] test (whole held-out groups):\n"
-          f"{format_metrics_table(metrics)}\n", flush=True)
+          f"{format_metrics_table(metrics)}\n")
     return {"model": model, "history": history, "validation": choice, "metrics": metrics,
             "lesion_map": map_model, "config": arch_config, "patches": arch_patches}
 
@@ -302,7 +302,7 @@ def _lesion_supervision(spec: ModalitySpec, masks: list | None, manifest: pd.Dat
     if not weight:
         return None
     if masks is None:
-        print(f"note: {spec.key} has no lesion geometry; the lesion-map head is off", file=sys.stderr)
+        log.warning(f"{spec.key} has no lesion geometry; the lesion-map head is off")
         return None
     split = manifest["split"].to_numpy()
     return {"weight": float(weight),
@@ -330,8 +330,7 @@ def _pretraining_patches(spec: ModalitySpec, arrays: dict, masks: list | None, m
     wanted = config.patch_pretrain if config.patch_pretrain is not None else spec.recipe.patch_fraction is not None
     if not wanted or masks is None or spec.recipe.patch_fraction is None:
         if config.patch_pretrain:
-            print(f"note: {spec.key} has no lesion geometry or patch_fraction; patch pre-training skipped",
-                  file=sys.stderr)
+            log.warning(f"{spec.key} has no lesion geometry or patch_fraction; patch pre-training skipped")
         return None
     from bcc_model.training.patches import extract_patches
 
@@ -340,9 +339,9 @@ def _pretraining_patches(spec: ModalitySpec, arrays: dict, masks: list | None, m
         member = (manifest["split"] == split).to_numpy()
         patches[split] = extract_patches(arrays[split][0], [m for m, t in zip(masks, member) if t], arrays[split][1],
                                          spec, seed=config.seed)
-    print(f"Patch pre-training on {len(patches['train'][0])} patches of {spec.patch_size} px (per class "
+    log.info(f"Patch pre-training on {len(patches['train'][0])} patches of {spec.patch_size} px (per class "
           f"{np.bincount(patches['train'][1], minlength=len(spec.labels)).tolist()}), "
-          f"{len(patches['validation'][0])} validation patches", flush=True)
+          f"{len(patches['validation'][0])} validation patches")
     return patches if len(patches["train"][0]) else None
 
 
@@ -351,7 +350,7 @@ def _patch_pretrained(arch: str, spec: ModalitySpec, patches: dict, config: Trai
     from bcc_model.training.patches import pretrained_model
 
     def build():
-        print(f"[{arch}] patch pre-training for {config.patch_epochs} epochs", flush=True)
+        log.info(f"[{arch}] patch pre-training for {config.patch_epochs} epochs")
         return pretrained_model(arch, spec, *patches["train"], compile_fn=compile_model, epochs=config.patch_epochs,
                                 batch_size=config.batch_size, lr=config.lr, seed=config.seed, verbose=config.verbose,
                                 validation=patches["validation"])

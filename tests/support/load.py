@@ -3,8 +3,8 @@
 Bounded in count and time and on loopback only: it uses an app server on 127.0.0.1
 (``tests/support/server.py``), opens the pages in one headless Chromium, drops one sample into
 every page at once, and records when each page shows its verdict. Pages still waiting at the
-bound count as not finished. Used by ``tests/test_browser.py`` (a few sessions) and by
-``scripts/load_test.py`` (the figures in docs/performance.md).
+bound count as not finished. Used by ``tests/e2e/test_browser.py`` (a few sessions) and by
+``benchmarks/load.py`` (the figures in docs/performance.md).
 """
 
 from __future__ import annotations

@@ -54,8 +54,8 @@ SPEC = ModalitySpec(
 )
 
 
-def train(config, spec: ModalitySpec) -> int:
-    """The ``train`` hook: nested cross-validation, then the bundle (``training.train_tabular``)."""
+def train(config, spec: ModalitySpec) -> Path:
+    """The ``train`` hook: nested cross-validation, then the bundle (``training.train_tabular``); its folder."""
     from bcc_model.modalities.cytology.training import train_tabular
 
     return train_tabular(config, spec)

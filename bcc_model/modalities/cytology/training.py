@@ -32,7 +32,7 @@ Example (reproduces the shipped cytology bundle):
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +44,8 @@ import pandas as pd
 
 from bcc_model.registry import ModalitySpec
 from bcc_model.training.config import TrainConfig
+
+log = logging.getLogger(__name__)
 
 __all__ = ["CVPlan", "CV_PLAN", "TUNING_GRID", "LOGISTIC_REGRESSION", "split_cases", "repeated_folds",
            "candidate_params", "cross_validate", "train_tabular"]
@@ -265,8 +267,8 @@ def cross_validate(x: np.ndarray, manifest: pd.DataFrame, spec: ModalitySpec, co
             chosen[name].append(candidate)
             scores[name]["accuracy"].append(accuracy_score(y[held], probs.argmax(axis=1)))
             scores[name]["roc_auc"].append(roc_auc_score(y[held] == spec.positive_index, probs[:, spec.positive_index]))
-        print(f"[cv] repeat {k // plan.folds + 1}/{plan.repeats} fold {k % plan.folds + 1}/{plan.folds}: " + ", ".join(
-            f"{n} acc {scores[n]['accuracy'][-1]:.3f} auc {scores[n]['roc_auc'][-1]:.3f}" for n in names), flush=True)
+        log.info(f"[cv] repeat {k // plan.folds + 1}/{plan.repeats} fold {k % plan.folds + 1}/{plan.folds}: " + ", ".join(
+            f"{n} acc {scores[n]['accuracy'][-1]:.3f} auc {scores[n]['roc_auc'][-1]:.3f}" for n in names))
     tuned = [name for name in names if name in TUNING_GRID] + [f"{LOGISTIC_REGRESSION} (C)"]
     return {
         "method": f"repeated stratified group k-fold cross-validation (StratifiedGroupKFold, {plan.folds} folds x "
@@ -317,53 +319,47 @@ def _train_tuned(arch: str, spec: ModalitySpec, arrays: dict, x_train: np.ndarra
                                build=lambda params=params: _network(arch, params, spec, x_train)))
     losses = [_log_loss(model, *arrays["validation"], spec) for model, _ in runs]
     chosen = int(np.argmin(losses))
-    print(f"[{arch}] validation log loss per candidate: " + ", ".join(f"{loss:.4f}" for loss in losses)
-          + f"; kept {candidates[chosen]}", flush=True)
+    log.info(f"[{arch}] validation log loss per candidate: " + ", ".join(f"{loss:.4f}" for loss in losses)
+          + f"; kept {candidates[chosen]}")
     return *runs[chosen], {"candidates": candidates, "validation_log_loss": losses, "chosen": chosen}
 
 
-def train_tabular(config: TrainConfig, spec: ModalitySpec, plan: CVPlan = CV_PLAN) -> int:
-    """Run steps 1-4 of the module docstring for ``spec``; returns the process exit status.
+def train_tabular(config: TrainConfig, spec: ModalitySpec, plan: CVPlan = CV_PLAN) -> Path:
+    """Run steps 1-4 of the module docstring for ``spec``; returns the bundle's folder.
 
     Args:
         config: the options of :func:`bcc_model.train.parse_args` (``--image-size`` is refused).
         spec: a registry entry of kind ``"tabular"``.
         plan: the cross-validation's folds and repeats (tests pass a smaller one).
 
-    Returns:
-        0 when the bundle was written, 2 on bad arguments or data (message on stderr).
+    Raises:
+        TrainingError: ``--image-size`` given, or an unknown architecture.
+        DataError: unreadable cases, a bad row, missing or unknown labels.
     """
-    from bcc_model.datasets.folders import DataError
     from bcc_model.evaluation.metrics import format_metrics_table
     from bcc_model.modalities.cytology.cases import FEATURE_NAMES, WDBC_SOURCE, feature_ranges, load_cases
-    from bcc_model.training.config import architectures_ready
+    from bcc_model.training.config import TrainingError, check_architectures
     from bcc_model.training.selection import choose_and_test, select_architecture
     from bcc_model.training.writer import write_bundle
 
     if config.image_size:
-        print(f"error: --image-size does not apply to tabular modality {spec.key!r}", file=sys.stderr)
-        return 2
+        raise TrainingError(f"--image-size does not apply to tabular modality {spec.key!r}")
     archs = config.arch or [spec.recipe.default_arch]
-    if not architectures_ready(spec, archs):
-        return 2
+    check_architectures(spec, archs)
     source = str(config.data) if config.data else WDBC_SOURCE
     source_name = source if source == WDBC_SOURCE else Path(source).name
-    try:
-        cases = load_cases(source, spec.labels)
-        manifest = split_cases(cases, source_name, seed=config.seed, cv_folds=plan.folds)
-    except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    cases = load_cases(source, spec.labels)
+    manifest = split_cases(cases, source_name, seed=config.seed, cv_folds=plan.folds)
     started = time.time()
     x_all = cases[list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
     y_all = _label_indices(manifest, spec)
     masks = {split: (manifest["split"] == split).to_numpy() for split in ("train", "validation", "test")}
     counts = ", ".join(f"{split} {int(mask.sum())}" for split, mask in masks.items())
-    print(f"{len(cases)} cases from {source}: {counts}", flush=True)
+    log.info(f"{len(cases)} cases from {source}: {counts}")
 
     fitting = ~masks["test"]
     cv = cross_validate(x_all[fitting], manifest[fitting], spec, config, plan)
-    print(_format_cv(cv) + "\n", flush=True)
+    log.info(_format_cv(cv) + "\n")
 
     arrays = {split: (x_all[mask].astype(np.float32), y_all[mask]) for split, mask in masks.items()}
     work_root = config.work_dir or Path("runs") / spec.key
@@ -373,9 +369,8 @@ def train_tabular(config: TrainConfig, spec: ModalitySpec, plan: CVPlan = CV_PLA
         kept[arch] = MappingProxyType(tuning[arch]["candidates"][tuning[arch]["chosen"]])
         choice, metrics = choose_and_test(model, arrays, manifest.loc[masks["test"], "group"].tolist(), spec, config)
         results[arch] = {"model": model, "history": history, "validation": choice, "metrics": metrics}
-        print(f"[{arch}] validation: ROC AUC {choice['roc_auc']:.3f}, balanced accuracy "
-              f"{choice['balanced_accuracy']:.3f}\n[{arch}] test (held-out cases):\n{format_metrics_table(metrics)}\n",
-              flush=True)
+        log.info(f"[{arch}] validation: ROC AUC {choice['roc_auc']:.3f}, balanced accuracy "
+              f"{choice['balanced_accuracy']:.3f}\n[{arch}] test (held-out cases):\n{format_metrics_table(metrics)}\n")
     selected = select_architecture(results)
     for entry in cv["models"]:
         entry["bundled"] = entry["name"] == selected
@@ -389,5 +384,5 @@ def train_tabular(config: TrainConfig, spec: ModalitySpec, plan: CVPlan = CV_PLA
     kept_spec = spec.with_recipe(arch_params=MappingProxyType({**spec.recipe.arch_params, **kept}))
     write_bundle(kept_spec, config, selected, results, manifest, source_name, out_dir, time.time() - started,
                   extra=extra)
-    print(f"Selected {selected}; bundle written to {out_dir}", flush=True)
-    return 0
+    log.info(f"Selected {selected}; bundle written to {out_dir}")
+    return Path(out_dir)

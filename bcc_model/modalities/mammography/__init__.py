@@ -80,8 +80,8 @@ SPEC = ModalitySpec(
 )
 
 
-def train(config, spec: ModalitySpec) -> int:
-    """The ``train`` hook: the cell model on cached trunk features (``training.train_mil``)."""
+def train(config, spec: ModalitySpec) -> Path:
+    """The ``train`` hook: the cell model on cached trunk features (``training.train_mil``); the bundle's folder."""
     from bcc_model.modalities.mammography.training import train_mil
 
     return train_mil(config, spec)

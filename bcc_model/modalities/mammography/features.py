@@ -11,6 +11,7 @@ transforms (seeded per copy), the lesion mask moving with the image.
 
 from __future__ import annotations
 
+import logging
 import hashlib
 import json
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ import numpy as np
 import pandas as pd
 
 from bcc_model.registry import ModalitySpec
+
+log = logging.getLogger(__name__)
 
 __all__ = ["TISSUE_LEVEL", "Source", "cell_targets", "cached_features"]
 
@@ -128,6 +131,6 @@ def cached_features(trunk, trunk_id: str, table: pd.DataFrame, data_dir: str | P
                 np.savez(handle, features=feature, targets=target)
             partial.replace(paths[i])
         if progress:
-            print(f"  {progress}: {min(start + batch_size, len(missing))}/{len(missing)} images", flush=True)
+            log.info(f"  {progress}: {min(start + batch_size, len(missing))}/{len(missing)} images")
     stored = [np.load(path) for path in paths]
     return np.stack([s["features"] for s in stored]), np.stack([s["targets"] for s in stored])

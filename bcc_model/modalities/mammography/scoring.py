@@ -10,12 +10,15 @@ set's block is the bundle's main block (its labels are the model's); the others 
 
 from __future__ import annotations
 
+import logging
 import numpy as np
 import pandas as pd
 
 from bcc_model.modalities.mammography.features import Source
 from bcc_model.registry import ModalitySpec
 from bcc_model.training.config import TrainConfig
+
+log = logging.getLogger(__name__)
 
 __all__ = ["BRIGHT_MARK", "map_peak_places", "per_abnormality", "test_metrics", "source_metrics"]
 
@@ -140,7 +143,7 @@ def test_metrics(model, head, sources: list["Source"], spec: ModalitySpec, choic
     lesion_model = attach_lesion_head(model, lesion_head_only(head))
     blocks, cases = {}, {}
     for source in sources:
-        print(f"Scoring the {source.name} test patients ...", flush=True)
+        log.info(f"Scoring the {source.name} test patients ...")
         blocks[source.name], cases[source.name] = source_metrics(model, lesion_model, source, spec, choice, config)
     main = dict(blocks[sources[0].name])
     main["datasets"] = blocks

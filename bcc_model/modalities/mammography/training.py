@@ -24,7 +24,7 @@ loss (weight ``lesion_loss_weight``) teaches the lesion map on MIAS cells.
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -34,7 +34,9 @@ import pandas as pd
 
 from bcc_model.modalities.mammography.features import Source
 from bcc_model.registry import ModalitySpec
-from bcc_model.training.config import TrainConfig, architectures_ready
+from bcc_model.training.config import TrainConfig, TrainingError, check_architectures
+
+log = logging.getLogger(__name__)
 
 __all__ = ["index_folders", "load_sources", "fit_head", "cross_validate_poolings", "train_mil", "EPOCH_CHECKPOINTS"]
 
@@ -217,8 +219,8 @@ def cross_validate_poolings(sources: list[Source], spec: ModalitySpec, config: T
             results[key] = {"architecture": arch, "pooling": pooling, "epochs": epoch, "roc_auc": per_source,
                             "mean_roc_auc": float(np.mean([v for v in per_source.values() if v is not None]))}
             oof[key] = predictions[epoch]
-            print(f"  CV {key}: " + ", ".join(f"{k} {v:.3f}" for k, v in per_source.items() if v is not None)
-                  + f" -> mean {results[key]['mean_roc_auc']:.3f}", flush=True)
+            log.info(f"  CV {key}: " + ", ".join(f"{k} {v:.3f}" for k, v in per_source.items() if v is not None)
+                  + f" -> mean {results[key]['mean_roc_auc']:.3f}")
         mean_curves = np.nanmean(curves, axis=0)
         for epoch in checkpoints:
             results[f"{arch} {pooling}@{epoch}"]["held_out_by_epoch"] = {
@@ -264,9 +266,13 @@ def _trunk_id(arch: str, params, seed: int) -> str:
     return (DENSENET121_WHEEL if arch.startswith("densenet121") else VGG16_WHEEL).sha256
 
 
-def train_mil(config: TrainConfig, spec: ModalitySpec) -> int:
-    """The whole run: data, features, CV, operating point, final head, test, bundle; exit status."""
-    from bcc_model.datasets.folders import DataError
+def train_mil(config: TrainConfig, spec: ModalitySpec) -> Path:
+    """The whole run: data, features, CV, operating point, final head, test, bundle; the bundle's folder.
+
+    Raises:
+        TrainingError: unknown trunks or poolings, missing pretrained weights.
+        DataError: an unreadable data folder.
+    """
     from bcc_model.models.architectures import build_model
     from bcc_model.modalities.mammography.mil import transfer_head, trunk_model
     from bcc_model.models.pretrained import PretrainedMissing
@@ -279,36 +285,29 @@ def train_mil(config: TrainConfig, spec: ModalitySpec) -> int:
     configure_determinism(config.seed)
     spec = replace(spec, input_size=config.image_size) if config.image_size else spec
     archs = tuple(config.arch or spec.recipe.arch_params)
-    if not architectures_ready(spec, archs):
-        return 2
+    check_architectures(spec, archs)
     unknown = sorted(set(config.candidates or ()) - set(spec.recipe.cell_poolings))
     if unknown:  # refused before any image is read
-        print(f"error: pooling(s) {unknown} not configured for {spec.key}; valid: {', '.join(spec.recipe.cell_poolings)}",
-              file=sys.stderr)
-        return 2
+        raise TrainingError(f"pooling(s) {unknown} not configured for {spec.key}; "
+                            f"valid: {', '.join(spec.recipe.cell_poolings)}")
     spec = spec.with_recipe(cell_poolings=tuple(config.candidates or spec.recipe.cell_poolings))
     work = Path(config.work_dir or Path("runs") / spec.key)
     folds = config.cv_folds or 5
-    try:
-        indexed = index_folders(config, spec)
-    except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    indexed = index_folders(config, spec)
     runs = {}
     for arch in archs:  # every trunk meets the same patients and folds
         try:
             model = build_model(arch, spec.input_shape, len(spec.labels), **spec.recipe.arch_params[arch])
         except PretrainedMissing as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+            raise TrainingError(str(err)) from err
         sources = load_sources(indexed, spec, trunk_model(model), _trunk_id(arch, spec.recipe.arch_params[arch], config.seed),
                                work / "features", config.seed)
-        print(f"Cross-validating {arch}: {len(spec.recipe.cell_poolings)} poolings over {folds} patient folds ...", flush=True)
+        log.info(f"Cross-validating {arch}: {len(spec.recipe.cell_poolings)} poolings over {folds} patient folds ...")
         runs[arch] = (sources, cross_validate_poolings(sources, spec, config, folds, arch))
     arch = max(runs, key=lambda a: runs[a][1]["candidates"][runs[a][1]["chosen"]]["mean_roc_auc"])
     sources, cv = runs[arch]
     chosen = cv["candidates"][cv["chosen"]]
-    print(f"Chosen: {cv['chosen']} (mean out-of-fold ROC AUC {chosen['mean_roc_auc']:.3f})", flush=True)
+    log.info(f"Chosen: {cv['chosen']} (mean out-of-fold ROC AUC {chosen['mean_roc_auc']:.3f})")
     choice = operating_point(sources, cv, spec)
     final_config = replace(config, epochs=chosen["epochs"])
     head, history, _ = fit_head(spec, final_config, arch, chosen["pooling"],
@@ -336,5 +335,5 @@ def train_mil(config: TrainConfig, spec: ModalitySpec) -> int:
                  time.time() - started, extra=extra)
     records, files = failure_case_pictures(cases, {s.name: s.data_dir for s in sources}, spec, choice["threshold"])
     add_evaluations(out_dir, {"failure_cases": records}, files)
-    print(f"Bundle written to {out_dir}", flush=True)
-    return 0
+    log.info(f"Bundle written to {out_dir}")
+    return Path(out_dir)

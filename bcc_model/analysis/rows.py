@@ -1,0 +1,80 @@
+"""``ResultRow``: one file's result, the one row the CSV, the app's table and the HTML report show.
+
+Why one typed row: the command line, the app's summary table and the report each built their
+own row with their own column names, and a refusal or a caution shown in one was lost in
+another. Here the columns, their order and their meaning are defined once; every writer takes
+``as_dict()`` (or the attributes) and none invents a column.
+
+Columns, in order: ``file``, ``status`` (``ok``, ``not assessed``, ``error``), ``verdict`` (what a
+reader should take away: the label, ``indeterminate``, ``not assessed``, ``not analysed`` or
+``tile map``), ``label`` (the decision rule's class, even when not assessed), ``indeterminate``,
+``P(<label>)`` per class in model-output order, ``reason`` (why there is no verdict),
+``caution`` (about the model as a whole, e.g. its weak discrimination), ``warnings`` (what
+reading the file noticed, `` | ``-joined), ``error`` (why the file could not be analysed), then
+the model's ``model``, ``model_version`` and ``provenance``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Literal, Mapping
+
+if TYPE_CHECKING:
+    from bcc_model.analysis.image import Analysis
+    from bcc_model.models.bundle import Bundle
+
+__all__ = ["ResultRow", "Status", "NOT_ANALYSED"]
+
+Status = Literal["ok", "not assessed", "error"]
+NOT_ANALYSED = "not analysed"
+"""The verdict of a file that could not be read or analysed."""
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One file's result (see the module docstring for the columns)."""
+
+    file: str
+    labels: tuple[str, ...]
+    status: Status = "error"
+    verdict: str = NOT_ANALYSED
+    label: str = ""
+    indeterminate: bool | None = None
+    probabilities: Mapping[str, float | None] = field(default_factory=dict)  # a dict: rows cross processes (Ray)
+    reason: str = ""
+    caution: str = ""
+    warnings: tuple[str, ...] = ()
+    error: str = ""
+    model: str = ""
+    model_version: str = ""
+    provenance: str = ""
+
+    @classmethod
+    def failed(cls, bundle: "Bundle", file: str, error: str, *, caution: str = "") -> "ResultRow":
+        """The row of a file that could not be analysed: ``error`` says why."""
+        return cls(file=file, labels=tuple(bundle.labels), error=error, caution=caution, model=bundle.meta.name,
+                   model_version=bundle.short_sha, provenance=bundle.provenance)
+
+    @classmethod
+    def of_analysis(cls, bundle: "Bundle", file: str, analysis: "Analysis", *, caution: str = "") -> "ResultRow":
+        """The row of an analysed image (``analysis.image.analyse``)."""
+        prediction = analysis.prediction
+        return replace(cls.failed(bundle, file, "", caution=caution),
+                       status="not assessed" if analysis.refusal else "ok", verdict=analysis.verdict,
+                       label=prediction.label, indeterminate=bool(prediction.indeterminate),
+                       probabilities={k: round(float(p), 6) for k, p in prediction.probabilities.items()},
+                       reason=analysis.refusal or "", warnings=tuple(analysis.warnings))
+
+    @property
+    def analysed(self) -> bool:
+        """The model ran on the file (its probabilities exist, even when the verdict was refused)."""
+        return self.status != "error"
+
+    def as_dict(self) -> dict[str, object]:
+        """The row in column order, with one ``P(<label>)`` column per class (``None`` when not computed)."""
+        return {"file": self.file, "status": self.status, "verdict": self.verdict, "label": self.label,
+                "indeterminate": self.indeterminate,
+                **{f"P({label})": self.probabilities.get(label) for label in self.labels},
+                "reason": self.reason, "caution": self.caution, "warnings": " | ".join(self.warnings),
+                "error": self.error, "model": self.model, "model_version": self.model_version,
+                "provenance": self.provenance}

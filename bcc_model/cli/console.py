@@ -1,0 +1,36 @@
+"""Where the library's log records go when a command line runs: the console.
+
+Why: the library logs (``logging.getLogger(__name__)``) and never prints, so the app, Ray
+workers and tests choose what they see. A command line wants the familiar output: progress on
+stdout, warnings on stderr as ``note: ...``. The streams are looked up at each record, so a
+test that captures ``sys.stdout`` sees the output, and calling this twice adds nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+__all__ = ["log_to_console"]
+
+
+class _ConsoleHandler(logging.Handler):
+    """Progress (INFO) to the current ``sys.stdout``; WARNING and above to ``sys.stderr`` as ``note: ...``."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = self.format(record)
+            if record.levelno >= logging.WARNING:
+                print(f"note: {message}", file=sys.stderr, flush=True)
+            else:
+                print(message, flush=True)
+        except Exception:  # a closed stream must not end a training run
+            self.handleError(record)
+
+
+def log_to_console() -> None:
+    """Send the ``bcc_model`` loggers' INFO and above to the console (idempotent)."""
+    logger = logging.getLogger("bcc_model")
+    if not any(isinstance(h, _ConsoleHandler) for h in logger.handlers):
+        logger.addHandler(_ConsoleHandler())
+    logger.setLevel(logging.INFO)

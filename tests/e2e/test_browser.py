@@ -1,0 +1,150 @@
+"""End-to-end tests in a real browser: the app as a clinician meets it, and several clinicians at once.
+
+Starts ``streamlit run app.py`` headless on a free loopback port, opens it in Chromium through
+Playwright, drops a sample patch into the uploader, waits for the probabilities and the Grad-CAM
+heatmap, and checks that the page sent no request beyond its own server (uploads may be patient
+images), also while a file whose name is a Markdown image link is shown. A screenshot is kept under ``test-output/`` (gitignored) so a person can check the page
+looks right.
+
+Skipped only when ``/usr/bin/chromium`` is absent on a developer machine; in CI (``CI`` set) a
+missing browser is a failure, not a skip. The load test at the end drops one image into each of
+four sessions at once (loopback only) on the same server, and requires every verdict.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.server import CHROMIUM_ARGS, PATCH_UPLOADER, ROOT
+from tests.hostile import HOSTILE_NAMES
+from tests.support.load import run_load
+from tests.timing import SLOWDOWN
+
+RESULT_TIMEOUT_MS = round(240_000 * SLOWDOWN)  # first result includes importing TensorFlow and loading the model
+STEP_TIMEOUT_MS = round(60_000 * SLOWDOWN)  # a page switch, a download
+
+
+@pytest.fixture
+def server(app_server) -> str:
+    """The URL of the suite's shared app server (``conftest.app_server``)."""
+    return app_server[0]
+
+
+def test_upload_shows_probabilities_and_heatmap(chromium_path, server, sample_files, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    sample = next(path for path in sample_files if path.parent.name == "malignant")
+    shots = ROOT / "test-output"
+    shots.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium_path), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1700})
+            # Uploads may be patient images: the page must not contact anything but its own server.
+            external: list[str] = []
+            page.on("request", lambda request: None if request.url.startswith((server, "data:", "blob:"))
+                    else external.append(request.url))
+            page.goto(server)
+            expect(page.get_by_text("Research use only — not for diagnostic use.").first).to_be_visible(
+                timeout=STEP_TIMEOUT_MS)
+            # A hostile name beside the sample: as Markdown it would make the browser fetch EVIL_HOST.
+            hostile = {"name": HOSTILE_NAMES[0], "mimeType": "image/png", "buffer": sample.read_bytes()}
+            sample_file = {"name": sample.name, "mimeType": "image/png", "buffer": sample.read_bytes()}
+            page.get_by_role("tab", name="Single patches").click()  # region mode is the first tab for H&E
+            page.locator(PATCH_UPLOADER).first.set_input_files([sample_file, hostile])
+
+            verdict = page.get_by_text("Prediction:").or_(page.get_by_text("Indeterminate")).first
+            expect(verdict).to_be_visible(timeout=RESULT_TIMEOUT_MS)
+            expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=STEP_TIMEOUT_MS)
+            expect(page.get_by_text("Class probabilities").first).to_be_attached(timeout=STEP_TIMEOUT_MS)
+            heatmap = page.locator('[data-testid="stImage"]').filter(has_text="Grad-CAM").locator("img")
+            expect(heatmap.first).to_be_visible(timeout=STEP_TIMEOUT_MS)
+            assert heatmap.first.evaluate("img => img.complete && img.naturalWidth > 0")
+            expect(page.get_by_role("heading", name=f"1. {sample.name}")).to_be_visible()
+            hostile_heading = page.get_by_role("heading").filter(has_text="evil.example")
+            expect(hostile_heading).to_be_visible(timeout=STEP_TIMEOUT_MS)
+            assert hostile_heading.inner_text().replace("\u200b", "") == f"2. {HOSTILE_NAMES[0]}"
+            assert hostile_heading.locator("a, img").count() == 0, "the hostile name rendered as a link or image"
+            page.wait_for_timeout(1500)  # let plotly finish its first layout before the screenshot
+            page.screenshot(path=str(tmp_path / "classify.png"), full_page=True)
+            page.screenshot(path=str(shots / "browser_classify.png"), full_page=True)
+            assert not external, f"the page made requests outside its server: {external}"
+        finally:
+            browser.close()
+
+
+def _choose(page, select_label: str, option: str) -> None:
+    """Pick ``option`` in the Streamlit select box labelled ``select_label``."""
+    page.locator('[data-testid="stSelectbox"]').filter(has_text=select_label).first.click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def test_a_clinician_meets_caution_refusal_and_the_right_images(chromium_path, server, sample_files, tmp_path):
+    """What issue 17 asked a browser to prove: region mode first for H&E; a weak model's verdict carries its
+    caution on the page and in the CSV; an image of another modality is not assessed; Explain lists only the
+    selected modality's images and explains the positive class by default."""
+    from playwright.sync_api import expect, sync_playwright
+
+    patch = next(path for path in sample_files if path.parent.name == "malignant").read_bytes()
+    mammogram = (ROOT / "samples" / "mammography" / "malignant" / "mdb028.png").read_bytes()
+    png = lambda name, data: {"name": name, "mimeType": "image/png", "buffer": data}  # noqa: E731
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium_path), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1400}, accept_downloads=True)
+            page.goto(server)
+            region = page.get_by_role("tab", name="Region (field of view or slide crop)")
+            expect(region).to_have_attribute("aria-selected", "true", timeout=STEP_TIMEOUT_MS)
+            page.get_by_role("tab", name="Single patches").click()
+            page.locator(PATCH_UPLOADER).first.set_input_files([png("he_on_the_he_page.png", patch)])
+            expect(page.get_by_text("Prediction:").or_(page.get_by_text("Indeterminate")).first).to_be_visible(
+                timeout=RESULT_TIMEOUT_MS)
+
+            _choose(page, "Modality", "Mammography")
+            expect(page.get_by_text("Mammography (screening and digitised film): calibrated").first).to_be_visible(
+                timeout=STEP_TIMEOUT_MS)
+            expect(page.get_by_role("tab", name="Single patches")).to_have_count(0)  # whole images: no region mode
+            page.locator(PATCH_UPLOADER).first.set_input_files([png("mdb028.png", mammogram),
+                                                                png("he_on_the_mammography_page.png", patch)])
+            expect(page.get_by_text("Not assessed:").first).to_be_visible(timeout=RESULT_TIMEOUT_MS)
+            expect(page.get_by_text("discriminates poorly").first).to_be_visible(timeout=RESULT_TIMEOUT_MS)
+            expect(page.get_by_text("Model output:").first).to_be_visible()
+            assert page.get_by_role("heading").filter(has_text="Prediction:").count() == 0, \
+                "a weak model's output is never a bold verdict"
+            with page.expect_download(timeout=STEP_TIMEOUT_MS) as download:
+                page.get_by_role("button", name="Download table (CSV)").click()
+            table = Path(download.value.path()).read_text(encoding="utf-8")
+            assert "discriminates poorly" in table and "he_on_the_mammography_page.png" in table
+            assert "not assessed" in table.lower()
+            page.screenshot(path=str(tmp_path / "mammography.png"), full_page=True)
+
+            page.get_by_role("link", name="Explain").click()
+            images = page.locator('[data-testid="stSelectbox"]').filter(has_text="Image").first
+            expect(images).to_be_visible(timeout=RESULT_TIMEOUT_MS)
+            images.click()
+            options = page.get_by_role("option").all_inner_texts()
+            page.keyboard.press("Escape")
+            assert any("mdb028.png" in o for o in options) and not any("he_on_the_he_page" in o for o in options)
+            target = page.get_by_role("combobox", name="Class to explain")
+            expect(target).to_have_value("malignant", timeout=RESULT_TIMEOUT_MS)
+        finally:
+            browser.close()
+
+
+# Load: a few browser sessions at once, on the same server (so it runs in the same xdist worker).
+LOAD_SESSIONS = 4
+"""Simultaneous sessions: twice the cores proves the per-model locks and caches; ``python
+benchmarks/load.py --sessions 20`` measures twenty for docs/performance.md."""
+LOAD_BOUND_S = 300  # at least; run_load scales it with one session's measured time, so a busy machine is not a failure
+
+
+def test_simultaneous_sessions_all_get_their_verdict(app_server, sample_files, capsys):
+    sample = next(path for path in sample_files if path.parent.name == "malignant")
+    result = run_load(LOAD_SESSIONS, sample, timeout_s=LOAD_BOUND_S, server=app_server)
+    with capsys.disabled():
+        print(f"\nload test: {result['finished']}/{LOAD_SESSIONS} verdicts within {result['bound_s']:.0f} s (one session "
+              f"alone {result['single_s']:.1f} s), p50 {result['p50_s'] or float('nan'):.1f} s, p95 {result['p95_s'] or float('nan'):.1f} s, "
+              f"server peak RSS {result['peak_rss_mib']:.0f} MiB")
+    assert result["finished"] == LOAD_SESSIONS

@@ -1,0 +1,115 @@
+"""A tiny real run of the lesion-first mammography model on MIAS and RSNA samples, end to end.
+
+The sample folders are copied under pseudo-patients (6 MIAS images x 5, 8 RSNA images x 4) so
+both can be split by patient; the run compares two poolings (max, log-sum-exp) on the shipped
+DenseNet121 trunk at 64 px (2 x 2 cells), two epochs and two folds. It checks plumbing and the
+bundle's records, not accuracy: the copies of one image sit in several splits, so the figures mean
+nothing. Choosing between trunks is the same ``max`` over the same records (the VGG16 cell model
+is checked against its trunk's features in ``test_mil.py``).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bcc_model.models.bundle import load_bundle, read_bundle_info
+from bcc_model.models.lesion_head import LESION_MAP_FILE
+from bcc_model.registry import get_modality
+from bcc_model.models.pretrained import DENSENET121_WHEEL
+from bcc_model.cli.train import main as train_main
+
+from tests.conftest import ROOT, replicate_folder
+
+MIAS = ROOT / "samples" / "mammography"
+RSNA = ROOT / "samples" / "mammography-rsna"
+TINY_MIL_ARGS = ["--modality", "mammography", "--image-size", "64", "--epochs", "2", "--cv-folds", "2",
+                 "--batch-size", "8", "--bootstrap", "20", "--arch", "densenet121_mil", "--candidates", "max", "lse"]
+
+
+@pytest.fixture(scope="module")
+def mil_bundle(tmp_path_factory):
+    data = tmp_path_factory.mktemp("mil_data")
+    mias, rsna = replicate_folder(MIAS, data / "mias", 5), replicate_folder(RSNA, data / "rsna", 4)
+    work = tmp_path_factory.mktemp("mil_run")
+    assert train_main(["--data", str(mias), "--screening-data", str(rsna), "--out", str(work / "bundle"),
+                       "--work-dir", str(work / "runs"), *TINY_MIL_ARGS]) == 0
+    return work
+
+
+def test_run_records_both_data_sets_the_pooling_choice_and_the_trunk(mil_bundle):
+    bundle = mil_bundle / "bundle"
+    info, metrics = read_bundle_info(bundle)
+    info = info.to_json()
+    cv = info["pooling_cross_validation"]
+    assert {(c["architecture"], c["pooling"]) for c in cv["candidates"].values()} == {
+        ("densenet121_mil", pooling) for pooling in ("max", "lse")}, "--candidates limits the poolings compared"
+    arch = info["architecture"]["name"]
+    assert arch == cv["candidates"][cv["chosen"]]["architecture"], "the bundled trunk is the chosen one"
+    assert info["architecture"]["initial_weights"] == DENSENET121_WHEEL.record()
+    assert cv["chosen"] in cv["candidates"] and set(cv["n_patients"]) == {"mias", "rsna"}
+    chosen = cv["candidates"][cv["chosen"]]
+    assert chosen["mean_roc_auc"] == max(c["mean_roc_auc"] for c in cv["candidates"].values())
+    model = json.loads((bundle / "model.json").read_text())
+    assert model["architecture"]["params"]["pooling"] == chosen["pooling"]
+    history = pd.read_csv(bundle / "history.csv")
+    assert {"loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc", "lesion_loss"} <= set(history.columns)
+    assert model["calibration"]["fitted_on"].startswith("out-of-fold")
+
+    manifest = pd.read_csv(bundle / "manifest.csv")
+    assert set(manifest["file"].str.split("/").str[0]) == {"mias", "rsna"}
+    assert manifest.groupby("group")["split"].nunique().max() == 1, "no patient in two splits"
+    assert set(manifest.loc[manifest["file"].str.startswith("rsna"), "label"]) == {"negative", "malignant"}
+
+    assert set(metrics["datasets"]) == {"mias", "rsna"} and metrics["data_set"] == "mias"
+    rsna = metrics["datasets"]["rsna"]
+    assert rsna["labels"] == ["not malignant", "malignant"] and "roc_auc" in rsna["histogram_baseline"]
+    for block in metrics["datasets"].values():
+        assert 0 <= block["map_peak"]["outside_breast"] <= 1 and 0 <= block["map_peak"]["on_bright_mark"] <= 1
+    assert set(metrics["froc"]["sensitivity"]) == {"0.5", "1", "2"} and metrics["froc"]["lesions"] > 0
+    assert metrics["per_abnormality"] and metrics["lesion_map_localisation"]["method"] == "lesion map"
+    assert metrics["localisation"]["method"] == "Grad-CAM"
+    for case in metrics["failure_cases"]:
+        assert (bundle / case["picture"]).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_card_shows_each_data_set_froc_abnormality_pooling_and_failures(mil_bundle):
+    card = (mil_bundle / "bundle" / "MODEL_CARD.md").read_text()
+    for section in ("## Each data set's test patients", "## Lesion marks (FROC)", "## Per abnormality class",
+                    "## Cross-validation: from cell scores to an image score", "Histogram baseline",
+                    "microcalcifications", "Research use only"):
+        assert section in card, section
+
+
+def test_bundle_loads_and_analyses_with_the_breast_mask_lesion_map_and_marks(mil_bundle):
+    from bcc_model.analysis.image import analyse
+    from bcc_model.explain.marks import MARK_FLOOR
+    from bcc_model.imaging.io import read_image
+
+    bundle = load_bundle(get_modality("mammography"), mil_bundle / "bundle")
+    assert bundle.lesion_map is not None and (mil_bundle / "bundle" / LESION_MAP_FILE).is_file()
+    analysis = analyse(bundle, read_image(MIAS / "malignant" / "mdb028.png").pixels)
+    assert analysis.lesion_map.shape == (64, 64) and analysis.breast_mask.shape == (64, 64)
+    assert sum(analysis.prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
+    for mark in analysis.marks:
+        assert mark.score >= MARK_FLOOR and analysis.breast_mask[mark.y, mark.x]
+        assert analysis.lesion_map[mark.y, mark.x] == pytest.approx(mark.score)
+
+
+def test_evaluate_scores_an_rsna_folder_with_the_new_bundle(mil_bundle, tmp_path):
+    from bcc_model.cli.evaluate import main as evaluate_main
+
+    out = tmp_path / "metrics.json"
+    assert evaluate_main(["--modality", "mammography", "--data", str(RSNA), "--weights", str(mil_bundle / "bundle"),
+                          "--json", str(out), "--bootstrap", "20"]) == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["labels"] == ["not malignant", "malignant"] and metrics["n_images"] == 8
+    assert np.isfinite(metrics["histogram_baseline"]["roc_auc"]["value"])
+
+
+def test_an_unknown_pooling_is_refused_before_any_image_is_read(tmp_path, capsys):
+    assert train_main(["--modality", "mammography", "--data", str(tmp_path / "nowhere"), "--candidates", "median"]) == 2
+    assert "median" in capsys.readouterr().err
