@@ -4,11 +4,9 @@ Run with ``streamlit run app.py``. This file only sets up the page, the permanen
 notice and the sidebar, then hands over to the selected page; every page lives in
 ``app_pages/`` and every computation in ``bcc_model`` (reached through the cache layer ``app_pages/_cache.py``).
 
-Why ``app_pages/`` and not ``pages/``: Streamlit 1.67 still treats a folder named ``pages``
-beside the entry point as a v1 multipage app for the first script run of every server process
-(``PagesManager.uses_pages_directory``; ``AppTest`` resets it on every run). A deep link such as
-``/metrics`` opened first after a restart would then run ``pages/metrics.py`` on its own:
-without this router, so without the research-use notice, the sidebar or the page config.
+Why ``app_pages/`` and not ``pages/``: with Streamlit 1.67 a ``pages/`` folder makes a deep link such as
+``/metrics`` render without this router, so without the research-use notice
+(docs/experiments/2026-12-06-pages-folder.md).
 """
 
 from __future__ import annotations

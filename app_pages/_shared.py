@@ -27,7 +27,7 @@ __all__ = [
     "ESTIMATE_COLUMNS", "SUPPORTED_FORMATS", "THUMBNAIL_PX", "SessionImage", "current_modality", "get_bundle",
     "bundle_is_usable", "sample_files", "remember_image",
     "session_images", "render_notice", "render_sidebar", "render_verdict", "show_error", "page_header",
-    "require_image_modality", "short_title", "sample_truth", "supports_region_mode",
+    "require_image_modality", "short_title", "sample_truth",
 ]
 
 ESTIMATE_COLUMNS = {"column_order": ["95% CI", "n"],
@@ -148,14 +148,6 @@ def require_image_modality(spec: ModalitySpec) -> None:
         st.info(f"The {spec.title} model takes {spec.kind} data, not images, so this page does not apply. "
                 "Its metrics and model card are on the other pages.", icon=":material/info:")
         st.stop()
-
-
-def supports_region_mode(spec: ModalitySpec) -> bool:
-    """Region mode needs a colour patch model with a fixed physical scale (H&E histopathology).
-
-    Whole-image models (``mpp_at_size`` set, e.g. mammography) resize the full image instead.
-    """
-    return spec.kind == "image" and spec.channels == 3 and spec.mpp is not None and spec.mpp_at_size is None
 
 
 def show_error(what: str, err: Exception) -> None:

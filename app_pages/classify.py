@@ -18,12 +18,11 @@ import streamlit as st
 from bcc_model import RESEARCH_USE_NOTICE
 from bcc_model.analysis.image import HeatmapRequest
 from bcc_model.explain.cams import HEATMAP_LIMITATIONS, LESION_MAP_CAPTION
-from bcc_model.explain.marks import draw_marks, marks_caption
 from bcc_model.reporting.figures import probability_bar, probability_map_figure
 from bcc_model.imaging.pixels import ImageReadError
 from bcc_model.imaging.modality_guess import modality_hint
-from bcc_model.explain.overlay import (COLORMAPS, DEFAULT_COLORMAP, OVERLAY_STYLES, STYLE_NAMES, enlarge, for_display,
-                                      map_to_png, outline_region, overlay_heatmap)
+from bcc_model.explain.overlay import (COLORMAPS, DEFAULT_COLORMAP, OVERLAY_STYLES, STYLE_NAMES, for_display,
+                                      map_to_png, overlay_heatmap)
 from bcc_model.reporting.exports import to_safe_csv
 from bcc_model.reporting.formatting import escape_markdown
 from bcc_model.analysis.region import explain_tile
@@ -32,6 +31,7 @@ from bcc_model.evaluation.model_quality import performance_caution
 from bcc_model.reporting.tilemaps import geojson_text, tiles_csv
 from bcc_model.reporting.report import ReportEntry, build_report_html
 from bcc_model.reporting.batch import results_table
+from bcc_model.reporting.views import READABLE_PX, heatmap_panel, lesion_panel, readable
 from bcc_model.analysis.rows import ResultRow
 from bcc_model.imaging.tiling import flagged_fraction, magnification_to_mpp
 from app_pages import _cache as cache
@@ -40,23 +40,12 @@ from app_pages import _shared as ui
 _LOG = logging.getLogger("bcc.app")
 _SAMPLES_KEY = "use_samples"
 _CANCELLED_KEY = "region_cancelled"
-_SHOWN_PX = 260  # display width of small patches: a 50 px patch is unreadable at native size
 _MAGNIFICATIONS = ("40x", "20x", "10x", "5x", "2.5x")
-
-
-def spec_mpp(bundle) -> float | None:
-    """µm per pixel of the model view, where the model has a fixed scale (H&E patches)."""
-    return bundle.spec.model_mpp if bundle.spec.mpp_at_size is None else None
-
-
-def _readable(image, mpp: float | None = None):
-    """Small patches enlarged pixel by pixel (no blur), with a µm scale bar when the scale is known."""
-    return enlarge(image, _SHOWN_PX, mpp) if min(image.shape[:2]) < _SHOWN_PX // 2 else image
 
 
 def _width(pixels) -> int | str:
     """Show small patches enlarged to a readable size; larger images fill their column."""
-    return _SHOWN_PX if pixels.shape[1] < _SHOWN_PX else "stretch"
+    return READABLE_PX if pixels.shape[1] < READABLE_PX else "stretch"
 
 
 def _image_section(index: int, name: str, sha: str, loaded, analysis, bundle, caution: str) -> ReportEntry:
@@ -79,22 +68,16 @@ def _image_section(index: int, name: str, sha: str, loaded, analysis, bundle, ca
                              help="Outlines and high-values-only leave the stain's colours readable.")
         opacity = c3.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05, key=f"alpha_{index}_{sha}",
                             disabled=style == "contour")
-        shown = _readable(for_display(pixels))
+        shown = readable(for_display(pixels))
         left.image(shown, caption=f"Image as uploaded ({pixels.shape[1]}×{pixels.shape[0]} px)", width=_width(shown))
         with middle, st.spinner("Computing Grad-CAM…"):
             cam = cache.heatmap(bundle, sha, analysis, HeatmapRequest(label=label))
-            overlay = overlay_heatmap(_readable(seen, spec_mpp(bundle)), cam, opacity=opacity, colormap=colormap,
-                                      style=style)
-            caption = f"Grad-CAM for “{label}”, {analysis.view_caption}"
-            if analysis.breast_mask is not None:
-                overlay = outline_region(overlay, analysis.breast_mask)
-                caption += "; green line: the breast region the model reads (everything outside it is blanked)"
-            st.image(overlay, caption=caption, width=_width(overlay))
-            lesion_overlay = None if analysis.lesion_map is None else draw_marks(overlay_heatmap(
-                seen, analysis.lesion_map, opacity=opacity, colormap=colormap, style=style), list(analysis.marks))
-            if lesion_overlay is not None:
-                st.image(lesion_overlay, caption=f"{LESION_MAP_CAPTION} {marks_caption(analysis.marks)}",
-                         width=_width(seen))
+            heat = heatmap_panel(analysis, cam, label, mpp=bundle.spec.model_mpp if bundle.spec.supports_region_mode
+                                 else None, opacity=opacity, colormap=colormap, style=style)
+            st.image(heat.image, caption=heat.caption, width=_width(heat.image))
+            lesion = lesion_panel(analysis, opacity=opacity, colormap=colormap, style=style)
+            if lesion is not None:
+                st.image(lesion.image, caption=lesion.caption, width=_width(seen))
         with right:
             ui.render_verdict(prediction, bundle, analysis.refusal)
             figure = probability_bar(prediction.probabilities, threshold=bundle.threshold,
@@ -106,9 +89,9 @@ def _image_section(index: int, name: str, sha: str, loaded, analysis, bundle, ca
             st.caption(f"Dashed line: decision threshold P({positive}) = {bundle.threshold:.0%}. "
                        + (f"Grey band: indeterminate {low:.0%}–{high:.0%}." if high > low else
                           "No indeterminate band for this model."))
-    return ReportEntry(ResultRow.of_analysis(bundle, name, analysis, caution=caution), pixels, heatmap_overlay=overlay,
-                       heatmap_caption=f"Grad-CAM for “{label}”, {analysis.view_caption}",
-                       lesion_map_overlay=lesion_overlay, lesion_map_caption=LESION_MAP_CAPTION)
+    return ReportEntry(ResultRow.of_analysis(bundle, name, analysis, caution=caution), pixels,
+                       heatmap_overlay=heat.image, heatmap_caption=heat.caption,
+                       lesion_map_overlay=None if lesion is None else lesion.image, lesion_map_caption=LESION_MAP_CAPTION)
 
 
 def _patches_tab(spec) -> None:
@@ -195,31 +178,24 @@ def _clicked_tile(event) -> int | None:
     return None
 
 
-def _region_tab(spec) -> None:
-    st.markdown(
-        f"Upload one H&E image larger than a patch (a field of view or a slide region). It is rescaled to the "
-        f"model's training scale ({spec.mpp:g} µm/px, {spec.magnification}), cut into "
-        f"{spec.input_size}×{spec.input_size} px tiles, glass is skipped, and every tissue tile is classified."
-    )
-    upload = st.file_uploader("Upload an H&E region", type=None, key=f"region_upload_{spec.key}",
-                              help=f"Readable: {ui.SUPPORTED_FORMATS}.")
+def _region_scale(spec) -> float:
+    """The uploaded region's µm per pixel, given directly or as an objective magnification."""
     c1, c2 = st.columns(2)
     mode = c1.radio("Image scale given as", ("µm per pixel", "Objective magnification"), horizontal=True,
                     key="region_scale_mode")
     if mode == "µm per pixel":
-        image_mpp = c2.number_input("Image scale (µm per pixel)", min_value=0.05, max_value=64.0,
-                                    value=float(spec.mpp), step=0.05, format="%.3f", key="region_mpp",
-                                    help="Use the scanner's value when you know it; the default is the training scale.")
-    else:
-        default = _MAGNIFICATIONS.index(spec.magnification) if spec.magnification in _MAGNIFICATIONS else 0
-        magnification = c2.selectbox("Magnification of the image", _MAGNIFICATIONS, index=default, key="region_mag")
-        image_mpp = magnification_to_mpp(float(magnification.rstrip("x")))
-        c2.caption(f"≈ {image_mpp:.3g} µm/px (assuming 0.25 µm/px at 40x)")
-    if upload is None:
-        return
-    bundle = ui.get_bundle(spec)  # the network loads with the first image, not with the page
-    if bundle is None:
-        return
+        return c2.number_input("Image scale (µm per pixel)", min_value=0.05, max_value=64.0,
+                               value=float(spec.mpp), step=0.05, format="%.3f", key="region_mpp",
+                               help="Use the scanner's value when you know it; the default is the training scale.")
+    default = _MAGNIFICATIONS.index(spec.magnification) if spec.magnification in _MAGNIFICATIONS else 0
+    magnification = c2.selectbox("Magnification of the image", _MAGNIFICATIONS, index=default, key="region_mag")
+    image_mpp = magnification_to_mpp(float(magnification.rstrip("x")))
+    c2.caption(f"≈ {image_mpp:.3g} µm/px (assuming 0.25 µm/px at 40x)")
+    return image_mpp
+
+
+def _run_region(bundle, upload, image_mpp: float):
+    """``(loaded, result)`` of the region at ``image_mpp``, with progress and a Cancel button; ``None`` if cancelled or unreadable."""
     data = upload.getvalue()
     sha = cache.image_sha(data)
     cancelled = st.session_state.setdefault(_CANCELLED_KEY, set())
@@ -228,7 +204,7 @@ def _region_tab(spec) -> None:
         if st.button("Analyse this region again", icon=":material/replay:"):
             cancelled.discard((sha, image_mpp))
             st.rerun()
-        return
+        return None
     try:
         sha, loaded = cache.decode(data)
         progress = st.progress(0.0, text="Tiling the region…")
@@ -245,12 +221,12 @@ def _region_tab(spec) -> None:
         cancel.empty()
     except (ImageReadError, ValueError) as err:
         ui.show_error(f"{upload.name} could not be analysed", err)
-        return
-    hint = modality_hint(loaded.pixels, spec.key)
-    if hint:
-        st.info(hint, icon=":material/info:")
-    positive = result.positive_label
-    p_positive = result.probabilities[:, bundle.spec.positive_index]
+        return None
+    return loaded, result
+
+
+def _region_summary(result, positive: str, p_positive) -> tuple[float, float] | None:
+    """Threshold and opacity controls and the tile counts; ``None`` when the region holds no tissue."""
     c1, c2 = st.columns(2)
     threshold = c1.slider(f"Flag tiles with P({positive}) at or above", 0.0, 1.0, float(result.threshold), 0.01,
                           key="region_threshold",
@@ -266,10 +242,77 @@ def _region_tab(spec) -> None:
               help=f"Share of tissue tiles with P({positive}) ≥ {threshold:.2f}.")
     if result.n_tiles == 0:
         st.info("No tissue was found: every tile looked like background glass.")
-        return
+        return None
     if abs(threshold - result.threshold) > 1e-9:
         st.caption(f"Threshold moved from the validated {result.threshold:.2f}: the flagged share and the outlined "
                    "tiles use your value, which was not validated.")
+    return threshold, opacity
+
+
+def _clicked_tile_view(spec, bundle, result, pixels, clicked: int) -> None:
+    """The clicked tile beside its Grad-CAM, with its probability in context and alone."""
+    with cache.model_lock(bundle):
+        view = explain_tile(bundle, result, pixels, clicked, cache.explainer(bundle))
+    x0, y0, _, _ = view.box
+    flag = " · indeterminate" if view.prediction.indeterminate else ""
+    left, right, _ = st.columns([1, 1, 2])
+    left.image(view.crop, caption=f"Tile {clicked} at x={x0}, y={y0} px", width="stretch")
+    right.image(overlay_heatmap(view.crop, view.heatmap, opacity=0.45, style=spec.overlay_style), width="stretch",
+                caption=f"Grad-CAM · P({result.positive_label}) {view.prediction.positive_probability:.1%}{flag} · "
+                        f"patch alone {result.patch_probabilities[clicked, bundle.spec.positive_index]:.1%}")
+
+
+def _region_downloads(bundle, result, pixels) -> None:
+    """The map as PNG and the tiles as CSV and QuPath GeoJSON."""
+    downloads = st.container(horizontal=True)
+    downloads.download_button("Download map (PNG)", lambda: map_to_png(pixels, result.prob_map),
+                              file_name="bcc_probability_map.png", mime="image/png", icon=":material/download:")
+    tile_map = from_region(result, pixels)
+    downloads.download_button("Download tiles (CSV)", lambda: tiles_csv(tile_map), file_name="bcc_region.tiles.csv",
+                              mime="text/csv", icon=":material/table:",
+                              help="One row per tissue tile: x0, y0, x1, y1 in image pixels and P(class) per class.")
+    downloads.download_button("Download tiles for QuPath (GeoJSON)", lambda: geojson_text(tile_map, bundle.band),
+                              file_name="bcc_region.geojson", mime="application/geo+json", icon=":material/map:",
+                              help="In QuPath: File > Import objects (or drag the file onto the image).")
+
+
+def _top_tiles(spec, result) -> None:
+    """The most suspicious tiles, each with its Grad-CAM."""
+    st.subheader(f"Most suspicious tiles (highest P({result.positive_label}))")
+    columns = st.columns(max(len(result.top_indices), 1))
+    for rank, (column, crop, cam, prediction, (x0, y0, _, _)) in enumerate(
+        zip(columns, result.top_crops, result.top_heatmaps, result.top_predictions, result.top_boxes), start=1
+    ):
+        flag = " · indeterminate" if prediction.indeterminate else ""
+        column.image(crop, caption=f"#{rank} at x={x0}, y={y0} px", width="stretch")
+        column.image(overlay_heatmap(crop, cam, opacity=0.45, style=spec.overlay_style), width="stretch",
+                     caption=f"Grad-CAM · P({result.positive_label}) {prediction.positive_probability:.1%}{flag}")
+    st.caption(HEATMAP_LIMITATIONS)
+
+
+def _region_tab(spec) -> None:
+    st.markdown(
+        f"Upload one H&E image larger than a patch (a field of view or a slide region). It is rescaled to the "
+        f"model's training scale ({spec.mpp:g} µm/px, {spec.magnification}), cut into "
+        f"{spec.input_size}×{spec.input_size} px tiles, glass is skipped, and every tissue tile is classified."
+    )
+    upload = st.file_uploader("Upload an H&E region", type=None, key=f"region_upload_{spec.key}",
+                              help=f"Readable: {ui.SUPPORTED_FORMATS}.")
+    image_mpp = _region_scale(spec)
+    bundle = None if upload is None else ui.get_bundle(spec)  # the network loads with the first image
+    ran = None if bundle is None else _run_region(bundle, upload, image_mpp)
+    if ran is None:
+        return
+    loaded, result = ran
+    hint = modality_hint(loaded.pixels, spec.key)
+    if hint:
+        st.info(hint, icon=":material/info:")
+    positive = result.positive_label
+    p_positive = result.probabilities[:, bundle.spec.positive_index]
+    controls = _region_summary(result, positive, p_positive)
+    if controls is None:
+        return
+    threshold, opacity = controls
     event = st.plotly_chart(
         probability_map_figure(loaded.pixels, result.prob_map, label=positive, opacity=opacity,
                                boxes=result.tiles.boxes, positive=p_positive, threshold=threshold),
@@ -278,43 +321,16 @@ def _region_tab(spec) -> None:
                f"Slide context: {result.context.describe()} (chosen on whole slides; see the model card).")
     clicked = _clicked_tile(event)
     if clicked is not None and clicked < result.n_tiles:
-        with cache.model_lock(bundle):
-            view = explain_tile(bundle, result, loaded.pixels, clicked, cache.explainer(bundle))
-        x0, y0, _, _ = view.box
-        flag = " · indeterminate" if view.prediction.indeterminate else ""
-        left, right, _ = st.columns([1, 1, 2])
-        left.image(view.crop, caption=f"Tile {clicked} at x={x0}, y={y0} px", width="stretch")
-        right.image(overlay_heatmap(view.crop, view.heatmap, opacity=0.45, style=spec.overlay_style), width="stretch",
-                    caption=f"Grad-CAM · P({positive}) {view.prediction.positive_probability:.1%}{flag} · patch "
-                            f"alone {result.patch_probabilities[clicked, bundle.spec.positive_index]:.1%}")
-    downloads = st.container(horizontal=True)
-    downloads.download_button("Download map (PNG)", lambda: map_to_png(loaded.pixels, result.prob_map),
-                              file_name="bcc_probability_map.png", mime="image/png", icon=":material/download:")
-    tile_map = from_region(result, loaded.pixels)
-    downloads.download_button("Download tiles (CSV)", lambda: tiles_csv(tile_map), file_name="bcc_region.tiles.csv",
-                              mime="text/csv", icon=":material/table:",
-                              help="One row per tissue tile: x0, y0, x1, y1 in image pixels and P(class) per class.")
-    downloads.download_button("Download tiles for QuPath (GeoJSON)", lambda: geojson_text(tile_map, bundle.band),
-                              file_name="bcc_region.geojson", mime="application/geo+json", icon=":material/map:",
-                              help="In QuPath: File > Import objects (or drag the file onto the image).")
-    st.subheader(f"Most suspicious tiles (highest P({positive}))")
-    columns = st.columns(max(len(result.top_indices), 1))
-    for rank, (column, crop, cam, prediction, (x0, y0, _, _)) in enumerate(
-        zip(columns, result.top_crops, result.top_heatmaps, result.top_predictions, result.top_boxes), start=1
-    ):
-        flag = " · indeterminate" if prediction.indeterminate else ""
-        column.image(crop, caption=f"#{rank} at x={x0}, y={y0} px", width="stretch")
-        column.image(overlay_heatmap(crop, cam, opacity=0.45, style=spec.overlay_style), width="stretch",
-                     caption=f"Grad-CAM · P({positive}) {prediction.positive_probability:.1%}{flag}")
-    st.caption(HEATMAP_LIMITATIONS)
-
+        _clicked_tile_view(spec, bundle, result, loaded.pixels, clicked)
+    _region_downloads(bundle, result, loaded.pixels)
+    _top_tiles(spec, result)
 
 spec = ui.current_modality()
 ui.page_header("Classify images", f"{spec.title}: calibrated class probabilities with Grad-CAM heatmaps.")
 ui.require_image_modality(spec)
 if not ui.bundle_is_usable(spec):
     st.stop()
-if ui.supports_region_mode(spec):
+if spec.supports_region_mode:
     # A pathologist uploads a field of view or a slide region, not a 50 px patch: region mode first.
     region_tab, patches_tab = st.tabs(["Region (field of view or slide crop)", "Single patches"])
     with region_tab:

@@ -147,7 +147,7 @@ class ModalitySpec:
     preprocessing: tuple[str, ...] = ()
     cam_layer: str = "last_conv"
     citation: str = ""
-    appearance: Literal["he_stain", "mammogram", "ultrasound", "greyscale"] | None = None
+    appearance: Literal["he_stain", "mammogram", "b_mode", "greyscale"] | None = None
     overlay_style: Literal["contour", "high", "blend"] = "blend"
     whole_image: bool = False
     shipped_files: Mapping[str, str] = field(default_factory=dict)
@@ -160,7 +160,7 @@ class ModalitySpec:
             raise ValueError(f"kind must be 'image' or 'tabular', got {self.kind!r}")
         if self.kind == "image" and self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
-        if self.appearance not in (None, "he_stain", "mammogram", "ultrasound", "greyscale"):
+        if self.appearance not in (None, "he_stain", "mammogram", "b_mode", "greyscale"):
             raise ValueError(f"unknown appearance {self.appearance!r}")
         groups = {"lesion_labels": self.recipe.lesion_labels, **self.recipe.extra_binary_tasks}
         for name, members in groups.items():
@@ -207,6 +207,12 @@ class ModalitySpec:
         """Side of the pre-training patches in model-input px (``patch_fraction`` of ``input_size``)."""
         fraction = self.recipe.patch_fraction
         return None if fraction is None else max(8, round(fraction * self.input_size))
+
+    @property
+    def supports_region_mode(self) -> bool:
+        """Region mode (tile maps of fields of view and slides) needs a colour patch model with a fixed
+        physical scale; whole-image models (``mpp_at_size`` set) resize the full image instead."""
+        return self.kind == "image" and self.channels == 3 and self.mpp is not None and self.mpp_at_size is None
 
     @property
     def positive_index(self) -> int:

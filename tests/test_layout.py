@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -84,3 +87,41 @@ def test_no_module_is_longer_than_about_400_lines():
     lengths = {p.relative_to(PACKAGE).as_posix(): len(p.read_text(encoding="utf-8").splitlines())
                for p in PACKAGE.rglob("*.py")}
     assert max(lengths.values()) <= 450, sorted(lengths.items(), key=lambda kv: -kv[1])[:3]
+
+
+def _core_modules():
+    """The generic core: every module but the modalities, the command lines and the registry that finds them."""
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE).as_posix()
+        if not rel.startswith(("modalities/", "cli/")) and rel != "registry.py":
+            yield rel, path
+
+
+def _code_strings(source: str) -> list[tuple[int, str]]:
+    """The string literals of a module that are not docstrings (prose may give examples; code may not)."""
+    tree = ast.parse(source)
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings]
+
+
+def test_the_core_never_names_a_modality():
+    """Modality-specific behaviour lives in bcc_model/modalities/, reached through the registry's hooks."""
+    found = [f"{rel}:{line}: {text[:60]!r}" for rel, path in _core_modules()
+             for line, text in _code_strings(path.read_text(encoding="utf-8"))
+             if text.strip().lower() in MODALITIES]  # a key as code uses it ("the ultrasound image" is prose)
+    templates = [path.name for path in (PACKAGE / "reporting" / "templates").glob("*.j2")
+                 if re.search(r"modality\s*==", path.read_text(encoding="utf-8"))]
+    imports = [f"{rel}: {line.strip()}" for rel, path in _core_modules()
+               for line in path.read_text(encoding="utf-8").splitlines() if "bcc_model.modalities" in line
+               and line.lstrip().startswith(("import ", "from "))]
+    assert not found and not templates and not imports, (found, templates, imports)
+
+
+def test_modalities_are_found_by_import_path_and_load_on_first_use():
+    code = ("import sys, bcc_model.registry as r; spec = r.get_modality('histopathology'); "
+            "print(sorted(m for m in sys.modules if m.startswith('bcc_model.modalities.')), 'keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT, check=True)
+    assert out.stdout.split() == ["['bcc_model.modalities.histopathology']", "False"], out.stdout + out.stderr

@@ -65,8 +65,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def _provenance(bundle) -> str:
     if bundle.verified:
-        return "verified: the shipped bundle pinned in bcc_model/registry.py"
-    return "unverified: not the shipped bundle pinned in bcc_model/registry.py (retrained or from elsewhere)"
+        return "verified: the shipped bundle pinned in bcc_model/modalities"
+    return "unverified: not the shipped bundle pinned in bcc_model/modalities (retrained or from elsewhere)"
 
 
 def _line(row: ResultRow, verified: bool) -> str:

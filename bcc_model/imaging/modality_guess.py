@@ -41,7 +41,7 @@ from bcc_model.registry import MODALITIES, ModalitySpec
 
 __all__ = ["Appearance", "describe_appearance", "expected_appearance", "suggest_modality", "modality_hint"]
 
-AppearanceKind = Literal["greyscale", "mammogram", "ultrasound", "he_stain", "other_colour"]
+AppearanceKind = Literal["greyscale", "mammogram", "b_mode", "he_stain", "other_colour"]
 
 # A pixel "carries colour" when max(R, G, B) - min(R, G, B) reaches this (0-255 scale). JPEG
 # compression leaves greyscale images with a chroma of a few levels; stained tissue is far above.
@@ -65,18 +65,18 @@ _MAX_MAMMOGRAM_SPECKLE = 0.035  # samples: mammograms <= 0.025
 _MIN_MAMMOGRAM_DARK = 0.30  # samples: mammograms 0.54-0.68 dark
 _MIN_MAMMOGRAM_ASPECT = 0.9  # height / width: portrait or square
 
-_GREY_KINDS = ("greyscale", "mammogram", "ultrasound")
+_GREY_KINDS = ("greyscale", "mammogram", "b_mode")
 _DESCRIPTION: Mapping[AppearanceKind, str] = {
     "greyscale": "a greyscale image",
     "mammogram": "a mammogram",
-    "ultrasound": "an ultrasound image",
+    "b_mode": "an ultrasound image",
     "he_stain": "a colour H&E-stained image",
     "other_colour": "a colour image that does not look H&E-stained",
 }
 _EXPECTATION: Mapping[AppearanceKind, str] = {
     "greyscale": "greyscale images",
     "mammogram": "mammograms (greyscale breast on a dark background)",
-    "ultrasound": "B-mode ultrasound images (greyscale speckle)",
+    "b_mode": "B-mode ultrasound images (greyscale speckle)",
     "he_stain": "colour H&E patches (pink/purple stained tissue)",
     "other_colour": "colour images",
 }
@@ -101,7 +101,7 @@ class Appearance:
     """What an image looks like, with the numbers behind the call.
 
     Attributes:
-        kind: ``"greyscale"`` (undecided greyscale), ``"mammogram"``, ``"ultrasound"``,
+        kind: ``"greyscale"`` (undecided greyscale), ``"mammogram"``, ``"b_mode"`` (ultrasound),
             ``"he_stain"`` or ``"other_colour"``.
         colour_fraction: share of pixels with chroma >= 20 (0-255 scale), in [0, 1].
         he_fraction: share of those coloured pixels whose hue is pink/purple, in [0, 1]
@@ -138,7 +138,7 @@ def _grey_appearance(grey: np.ndarray, colour_fraction: float, why_grey: str) ->
     speckle = float(np.median(std[inner] / np.maximum(mean[inner], 1.0))) if inner.any() else 0.0
     stats = dict(colour_fraction=colour_fraction, he_fraction=0.0, dark_fraction=dark_fraction, speckle=speckle)
     if speckle >= _MIN_ULTRASOUND_SPECKLE:
-        return Appearance("ultrasound", reason=f"{why_grey} and grainy speckle texture (local variation "
+        return Appearance("b_mode", reason=f"{why_grey} and grainy speckle texture (local variation "
                           f"{speckle:.3f} >= {_MIN_ULTRASOUND_SPECKLE})", **stats)
     if (speckle <= _MAX_MAMMOGRAM_SPECKLE and dark_fraction >= _MIN_MAMMOGRAM_DARK
             and height / width >= _MIN_MAMMOGRAM_ASPECT):

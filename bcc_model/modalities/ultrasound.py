@@ -45,7 +45,7 @@ SPEC = ModalitySpec(
     # BUSI frames come from one scanner at several depths with no recorded pixel spacing.
     mpp=None,
     preprocessing=("to_grey", "pad_square", "resize"),
-    appearance="ultrasound",
+    appearance="b_mode",
     whole_image=True,
     citation=(
         "BUSI: W. Al-Dhabyani, M. Gomaa, H. Khaled, A. Fahmy, Dataset of breast ultrasound images, "

@@ -18,6 +18,7 @@ The result has the ``cross_validation`` schema of ``model.json`` that the model 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +30,40 @@ from bcc_model.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
-__all__ = ["cross_validate_images"]
+__all__ = ["CrossValidation", "cross_validate_images"]
 
 _EARLY_STOPPING_FOLDS = 4
+
+
+@dataclass(frozen=True)
+class CrossValidation:
+    """What patient-grouped cross-validation of the image candidates found.
+
+    Attributes:
+        record: the ``cross_validation`` block of ``model.json`` (plain JSON types; the model card
+            renders it): method, folds, every candidate's mean ± sd and per-patient spread.
+        chosen: the candidate with the best mean out-of-fold ROC AUC (a recipe or an architecture).
+        oof: (N, K) the chosen candidate's out-of-fold raw probabilities: every non-test patient
+            scored by a model that never saw them; the operating point is fitted on them.
+        y: (N,) class indices of those images, in the same order.
+        fold_models: the chosen candidate's fold checkpoints (the teacher ensemble).
+        best_epochs: the chosen candidate's best epoch in every fold (``None`` where a fold never ran).
+    """
+
+    record: dict
+    chosen: str
+    oof: np.ndarray
+    y: np.ndarray
+    fold_models: tuple[Path, ...]
+    best_epochs: tuple[int | None, ...]
+
+    @property
+    def n_splits(self) -> int:
+        return int(self.record["n_splits"])
+
+    @property
+    def n_patients(self) -> int:
+        return int(self.record["n_patients"])
 
 
 def _mean_sd(values: list[float]) -> dict:
@@ -58,7 +90,7 @@ def _per_patient(y: np.ndarray, probs: np.ndarray, groups: np.ndarray) -> dict:
 
 
 def cross_validate_images(spec: ModalitySpec, config: TrainConfig, inputs, y: np.ndarray, groups: np.ndarray,
-                          candidates: list[str], work_root: Path, folds: int) -> dict:
+                          candidates: list[str], work_root: Path, folds: int) -> CrossValidation:
     """Out-of-fold scores of every candidate over ``folds`` patient folds of the non-test patients.
 
     Args:
@@ -72,12 +104,9 @@ def cross_validate_images(spec: ModalitySpec, config: TrainConfig, inputs, y: np
         folds: number of patient folds (``k``).
 
     Returns:
-        The ``cross_validation`` block: method, folds, per-candidate mean ± sd of accuracy,
-        balanced accuracy and ROC AUC over folds, out-of-fold per-patient spread, the best epoch
-        of every fold fit, and which candidate is chosen (best mean ROC AUC). Besides the block,
-        ``oof`` holds the chosen candidate's out-of-fold raw probabilities (N, K) and
-        ``fold_models`` its fold checkpoints: the operating point is fitted on the former, and
-        the latter are the teacher ensemble the bundled model is compared with.
+        ``CrossValidation``: the ``cross_validation`` block (per-candidate mean ± sd of accuracy,
+        balanced accuracy and ROC AUC over folds, out-of-fold per-patient spread, best epochs), the
+        chosen candidate (best mean ROC AUC), its out-of-fold probabilities and fold checkpoints.
     """
     fold_of = patient_folds(y, groups, folds, config.seed)
     models, oofs = [], {}
@@ -89,7 +118,7 @@ def cross_validate_images(spec: ModalitySpec, config: TrainConfig, inputs, y: np
     chosen = max(models, key=lambda m: (m["roc_auc"]["mean"] or 0.0, m["balanced_accuracy"]["mean"] or 0.0))["name"]
     for model in models:
         model["bundled"] = model["name"] == chosen
-    return {
+    record = {
         "method": f"patient-grouped stratified {folds}-fold cross-validation (StratifiedGroupKFold) over the "
                   f"{len(np.unique(groups))} patients outside the test split",
         "n_cases": int(len(y)), "n_patients": int(len(np.unique(groups))), "n_splits": folds, "n_repeats": 1,
@@ -101,9 +130,11 @@ def cross_validate_images(spec: ModalitySpec, config: TrainConfig, inputs, y: np
         "patient_weighting": bool(config.patient_weighting),
         "models": models,
         "chosen": chosen,
-        "oof": oofs[chosen],
-        "fold_models": [work_root / "cv" / chosen / f"fold{fold}" / "best.keras" for fold in range(folds)],
     }
+    return CrossValidation(record=record, chosen=chosen, oof=oofs[chosen], y=y,
+                           fold_models=tuple(work_root / "cv" / chosen / f"fold{fold}" / "best.keras"
+                                             for fold in range(folds)),
+                           best_epochs=tuple(next(m["best_epochs"] for m in models if m["name"] == chosen)))
 
 
 def _cross_validate_one(name: str, arch: str, spec: ModalitySpec, config: TrainConfig, x: np.ndarray, y: np.ndarray,

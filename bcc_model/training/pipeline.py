@@ -36,6 +36,7 @@ from bcc_model.datasets.manifest import add_hashes
 from bcc_model.datasets.splits import SPLITS, split_by_group
 from bcc_model.registry import ModalitySpec
 from bcc_model.training.config import TrainConfig, TrainingError, check_architectures
+from bcc_model.training.cv import CrossValidation, cross_validate_images
 from bcc_model.training.fit import compile_model, configure_determinism, train_one
 from bcc_model.training.selection import choose_and_test, select_architecture
 from bcc_model.training.writer import write_bundle
@@ -80,11 +81,11 @@ def train_images(config: TrainConfig, base_spec: ModalitySpec) -> Path:
         # Chosen on many patient folds: only the chosen recipe is trained on the train split, for
         # no more epochs than its folds needed, and its operating point comes from the
         # out-of-fold predictions of every non-test patient instead of the validation split alone.
-        arch, spec = spec.candidate(cv["chosen"])
+        arch, spec = spec.candidate(cv.chosen)
         arrays = _split_arrays(manifest, inputs(spec, all_rows=True), spec)
-        config = replace(config, epochs=min(config.epochs, max(e for e in cv["best_epochs_chosen"] if e)))
+        config = replace(config, epochs=min(config.epochs, max(e for e in cv.best_epochs if e)))
         choice = _oof_choice(cv, spec)
-        archs, work = [arch], {arch: work_root / "chosen" / cv["chosen"]}
+        archs, work = [arch], {arch: work_root / "chosen" / cv.chosen}
     results = {arch: _train_architecture(arch, spec, config, arrays, manifest, masks, patches, lesion, work[arch],
                                          choice=choice)
                for arch in archs}
@@ -93,7 +94,7 @@ def train_images(config: TrainConfig, base_spec: ModalitySpec) -> Path:
     kept = results[selected]
     extra = {**({} if kept["patches"] is None else {"pretraining": _pretraining_record(kept["patches"], spec, config)}),
              **({} if lesion is None else {"lesion_supervision": _lesion_supervision_record(lesion, kept)}),
-             **({} if cv is None else {"cross_validation": _cv_record(cv),
+             **({} if cv is None else {"cross_validation": cv.record,
                                        "teacher": _teacher_comparison(cv, kept, arrays, manifest, spec, config)})}
     out_dir = config.out or spec.bundle_dir
     write_bundle(spec, kept["config"], selected, results, manifest, Path(data_dir).name, out_dir, time.time() - started,
@@ -156,41 +157,32 @@ def _inputs_by_recipe(manifest: pd.DataFrame, data_dir: Path, spec: ModalitySpec
 
 
 def _cross_validation(spec: ModalitySpec, config: TrainConfig, inputs, manifest: pd.DataFrame, archs: list[str],
-                      work_root: Path) -> dict:
+                      work_root: Path) -> CrossValidation:
     """Patient-grouped CV over the train and validation patients (``training/cv.py``); the test split stays out.
 
     The candidates are ``--candidates``, else the registry's ``cv_candidates`` recipes, or the
     architectures when it has none or ``--arch`` names them.
     """
-    from bcc_model.training.cv import cross_validate_images
-
     candidates = (list(config.candidates) if config.candidates else
                   list(spec.recipe.cv_candidates) if spec.recipe.cv_candidates and config.arch is None else archs)
     non_test = manifest[manifest["split"] != "test"]
     y = non_test["label"].map({label: i for i, label in enumerate(spec.labels)}).to_numpy()
     groups = non_test["group"].to_numpy()
     cv = cross_validate_images(spec, config, inputs, y, groups, candidates, work_root, config.cv_folds)
-    cv["y"] = y
-    cv["best_epochs_chosen"] = next(m["best_epochs"] for m in cv["models"] if m["name"] == cv["chosen"])
-    log.info(f"Cross-validation chose {cv['chosen']} (best mean out-of-fold ROC AUC)")
+    log.info(f"Cross-validation chose {cv.chosen} (best mean out-of-fold ROC AUC)")
     return cv
 
 
-def _oof_choice(cv: dict, spec: ModalitySpec) -> dict:
+def _oof_choice(cv: CrossValidation, spec: ModalitySpec) -> dict:
     """The operating point fitted on the chosen candidate's out-of-fold predictions (all non-test patients)."""
     from bcc_model.training.selection import operating_choice
 
-    fitted_on = (f"out-of-fold predictions of {cv['n_splits']}-fold patient-grouped cross-validation "
-                 f"({cv['n_patients']} patients)")
-    return operating_choice(cv["oof"], cv["y"], spec, fitted_on)
+    fitted_on = (f"out-of-fold predictions of {cv.n_splits}-fold patient-grouped cross-validation "
+                 f"({cv.n_patients} patients)")
+    return operating_choice(cv.oof, cv.y, spec, fitted_on)
 
 
-def _cv_record(cv: dict) -> dict:
-    """model.json ``cross_validation``: the CV block without its arrays."""
-    return {k: v for k, v in cv.items() if k not in ("oof", "y", "groups", "fold_models", "best_epochs_chosen")}
-
-
-def _teacher_comparison(cv: dict, kept: dict, arrays: dict, manifest: pd.DataFrame, spec: ModalitySpec,
+def _teacher_comparison(cv: CrossValidation, kept: dict, arrays: dict, manifest: pd.DataFrame, spec: ModalitySpec,
                         config: TrainConfig) -> dict:
     """The chosen candidate's fold models as one averaged ensemble (the teacher) against the bundled model.
 
@@ -209,7 +201,7 @@ def _teacher_comparison(cv: dict, kept: dict, arrays: dict, manifest: pd.DataFra
     choice = kept["validation"]
     point = OperatingPoint(spec.labels, spec.positive_index, choice["threshold"], tuple(choice["band"]),
                            choice["temperature"])
-    folds = [keras.models.load_model(path, compile=False) for path in cv["fold_models"]]
+    folds = [keras.models.load_model(path, compile=False) for path in cv.fold_models]
 
     def scored(models: list) -> dict:
         start = time.perf_counter()
@@ -222,7 +214,7 @@ def _teacher_comparison(cv: dict, kept: dict, arrays: dict, manifest: pd.DataFra
                 "n_parameters": int(sum(m.count_params() for m in models)),
                 "headline": {k: metrics["headline"][k] for k in ("balanced_accuracy", "roc_auc", "f1", "ece")}}
 
-    return {"method": f"teacher: the {len(folds)} cross-validation fold models of {cv['chosen']}, probabilities "
+    return {"method": f"teacher: the {len(folds)} cross-validation fold models of {cv.chosen}, probabilities "
                       "averaged; student: the bundled model (one network). Same test patients and operating point; "
                       "time per patch measured on this machine over the whole test split.",
             "teacher": scored(folds), "student": scored([kept["model"]])}

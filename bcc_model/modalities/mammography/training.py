@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,7 @@ from bcc_model.training.config import TrainConfig, TrainingError, check_architec
 
 log = logging.getLogger(__name__)
 
-__all__ = ["index_folders", "load_sources", "fit_head", "cross_validate_poolings", "train_mil", "EPOCH_CHECKPOINTS"]
+__all__ = ["PoolingCV", "index_folders", "load_sources", "fit_head", "cross_validate_poolings", "train_mil", "EPOCH_CHECKPOINTS"]
 
 EPOCH_CHECKPOINTS = (5, 10, 20)
 """Epochs at which cross-validation scores the held-out folds (those above ``--epochs`` are dropped)."""
@@ -176,8 +176,42 @@ def _binary_auc(p: np.ndarray, positive: np.ndarray) -> float | None:
     return float(roc_auc_score(positive, p)) if 0 < positive.sum() < len(positive) else None
 
 
+@dataclass(frozen=True)
+class PoolingCV:
+    """What patient-grouped cross-validation of one trunk's poolings and epochs found.
+
+    Attributes:
+        n_splits: patient folds per data set.
+        candidates: ``"<arch> <pooling>@<epochs>"`` -> its record (architecture, pooling, epochs,
+            out-of-fold ROC AUC per data set and their mean, held-out curves by epoch).
+        chosen: the key of the best mean ROC AUC (fewer epochs on ties).
+        fold_of: per data set, each image's fold (-1: a test patient).
+        oof: per data set, the chosen candidate's out-of-fold raw probabilities.
+        n_patients: data set -> non-test patients.
+    """
+
+    n_splits: int
+    candidates: dict[str, dict]
+    chosen: str
+    fold_of: list[np.ndarray]
+    oof: list[np.ndarray]
+    n_patients: dict[str, int]
+
+    RULE = "mean over data sets of out-of-fold malignant-vs-rest ROC AUC"
+
+    @property
+    def best(self) -> dict:
+        """The chosen candidate's record."""
+        return self.candidates[self.chosen]
+
+    def record(self, candidates: dict[str, dict]) -> dict:
+        """model.json ``pooling_cross_validation``, listing ``candidates`` (every trunk's, on the same folds)."""
+        return {"n_splits": self.n_splits, "rule": self.RULE, "candidates": candidates, "chosen": self.chosen,
+                "n_patients": self.n_patients}
+
+
 def cross_validate_poolings(sources: list[Source], spec: ModalitySpec, config: TrainConfig, folds: int,
-                            arch: str) -> dict:
+                            arch: str) -> PoolingCV:
     """Out-of-fold scores of every pooling x epoch checkpoint of ``arch``, over the non-test patients of every source.
 
     The folds depend only on the seed and the patients, so every trunk meets the same folds.
@@ -226,19 +260,19 @@ def cross_validate_poolings(sources: list[Source], spec: ModalitySpec, config: T
             results[f"{arch} {pooling}@{epoch}"]["held_out_by_epoch"] = {
                 name: [round(float(v), 4) for v in mean_curves[:, i]] for i, name in enumerate(HELD_OUT_CURVES)}
     chosen = max(results, key=lambda k: (results[k]["mean_roc_auc"], -results[k]["epochs"]))
-    return {"n_splits": folds, "rule": "mean over data sets of out-of-fold malignant-vs-rest ROC AUC",
-            "candidates": results, "chosen": chosen, "fold_of": fold_of, "oof": oof[chosen],
-            "n_patients": {s.name: int(s.table.loc[s.table["split"] != "test", "group"].nunique()) for s in sources}}
+    return PoolingCV(n_splits=folds, candidates=results, chosen=chosen, fold_of=fold_of, oof=oof[chosen],
+                     n_patients={s.name: int(s.table.loc[s.table["split"] != "test", "group"].nunique())
+                                 for s in sources})
 
 
-def operating_point(sources: list[Source], cv: dict, spec: ModalitySpec) -> dict:
+def operating_point(sources: list[Source], cv: PoolingCV, spec: ModalitySpec) -> dict:
     """Temperature, threshold and band fitted on the chosen recipe's out-of-fold predictions (all sets)."""
     from bcc_model.models.decision import apply_temperature, decide
     from bcc_model.evaluation.calibration import choose_band, choose_threshold, fit_temperature
 
-    raw = np.concatenate([p[f >= 0] for p, f in zip(cv["oof"], cv["fold_of"])])
-    targets = np.concatenate([_targets(s.table["label"][f >= 0], spec) for s, f in zip(sources, cv["fold_of"])])
-    weights = np.concatenate([_weights(s.table["label"][f >= 0]) for s, f in zip(sources, cv["fold_of"])])
+    raw = np.concatenate([p[f >= 0] for p, f in zip(cv.oof, cv.fold_of)])
+    targets = np.concatenate([_targets(s.table["label"][f >= 0], spec) for s, f in zip(sources, cv.fold_of)])
+    weights = np.concatenate([_weights(s.table["label"][f >= 0]) for s, f in zip(sources, cv.fold_of)])
     temperature = fit_temperature(raw, targets=targets, weights=weights)
     probs = apply_temperature(raw, temperature)
     positive = targets[:, spec.positive_index] == 1
@@ -247,10 +281,10 @@ def operating_point(sources: list[Source], cv: dict, spec: ModalitySpec) -> dict
     band = choose_band(p, positive.astype(int), threshold)
     predicted, indeterminate = decide(probs, spec.positive_index, threshold, band)
     correct = targets[np.arange(len(targets)), predicted] == 1
-    fitted_on = (f"out-of-fold predictions of {cv['n_splits']}-fold patient-grouped cross-validation "
-                 f"({', '.join(f'{n} {k} patients' for k, n in cv['n_patients'].items())})")
+    fitted_on = (f"out-of-fold predictions of {cv.n_splits}-fold patient-grouped cross-validation "
+                 f"({', '.join(f'{n} {k} patients' for k, n in cv.n_patients.items())})")
     return {"fitted_on": fitted_on, "temperature": float(temperature), "threshold": float(threshold),
-            "band": [float(band[0]), float(band[1])], "roc_auc": cv["candidates"][cv["chosen"]]["mean_roc_auc"],
+            "band": [float(band[0]), float(band[1])], "roc_auc": cv.best["mean_roc_auc"],
             "balanced_accuracy": float(np.mean([correct[positive].mean(), correct[~positive].mean()])),
             "loss": float(np.average(-np.log(np.clip((probs * targets).sum(axis=1), 1e-7, 1)), weights=weights)),
             "accuracy_outside_band": float(correct[~indeterminate].mean()) if (~indeterminate).any() else None,
@@ -304,10 +338,10 @@ def train_mil(config: TrainConfig, spec: ModalitySpec) -> Path:
                                work / "features", config.seed)
         log.info(f"Cross-validating {arch}: {len(spec.recipe.cell_poolings)} poolings over {folds} patient folds ...")
         runs[arch] = (sources, cross_validate_poolings(sources, spec, config, folds, arch))
-    arch = max(runs, key=lambda a: runs[a][1]["candidates"][runs[a][1]["chosen"]]["mean_roc_auc"])
+    arch = max(runs, key=lambda a: runs[a][1].best["mean_roc_auc"])
     sources, cv = runs[arch]
-    chosen = cv["candidates"][cv["chosen"]]
-    log.info(f"Chosen: {cv['chosen']} (mean out-of-fold ROC AUC {chosen['mean_roc_auc']:.3f})")
+    chosen = cv.best
+    log.info(f"Chosen: {cv.chosen} (mean out-of-fold ROC AUC {chosen['mean_roc_auc']:.3f})")
     choice = operating_point(sources, cv, spec)
     final_config = replace(config, epochs=chosen["epochs"])
     head, history, _ = fit_head(spec, final_config, arch, chosen["pooling"],
@@ -323,8 +357,7 @@ def train_mil(config: TrainConfig, spec: ModalitySpec) -> Path:
     results = {arch: {"model": model, "history": history, "validation": choice, "metrics": metrics,
                       "lesion_map": head, "config": final_config}}
     lesion_images = {s.name: int((s.cells == 1).any(axis=1).sum()) for s in sources}
-    record = {k: v for k, v in cv.items() if k not in ("fold_of", "oof")}
-    record["candidates"] = {key: c for _, run in runs.values() for key, c in run["candidates"].items()}
+    record = cv.record({key: c for _, run in runs.values() for key, c in run.candidates.items()})
     extra = {"pooling_cross_validation": record,
              "lesion_supervision": {"loss_weight": spec.recipe.lesion_loss_weight, "images_with_geometry": lesion_images,
                                     "cells": "lesion cells of annotated lesions against tissue cells of normal breasts"},
