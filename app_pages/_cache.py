@@ -37,7 +37,8 @@ from bcc_model.explain.cams import Explainer
 from bcc_model.imaging.pixels import LoadedImage
 from bcc_model.imaging.io import read_image
 from bcc_model.registry import ModalitySpec, get_modality
-from bcc_model.models.bundle import Bundle, check_weights, is_shipped, load_bundle, read_bundle_info
+from bcc_model.models.bundle import (Bundle, check_provenance, check_weights, load_bundle, read_bundle_info,
+                                    unverified_allowed)
 
 __all__ = ["model_lock", "image_sha", "bundle_view", "loaded_bundle", "explainer", "decode", "analysis", "heatmap",
            "feature_layers", "region", "cytology_predictions", "cytology_attributions", "cytology_csv", "CACHE_CEILING"]
@@ -90,8 +91,8 @@ def _bundle_view(key: str, folder: str, stamp: tuple[int, ...]) -> Bundle:
     spec = get_modality(key)
     meta, metrics = read_bundle_info(folder)
     check_weights(spec, folder, meta)  # a tampered bundle is never presented as the active model
-    return Bundle(spec=spec, model=None, meta=meta, metrics=metrics, path=Path(folder),
-                  verified=is_shipped(spec, folder))
+    verified = check_provenance(spec, Path(folder), meta, allow_unverified=unverified_allowed())
+    return Bundle(spec=spec, model=None, meta=meta, metrics=metrics, path=Path(folder), verified=verified)
 
 
 def bundle_view(spec: ModalitySpec) -> Bundle:
@@ -99,7 +100,8 @@ def bundle_view(spec: ModalitySpec) -> Bundle:
 
     Raises:
         BundleError: the bundle is missing, incomplete, its model.json is invalid, or a weight
-            file differs from its recorded sha256 (``BundleTampered``).
+            file differs from its recorded sha256 (``BundleTampered``), or it is not the shipped
+            bundle and ``BCC_ALLOW_UNVERIFIED`` is not set (``BundleUnverified``).
     """
     folder = spec.bundle_dir
     return _bundle_view(spec.key, str(folder), _stamp(folder))
@@ -107,7 +109,8 @@ def bundle_view(spec: ModalitySpec) -> Bundle:
 
 @st.cache_resource(show_spinner="Loading the model (first use only)…", max_entries=8)
 def _loaded_bundle(key: str, folder: str, model_sha: str) -> Bundle:
-    return load_bundle(get_modality(key), folder)  # st.cache_resource lets one thread build it
+    # st.cache_resource lets one thread build it; BCC_ALLOW_UNVERIFIED=1 runs a retrained bundle
+    return load_bundle(get_modality(key), folder, allow_unverified=unverified_allowed())
 
 
 def loaded_bundle(spec: ModalitySpec) -> Bundle:

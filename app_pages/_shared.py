@@ -19,7 +19,7 @@ from bcc_model.analysis.predictions import Prediction
 from bcc_model.datasets.folders import sample_images
 from bcc_model.evaluation.model_quality import performance_caution
 from bcc_model.registry import MODALITIES, ModalitySpec, get_modality, modality_keys
-from bcc_model.models.bundle import Bundle, BundleError, BundleTampered
+from bcc_model.models.bundle import Bundle, BundleError, BundleTampered, BundleUnverified
 from bcc_model.reporting.formatting import escape_markdown
 from bcc_model.reporting.tables import headline_table
 
@@ -65,7 +65,7 @@ def current_modality() -> ModalitySpec:
 
 def _missing_bundle_message(spec: ModalitySpec, err: Exception) -> str:
     """Why nothing can be classified, and the fix that fits: restore a damaged bundle, train a missing one."""
-    if isinstance(err, BundleTampered):
+    if isinstance(err, (BundleTampered, BundleUnverified)):
         return f"The {spec.title} model was refused, so nothing can be classified: {escape_markdown(err)}."
     return (
         f"No usable {spec.title} model is installed, so nothing can be classified. {escape_markdown(err)}. "
@@ -238,7 +238,8 @@ def render_sidebar(fixed: str | None = None) -> ModalitySpec:
         )
         if not view.verified:
             st.warning("**Unverified bundle:** its files are not the shipped ones pinned in the package "
-                       "(retrained here or copied from elsewhere). Its figures come from its own files.",
+                       "(retrained here or copied from elsewhere; run because BCC_ALLOW_UNVERIFIED is set). Its "
+                       "version is its own hash, and its figures come from its own files.",
                        icon=":material/gpp_maybe:")
         try:
             lines = _headline_lines(metrics)

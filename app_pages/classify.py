@@ -89,7 +89,8 @@ def _image_section(index: int, name: str, sha: str, loaded, analysis, bundle, ca
             st.caption(f"Dashed line: decision threshold P({positive}) = {bundle.threshold:.0%}. "
                        + (f"Grey band: indeterminate {low:.0%}–{high:.0%}." if high > low else
                           "No indeterminate band for this model."))
-    return ReportEntry(ResultRow.of_analysis(bundle, name, analysis, caution=caution), pixels,
+    return ReportEntry(ResultRow.of_analysis(bundle, name, analysis, caution=caution, burned_in=loaded.burned_in),
+                       pixels,
                        heatmap_overlay=heat.image, heatmap_caption=heat.caption,
                        lesion_map_overlay=None if lesion is None else lesion.image, lesion_map_caption=LESION_MAP_CAPTION)
 

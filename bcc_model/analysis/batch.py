@@ -7,6 +7,7 @@ nothing stops the batch. Rows carry no DICOM tag and no pixel data, only the nam
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -20,6 +21,8 @@ from bcc_model.imaging.pixels import ImageReadError
 from bcc_model.imaging.sources import InputItem
 from bcc_model.imaging.wsi import open_slide
 from bcc_model.models.bundle import Bundle
+
+log = logging.getLogger(__name__)
 
 __all__ = ["BatchResult", "BatchSettings", "analyse_item", "slide_item", "process_item"]
 
@@ -46,10 +49,23 @@ class BatchSettings:
 
 def process_item(bundle: Bundle, item: InputItem, settings: BatchSettings, *, explainer: Explainer | None = None,
                  progress=None) -> BatchResult:
-    """One file as the command line asks: the function both engines (local, Ray) run per file."""
-    if settings.region:
-        return slide_item(bundle, item, mpp=settings.mpp, progress=progress, batch_tiles=settings.tile_batch)
-    return analyse_item(bundle, item, explainer=explainer)
+    """One file as the command line asks: the function both engines (local, Ray) run per file.
+
+    Never raises: a skipped input gets its reason, and anything unexpected (out of memory, a
+    decoder's own bug) becomes an error row, logged without the file's name, so one input can
+    never end the batch.
+    """
+    if item.skip is not None:
+        return BatchResult(ResultRow.skipped(bundle, item.name, item.skip))
+    try:
+        if settings.region:
+            return slide_item(bundle, item, mpp=settings.mpp, progress=progress, batch_tiles=settings.tile_batch)
+        return analyse_item(bundle, item, explainer=explainer)
+    except MemoryError:
+        return BatchResult(ResultRow.failed(bundle, item.name, "out of memory while reading or analysing this file"))
+    except Exception:  # noqa: BLE001 - the row says so; the log holds the traceback, never the name
+        log.exception("an input could not be analysed (name withheld)")
+        return BatchResult(ResultRow.failed(bundle, item.name, "unexpected error while analysing this file (logged)"))
 
 
 def _read_error(err: Exception) -> str:
@@ -65,7 +81,7 @@ def analyse_item(bundle: Bundle, item: InputItem, *, explainer: Explainer | None
                          image_warnings=image.warnings)
     except (ImageReadError, ValueError, OSError) as err:
         return BatchResult(ResultRow.failed(bundle, item.name, _read_error(err)))
-    return BatchResult(ResultRow.of_analysis(bundle, item.name, result), analysis=result)
+    return BatchResult(ResultRow.of_analysis(bundle, item.name, result, burned_in=image.burned_in), analysis=result)
 
 
 def slide_item(bundle: Bundle, item: InputItem, *, mpp: float | None = None, progress=None,

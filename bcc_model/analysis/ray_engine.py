@@ -31,12 +31,14 @@ __all__ = ["ray_results"]
 class _BundleWorker:
     """One actor: the bundle loaded once, then every file of its batches through ``process_item``."""
 
-    def __init__(self, modality: str, weights: str | None, items: Sequence[InputItem], settings: BatchSettings):
+    def __init__(self, modality: str, weights: str | None, items: Sequence[InputItem], settings: BatchSettings,
+                 allow_unverified: bool = False):
         from bcc_model.analysis.image import make_explainer
         from bcc_model.registry import get_modality
         from bcc_model.models.bundle import load_bundle
 
-        self.bundle = load_bundle(get_modality(modality), None if weights is None else Path(weights))
+        self.bundle = load_bundle(get_modality(modality), None if weights is None else Path(weights),
+                                  allow_unverified=allow_unverified)
         self.explainer = make_explainer(self.bundle) if settings.heatmaps else None
         self.items, self.settings = items, settings
 
@@ -47,7 +49,7 @@ class _BundleWorker:
 
 
 def ray_results(modality: str, weights: Path | None, items: Sequence[InputItem], settings: BatchSettings,
-                workers: int) -> Iterator[BatchResult]:
+                workers: int, *, allow_unverified: bool = False) -> Iterator[BatchResult]:
     """Every item's result, in input order, computed by ``workers`` actors (one bundle each).
 
     Args:
@@ -55,6 +57,7 @@ def ray_results(modality: str, weights: Path | None, items: Sequence[InputItem],
         items: the inputs (``imaging.sources.iter_inputs``).
         settings: region mode, scale, tile batch and heatmaps, as for the local engine.
         workers: actors in the pool (each reserves one CPU of the Ray instance).
+        allow_unverified: as ``load_bundle``.
     """
     import ray
 
@@ -71,7 +74,8 @@ def ray_results(modality: str, weights: Path | None, items: Sequence[InputItem],
         dataset = ray.data.from_items([{"id": i} for i in range(len(items))]).map_batches(
             _BundleWorker, batch_size=1, concurrency=workers, num_cpus=1,
             fn_constructor_kwargs={"modality": modality, "weights": None if weights is None else str(weights),
-                                   "items": list(items), "settings": settings})
+                                   "items": list(items), "settings": settings,
+                                   "allow_unverified": allow_unverified})
         rows = sorted(dataset.iter_rows(), key=lambda row: int(row["id"]))
         for row in rows:
             yield pickle.loads(row["result"])

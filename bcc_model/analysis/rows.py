@@ -5,13 +5,16 @@ own row with their own column names, and a refusal or a caution shown in one was
 another. Here the columns, their order and their meaning are defined once; every writer takes
 ``as_dict()`` (or the attributes) and none invents a column.
 
-Columns, in order: ``file``, ``status`` (``ok``, ``not assessed``, ``error``), ``verdict`` (what a
+Columns, in order: ``file``, ``status`` (``ok``, ``not assessed``, ``skipped``, ``error``), ``verdict`` (what a
 reader should take away: the label, ``indeterminate``, ``not assessed``, ``not analysed`` or
 ``tile map``), ``label`` (the decision rule's class, even when not assessed), ``indeterminate``,
-``P(<label>)`` per class in model-output order, ``reason`` (why there is no verdict),
+``P(<label>)`` per class in model-output order, ``reason`` (why there is no verdict: the model's
+refusal, or why the input was skipped before any work: unsupported type, nested archive,
+encrypted, too large),
 ``caution`` (about the model as a whole, e.g. its weak discrimination), ``warnings`` (what
 reading the file noticed, `` | ``-joined), ``error`` (why the file could not be analysed), then
-the model's ``model``, ``model_version`` and ``provenance``.
+the model's ``model``, ``model_version`` and ``provenance``, and ``burned_in`` (the file says
+text that may identify the patient is burned into its pixels: no export shows them).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ResultRow", "Status", "NOT_ANALYSED"]
 
-Status = Literal["ok", "not assessed", "error"]
+Status = Literal["ok", "not assessed", "skipped", "error"]
 NOT_ANALYSED = "not analysed"
 """The verdict of a file that could not be read or analysed."""
 
@@ -48,6 +51,7 @@ class ResultRow:
     model: str = ""
     model_version: str = ""
     provenance: str = ""
+    burned_in: bool = False
 
     @classmethod
     def failed(cls, bundle: "Bundle", file: str, error: str, *, caution: str = "") -> "ResultRow":
@@ -56,19 +60,25 @@ class ResultRow:
                    model_version=bundle.short_sha, provenance=bundle.provenance)
 
     @classmethod
-    def of_analysis(cls, bundle: "Bundle", file: str, analysis: "Analysis", *, caution: str = "") -> "ResultRow":
-        """The row of an analysed image (``analysis.image.analyse``)."""
+    def skipped(cls, bundle: "Bundle", file: str, reason: str, *, caution: str = "") -> "ResultRow":
+        """The row of an input not read at all (``imaging.sources.InputItem.skip``): ``reason`` says why."""
+        return replace(cls.failed(bundle, file, "", caution=caution), status="skipped", reason=reason)
+
+    @classmethod
+    def of_analysis(cls, bundle: "Bundle", file: str, analysis: "Analysis", *, caution: str = "",
+                    burned_in: bool = False) -> "ResultRow":
+        """The row of an analysed image (``analysis.image.analyse``); ``burned_in`` from ``LoadedImage``."""
         prediction = analysis.prediction
         return replace(cls.failed(bundle, file, "", caution=caution),
                        status="not assessed" if analysis.refusal else "ok", verdict=analysis.verdict,
                        label=prediction.label, indeterminate=bool(prediction.indeterminate),
                        probabilities={k: round(float(p), 6) for k, p in prediction.probabilities.items()},
-                       reason=analysis.refusal or "", warnings=tuple(analysis.warnings))
+                       reason=analysis.refusal or "", warnings=tuple(analysis.warnings), burned_in=burned_in)
 
     @property
     def analysed(self) -> bool:
         """The model ran on the file (its probabilities exist, even when the verdict was refused)."""
-        return self.status != "error"
+        return self.status in ("ok", "not assessed")
 
     def as_dict(self) -> dict[str, object]:
         """The row in column order, with one ``P(<label>)`` column per class (``None`` when not computed)."""
@@ -77,4 +87,4 @@ class ResultRow:
                 **{f"P({label})": self.probabilities.get(label) for label in self.labels},
                 "reason": self.reason, "caution": self.caution, "warnings": " | ".join(self.warnings),
                 "error": self.error, "model": self.model, "model_version": self.model_version,
-                "provenance": self.provenance}
+                "provenance": self.provenance, "burned_in": self.burned_in}

@@ -27,8 +27,11 @@ from bcc_model.imaging.tiling import tissue_mask
 from bcc_model.imaging.wsi import Slide
 from bcc_model.models.bundle import Bundle
 
-__all__ = ["SlideResult", "analyse_slide", "from_region", "THUMBNAIL_PX", "MIN_TISSUE_FRACTION"]
+__all__ = ["SlideResult", "analyse_slide", "from_region", "THUMBNAIL_PX", "MIN_TISSUE_FRACTION", "MAX_GRID_TILES"]
 
+MAX_GRID_TILES = 4_000_000
+"""Tiles in a slide's grid (tissue or not) above which a scale is refused as a mistake: a 100,000²
+px slide scanned at 0.25 µm/px is about 16,000 tiles; a wrong ``--mpp`` can ask for billions."""
 THUMBNAIL_PX = 2048
 """Longest side of the thumbnail tissue is found on (and maps are drawn over)."""
 MIN_TISSUE_FRACTION = 0.25
@@ -120,6 +123,14 @@ def analyse_slide(bundle: Bundle, slide: Slide, *, batch_tiles: int = 64,
         raise ValueError("the slide's scale (µm per pixel) is not in its metadata: give it with --mpp")
     patch = spec.input_size
     tile_px0 = patch * spec.model_mpp / slide.mpp
+    width, height = slide.dimensions
+    if tile_px0 > min(width, height):
+        raise ValueError(f"at {slide.mpp:g} µm/px the image ({width}×{height} px) is smaller than one "
+                         f"{patch * spec.model_mpp:g} µm tile: check the scale (--mpp)")
+    grid = math.ceil(width / tile_px0) * math.ceil(height / tile_px0)
+    if grid > MAX_GRID_TILES:
+        raise ValueError(f"at {slide.mpp:g} µm/px the slide would be cut into {grid:,} tiles, above the limit of "
+                         f"{MAX_GRID_TILES:,}: check the scale (--mpp)")
     boxes, thumbnail, factor, background = _tissue_tiles(slide, tile_px0)
     level = slide.best_level(tile_px0 / patch)
     scale = slide.downsamples[level]

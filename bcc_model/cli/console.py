@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import sys
+import unicodedata
 
-__all__ = ["log_to_console"]
+__all__ = ["log_to_console", "terminal_safe"]
 
 
 class _ConsoleHandler(logging.Handler):
@@ -34,3 +35,14 @@ def log_to_console() -> None:
     if not any(isinstance(h, _ConsoleHandler) for h in logger.handlers):
         logger.addHandler(_ConsoleHandler())
     logger.setLevel(logging.INFO)
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with control characters and bidirectional overrides shown as escapes (``\\x1b``, ``\\u202e``).
+
+    Why: a file name is chosen by whoever made the file; printed raw, a newline or an escape code
+    can forge a result line on the screen, and a right-to-left override can reverse what is read.
+    CSV and JSON keep the true name.
+    """
+    return "".join(ch if unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp") else
+                   (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}") for ch in text)

@@ -29,6 +29,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", required=True, type=Path,
                         help="folder with <label>/<image> and optional labels.csv; for tabular modalities a CSV file")
     parser.add_argument("--weights", type=Path, default=None, help="bundle folder (default: weights/<modality>)")
+    parser.add_argument("--allow-unverified", action="store_true",
+                        help="run a bundle that is not the shipped one (your own retrained model); it is marked "
+                             "unverified, with its own hash as its version")
     parser.add_argument("--json", type=Path, default=None, help="write the metrics as JSON to this file")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs (default: %(default)s)")
     return parser.parse_args(argv)
@@ -41,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = _parse_args(argv)
     try:
-        bundle = load_bundle(get_modality(args.modality), args.weights)
+        bundle = load_bundle(get_modality(args.modality), args.weights, allow_unverified=args.allow_unverified)
         evaluate = modality_hook(args.modality, "evaluate_external") or evaluate_folder
         metrics = evaluate(bundle, args.data, n_resamples=args.bootstrap)
     except (BundleError, DataError) as err:

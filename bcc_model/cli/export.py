@@ -47,12 +47,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--modality", required=True, choices=modality_keys())
     parser.add_argument("--weights", type=Path, default=None, help="bundle folder (default: weights/<modality>)")
     parser.add_argument("--format", default="saved_model", choices=("saved_model", "onnx"))
+    parser.add_argument("--allow-unverified", action="store_true",
+                        help="export a bundle that is not the shipped one (your own retrained model)")
     parser.add_argument("--out", type=Path, default=None, help="saved_model: folder to write the SavedModel into")
     args = parser.parse_args(argv)
     if args.format == "saved_model" and args.out is None:
         parser.error("--format saved_model needs --out")
     try:
-        bundle = load_bundle(get_modality(args.modality), args.weights)
+        bundle = load_bundle(get_modality(args.modality), args.weights, allow_unverified=args.allow_unverified)
     except BundleError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -11,7 +11,15 @@ Usage:
     python -m bcc_model.predict --region slide.svs --out results/          # H&E: tile maps for QuPath
     python -m bcc_model.predict --engine ray --workers 4 --region slides/ --out results/  # on Ray
 
-Exit status: 0 when every input was analysed, 1 when any could not be, 2 when the bundle is unusable.
+Every file and zip member gives one row, in input order: analysed, not assessed, skipped (with
+why) or an error; the last line counts each. Limits (``--max-*``) are checked before the bytes
+they protect are read. ``--out`` is checked before any work: an existing non-empty folder is
+refused unless ``--overwrite`` is given, which first removes this command's earlier outputs there
+(links are removed, never followed); the folder itself is never read as input.
+
+Exit status: 0 when every input was analysed or skipped with its reason (a folder's labels.csv or
+README), 1 when any input gave an error or none could be analysed, 2 when the options, the output
+folder or the bundle are unusable.
 """
 
 from __future__ import annotations
@@ -24,12 +32,29 @@ from typing import Iterator, Sequence
 from bcc_model.analysis.batch import BatchResult, BatchSettings, process_item
 from bcc_model.analysis.image import make_explainer
 from bcc_model.analysis.rows import ResultRow
-from bcc_model.imaging.sources import iter_inputs
+from bcc_model.cli.console import terminal_safe
+from bcc_model.imaging.sources import MIB, InputLimits, iter_inputs
 from bcc_model.models.bundle import BundleError, load_bundle
 from bcc_model.registry import default_modality, get_modality, modality_keys
-from bcc_model.reporting.batch import output_stem, write_extras, write_predictions
+from bcc_model.reporting.batch import OutputError, output_stem, prepare_output, write_extras, write_predictions
 
 __all__ = ["main"]
+
+MPP_RANGE = (0.05, 64.0)
+"""µm per pixel accepted by ``--mpp``: the app's range (a 40x scan is 0.25; 64 is a thumbnail)."""
+
+
+def _bounded(kind: type, low: float, high: float):
+    """An argparse type: ``kind`` within ``[low, high]``, else a usage error naming the range."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is outside {low:g}-{high:g}")
+        return value
+    return parse
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -43,24 +68,39 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                              ".mrxs, tiled TIFF, ...), folders and .zip archives")
     parser.add_argument("--modality", default=default_modality(), choices=modality_keys(), help="which model to use (default: %(default)s)")
     parser.add_argument("--weights", type=Path, default=None, help="bundle folder (default: weights/<modality>)")
+    parser.add_argument("--allow-unverified", action="store_true",
+                        help="run a bundle that is not the shipped one (your own retrained model); it is marked "
+                             "unverified, with its own hash as its version")
     parser.add_argument("--out", type=Path, default=None,
-                        help="write predictions.csv and predictions.json (and any heatmaps or tile maps) here")
+                        help="write predictions.csv and predictions.json (and any heatmaps or tile maps) here; an "
+                             "existing non-empty folder needs --overwrite")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="--out may be a non-empty folder: this command's earlier outputs there are removed first")
     parser.add_argument("--heatmaps", action="store_true", help="with --out: a Grad-CAM overlay PNG per image")
     parser.add_argument("--region", action="store_true",
                         help="tile every input at the model's scale (H&E): <stem>.tiles.csv, .geojson, .heatmap.png")
-    parser.add_argument("--tile-batch", type=int, default=64,
+    parser.add_argument("--tile-batch", type=_bounded(int, 1, 4096), default=64,
                         help="--region: tiles classified at a time; memory grows with it, not with the slide "
                              "(default %(default)s: about 1.5 GB resident; 256: 3.6 GB and 25%% faster)")
-    parser.add_argument("--mpp", type=float, default=None,
-                        help="µm per pixel of the inputs, for --region on images (and slides) without that metadata")
+    parser.add_argument("--mpp", type=_bounded(float, *MPP_RANGE), default=None,
+                        help=f"µm per pixel of the inputs, for --region on images (and slides) without that metadata "
+                             f"({MPP_RANGE[0]:g}-{MPP_RANGE[1]:g})")
     parser.add_argument("--engine", choices=("local", "ray"), default="local",
                         help="local: one process, files in turn; ray: Ray Data over an actor pool, one bundle per "
                              "worker, on a local Ray instance or the cluster at RAY_ADDRESS (default %(default)s)")
-    parser.add_argument("--workers", type=int, default=2, help="--engine ray: actors in the pool (default %(default)s)")
-    args = parser.parse_args(argv)
-    if args.workers < 1:
-        parser.error("--workers must be at least 1")
-    return args
+    parser.add_argument("--workers", type=_bounded(int, 1, 256), default=2,
+                        help="--engine ray: actors in the pool (default %(default)s)")
+    limits = InputLimits()
+    parser.add_argument("--max-file-mb", type=_bounded(int, 1, 1 << 20), default=limits.file_bytes // MIB,
+                        help="largest image file read, in MiB (whole-slide formats are read by region; default "
+                             "%(default)s)")
+    parser.add_argument("--max-member-mb", type=_bounded(int, 1, 1 << 20), default=limits.member_bytes // MIB,
+                        help="largest zip member, uncompressed, in MiB (default %(default)s)")
+    parser.add_argument("--max-ratio", type=_bounded(float, 1, 1e6), default=limits.ratio,
+                        help="largest compression ratio of a zip member over 1 MiB (default %(default)s)")
+    parser.add_argument("--max-members", type=_bounded(int, 1, 10_000_000), default=limits.members,
+                        help="most members of one zip archive (default %(default)s)")
+    return parser.parse_args(argv)
 
 
 def _provenance(bundle) -> str:
@@ -70,12 +110,19 @@ def _provenance(bundle) -> str:
 
 
 def _line(row: ResultRow, verified: bool) -> str:
-    """The terminal line of one analysed input (the CSV and JSON hold the full row)."""
+    """The terminal line of one analysed input (the CSV and JSON hold the full row, and the true name)."""
     probs = "  ".join(f"{label}={value:.3f}" for label, value in row.probabilities.items() if value is not None)
     flag = " (indeterminate)" if row.indeterminate else ""
     verdict = f"NOT ASSESSED ({row.reason}); model output {row.label}" if row.status == "not assessed" \
         else row.label or row.verdict
-    return f"{row.file}: {verdict}{flag}  {probs}" + ("" if verified else "  [unverified model]")
+    return f"{terminal_safe(row.file)}: {verdict}{flag}  {probs}" + ("" if verified else "  [unverified model]")
+
+
+def _summary(results: list[BatchResult]) -> str:
+    """``12 input(s): 9 ok, 1 not assessed, 1 skipped, 1 error``."""
+    counts = {status: sum(r.row.status == status for r in results) for status in ("ok", "not assessed", "skipped",
+                                                                                   "error")}
+    return f"{len(results)} input(s): " + ", ".join(f"{n} {status}" for status, n in counts.items())
 
 
 def _local_results(bundle, items: list, settings: BatchSettings) -> Iterator[BatchResult]:
@@ -94,38 +141,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Analyse every input; see the module docstring for the exit status."""
     args = _parse_args(argv)
     try:
-        bundle = load_bundle(get_modality(args.modality), args.weights)
-    except BundleError as err:
+        if args.out is not None:
+            prepare_output(args.out, overwrite=args.overwrite)
+        bundle = load_bundle(get_modality(args.modality), args.weights, allow_unverified=args.allow_unverified)
+    except (BundleError, OutputError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"model: {bundle.meta.name} {bundle.short_sha} ({_provenance(bundle)})", file=sys.stderr)
     settings = BatchSettings(region=args.region, mpp=args.mpp, tile_batch=args.tile_batch,
                              heatmaps=bool(args.heatmaps and args.out))
-    results, failures = [], 0
-    items = list(iter_inputs(args.inputs))
+    results = []
+    limits = InputLimits(file_bytes=args.max_file_mb * MIB, member_bytes=args.max_member_mb * MIB,
+                         ratio=args.max_ratio, members=args.max_members)
+    items = list(iter_inputs(args.inputs, limits, exclude=[args.out] if args.out else ()))
     if args.engine == "ray":
         from bcc_model.analysis.ray_engine import ray_results
 
         print(f"engine: Ray Data, {args.workers} worker(s)", file=sys.stderr)
-        stream = ray_results(args.modality, args.weights, items, settings, args.workers)
+        stream = ray_results(args.modality, args.weights, items, settings, args.workers,
+                             allow_unverified=args.allow_unverified)
     else:
         stream = _local_results(bundle, items, settings)
     for index, (item, result) in enumerate(zip(items, stream), start=1):
         results.append(result)
+        name = terminal_safe(item.name)
         if not result.row.analysed:
-            failures += 1
-            print(f"{item.name}: cannot classify: {result.row.error}", file=sys.stderr)
+            why = f"skipped: {result.row.reason}" if result.row.status == "skipped" else \
+                f"cannot classify: {result.row.error}"
+            print(f"{name}: {why}", file=sys.stderr)
             continue
         print(_line(result.row, bundle.verified))
         if result.row.warnings and not args.region:
-            print(f"{item.name}: warning: {' | '.join(result.row.warnings)}", file=sys.stderr)
+            print(f"{name}: warning: {' | '.join(result.row.warnings)}", file=sys.stderr)
         if args.out:
             write_extras(result, args.out, output_stem(index, item.name), bundle.band, args.heatmaps)
+    summary = _summary(results)
     if args.out:
         written = write_predictions(results, args.out)
-        print(f"{len(results)} input(s), {failures} failed; wrote {', '.join(p.name for p in written)} to {args.out}",
-              file=sys.stderr)
-    return 1 if failures else 0
+        summary += f"; wrote {', '.join(p.name for p in written)} to {terminal_safe(str(args.out))}"
+    print(summary, file=sys.stderr)
+    errors = any(r.row.status == "error" for r in results)
+    return 1 if errors or not any(r.row.analysed for r in results) else 0
 
 
 if __name__ == "__main__":

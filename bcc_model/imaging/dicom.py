@@ -19,10 +19,13 @@ from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut, apply_voi, get_decoder, pixel_array
 from pydicom.uid import UID
 
-from bcc_model.imaging.pixels import (CORRUPTED, NOT_AN_IMAGE, ImageReadError, LoadedImage, check_size, own_range,
-                                      window)
+from bcc_model.imaging.pixels import (CORRUPTED, NOT_AN_IMAGE, ImageReadError, LoadedImage, check_decoded, check_size,
+                                      own_range, window)
 
-__all__ = ["read_dicom"]
+__all__ = ["read_dicom", "BURNED_IN_WARNING"]
+
+BURNED_IN_WARNING = ("the DICOM header says text is burned into the pixels (BurnedInAnnotation YES): they may "
+                     "identify the patient, so the image is left out of reports")
 
 # What pydicom raises on malformed input; AttributeError is its "required element missing".
 _PYDICOM_ERRORS = (
@@ -70,12 +73,14 @@ def read_dicom(data: bytes, max_pixels: int, has_magic: bool) -> LoadedImage:
     check_size(columns, rows, max_pixels)
     if photometric not in _DICOM_GREY | _DICOM_COLOUR:
         raise ImageReadError(f"DICOM colour encoding {photometric!r} is not supported")
+    grey = photometric in _DICOM_GREY
+    # Greyscale goes through the modality LUT in float64: that copy is the largest.
+    check_decoded(columns, rows, 1 if grey else 3, 8 if grey else max(1, bit_depth // 8))
     failure = _check_transfer_syntax(dataset.file_meta.get("TransferSyntaxUID"))
     try:
         raw = pixel_array(dataset, index=0)  # decodes the first frame only
     except _PYDICOM_ERRORS as err:
         raise ImageReadError(failure) from err
-    grey = photometric in _DICOM_GREY
     if raw.shape != ((rows, columns) if grey else (rows, columns, 3)):
         raise ImageReadError(CORRUPTED)  # e.g. Samples per Pixel contradicts the encoding
     notes: tuple[str, ...] = ()
@@ -90,8 +95,11 @@ def read_dicom(data: bytes, max_pixels: int, has_magic: bool) -> LoadedImage:
         pixels = 255 - pixels  # MONOCHROME1 stores bright as low; show high as bright
     if frames > 1:
         notes = (f"multi-frame DICOM: only the first of {frames} frames was read", *notes)
+    burned_in = str(dataset.get("BurnedInAnnotation", "")).strip().upper() == "YES"
+    if burned_in:
+        notes = (BURNED_IN_WARNING, *notes)
     pixels.flags.writeable = False
-    return LoadedImage(pixels, "DICOM", photometric, bit_depth, notes)
+    return LoadedImage(pixels, "DICOM", photometric, bit_depth, notes, burned_in=burned_in)
 
 
 def _check_transfer_syntax(transfer_syntax: str | None) -> str:

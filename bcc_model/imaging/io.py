@@ -22,9 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from bcc_model.imaging.pixels import (CORRUPTED, NOT_AN_IMAGE, ImageReadError, LoadedImage, check_size, megapixels,
-                                      own_range,
-                                      window)
+from bcc_model.imaging.pixels import (CORRUPTED, NOT_AN_IMAGE, ImageReadError, LoadedImage, check_decoded, check_size,
+                                      megapixels, own_range, row_blocks, window)
 
 __all__ = ["DEFAULT_MAX_PIXELS", "IMAGE_SUFFIXES", "ImageReadError", "LoadedImage", "read_image", "window"]
 
@@ -55,6 +54,7 @@ _PILLOW_ERRORS = (
 # Pillow modes decoded through numpy and windowed over their own range: Pillow's own
 # ``convert("L")`` clips 16-bit and float values at 255 instead of scaling them.
 _HIGH_DEPTH_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
+_MODE_BYTES = {"I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2, "I": 4, "F": 4}
 _PILLOW_MODES = _HIGH_DEPTH_MODES | {
     "1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr"
 }
@@ -138,6 +138,10 @@ def _read_tiff(data: bytes, max_pixels: int) -> LoadedImage:
         with tifffile.TiffFile(BytesIO(data)) as tiff:
             page = tiff.pages[0]
             check_size(int(page.imagewidth), int(page.imagelength), max_pixels)
+            samples = int(page.samplesperpixel)
+            if samples not in (1, 3, 4):
+                raise ImageReadError(f"TIFF with {samples} samples per pixel is not supported (greyscale or RGB only)")
+            check_decoded(int(page.imagewidth), int(page.imagelength), samples, int(page.dtype.itemsize))
             values, pages = page.asarray(), len(tiff.pages)
     except ImageReadError:
         raise
@@ -168,6 +172,7 @@ def _read_pillow(data: bytes, max_pixels: int) -> LoadedImage:
     check_size(*image.size, max_pixels)
     if image.mode not in _PILLOW_MODES:
         raise ImageReadError(f"image colour mode {image.mode!r} is not supported")
+    check_decoded(*image.size, len(image.getbands()), _MODE_BYTES.get(image.mode, 1))
     fmt = "JPEG" if image.format == "MPO" else str(image.format)
     source_mode = image.mode
     notes: list[str] = []
@@ -227,24 +232,31 @@ def _to_uint8(image: Image.Image) -> tuple[np.ndarray, tuple[str, ...]]:
         return np.array(image.convert("L")), ()
     transparent = "transparency" in image.info
     if mode in ("LA", "La") or (mode == "L" and transparent):
-        return _composite_on_white(np.asarray(image.convert("LA"))), ()
+        return _composite_on_white(image if mode == "LA" else image.convert("LA")), ()
     if mode == "L":
         return np.array(image), ()
     if mode in ("P", "PA", "RGBA", "RGBa") or (mode == "RGB" and transparent):
         # Palette images go through RGBA too, so a transparent palette index becomes white.
-        return _composite_on_white(np.asarray(image.convert("RGBA"))), ()
+        return _composite_on_white(image if mode == "RGBA" else image.convert("RGBA")), ()
     return np.array(image.convert("RGB")), ()  # RGB, RGBX, CMYK, YCbCr
 
 
-def _composite_on_white(with_alpha: np.ndarray) -> np.ndarray:
-    """Blend the last (alpha) channel onto white: ``colour * a + 255 * (1 - a)``.
+def _composite_on_white(image: Image.Image) -> np.ndarray:
+    """Blend an ``LA`` or ``RGBA`` image's alpha onto white: ``round(colour * a + 255 * (1 - a))``.
 
-    Transparent areas of an H&E image are background, which is white glass, not black.
+    Transparent areas of an H&E image are background, which is white glass, not black. Integer
+    arithmetic on bands of rows (``(c * a + 255 * (255 - a) + 127) // 255``, exactly the rounded
+    blend) keeps the peak near the decoded image instead of several float copies of it.
     """
-    alpha = with_alpha[..., -1:].astype(np.float32) / 255.0
-    colour = with_alpha[..., :-1].astype(np.float32)
-    blended = np.rint(colour * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
-    return blended[..., 0] if blended.shape[-1] == 1 else blended
+    width, height = image.size
+    channels = len(image.getbands()) - 1
+    out = np.empty((height, width, channels), np.uint8)
+    for rows in row_blocks(out):
+        top, bottom = rows.start, min(rows.stop, height)
+        block = np.asarray(image.crop((0, top, width, bottom)), dtype=np.uint16).reshape(bottom - top, width, -1)
+        alpha = block[..., -1:]
+        out[top:bottom] = (block[..., :-1] * alpha + 255 * (255 - alpha) + 127) // 255
+    return out[..., 0] if channels == 1 else out
 
 
 def _pillow_bit_depth(image: Image.Image, data: bytes) -> int:

@@ -11,7 +11,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ImageReadError", "LoadedImage", "window", "check_size", "own_range", "megapixels", "NOT_AN_IMAGE", "CORRUPTED", "BLANK"]
+__all__ = ["ImageReadError", "LoadedImage", "window", "check_size", "check_decoded", "own_range", "megapixels",
+           "row_blocks", "NOT_AN_IMAGE", "CORRUPTED", "BLANK", "DEFAULT_MAX_DECODED_BYTES"]
+
+DEFAULT_MAX_DECODED_BYTES = 768 << 20
+"""Largest decoded image (width x height x samples x bytes per sample) read: a 100-megapixel RGBA
+PNG (400 MB) fits, a float64 RGB TIFF of the same size (2.4 GB) or one with 64 samples per pixel
+does not. Conversions to uint8 then work in bands of rows (``row_blocks``), so the peak stays
+near the decoded size."""
+_BLOCK_BYTES = 32 << 20
 
 NOT_AN_IMAGE = (
     "file is not an image (or not a supported format: "
@@ -37,6 +45,8 @@ class LoadedImage:
             ``"P"``, ``"CMYK"``...) or the DICOM Photometric Interpretation.
         bit_depth: bits per sample as stored in the file (1, 8, 16 or 32).
         warnings: plain-language notes on what was not shown, e.g. skipped pages.
+        burned_in: the file says text is burned into the pixels (DICOM ``BurnedInAnnotation``
+            YES): they may identify the patient, so no export may show them.
     """
 
     pixels: np.ndarray
@@ -44,6 +54,7 @@ class LoadedImage:
     source_mode: str
     bit_depth: int
     warnings: tuple[str, ...] = ()
+    burned_in: bool = False
 
     def __post_init__(self) -> None:
         """Refuse arrays that break the layout contract every caller relies on."""
@@ -87,10 +98,13 @@ def window(array: np.ndarray, low: float, high: float) -> np.ndarray:
         return np.where(values > high, 255, 0).astype(np.uint8)
     # float32 is exact for 16-bit samples; wider inputs keep float64 precision.
     work_dtype = np.float32 if values.dtype.itemsize <= 2 else np.float64
-    scaled = (values.astype(work_dtype) - low) * (255.0 / (high - low))
-    np.clip(scaled, 0.0, 255.0, out=scaled)
-    np.rint(scaled, out=scaled)
-    return np.nan_to_num(scaled, nan=0.0).astype(np.uint8)
+    out = np.empty(values.shape, np.uint8)
+    for rows in row_blocks(values):  # band by band: the float copy never holds the whole image
+        scaled = (values[rows].astype(work_dtype) - low) * (255.0 / (high - low))
+        np.clip(scaled, 0.0, 255.0, out=scaled)
+        np.rint(scaled, out=scaled)
+        out[rows] = np.nan_to_num(scaled, nan=0.0)
+    return out
 
 
 def check_size(width: int, height: int, max_pixels: int) -> None:
@@ -102,6 +116,24 @@ def check_size(width: int, height: int, max_pixels: int) -> None:
         )
 
 
+def check_decoded(width: int, height: int, samples: int, bytes_per_sample: int,
+                  max_bytes: int = DEFAULT_MAX_DECODED_BYTES) -> None:
+    """Refuse an image whose decoded samples would exceed ``max_bytes``, before it is decoded."""
+    size = width * height * samples * bytes_per_sample
+    if size > max_bytes:
+        raise ImageReadError(f"image too large to decode: {size / (1 << 20):,.0f} MiB of samples ({samples} per "
+                             f"pixel, {bytes_per_sample * 8} bits each), limit {max_bytes / (1 << 20):,.0f} MiB")
+
+
+def row_blocks(array: np.ndarray) -> list:
+    """Slices of ``array``'s rows holding about 32 MB each: conversions work band by band, not on copies of all."""
+    if array.ndim == 0 or array.size == 0:
+        return [...]
+    row_bytes = max(1, array.nbytes // array.shape[0]) * 8  # a float64 working copy of a row
+    rows = max(1, _BLOCK_BYTES // row_bytes)
+    return [slice(start, start + rows) for start in range(0, array.shape[0], rows)]
+
+
 def megapixels(pixels: int) -> str:
     """Format a pixel count in megapixels without rounding two different counts together."""
     return f"{pixels / 1_000_000:.10g}"
@@ -109,7 +141,12 @@ def megapixels(pixels: int) -> str:
 
 def own_range(values: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
     """Window an array over its own finite min..max; a single-value image becomes black."""
-    finite = values if values.dtype.kind in "biu" else values[np.isfinite(values)]
-    if finite.size == 0 or finite.min() == finite.max():
+    low, high = np.inf, -np.inf
+    for rows in row_blocks(values):
+        block = values[rows]
+        finite = block if block.dtype.kind in "biu" else block[np.isfinite(block)]
+        if finite.size:
+            low, high = min(low, float(finite.min())), max(high, float(finite.max()))
+    if not low < high:
         return np.zeros(values.shape, np.uint8), (BLANK,)
-    return window(values, float(finite.min()), float(finite.max())), ()
+    return window(values, low, high), ()

@@ -23,7 +23,10 @@ import numpy as np
 from bcc_model.imaging.io import read_image
 from bcc_model.imaging.pixels import ImageReadError
 
-__all__ = ["Slide", "SLIDE_SUFFIXES", "open_slide", "is_slide_file"]
+__all__ = ["Slide", "SLIDE_SUFFIXES", "BAND_PIXELS", "open_slide", "is_slide_file"]
+
+BAND_PIXELS = 4_000_000
+"""Source pixels read at once for a slide's thumbnail (about 16 MB as RGBA)."""
 
 SLIDE_SUFFIXES = frozenset({".svs", ".ndpi", ".mrxs", ".scn", ".bif", ".vms", ".vmu", ".svslide", ".tif", ".tiff",
                             ".dcm"})
@@ -57,14 +60,27 @@ class Slide:
         return max(fits, key=lambda i: self.downsamples[i]) if fits else 0
 
     def thumbnail(self, max_side: int) -> tuple[np.ndarray, float]:
-        """``(rgb, factor)``: the whole slide at most ``max_side`` px long, and level-0 px per thumbnail px."""
+        """``(rgb, factor)``: the whole slide at most ``max_side`` px long, and level-0 px per thumbnail px.
+
+        Read in bands of at most ``BAND_PIXELS`` source pixels, each shrunk before the next is read,
+        so memory stays bounded whatever the file: a slide without a pyramid (one 20,000² px level)
+        is never decoded whole.
+        """
         width, height = self.dimensions
         factor = max(width, height) / max_side if max(width, height) > max_side else 1.0
         level = self.best_level(2 * factor)  # up to half the resolution asked: never decode a level far too large
         scale = self.downsamples[level]
-        region = self.read(0, 0, level, int(np.ceil(width / scale)), int(np.ceil(height / scale)))
-        size = (max(1, round(width / factor)), max(1, round(height / factor)))
-        return cv2.resize(region, size, interpolation=cv2.INTER_AREA), factor
+        level_w, level_h = int(np.ceil(width / scale)), int(np.ceil(height / scale))
+        out_w, out_h = max(1, round(width / factor)), max(1, round(height / factor))
+        rows_per_band = max(1, int(BAND_PIXELS // max(1, level_w) * out_h // max(1, level_h)))
+        bands = []
+        for top in range(0, out_h, rows_per_band):
+            bottom = min(out_h, top + rows_per_band)
+            src_top, src_bottom = int(top * level_h / out_h), max(int(top * level_h / out_h) + 1,
+                                                                  int(np.ceil(bottom * level_h / out_h)))
+            region = self.read(0, int(src_top * scale), level, level_w, src_bottom - src_top)
+            bands.append(cv2.resize(region, (out_w, bottom - top), interpolation=cv2.INTER_AREA))
+        return np.concatenate(bands, axis=0), factor
 
 
 def is_slide_file(path: Path) -> bool:

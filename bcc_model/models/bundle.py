@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -20,6 +21,7 @@ import zipfile
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
+from typing import Mapping
 
 import pandas as pd
 
@@ -27,7 +29,8 @@ from bcc_model.registry import ModalitySpec, modality_hook
 from bcc_model.models.spec import BundleSpec, BundleSpecError
 
 __all__ = [
-    "Bundle", "BundleError", "BundleTampered", "BUNDLE_FILES", "check_weights", "is_shipped", "restore_advice", "load_bundle", "read_bundle_info", "file_sha256", "install_bundle",
+    "Bundle", "BundleError", "BundleTampered", "BundleUnverified", "ALLOW_UNVERIFIED_ENV", "unverified_allowed",
+    "check_provenance", "BUNDLE_FILES", "check_weights", "is_shipped", "restore_advice", "load_bundle", "read_bundle_info", "file_sha256", "install_bundle",
     "staging_dir", "write_json", "save_model",
 ]
 
@@ -40,6 +43,28 @@ class BundleError(RuntimeError):
 
 class BundleTampered(BundleError):
     """A weight file differs from the sha256 its model.json records: restore it, do not retrain."""
+
+
+class BundleUnverified(BundleError):
+    """An intact bundle that is not the shipped one pinned in this version: run only when asked to."""
+
+
+ALLOW_UNVERIFIED_ENV = "BCC_ALLOW_UNVERIFIED"
+"""Set to 1 to let the app run a bundle that is not the shipped one (the command lines: ``--allow-unverified``)."""
+
+
+def unverified_allowed() -> bool:
+    """The app's setting: ``BCC_ALLOW_UNVERIFIED=1`` runs a retrained bundle, marked unverified."""
+    return os.environ.get(ALLOW_UNVERIFIED_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def _inside(folder: Path, name: object, field: str) -> Path:
+    """``folder / name`` for a plain file name from model.json; anything that would leave the folder is refused."""
+    if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(name).parts \
+            or not (folder / name).resolve().is_relative_to(folder.resolve()):
+        raise BundleError(f"bundle {folder}: model.json {field} must name a file inside the bundle folder, "
+                          f"found {name!r:.60}")
+    return folder / name
 
 
 def restore_advice(spec: ModalitySpec) -> str:
@@ -142,13 +167,14 @@ def check_weights(spec: ModalitySpec, folder: str | Path, meta: BundleSpec) -> N
         BundleTampered: a modified, truncated or swapped weight file, with the advice to restore it.
     """
     folder = Path(folder)
-    lesion = meta.extras.get("lesion_supervision") or {}
     expected = {"model.keras": meta.model_sha256}
-    if lesion.get("map_file"):
-        expected[lesion["map_file"]] = lesion.get("map_sha256")
-    runtime = meta.extras.get("runtime") or {}
-    if runtime.get("file"):
-        expected[runtime["file"]] = runtime.get("sha256")
+    for field, file_key, sha_key in (("lesion_supervision", "map_file", "map_sha256"), ("runtime", "file", "sha256")):
+        record = meta.extras.get(field) or {}
+        if not isinstance(record, Mapping):
+            raise BundleError(f"bundle {folder}: model.json {field} must be an object")
+        if record.get(file_key):
+            _inside(folder, record[file_key], f"{field}.{file_key}")
+            expected[record[file_key]] = record.get(sha_key)
     for name, sha in expected.items():
         if not (folder / name).is_file():
             raise BundleError(f"bundle {folder} is incomplete: missing {name}")
@@ -184,12 +210,37 @@ def bundle_contract(spec: ModalitySpec, meta: BundleSpec, folder: Path) -> Modal
                    cam_layer=meta.cam_layer)
 
 
-def load_bundle(spec: ModalitySpec, path: str | Path | None = None) -> Bundle:
-    """Load and verify the bundle of ``spec`` (default: the shipped one in ``weights/``).
+def check_provenance(spec: ModalitySpec, folder: Path, meta: BundleSpec, *, allow_unverified: bool) -> bool:
+    """Whether the bundle is the shipped one; an unverified one is refused unless ``allow_unverified``.
 
     Raises:
-        BundleError: missing files, an invalid model.json, a modality/label mismatch, or a
-            sha256 mismatch.
+        BundleUnverified: the files differ from the hashes pinned in the package and running
+            such a bundle was not asked for; the message says how to ask.
+    """
+    verified = is_shipped(spec, folder)
+    if not verified and not allow_unverified:
+        raise BundleUnverified(
+            f"bundle {folder} is not the shipped {spec.key} bundle pinned in this version (its files differ from "
+            f"the pinned hashes): refusing to run it. To run your own retrained bundle, pass --allow-unverified "
+            f"(the app: set {ALLOW_UNVERIFIED_ENV}=1); it is then marked unverified, with its own hash "
+            f"({meta.short_sha}) as its version")
+    return verified
+
+
+def load_bundle(spec: ModalitySpec, path: str | Path | None = None, *, allow_unverified: bool = False) -> Bundle:
+    """Load and verify the bundle of ``spec`` (default: the shipped one in ``weights/``).
+
+    Args:
+        spec: the modality.
+        path: the bundle folder (default ``spec.bundle_dir``).
+        allow_unverified: run an intact bundle that is not the shipped one pinned in the package
+            (a user's own retrained model); it is marked unverified wherever it is shown, with
+            its own hash as its version. Off, such a bundle is refused.
+
+    Raises:
+        BundleError: missing files, an invalid or damaged model.json or weight file, a
+            modality/label mismatch, a sha256 mismatch (``BundleTampered``), or an unverified
+            bundle without ``allow_unverified`` (``BundleUnverified``).
     """
     folder = Path(path) if path is not None else spec.bundle_dir
     meta, metrics = read_bundle_info(folder)
@@ -199,6 +250,7 @@ def load_bundle(spec: ModalitySpec, path: str | Path | None = None) -> Bundle:
             f"not {spec.key!r} with labels {list(spec.labels)}"
         )
     check_weights(spec, folder, meta)
+    verified = check_provenance(spec, folder, meta, allow_unverified=allow_unverified)
     model = _load_keras(folder / "model.keras", spec.key)
     lesion = meta.extras.get("lesion_supervision") or {}
     lesion_map = (_lesion_map(model, _load_keras(folder / lesion["map_file"], spec.key), meta, folder)
@@ -209,9 +261,13 @@ def load_bundle(spec: ModalitySpec, path: str | Path | None = None) -> Bundle:
     if runtime.get("file"):
         from bcc_model.models.onnx_path import load_forward
 
-        fast = load_forward(folder / runtime["file"])
+        try:
+            fast = load_forward(folder / runtime["file"])
+        except Exception as err:  # onnxruntime raises its own types on a damaged graph
+            raise BundleError(f"bundle {folder}: {runtime['file']} could not be loaded ({type(err).__name__}); "
+                              f"{restore_advice(spec)}") from None
     return Bundle(spec=bundle_spec, model=model, meta=meta, metrics=metrics, path=folder, lesion_map=lesion_map,
-                  fast=fast, verified=is_shipped(spec, folder))
+                  fast=fast, verified=verified)
 
 
 def _lesion_map(model, head, meta: BundleSpec, folder: Path):
@@ -233,7 +289,11 @@ def _load_keras(path: Path, modality: str):
     import keras
 
     objects = modality_hook(modality, "keras_objects")
-    return keras.models.load_model(path, compile=False, custom_objects=objects() if objects else None)
+    try:  # safe mode: a Lambda layer (arbitrary code) is refused, never run
+        return keras.models.load_model(path, compile=False, custom_objects=objects() if objects else None)
+    except Exception as err:  # Keras raises many types on a damaged or hostile file
+        raise BundleError(f"{path.name} in {path.parent} could not be loaded ({type(err).__name__}: "
+                          f"{str(err)[:160]})") from None
 
 
 def install_bundle(staging: Path, target: Path) -> None:

@@ -122,7 +122,8 @@ class Calibration:
     @classmethod
     def from_json(cls, data: Mapping) -> "Calibration":
         p = "calibration."
-        temperature = _get(data, "temperature", lambda v: _is_number(v) and v > 0, "a positive number", p)
+        temperature = _get(data, "temperature", lambda v: _is_number(v) and 0 < v < float("inf"),
+                           "a positive finite number", p)
         return cls(temperature=float(temperature), method=_get(data, "method", _is_str, "a string", p),
                    fitted_on=_get(data, "fitted_on", _is_str, "a string", p))
 

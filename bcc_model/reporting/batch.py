@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Sequence
 
@@ -20,7 +21,44 @@ from bcc_model.explain.overlay import encode_png, overlay_heatmap
 from bcc_model.reporting.exports import to_safe_csv
 from bcc_model.reporting.tilemaps import summary_row, write_tile_maps
 
-__all__ = ["output_stem", "results_table", "write_extras", "write_predictions"]
+__all__ = ["OUTPUTS", "OutputError", "output_stem", "prepare_output", "results_table", "write_extras",
+           "write_predictions"]
+
+OUTPUTS = ("predictions.csv", "predictions.json", "slides.csv", "heatmaps", "tiles")
+"""What a run writes into ``--out``: removed by ``--overwrite`` before a new run writes there."""
+
+
+class OutputError(ValueError):
+    """The output folder cannot be used (a file, not empty without overwrite, not writable); the message says which."""
+
+
+def prepare_output(out_dir: Path, *, overwrite: bool = False) -> None:
+    """Check ``out_dir`` before any work, and with ``overwrite`` remove an earlier run's outputs from it.
+
+    Why first: a batch of slides can take hours, and an output folder that turns out to be a file,
+    or to hold another run's tile maps (whose numbered names would mix with this run's), must
+    fail before that work, not after it. Links among the earlier outputs are removed, never
+    followed, so a link planted in the folder cannot make a run write elsewhere.
+
+    Raises:
+        OutputError: ``out_dir`` is a file or a link, is not empty and ``overwrite`` is off, or cannot be created.
+    """
+    if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
+        raise OutputError(f"--out {out_dir} is a file or a link, not a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise OutputError(f"--out {out_dir} is not empty; choose an empty folder, or pass --overwrite to replace "
+                              "an earlier run's outputs there")
+        for name in OUTPUTS:
+            target = out_dir / name
+            if target.is_symlink() or target.is_file():
+                target.unlink()
+            elif target.is_dir():
+                shutil.rmtree(target)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"--out {out_dir} cannot be created ({err.strerror})") from None
 
 
 def output_stem(index: int, name: str) -> str:

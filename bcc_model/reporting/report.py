@@ -91,7 +91,7 @@ def _model(model_info: Mapping) -> dict:
 
 def _figures(entry: ReportEntry) -> list[dict]:
     """The entry's images in report order: upload, heatmap overlay, lesion map overlay."""
-    if not entry.row.analysed:
+    if not entry.row.analysed or entry.row.burned_in:  # pixels that may identify the patient stay out
         return []
     shown = [(entry.image, "image", "Image as uploaded"),
              (entry.heatmap_overlay, "heatmap overlay", entry.heatmap_caption),

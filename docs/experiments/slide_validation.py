@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", type=Path, default=None)
     parser.add_argument("--pictures", type=Path, default=None)
     args = parser.parse_args(argv)
-    bundle = load_bundle(get_modality("histopathology"), args.weights)
+    bundle = load_bundle(get_modality("histopathology"), args.weights, allow_unverified=args.weights is not None)
     table = pd.read_csv(args.data / "labels.csv", dtype=str)
     manifest = pd.read_csv(bundle.path / "manifest.csv", dtype=str)
     split_of = manifest.groupby("group")["split"].first().to_dict()

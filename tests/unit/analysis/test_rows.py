@@ -20,7 +20,7 @@ from bcc_model.reporting.report import ReportEntry, build_report_html
 from tests.support.bundles import shipped_bundle
 
 COLUMNS_BEFORE = ["file", "status", "verdict", "label", "indeterminate"]
-COLUMNS_AFTER = ["reason", "caution", "warnings", "error", "model", "model_version", "provenance"]
+COLUMNS_AFTER = ["reason", "caution", "warnings", "error", "model", "model_version", "provenance", "burned_in"]
 
 
 def _item(path) -> InputItem:

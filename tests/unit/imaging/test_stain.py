@@ -83,11 +83,11 @@ def test_a_bundle_runs_with_the_preprocessing_it_was_trained_with(tiny_bundle, t
     info = json.loads((folder / "model.json").read_text())
     info["preprocessing"] = ["to_rgb", "resize", "stain_normalise"]
     (folder / "model.json").write_text(json.dumps(info))
-    bundle = load_bundle(histo_spec, folder)
+    bundle = load_bundle(histo_spec, folder, allow_unverified=True)
     assert bundle.spec.preprocessing[-1] == "stain_normalise" and "stain_normalise" not in histo_spec.preprocessing
     rgb = next(p for p in patches if stain_vectors(p) is not None)
     assert np.array_equal(to_model_input(rgb, bundle.spec).astype(np.uint8), macenko_normalise(rgb))
     info["preprocessing"] = ["to_rgb", "resize", "a_step_from_the_future"]
     (folder / "model.json").write_text(json.dumps(info))
     with pytest.raises(BundleError, match="a_step_from_the_future"):
-        load_bundle(histo_spec, folder)
+        load_bundle(histo_spec, folder, allow_unverified=True)

@@ -135,7 +135,7 @@ def test_manifest_hashes_every_case_with_its_split(tiny_cytology):
 
 
 def test_bundle_loads_and_predicts_raw_feature_rows(tiny_cytology, cytology_spec):
-    bundle = load_bundle(cytology_spec, tiny_cytology)
+    bundle = load_bundle(cytology_spec, tiny_cytology, allow_unverified=True)
     predictions = predict_cases(bundle, load_wdbc().iloc[:5])
     assert len(predictions) == 5
     for p in predictions:
@@ -149,7 +149,7 @@ def test_evaluate_cli_on_a_csv(tiny_cytology, tmp_path):
     csv_path = tmp_path / "test.csv"
     test_rows.to_csv(csv_path, index=False)
     out = tmp_path / "metrics.json"
-    result = run_main(evaluate_main, "--modality", "cytology", "--data", csv_path, "--weights", tiny_cytology,
+    result = run_main(evaluate_main, "--modality", "cytology", "--data", csv_path, "--allow-unverified", "--weights", tiny_cytology,
                       "--json", out, "--bootstrap", "50")
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads(out.read_text())
@@ -158,7 +158,7 @@ def test_evaluate_cli_on_a_csv(tiny_cytology, tmp_path):
     assert metrics["confusion_matrix"] == stored["confusion_matrix"]  # same cases, same decision rule
 
     test_rows.assign(**{"mean radius": "wide"}).iloc[:2].to_csv(csv_path, index=False)
-    result = run_main(evaluate_main, "--modality", "cytology", "--data", csv_path, "--weights", tiny_cytology)
+    result = run_main(evaluate_main, "--modality", "cytology", "--data", csv_path, "--allow-unverified", "--weights", tiny_cytology)
     assert result.returncode == 2 and "'wide' is not a number for 'mean radius'" in result.stderr
 
 

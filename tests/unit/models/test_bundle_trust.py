@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import pytest
 
 from bcc_model import RESEARCH_USE_NOTICE
-from bcc_model.models.bundle import BundleTampered, file_sha256, is_shipped, load_bundle, save_model
+from bcc_model.models.bundle import BundleTampered, BundleUnverified, file_sha256, is_shipped, load_bundle, save_model
 from bcc_model.registry import MODALITIES, get_modality
 from bcc_model.reporting.report import build_report_html
 from bcc_model.cli.predict import main as predict_main
@@ -49,7 +49,7 @@ def tampered(weights):
 def rezipped(weights):
     """One weight altered, the file re-saved and model.json's hash updated to match: intact, but not shipped."""
     folder = weights / HISTO.key
-    bundle = load_bundle(HISTO, folder)
+    bundle = load_bundle(HISTO, folder)  # still the shipped files here
     layer = next(layer for layer in bundle.model.layers if layer.get_weights())
     values = layer.get_weights()
     values[0] = values[0] * 1.01
@@ -61,8 +61,8 @@ def rezipped(weights):
     return weights
 
 
-def _predict(weights, sample) -> subprocess.CompletedProcess:
-    return run_main(predict_main, "--weights", weights / HISTO.key, sample)
+def _predict(weights, sample, *flags: str) -> subprocess.CompletedProcess:
+    return run_main(predict_main, *flags, "--weights", weights / HISTO.key, sample)
 
 
 def test_a_flipped_byte_is_one_clear_line_with_the_fix(tampered, sample_files):
@@ -75,10 +75,16 @@ def test_a_flipped_byte_is_one_clear_line_with_the_fix(tampered, sample_files):
     assert "restore the shipped files" in result.stderr and "retraining is not needed" in result.stderr
 
 
-def test_a_rezipped_bundle_loads_but_is_unverified_everywhere(rezipped, sample_files):
-    bundle = load_bundle(HISTO, rezipped / HISTO.key)
+def test_a_rezipped_bundle_is_refused_unless_asked_for_then_unverified_everywhere(rezipped, sample_files):
+    with pytest.raises(BundleUnverified, match="--allow-unverified"):
+        load_bundle(HISTO, rezipped / HISTO.key)
+    refused = _predict(rezipped, sample_files[0])
+    assert refused.returncode == 2 and refused.stdout == "" and "not the shipped" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    bundle = load_bundle(HISTO, rezipped / HISTO.key, allow_unverified=True)
     assert not bundle.verified and load_bundle(HISTO).verified
-    result = _predict(rezipped, sample_files[0])
+    assert bundle.short_sha == file_sha256(rezipped / HISTO.key / "model.keras")[:12], "its own hash is its version"
+    result = _predict(rezipped, sample_files[0], "--allow-unverified")
     assert result.returncode == 0 and result.stdout.rstrip().endswith("[unverified model]")
     assert "unverified" in result.stderr
     html = build_report_html([], model_info=bundle.info, generated_at=datetime.now(timezone.utc),
@@ -96,7 +102,11 @@ def test_the_app_never_presents_a_refused_bundle_as_the_active_model(tampered, m
     assert not at.file_uploader
 
 
-def test_the_app_marks_an_unverified_bundle(rezipped, monkeypatch):
+def test_the_app_refuses_an_unverified_bundle_unless_its_setting_allows_it(rezipped, monkeypatch):
     monkeypatch.setenv("BCC_WEIGHTS_DIR", str(rezipped))
+    at = run_app()
+    assert any("refused" in e.value and "ALLOW" in e.value and "UNVERIFIED" in e.value for e in at.sidebar.error)
+    assert not at.file_uploader
+    monkeypatch.setenv("BCC_ALLOW_UNVERIFIED", "1")
     at = run_app()
     assert any("Unverified bundle" in w.value for w in at.sidebar.warning)

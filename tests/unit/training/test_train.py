@@ -41,7 +41,7 @@ def test_tiny_run_writes_a_complete_bundle(tiny_bundle, histo_spec):
     assert info["model_sha256"] == file_sha256(tiny_bundle / "model.keras")
     runtime = info["runtime"]  # the ONNX copy is written with the bundle and pinned like model.keras
     assert runtime["engine"] == "onnxruntime" and runtime["sha256"] == file_sha256(tiny_bundle / runtime["file"])
-    assert runtime["parity_max_abs_difference"] <= 1e-4 and load_bundle(histo_spec, tiny_bundle).fast is not None
+    assert runtime["parity_max_abs_difference"] <= 1e-4 and load_bundle(histo_spec, tiny_bundle, allow_unverified=True).fast is not None
     assert info["labels"] == list(histo_spec.labels) and info["architecture"]["cam_layer"] == "last_conv"
     assert info["calibration"]["fitted_on"] == "validation" and info["decision"]["chosen_on"] == "validation"
     low, high = info["decision"]["indeterminate_band"]
@@ -112,7 +112,7 @@ def test_tampered_weights_are_refused(tiny_bundle, histo_spec, tmp_path):
         handle.seek(100)
         handle.write(bytes([byte[0] ^ 0xFF]))
     with pytest.raises(BundleError, match="sha256"):
-        load_bundle(histo_spec, copy)
+        load_bundle(histo_spec, copy, allow_unverified=True)
 
 
 def test_incomplete_bundle_is_refused(tiny_bundle, histo_spec, tmp_path):
@@ -120,7 +120,7 @@ def test_incomplete_bundle_is_refused(tiny_bundle, histo_spec, tmp_path):
     shutil.copytree(tiny_bundle, copy)
     (copy / "metrics.json").unlink()
     with pytest.raises(BundleError, match="metrics.json"):
-        load_bundle(histo_spec, copy)
+        load_bundle(histo_spec, copy, allow_unverified=True)
 
 
 def test_failed_run_leaves_existing_bundle_untouched(tiny_bundle, tmp_path):
@@ -145,7 +145,7 @@ def _run_cli(module: str, *args: str) -> subprocess.CompletedProcess:
 def test_evaluate_cli_on_samples(tiny_bundle, tmp_path):
     out = tmp_path / "metrics.json"
     result = _run_cli("bcc_model.evaluate", "--modality", "histopathology", "--data", str(SAMPLES),
-                      "--weights", str(tiny_bundle), "--json", str(out), "--bootstrap", "50")
+                      "--allow-unverified", "--weights", str(tiny_bundle), "--json", str(out), "--bootstrap", "50")
     assert result.returncode == 0, result.stderr
     assert "balanced_accuracy" in result.stdout and "20 images" in result.stdout
     metrics = json.loads(out.read_text())
@@ -156,7 +156,7 @@ def test_evaluate_cli_on_samples(tiny_bundle, tmp_path):
 def test_predict_cli_reports_each_file_and_bad_ones(tiny_bundle, sample_files, tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_text("this is not an image")
-    result = run_main(predict_main, "--weights", tiny_bundle, sample_files[0], bad, sample_files[-1])
+    result = run_main(predict_main, "--allow-unverified", "--weights", tiny_bundle, sample_files[0], bad, sample_files[-1])
     assert result.returncode == 1
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 2 and all("benign=" in line and "malignant=" in line for line in lines)
@@ -217,7 +217,7 @@ def test_patient_grouped_cross_validation_chooses_calibrates_and_validates_on_a_
     assert row["n_scored"] + row["n_skipped"] == 16
     assert (out / row["picture"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert row["context"] == NO_CONTEXT.to_json(), "one slide: no other slide to choose its context on"
-    amended = load_bundle(histo_spec, out)  # the amended bundle is still whole and loads
+    amended = load_bundle(histo_spec, out, allow_unverified=True)  # the amended bundle is still whole and loads
     assert amended.meta.extras["region_context"] == slides["summary"]["context"]
     assert bundle_context(amended.meta.extras) in CONTEXT_CANDIDATES
     card = (out / "MODEL_CARD.md").read_text()

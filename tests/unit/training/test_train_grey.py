@@ -80,7 +80,7 @@ def test_tiny_grey_bundle_loads_and_predicts(grey_bundle):
     from bcc_model.imaging.io import read_image
     from bcc_model.analysis.predictions import predict_images
 
-    bundle = load_bundle(get_modality("ultrasound"), grey_bundle)
+    bundle = load_bundle(get_modality("ultrasound"), grey_bundle, allow_unverified=True)
     assert bundle.spec.input_size == 64
     images = [read_image(SAMPLES / file).pixels for file in pd.read_csv(SAMPLES / "labels.csv")["file"]]
     results = predict_images(bundle, images)
@@ -104,12 +104,12 @@ def test_lesion_map_ships_with_its_checksum_and_scores(grey_bundle, tmp_path):
     shutil.copytree(grey_bundle, copy)
     (copy / LESION_MAP_FILE).write_bytes((copy / LESION_MAP_FILE).read_bytes()[:-10])
     with pytest.raises(BundleError, match="lesion_map.keras.*sha256"):
-        load_bundle(get_modality("ultrasound"), copy)
+        load_bundle(get_modality("ultrasound"), copy, allow_unverified=True)
 
 
 def test_evaluate_cli_scores_localisation_from_the_lesion_table(grey_bundle, tmp_path):
     out = tmp_path / "metrics.json"
-    result = run_main(evaluate_main, "--modality", "ultrasound", "--data", SAMPLES, "--weights", grey_bundle,
+    result = run_main(evaluate_main, "--modality", "ultrasound", "--data", SAMPLES, "--allow-unverified", "--weights", grey_bundle,
                       "--json", out, "--bootstrap", "20")
     assert result.returncode == 0, result.stderr
     assert "abnormal_vs_normal" in result.stdout and "pointing_game" in result.stdout
