@@ -30,13 +30,9 @@ from pydicom.uid import (
 from bcc_model.imaging.io import DEFAULT_MAX_PIXELS, read_image
 from bcc_model.imaging.pixels import ImageReadError, LoadedImage, window
 from tests.conftest import ROOT
+from tests.hostile import PATIENT_TAGS, make_dicom
 
 SAMPLE_PATCH = next((ROOT / "samples" / "histopathology" / "benign").glob("*.png"))
-PATIENT_TAGS = {
-    "PatientName": "Doe^Jane",
-    "PatientID": "MRN-9876543",
-    "PatientBirthDate": "19640312",
-}
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -76,31 +72,6 @@ def png_header_only(width: int, height: int) -> bytes:
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"") + chunk(b"IEND", b"")
-
-
-def make_dicom(
-    pixels: np.ndarray,
-    photometric: str = "MONOCHROME2",
-    bits_stored: int = 16,
-    transfer_syntax: UID = ExplicitVRLittleEndian,
-    **tags: object,
-) -> bytes:
-    """Encode pixels as a DICOM Part 10 file with patient tags set, returned as bytes."""
-    dataset = Dataset()
-    dataset.file_meta = FileMetaDataset()
-    dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    dataset.SOPClassUID = DigitalMammographyXRayImageStorageForPresentation
-    dataset.SOPInstanceUID = generate_uid()
-    dataset.Modality = "MG"
-    for name, value in PATIENT_TAGS.items():
-        setattr(dataset, name, value)
-    dataset.set_pixel_data(pixels, photometric, bits_stored)
-    for name, value in tags.items():
-        setattr(dataset, name, value)
-    dataset.file_meta.TransferSyntaxUID = transfer_syntax
-    buffer = BytesIO()
-    dcmwrite(buffer, dataset, enforce_file_format=True)
-    return buffer.getvalue()
 
 
 def read_error(source: object, **kwargs: object) -> str:
