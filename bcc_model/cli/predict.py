@@ -32,7 +32,7 @@ from typing import Iterator, Sequence
 from bcc_model.analysis.batch import BatchResult, BatchSettings, process_item
 from bcc_model.analysis.image import make_explainer
 from bcc_model.analysis.rows import ResultRow
-from bcc_model.cli.console import terminal_safe
+from bcc_model.cli.console import release_memory, terminal_safe
 from bcc_model.imaging.sources import MIB, InputLimits, iter_inputs
 from bcc_model.models.bundle import BundleError, load_bundle
 from bcc_model.registry import default_modality, get_modality, modality_keys
@@ -135,6 +135,7 @@ def _local_results(bundle, items: list, settings: BatchSettings) -> Iterator[Bat
             print(f"[{index}/{len(items)}] {done:,} of {total:,} tissue tiles", end="\r", file=sys.stderr, flush=True)
 
         yield process_item(bundle, item, settings, explainer=explainer, progress=tiles)
+        release_memory()  # one large image's buffers must not stay to add to the next one's
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -182,7 +182,7 @@ def _read_pillow(data: bytes, max_pixels: int) -> LoadedImage:
         # A full load() makes a truncated file fail here instead of showing grey rows; it
         # relies on ImageFile.LOAD_TRUNCATED_IMAGES being left at its default, False.
         image.load()
-        image = ImageOps.exif_transpose(image)
+        ImageOps.exif_transpose(image, in_place=True)  # in place: a copy would double the peak
         pixels, conversion_notes = _to_uint8(image)
     except _PILLOW_ERRORS as err:
         raise ImageReadError(CORRUPTED) from err
@@ -233,8 +233,8 @@ def _to_uint8(image: Image.Image) -> tuple[np.ndarray, tuple[str, ...]]:
     transparent = "transparency" in image.info
     if mode in ("LA", "La") or (mode == "L" and transparent):
         return _composite_on_white(image if mode == "LA" else image.convert("LA")), ()
-    if mode == "L":
-        return np.array(image), ()
+    if mode in ("L", "RGB") and not transparent:
+        return np.asarray(image), ()  # a view of Pillow's bytes: no second copy of a large image
     if mode in ("P", "PA", "RGBA", "RGBa") or (mode == "RGB" and transparent):
         # Palette images go through RGBA too, so a transparent palette index becomes white.
         return _composite_on_white(image if mode == "RGBA" else image.convert("RGBA")), ()

@@ -66,6 +66,7 @@ _MIN_MAMMOGRAM_DARK = 0.30  # samples: mammograms 0.54-0.68 dark
 _MIN_MAMMOGRAM_ASPECT = 0.9  # height / width: portrait or square
 
 _GREY_KINDS = ("greyscale", "mammogram", "b_mode")
+_COLOUR_SIDE_PX = 2048  # colour shares are measured on at most this many pixels a side
 _DESCRIPTION: Mapping[AppearanceKind, str] = {
     "greyscale": "a greyscale image",
     "mammogram": "a mammogram",
@@ -166,7 +167,10 @@ def describe_appearance(pixels: np.ndarray) -> Appearance:
         raise ValueError(f"image is empty, shape {pixels.shape}")
     if pixels.ndim == 2:
         return _grey_appearance(pixels, 0.0, "the file has a single grey channel")
-
+    # Colour shares are global statistics: on a large image every k-th pixel gives the same answer
+    # without int16 and HSV copies of 100 megapixels (the pixels themselves are kept, not averaged).
+    step = max(1, int(np.ceil(max(pixels.shape[:2]) / _COLOUR_SIDE_PX)))
+    pixels = pixels[::step, ::step]
     chroma = pixels.max(axis=2).astype(np.int16) - pixels.min(axis=2)
     coloured = chroma >= _CHROMA_LEVEL
     colour_fraction = float(coloured.mean())

@@ -226,3 +226,17 @@ def test_switching_modality_never_reruns_an_upload_through_another_model(sample_
     assert at.file_uploader(key="uploads_mammography").value in (None, [])
     at.switch_page("app_pages/explain.py").run()
     assert not any(sample_files[0].name in option for option in at.selectbox(key="explain_image").options)
+
+
+def test_the_app_reads_pacs_files_with_burned_in_text_as_the_command_line_does():
+    """Same reading path as ``predict``: an extension-less DICOM is read, its burned-in text flagged."""
+    from tests.hostile import make_dicom
+
+    scan = make_dicom(np.full((96, 96), 800, np.uint16), BurnedInAnnotation="YES")
+    at = run_app()
+    at.file_uploader(key="uploads_histopathology").set_value([("IM000001", scan, "application/octet-stream")]).run()
+    assert not at.exception, [e.message for e in at.exception]
+    row = at.dataframe[0].value.iloc[0]
+    assert row["file"] == "IM000001" and row["status"] in ("ok", "not assessed") and bool(row["burned_in"])
+    assert "burned into the pixels" in row["warnings"]
+    assert any("burned into the pixels" in i.value for i in at.info)
