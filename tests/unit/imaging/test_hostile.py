@@ -20,7 +20,7 @@ from bcc_model.cli.predict import main as predict_main
 from bcc_model.reporting.exports import to_safe_csv
 from bcc_model.reporting.formatting import escape_markdown
 from tests.apptest_helpers import PNG, run_app
-from tests.hostile import EVIL_HOST, HOSTILE_CELLS, HOSTILE_NAMES, blank_and_noise, odd_files
+from tests.hostile import EVIL_HOST, HOSTILE_CELLS, HOSTILE_NAMES, blank_and_noise, make_dicom, odd_files
 from tests.support.cli import run_main
 
 IMAGE_MODALITIES = ("histopathology", "mammography", "ultrasound")
@@ -84,14 +84,20 @@ def test_hostile_names_render_as_text_on_the_classify_page(sample_files):
 
 
 def test_one_bad_file_is_a_row_and_never_ends_the_batch(sample_files):
+    """Odd files, a sample, and a PACS file (no ending, burned-in text) read as the command line reads them."""
     cases = odd_files()
     sample = sample_files[0]
+    scan = make_dicom(np.full((96, 96), 800, np.uint16), BurnedInAnnotation="YES")
     at = run_app()
     at.file_uploader(key="uploads_histopathology").set_value(
-        [(c.name, c.data, "application/octet-stream") for c in cases] + [(sample.name, sample.read_bytes(), PNG)]).run()
+        [(c.name, c.data, "application/octet-stream") for c in cases] + [(sample.name, sample.read_bytes(), PNG),
+                                                                         ("IM000001", scan, "application/dicom")]).run()
     assert not at.exception, [e.message for e in at.exception]
     table = at.dataframe[0].value.set_index("file")
-    assert list(table.index) == [c.name for c in cases] + [sample.name], "one row per file, in upload order"
+    assert list(table.index) == [c.name for c in cases] + [sample.name, "IM000001"], "one row per file, in order"
+    pacs = table.loc["IM000001"]
+    assert pacs["status"] in ("ok", "not assessed") and bool(pacs["burned_in"])
+    assert "burned into the pixels" in pacs["warnings"] and any("burned into the pixels" in i.value for i in at.info)
     for case in cases:
         if case.expect:
             assert case.expect in table.loc[case.name, "error"].lower(), case.name
@@ -226,17 +232,3 @@ def test_switching_modality_never_reruns_an_upload_through_another_model(sample_
     assert at.file_uploader(key="uploads_mammography").value in (None, [])
     at.switch_page("app_pages/explain.py").run()
     assert not any(sample_files[0].name in option for option in at.selectbox(key="explain_image").options)
-
-
-def test_the_app_reads_pacs_files_with_burned_in_text_as_the_command_line_does():
-    """Same reading path as ``predict``: an extension-less DICOM is read, its burned-in text flagged."""
-    from tests.hostile import make_dicom
-
-    scan = make_dicom(np.full((96, 96), 800, np.uint16), BurnedInAnnotation="YES")
-    at = run_app()
-    at.file_uploader(key="uploads_histopathology").set_value([("IM000001", scan, "application/octet-stream")]).run()
-    assert not at.exception, [e.message for e in at.exception]
-    row = at.dataframe[0].value.iloc[0]
-    assert row["file"] == "IM000001" and row["status"] in ("ok", "not assessed") and bool(row["burned_in"])
-    assert "burned into the pixels" in row["warnings"]
-    assert any("burned into the pixels" in i.value for i in at.info)
