@@ -244,6 +244,18 @@ def _region_summary(result, positive: str, p_positive) -> tuple[float, float] | 
     if result.n_tiles == 0:
         st.info("No tissue was found: every tile looked like background glass.")
         return None
+    shares = result.shares
+    low, high = shares.interval
+    e1, e2, _ = st.columns(3)
+    e1.metric(f"Expected {positive} share", f"{shares.expected:.1%}",
+              help=f"Mean calibrated P({positive}) over the tissue tiles: what a calibrated model expects the "
+                   f"share to be. 95 % interval {low:.1%}-{high:.1%} (spatial blocks of tiles resampled).")
+    e2.metric("Tiles indeterminate", f"{shares.indeterminate:.1%}",
+              help="Share of tissue tiles whose probability lies in the model's indeterminate band: the model "
+                   "does not decide them.")
+    st.caption(f"Expected {positive} share {shares.expected:.1%} (95 % interval {low:.1%}-{high:.1%}); "
+               f"{shares.indeterminate:.1%} of tiles indeterminate. The flagged share counts tiles against one "
+               "threshold and can be far from the true share on a whole slide; read both.")
     if abs(threshold - result.threshold) > 1e-9:
         st.caption(f"Threshold moved from the validated {result.threshold:.2f}: the flagged share and the outlined "
                    "tiles use your value, which was not validated.")

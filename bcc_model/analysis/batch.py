@@ -102,6 +102,7 @@ def slide_item(bundle: Bundle, item: InputItem, *, mpp: float | None = None, pro
     row = replace(failed, status="ok", verdict="tile map",
                   probabilities={positive: None if share is None else round(share, 6)},
                   reason="" if len(result.boxes) else "no tissue found",
-                  warnings=(f"P({positive}) column: share of {len(result.boxes)} tissue tiles at or above the threshold",))
+                  warnings=(f"P({positive}) column: share of {len(result.boxes)} tissue tiles at or above the threshold",
+                            *(() if result.shares is None else (result.shares.describe(positive),))))
     return BatchResult(row, slide=result, extras={"tiles": int(len(result.boxes)),
                                                   "max_positive": float(np.max(result.positive)) if len(result.boxes) else None})

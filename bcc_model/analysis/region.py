@@ -24,6 +24,7 @@ from bcc_model.models.bundle import Bundle
 from bcc_model.analysis.context import RegionContext, bundle_context, contextual_probabilities
 from bcc_model.analysis.predictions import Prediction, calibrated_probabilities, predictions_from_probabilities
 from bcc_model.imaging.preprocess import to_model_batch
+from bcc_model.analysis.shares import ShareSummary, share_summary
 from bcc_model.imaging.tiling import Tiles, flagged_fraction, merge_to_map, tile_image, top_tiles
 
 __all__ = ["RegionResult", "TileView", "analyse_region", "explain_tile", "PROGRESS_TILES"]
@@ -57,6 +58,7 @@ class RegionResult:
         labels: class names, model-output order.
         positive_label: the class the map, threshold and flags refer to.
         threshold: decision threshold on P(``positive_label``) (from the bundle).
+        band: the bundle's indeterminate band on P(``positive_label``).
         flagged_fraction: share of tissue tiles with P(``positive_label``) >= ``threshold``;
             ``None`` when the image has no tissue tile (undefined, not 0).
         top_indices: int64 (k,) tile indices, most suspicious first.
@@ -77,6 +79,7 @@ class RegionResult:
     labels: tuple[str, ...]
     positive_label: str
     threshold: float
+    band: tuple[float, float]
     flagged_fraction: float | None
     top_indices: np.ndarray
     top_predictions: tuple[Prediction, ...]
@@ -89,6 +92,12 @@ class RegionResult:
     def n_tiles(self) -> int:
         """Number of tissue tiles classified."""
         return int(self.probabilities.shape[0])
+
+    @property
+    def shares(self) -> ShareSummary | None:
+        """Flagged, expected (with its interval) and indeterminate shares of the tissue tiles."""
+        positive = self.probabilities[:, self.labels.index(self.positive_label)]
+        return share_summary(positive, self.tiles.boxes, self.threshold, self.band)
 
     @property
     def top_boxes(self) -> list[tuple[int, int, int, int]]:
@@ -161,6 +170,7 @@ def analyse_region(
             labels=labels,
             positive_label=positive_label,
             threshold=bundle.threshold,
+            band=bundle.band,
             flagged_fraction=None,
             top_indices=np.zeros(0, np.int64),
             top_predictions=(),
@@ -193,6 +203,7 @@ def analyse_region(
         labels=labels,
         positive_label=positive_label,
         threshold=bundle.threshold,
+        band=bundle.band,
         flagged_fraction=flagged_fraction(positive, bundle.threshold),
         top_indices=top,
         top_predictions=tuple(predictions_from_probabilities(bundle, probabilities[top])),

@@ -22,6 +22,7 @@ import numpy as np
 from bcc_model.analysis.context import bundle_context, contextual_probabilities
 from bcc_model.analysis.predictions import calibrated_probabilities
 from bcc_model.analysis.region import RegionResult
+from bcc_model.analysis.shares import ShareSummary, share_summary
 from bcc_model.imaging.preprocess import to_model_batch
 from bcc_model.imaging.tiling import tissue_mask
 from bcc_model.imaging.wsi import Slide
@@ -48,6 +49,7 @@ class SlideResult:
             the bundle's slide context applied.
         labels: class names; ``positive_label`` is the one the map shows.
         threshold: the bundle's decision threshold on P(positive).
+        band: the bundle's indeterminate band on P(positive).
         thumbnail: uint8 RGB of the whole slide; ``thumbnail_factor`` level-0 px per thumbnail px.
         slide_mpp, model_mpp: scales of the slide and of the model, µm per pixel.
         n_background: grid tiles skipped as glass.
@@ -58,6 +60,7 @@ class SlideResult:
     labels: tuple[str, ...]
     positive_label: str
     threshold: float
+    band: tuple[float, float]
     thumbnail: np.ndarray
     thumbnail_factor: float
     slide_mpp: float
@@ -72,6 +75,11 @@ class SlideResult:
     def positive_share(self) -> float | None:
         """Share of tissue tiles at or above the threshold (``None`` without tissue)."""
         return float(np.mean(self.positive >= self.threshold)) if len(self.boxes) else None
+
+    @property
+    def shares(self) -> ShareSummary | None:
+        """Flagged, expected (with its interval) and indeterminate shares of the tissue tiles."""
+        return share_summary(self.positive, self.boxes, self.threshold, self.band)
 
     def thumbnail_map(self) -> np.ndarray:
         """float32 P(positive) on the thumbnail grid; NaN where nothing was analysed."""
@@ -145,7 +153,8 @@ def analyse_slide(bundle: Bundle, slide: Slide, *, batch_tiles: int = 64,
     probabilities = np.concatenate(chunks) if chunks else np.zeros((0, len(bundle.labels)), np.float32)
     probabilities = contextual_probabilities(probabilities, boxes, bundle_context(bundle.meta.extras))
     return SlideResult(boxes=boxes, probabilities=probabilities, labels=bundle.labels,
-                       positive_label=spec.positive_label, threshold=bundle.threshold, thumbnail=thumbnail,
+                       positive_label=spec.positive_label, threshold=bundle.threshold, band=bundle.band,
+                       thumbnail=thumbnail,
                        thumbnail_factor=factor, slide_mpp=float(slide.mpp), model_mpp=float(spec.model_mpp),
                        n_background=background)
 
@@ -156,6 +165,7 @@ def from_region(result: RegionResult, rgb: np.ndarray) -> SlideResult:
     size = (max(1, round(rgb.shape[1] / factor)), max(1, round(rgb.shape[0] / factor)))
     thumbnail = rgb if factor == 1.0 else cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     return SlideResult(boxes=result.tiles.boxes, probabilities=result.probabilities, labels=result.labels,
-                       positive_label=result.positive_label, threshold=result.threshold, thumbnail=thumbnail,
+                       positive_label=result.positive_label, threshold=result.threshold, band=result.band,
+                       thumbnail=thumbnail,
                        thumbnail_factor=factor, slide_mpp=result.image_mpp, model_mpp=result.model_mpp,
                        n_background=result.tiles.skipped_background)

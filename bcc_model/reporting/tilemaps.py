@@ -68,14 +68,20 @@ def box_of_feature(feature: dict) -> tuple[int, int, int, int]:
 
 
 def summary_row(name: str, result: SlideResult, top_k: int = 3) -> dict:
-    """One slide's line of the batch summary: tiles, positive share and the most suspicious tiles."""
+    """One slide's line of the batch summary: tiles, the flagged, expected (95 % interval) and indeterminate
+    shares (``analysis.shares``) and the most suspicious tiles."""
     order = np.argsort(-result.positive, kind="stable")[:top_k]
     top = "; ".join(f"({x0},{y0}) {p:.2f}" for (x0, y0, _, _), p in zip(result.boxes[order].tolist(),
                                                                           result.positive[order].tolist()))
-    share = result.positive_share
+    shares, label = result.shares, result.positive_label
+    figures = {} if shares is None else {
+        f"{label}_share": round(shares.flagged, 4), f"expected_{label}_share": round(shares.expected, 4),
+        "expected_share_ci95_low": round(shares.interval[0], 4), "expected_share_ci95_high": round(shares.interval[1], 4),
+        "indeterminate_share": round(shares.indeterminate, 4)}
+    empty = dict.fromkeys((f"{label}_share", f"expected_{label}_share", "expected_share_ci95_low",
+                           "expected_share_ci95_high", "indeterminate_share"))
     return {"file": name, "tissue_tiles": int(len(result.boxes)), "background_tiles": result.n_background,
-            f"{result.positive_label}_share": None if share is None else round(share, 4),
-            "slide_mpp": result.slide_mpp, "model_mpp": result.model_mpp, "top_tiles": top}
+            **(figures or empty), "slide_mpp": result.slide_mpp, "model_mpp": result.model_mpp, "top_tiles": top}
 
 
 def tiles_csv(result: SlideResult) -> str:

@@ -176,6 +176,9 @@ def test_region_mode_maps_a_grid_of_samples(bundle, sample_files):
     analysed = int(metrics["Tissue tiles analysed"])
     assert analysed > 0 and analysed + int(metrics["Background tiles skipped"]) == 16
     assert metrics[f"Tissue flagged {bundle.spec.positive_label}"].endswith("%")
+    expected = metrics[f"Expected {bundle.spec.positive_label} share"]
+    assert expected.endswith("%") and metrics["Tiles indeterminate"].endswith("%")
+    assert any("95 % interval" in c.value and "read both" in c.value for c in at.caption)
     assert len(at.get("plotly_chart")) == 1  # the probability map (the Patches tab is empty)
     assert {"Download map (PNG)", "Download tiles (CSV)", "Download tiles for QuPath (GeoJSON)"} <= {
         b.label for b in at.get("download_button")}
