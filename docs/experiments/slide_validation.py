@@ -55,9 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, part in (("all slides", frame), ("slides of unseen/test patients", frame[frame.bundle_split != "train"])):
         if len(part):
             error = np.abs(part.predicted_positive_share - part.true_positive_share_scored)
+            expected = np.abs(part.expected_positive_share - part.true_positive_share_scored)
             print(f"{name}: mean tile ROC AUC {part.roc_auc.mean():.3f} with the bundle's slide context "
-                  f"({part.roc_auc_patch_only.mean():.3f} patch alone), mean |IDC share error| {error.mean():.3f}, "
-                  f"max {error.max():.3f} ({len(part)} slides)")
+                  f"({part.roc_auc_patch_only.mean():.3f} patch alone); |IDC share error| flagged share mean "
+                  f"{error.mean():.3f} max {error.max():.3f}, expected share mean {expected.mean():.3f} max "
+                  f"{expected.max():.3f}; labelled patches scored {part.n_scored.sum() / part.n_patches.sum():.1%} "
+                  f"({len(part)} slides)")
     return 0
 
 
