@@ -178,6 +178,9 @@ def render_verdict(prediction: Prediction, bundle: Bundle, refusal: str | None =
     """
     caution = performance_caution(bundle.metrics)
     low, high = bundle.band
+    # Labels come from the bundle's model.json (a retrained bundle may be anyone's): shown as text.
+    label, positive = escape_markdown(prediction.label), escape_markdown(prediction.positive_label)
+    p_label = prediction.probabilities[prediction.label]
     decision = bundle.meta.decision
     if refusal is not None:
         st.warning(f"**Not assessed:** {escape_markdown(refusal)}. The model's output below is shown for "
@@ -185,22 +188,21 @@ def render_verdict(prediction: Prediction, bundle: Bundle, refusal: str | None =
     elif prediction.indeterminate:
         share = decision.validation_fraction_indeterminate
         st.warning(
-            f"**Indeterminate** (leaning {prediction.label}): P({prediction.positive_label}) = "
+            f"**Indeterminate** (leaning {label}): P({positive}) = "
             f"{prediction.positive_probability:.1%} lies in the indeterminate band {low:.0%}–{high:.0%}, where "
             "validation images were most often misclassified. Needs expert review."
             + (f" {share:.0%} of validation images fell in this band." if share is not None else ""),
             icon=":material/help:",
         )
     elif caution:
-        st.markdown(f"Model output: {prediction.label}, P({prediction.label}) = "
-                    f"{prediction.probabilities[prediction.label]:.1%} (calibrated)")
+        st.markdown(f"Model output: {label}, P({label}) = {p_label:.1%} (calibrated)")
     else:
-        st.markdown(f"### Prediction: {prediction.label}")
-        st.markdown(f"P({prediction.label}) = **{prediction.probabilities[prediction.label]:.1%}** (calibrated)")
+        st.markdown(f"### Prediction: {label}")
+        st.markdown(f"P({label}) = **{p_label:.1%}** (calibrated)")
     if caution and refusal is None:
         st.error(caution, icon=":material/report:")
     if refusal is None and not prediction.indeterminate and high > low:
-        st.caption(f"Outside the indeterminate band ({low:.0%}–{high:.0%} P({prediction.positive_label}), chosen on "
+        st.caption(f"Outside the indeterminate band ({low:.0%}–{high:.0%} P({positive}), chosen on "
                    "validation data) the model decides; inside it, it does not.")
 
 

@@ -291,7 +291,7 @@ def _region_downloads(bundle, result, pixels) -> None:
 
 def _top_tiles(spec, result) -> None:
     """The most suspicious tiles, each with its Grad-CAM."""
-    st.subheader(f"Most suspicious tiles (highest P({result.positive_label}))")
+    st.subheader(f"Most suspicious tiles (highest P({escape_markdown(result.positive_label)}))")
     columns = st.columns(max(len(result.top_indices), 1))
     for rank, (column, crop, cam, prediction, (x0, y0, _, _)) in enumerate(
         zip(columns, result.top_crops, result.top_heatmaps, result.top_predictions, result.top_boxes), start=1
