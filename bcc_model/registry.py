@@ -55,6 +55,10 @@ class TrainingRecipe:
         cell_poolings: multiple-instance poolings cross-validation compares (non-empty: the
             modality trains a frozen-trunk cell model, ``modalities/mammography``).
         test_always: ``(column, value)`` of ``labels.csv`` whose patients always go to the test split.
+        sampled_fraction: ``(column, value, label, fraction)``: in the rows of ``labels.csv`` where
+            ``column == value``, only ``fraction`` of the ``label`` images of each patient were kept
+            when the data were made; those images are weighted ``1 / fraction`` (loss, calibration,
+            operating point, metrics) so the model learns and is judged on the tissue's real mix.
         patient_weighting: weight every training patient equally.
         lesion_source: lesion geometry, ``"circles"`` (``lesions.csv``), ``"masks"`` or ``None``.
         lesion_labels: classes whose images show a lesion; localisation is scored on them.
@@ -72,6 +76,7 @@ class TrainingRecipe:
     cv_candidates: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     cell_poolings: tuple[str, ...] = ()
     test_always: tuple[str, str] | None = None
+    sampled_fraction: tuple[str, str, str, float] | None = None
     patient_weighting: bool = False
     lesion_source: Literal["circles", "masks"] | None = None
     lesion_labels: tuple[str, ...] = ()
@@ -100,6 +105,8 @@ class TrainingRecipe:
                 raise ValueError(f"cv_candidates[{name!r}] may set arch, preprocessing and augmentation only")
             if overrides.get("arch", self.default_arch) not in self.arch_params:
                 raise ValueError(f"cv_candidates[{name!r}] names an architecture without arch_params")
+        if self.sampled_fraction is not None and not 0 < self.sampled_fraction[3] <= 1:
+            raise ValueError(f"sampled_fraction's fraction must be in (0, 1], got {self.sampled_fraction[3]}")
         if self.lesion_loss_weight and self.lesion_source is None:
             raise ValueError("lesion_loss_weight needs lesion geometry (lesion_source)")
 

@@ -44,6 +44,8 @@ def discover(data_dir: str | Path, spec: ModalitySpec, *, negatives: bool = Fals
     each image becomes its own group, which is only safe when images are independent; a warning
     says so. Where the registry's ``test_always`` names a column of ``labels.csv``, a bool
     ``always_test`` column marks the rows it selects (``splits.split_by_group`` puts them in test).
+    Where its ``sampled_fraction`` names one, a float ``prevalence_weight`` column holds
+    ``1 / fraction`` on the under-sampled rows and 1 elsewhere (``training.weights``).
     """
     root = Path(data_dir)
     accepted = spec.labels + (spec.recipe.negative_labels if negatives else ())
@@ -60,7 +62,8 @@ def discover(data_dir: str | Path, spec: ModalitySpec, *, negatives: bool = Fals
             table["group"] = table["file"]
         column, value = spec.recipe.test_always or (None, None)
         table = table[["file", "label", "group"]].assign(
-            **({"always_test": table[column] == value} if column in table.columns else {}))
+            **({"always_test": table[column] == value} if column in table.columns else {}),
+            **_prevalence_weight(table, spec))
     else:
         rows = [
             (path.relative_to(root).as_posix(), label, path.relative_to(root).as_posix())
@@ -78,6 +81,15 @@ def discover(data_dir: str | Path, spec: ModalitySpec, *, negatives: bool = Fals
     if absent:
         raise DataError(f"{len(absent)} file(s) listed in labels.csv do not exist, e.g. {absent[0]}")
     return table.sort_values("file", kind="stable").reset_index(drop=True)
+
+
+def _prevalence_weight(table: pd.DataFrame, spec: ModalitySpec) -> dict:
+    """``{"prevalence_weight": (N,) float}`` from the recipe's ``sampled_fraction``, or ``{}`` when it does not apply."""
+    if spec.recipe.sampled_fraction is None or spec.recipe.sampled_fraction[0] not in table.columns:
+        return {}
+    column, value, label, fraction = spec.recipe.sampled_fraction
+    under_sampled = (table[column] == value) & (table["label"] == label)
+    return {"prevalence_weight": np.where(under_sampled, 1.0 / fraction, 1.0)}
 
 
 def sample_images(spec: ModalitySpec) -> list[Path]:

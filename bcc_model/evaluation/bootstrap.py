@@ -47,6 +47,8 @@ class Sample:
         n_classes: K.
         n_bins: B.
         positive_index: column of the positive class.
+        case_weights: (N,) weight of each image in every sum (``datasets.weights.prevalence_weights``;
+            all 1 for plain counts). The group bootstrap multiplies them by the draw counts.
     """
 
     group_index: np.ndarray
@@ -57,6 +59,7 @@ class Sample:
     n_classes: int
     n_bins: int
     positive_index: int
+    case_weights: np.ndarray
 
 
 def _bin_index(p: np.ndarray, n_bins: int) -> np.ndarray:
@@ -70,9 +73,16 @@ def _bin_index(p: np.ndarray, n_bins: int) -> np.ndarray:
 
 
 def prepare_sample(probs: np.ndarray, y: np.ndarray, pred: np.ndarray, group_index: np.ndarray,
-             positive_index: int, n_bins: int) -> Sample:
-    """Build the per-image features once and sum them by group (``group_index`` covers 0..G-1)."""
+                   positive_index: int, n_bins: int, weights: np.ndarray | None = None) -> Sample:
+    """Build the per-image features once and sum them by group (``group_index`` covers 0..G-1).
+
+    ``weights`` (N,) makes every count a weighted count (each patient's real tissue mix, each
+    patient the same total); ``None`` counts every image once.
+    """
     n, n_classes = probs.shape
+    case_weights = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    if case_weights.shape != (n,) or not np.all(np.isfinite(case_weights)) or case_weights.min() < 0:
+        raise ValueError(f"weights must be ({n},) finite and non-negative")
     n_groups = int(group_index.max()) + 1
     p_pos = probs[:, positive_index]
     is_pos = y == positive_index
@@ -85,13 +95,15 @@ def prepare_sample(probs: np.ndarray, y: np.ndarray, pred: np.ndarray, group_ind
     features[rows, offset + n_bins + bins] = p_pos
     features[rows, offset + 2 * n_bins + bins] = is_pos
     features[:, -1] = (p_pos - is_pos) ** 2
+    features *= case_weights[:, None]
     group_stats = np.zeros((n_groups, features.shape[1]))
     np.add.at(group_stats, group_index, features)
 
     order = np.argsort(p_pos, kind="stable")
     sorted_p = p_pos[order]
     tie_starts = np.flatnonzero(np.r_[True, sorted_p[1:] != sorted_p[:-1]])
-    return Sample(group_index, group_stats, order, tie_starts, is_pos[order], n_classes, n_bins, positive_index)
+    return Sample(group_index, group_stats, order, tie_starts, is_pos[order], n_classes, n_bins, positive_index,
+                  case_weights)
 
 
 def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -110,7 +122,7 @@ def weighted_auc(sample: Sample, weights: np.ndarray) -> np.ndarray:
     Returns:
         (R,) AUC; NaN where a resample has no positives or no negatives.
     """
-    w = weights[:, sample.rank_order]
+    w = weights[:, sample.rank_order] * sample.case_weights[sample.rank_order]
     pos = np.add.reduceat(w * sample.is_positive_sorted, sample.tie_starts, axis=1)
     neg = np.add.reduceat(w * ~sample.is_positive_sorted, sample.tie_starts, axis=1)
     neg_below = np.cumsum(neg, axis=1) - neg

@@ -113,11 +113,24 @@ def fit_temperature(probs: np.ndarray, y: np.ndarray | None = None, *, targets: 
     return float(np.exp(result.x))
 
 
-def choose_threshold(p_positive: np.ndarray, is_positive: np.ndarray) -> float:
+def _check_weights(weights: np.ndarray | None, n: int) -> np.ndarray:
+    """(N,) positive finite case weights; all 1 when ``weights`` is ``None``."""
+    if weights is None:
+        return np.ones(n)
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (n,) or not np.all(np.isfinite(w)) or w.min() <= 0:
+        raise ValueError(f"weights must be ({n},) positive finite case weights")
+    return w
+
+
+def choose_threshold(p_positive: np.ndarray, is_positive: np.ndarray, weights: np.ndarray | None = None) -> float:
     """Choose the positive-class threshold that maximises Youden's J on validation data.
 
     ``J = sensitivity + specificity - 1`` weighs missed cancers and false alarms equally,
-    whatever the class balance of the validation set (Youden 1950). Every threshold between
+    whatever the class balance of the validation set (Youden 1950); it is the threshold of
+    the best balanced accuracy. With ``weights`` (N,) (``datasets.weights.prevalence_weights``)
+    sensitivity and specificity are weighted: each patient's tissue counts in its real mix.
+    This is the rule fixed in advance for every bundle. Every threshold between
     two neighbouring validation scores gives the same J, so the midpoint of the best gap is
     returned: the largest margin on both sides, rather than a threshold sitting exactly on
     one validation image.
@@ -133,13 +146,14 @@ def choose_threshold(p_positive: np.ndarray, is_positive: np.ndarray) -> float:
         ValueError: if shapes differ, values are out of range, or either class is absent.
     """
     p, t = _check_binary(p_positive, is_positive)
+    w = _check_weights(weights, p.size)
     order = np.argsort(-p, kind="stable")
-    p_sorted, t_sorted = p[order], t[order]
+    p_sorted, t_sorted, w_sorted = p[order], t[order], w[order]
     # Candidate thresholds are the distinct scores, descending; at each, everything scoring
     # at least that much is called positive. ``last`` indexes the end of each tie run.
     last = np.flatnonzero(np.r_[p_sorted[1:] != p_sorted[:-1], True])
-    tpr = np.cumsum(t_sorted)[last] / t.sum()
-    fpr = np.cumsum(~t_sorted)[last] / (~t).sum()
+    tpr = np.cumsum(w_sorted * t_sorted)[last] / w[t].sum()
+    fpr = np.cumsum(w_sorted * ~t_sorted)[last] / w[~t].sum()
     best = int(np.argmax(tpr - fpr))
     scores = p_sorted[last]
     if best + 1 < scores.size:
@@ -154,6 +168,7 @@ def choose_band(
     *,
     target_accuracy: float = 0.95,
     max_fraction: float = 0.25,
+    weights: np.ndarray | None = None,
 ) -> tuple[float, float]:
     """Choose the indeterminate band ``[threshold - d, threshold + d)`` on validation data.
 
@@ -173,6 +188,7 @@ def choose_band(
         threshold: the decision threshold from :func:`choose_threshold`, in [0, 1].
         target_accuracy: wanted accuracy of the cases outside the band, in (0, 1].
         max_fraction: largest allowed fraction of cases inside the band, in [0, 1].
+        weights: (N,) case weights of the accuracy and the fraction (default: equal).
 
     Returns:
         ``(lo, hi)`` clipped to [0, 1]; a case is indeterminate when ``lo <= p < hi``.
@@ -189,12 +205,13 @@ def choose_band(
     if not 0.0 <= max_fraction <= 1.0:
         raise ValueError(f"max_fraction must be in [0, 1], got {max_fraction}")
 
+    w = _check_weights(weights, p.size)
     correct = (p >= threshold) == t
     # (D, N) membership of each case in each candidate band.
     inside = (p[None, :] >= threshold - _BAND_GRID[:, None]) & (p[None, :] < threshold + _BAND_GRID[:, None])
-    fraction = inside.mean(axis=1)
-    n_outside = (~inside).sum(axis=1)
-    n_correct_outside = (correct[None, :] & ~inside).sum(axis=1)
+    fraction = inside @ w / w.sum()
+    n_outside = (~inside) @ w
+    n_correct_outside = (correct[None, :] & ~inside) @ w
     with np.errstate(invalid="ignore", divide="ignore"):
         accuracy = np.where(n_outside > 0, n_correct_outside / np.maximum(n_outside, 1), np.nan)
 
@@ -205,7 +222,8 @@ def choose_band(
 
 
 def band_summary(
-    probs: np.ndarray, y: np.ndarray, positive_index: int, threshold: float, band: tuple[float, float]
+    probs: np.ndarray, y: np.ndarray, positive_index: int, threshold: float, band: tuple[float, float],
+    weights: np.ndarray | None = None,
 ) -> dict:
     """Summarise how the indeterminate band behaves on a labelled set.
 
@@ -215,22 +233,24 @@ def band_summary(
         positive_index: column of the positive class.
         threshold: decision threshold.
         band: ``(lo, hi)`` indeterminate band.
+        weights: (N,) case weights of the share and the accuracy (default: equal).
 
     Returns:
         ``{"fraction": float, "accuracy_outside_band": float | None, "n_outside_band": int}``:
-        the share of cases flagged, the K-class accuracy of the rest (``None`` when every case
-        is flagged) and how many the rest are. Plain Python types, ready for JSON.
+        the (weighted) share of cases flagged, the K-class accuracy of the rest (``None`` when
+        every case is flagged) and how many images the rest are. Plain Python types, ready for JSON.
 
     Raises:
         ValueError: if inputs are invalid.
     """
     pred, indeterminate = decide(probs, positive_index, threshold, band)
     labels = _check_labels(y, pred.size, np.asarray(probs).shape[1])
+    w = _check_weights(weights, pred.size)
     outside = ~indeterminate
     n_outside = int(outside.sum())
-    accuracy = float((pred[outside] == labels[outside]).mean()) if n_outside else None
+    accuracy = float(np.average(pred[outside] == labels[outside], weights=w[outside])) if n_outside else None
     return {
-        "fraction": float(indeterminate.mean()),
+        "fraction": float(np.average(indeterminate, weights=w)),
         "accuracy_outside_band": accuracy,
         "n_outside_band": n_outside,
     }

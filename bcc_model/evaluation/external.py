@@ -23,7 +23,9 @@ def evaluate_folder(bundle, data_dir: str | Path, *, n_resamples: int = 1000, se
     Grad-CAM and, when the bundle ships one, the lesion map. A folder with one of the registry's
     ``negative_labels`` (RSNA's ``negative/`` beside ``malignant/``) is scored as the positive
     class against the rest only (P(positive) against the label), and mammography folders also get
-    the histogram-only baseline (``evaluation.baseline``) beside the model.
+    the histogram-only baseline (``evaluation.baseline``) beside the model. A bundle whose
+    operating point was fitted with prevalence weights (``decision.weighting``) is scored with the
+    same weights where the folder's ``labels.csv`` carries them, and ``pooled`` gives every image once.
     """
     import numpy as np
 
@@ -52,9 +54,16 @@ def evaluate_folder(bundle, data_dir: str | Path, *, n_resamples: int = 1000, se
             return calibrated_probabilities(bundle, batch)
 
         y = table["label"].map({label: i for i, label in enumerate(spec.labels)}).to_numpy()
+    weighting = bundle.meta.decision.weighting
+    weights = None
+    if weighting and "prevalence_weight" in table:  # judged as it was fitted: each patient's tissue in its real mix
+        from bcc_model.datasets.weights import prevalence_weights
+
+        weights = prevalence_weights(table["prevalence_weight"])
     metrics = compute_metrics(score(images.astype("float32")), y, table["group"].tolist(), point, split="external",
                               n_resamples=n_resamples, seed=seed,
-                              binary_tasks=None if binary else spec.recipe.extra_binary_tasks or None)
+                              binary_tasks=None if binary else spec.recipe.extra_binary_tasks or None,
+                              weights=weights, weighting=weighting)
     if binary:
         metrics["label_mapping"] = {label: point.labels[0] for label in sorted(set(table["label"]) - {spec.positive_label})}
     metrics["robustness"] = compression_robustness(score, images, y, point)

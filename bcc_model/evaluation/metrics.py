@@ -62,7 +62,7 @@ def _curves(probs: np.ndarray, y: np.ndarray, labels: Sequence[str], positive_in
 
 
 def _calibration_block(sample: Sample, label: str, ece: float | None) -> dict:
-    """Reliability-diagram bins for the positive label from the unweighted statistics."""
+    """Reliability-diagram bins for the positive label (weighted counts when the sample has case weights)."""
     k2, b = sample.n_classes ** 2, sample.n_bins
     count, conf, pos = sample.group_stats.sum(axis=0)[k2 : k2 + 3 * b].reshape(3, b)
     return {
@@ -70,7 +70,7 @@ def _calibration_block(sample: Sample, label: str, ece: float | None) -> dict:
         "bin_edges": np.linspace(0.0, 1.0, b + 1).tolist(),
         "mean_predicted": [json_float(v) for v in ratio(conf, count)],
         "fraction_positive": [json_float(v) for v in ratio(pos, count)],
-        "count": [int(c) for c in count],
+        "count": [int(c) if float(c).is_integer() else round(float(c), 2) for c in count],
         "ece": ece,
     }
 
@@ -128,6 +128,8 @@ def compute_metrics(
     seed: int = 0,
     n_bins: int = 10,
     binary_tasks: Mapping[str, Sequence[str]] | None = None,
+    weights: np.ndarray | None = None,
+    weighting: str | None = None,
 ) -> dict:
     """Evaluate calibrated predictions; the result is metrics.json (docs/SCHEMAS.md).
 
@@ -158,6 +160,11 @@ def compute_metrics(
         binary_tasks: optional task name -> labels counted as positive, each reported as a
             ``binary_tasks`` entry with the ROC AUC of their summed probability against the
             other labels (same bootstrap), e.g. ``{"abnormal_vs_normal": ["benign", "malignant"]}``.
+        weights: (N,) case weights (``datasets.weights.prevalence_weights``): every headline, per-class,
+            calibration and per-group figure is then weighted, and ``pooled`` gives the headline
+            with every image counted once (comparable with patch-level literature figures). The
+            confusion matrix stays in images.
+        weighting: what ``weights`` mean, in words (recorded as ``weighting``).
 
     Returns:
         The metrics.json dictionary: plain Python types, NaN written as ``None``.
@@ -172,25 +179,22 @@ def compute_metrics(
     pred, _ = decide(arr, positive_index, threshold, band)
     unique_groups, group_index = np.unique(group_names, return_inverse=True)
     n_groups = unique_groups.size
-    sample = prepare_sample(arr, truth, pred, group_index, positive_index, n_bins)
-
-    point = {name: values[0] for name, values in weighted_metrics(sample, np.ones((1, n_groups))).items()}
-    boot = bootstrap(sample, n_resamples, seed) if n_groups >= 2 and n_resamples > 0 else None
-
-    def estimate(name: str, column: int | None = None) -> dict:
-        resampled = None if boot is None else (boot[name] if column is None else boot[name][:, column])
-        return estimate_entry(point[name] if column is None else point[name][column], resampled)
-
+    sample = prepare_sample(arr, truth, pred, group_index, positive_index, n_bins, weights)
+    estimate = _estimator(sample, n_groups, n_resamples, seed)
     k2 = len(labels) ** 2
-    cm = sample.group_stats[:, :k2].sum(axis=0).reshape(len(labels), len(labels)).astype(int)
+    cm = np.bincount(truth * len(labels) + pred, minlength=k2).reshape(len(labels), len(labels))
     group_cm = sample.group_stats[:, :k2].reshape(n_groups, len(labels), len(labels))
-    group_n = group_cm.sum(axis=(1, 2))
-    group_acc = np.trace(group_cm, axis1=1, axis2=2) / group_n
+    group_n = np.bincount(group_index, minlength=n_groups)
+    group_acc = np.trace(group_cm, axis1=1, axis2=2) / group_cm.sum(axis=(1, 2))
     roc, pr = _curves(arr, truth, labels, positive_index)
     headline = {name: estimate(name) for name in HEADLINE_METRICS}
     extra = {} if not binary_tasks else {"binary_tasks": {
         name: _binary_task(arr, truth, group_index, labels, positives, n_resamples, seed)
         for name, positives in binary_tasks.items()}}
+    if weights is not None:
+        pooled = _estimator(prepare_sample(arr, truth, pred, group_index, positive_index, n_bins), n_groups,
+                            n_resamples, seed)
+        extra |= {"weighting": weighting or "case weights", "pooled": {name: pooled(name) for name in HEADLINE_METRICS}}
     return {
         "split": split,
         "n_images": int(truth.size),
@@ -214,7 +218,7 @@ def compute_metrics(
         "roc_curves": roc,
         "pr_curves": pr,
         "calibration": _calibration_block(sample, labels[positive_index], headline["ece"]["value"]),
-        "indeterminate": band_summary(arr, truth, positive_index, threshold, band),
+        "indeterminate": band_summary(arr, truth, positive_index, threshold, band, weights),
         "per_group": {
             str(name): {"n": int(count), "accuracy": float(acc)}
             for name, count, acc in zip(unique_groups, group_n, group_acc)
@@ -222,6 +226,18 @@ def compute_metrics(
         "bootstrap": {"n_resamples": int(n_resamples), "unit": "group", "seed": int(seed)},
         **extra,
     }
+
+
+def _estimator(sample, n_groups: int, n_resamples: int, seed: int):
+    """``estimate(name, column=None)`` -> ``{"value", "ci95"}`` of one metric of ``sample``, group bootstrap."""
+    point = {name: values[0] for name, values in weighted_metrics(sample, np.ones((1, n_groups))).items()}
+    boot = bootstrap(sample, n_resamples, seed) if n_groups >= 2 and n_resamples > 0 else None
+
+    def estimate(name: str, column: int | None = None) -> dict:
+        resampled = None if boot is None else (boot[name] if column is None else boot[name][:, column])
+        return estimate_entry(point[name] if column is None else point[name][column], resampled)
+
+    return estimate
 
 
 def _fmt(value: float | None) -> str:
@@ -285,6 +301,11 @@ def format_metrics_table(metrics: dict) -> str:
                 lo, hi = entry.get("ci95", [None, None])
                 lines.append(f"  {name:<18}{_fmt(entry.get('value'))} [{_fmt(lo)}, {_fmt(hi)}] (n = {entry.get('n')})")
 
+    if metrics.get("weighting"):
+        pooled = metrics.get("pooled") or {}
+        lines += ["", f"Weighted: {metrics['weighting']}. Every image counted once (pooled): "
+                      + ", ".join(f"{name} {_fmt((pooled.get(name) or {}).get('value'))}"
+                                  for name in ("balanced_accuracy", "roc_auc", "f1", "ece"))]
     indeterminate = metrics.get("indeterminate")
     if indeterminate:
         fraction = indeterminate.get("fraction")

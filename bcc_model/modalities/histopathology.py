@@ -51,6 +51,9 @@ SPEC = ModalitySpec(
         patient_weighting=True,
         # The 7 complete slides are test patients: region mode is validated on whole slides nobody trained on.
         test_always=("coverage", "complete"),
+        # 19 patients kept every IDC patch but 27.1 % of their IDC-negative ones (the data's PROVENANCE):
+        # those negatives count 1 / 0.271 so loss, calibration and metrics see the tissue's real mix.
+        sampled_fraction=("coverage", "all-idc", "benign", 0.271),
         # Stain and scanner robustness compared by patient-grouped CV (train --cv-folds): the shipped
         # recipe, Macenko normalisation to a fixed reference (imaging/stain.py), HED jitter four
         # times stronger, and both.

@@ -133,13 +133,19 @@ class Calibration:
 
 @dataclass(frozen=True)
 class DecisionRule:
-    """``decision``: threshold on P(positive) and the indeterminate band around it."""
+    """``decision``: threshold on P(positive) and the indeterminate band around it.
+
+    ``rule`` states how they were chosen (fixed before the fit); ``weighting`` what the held-out
+    cases weighed in that fit (``None``: each image once).
+    """
 
     threshold: float
     indeterminate_band: tuple[float, float]
     chosen_on: str = "validation"
     validation_accuracy_outside_band: float | None = None
     validation_fraction_indeterminate: float | None = None
+    rule: str | None = None
+    weighting: str | None = None
 
     @classmethod
     def from_json(cls, data: Mapping) -> "DecisionRule":
@@ -154,13 +160,17 @@ class DecisionRule:
                    validation_accuracy_outside_band=_get(data, "validation_accuracy_outside_band", optional,
                                                          "a probability or null", p, None),
                    validation_fraction_indeterminate=_get(data, "validation_fraction_indeterminate", optional,
-                                                          "a probability or null", p, None))
+                                                          "a probability or null", p, None),
+                   rule=_get(data, "rule", lambda v: v is None or _is_str(v), "a string or null", p, None),
+                   weighting=_get(data, "weighting", lambda v: v is None or _is_str(v), "a string or null", p, None))
 
     def to_json(self) -> dict:
         return {"threshold": self.threshold, "indeterminate_band": list(self.indeterminate_band),
                 "chosen_on": self.chosen_on,
                 "validation_accuracy_outside_band": self.validation_accuracy_outside_band,
-                "validation_fraction_indeterminate": self.validation_fraction_indeterminate}
+                "validation_fraction_indeterminate": self.validation_fraction_indeterminate,
+                **({"rule": self.rule} if self.rule else {}),
+                **({"weighting": self.weighting} if self.weighting else {})}
 
 
 _COMMON = ("format_version", "modality", "name", "labels", "positive_label", "input_shape", "mpp", "magnification",

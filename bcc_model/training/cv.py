@@ -25,6 +25,7 @@ import numpy as np
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
 from bcc_model.datasets.splits import patient_folds
+from bcc_model.datasets.weights import prevalence_weights
 from bcc_model.registry import ModalitySpec
 from bcc_model.training.config import TrainConfig
 
@@ -48,6 +49,8 @@ class CrossValidation:
         y: (N,) class indices of those images, in the same order.
         fold_models: the chosen candidate's fold checkpoints (the teacher ensemble).
         best_epochs: the chosen candidate's best epoch in every fold (``None`` where a fold never ran).
+        weights: (N,) prevalence weights of those images (``datasets.weights.prevalence_weights``),
+            or ``None``; the operating point is fitted with them.
     """
 
     record: dict
@@ -56,6 +59,7 @@ class CrossValidation:
     y: np.ndarray
     fold_models: tuple[Path, ...]
     best_epochs: tuple[int | None, ...]
+    weights: np.ndarray | None = None
 
     @property
     def n_splits(self) -> int:
@@ -90,7 +94,8 @@ def _per_patient(y: np.ndarray, probs: np.ndarray, groups: np.ndarray) -> dict:
 
 
 def cross_validate_images(spec: ModalitySpec, config: TrainConfig, inputs, y: np.ndarray, groups: np.ndarray,
-                          candidates: list[str], work_root: Path, folds: int) -> CrossValidation:
+                          candidates: list[str], work_root: Path, folds: int,
+                          prevalence: np.ndarray | None = None) -> CrossValidation:
     """Out-of-fold scores of every candidate over ``folds`` patient folds of the non-test patients.
 
     Args:
@@ -102,6 +107,7 @@ def cross_validate_images(spec: ModalitySpec, config: TrainConfig, inputs, y: np
         candidates: names of ``cv_candidates`` recipes or architectures.
         work_root: checkpoints go to ``work_root/cv/<candidate>/fold<k>`` (``--resume`` reuses finished folds).
         folds: number of patient folds (``k``).
+        prevalence: (N,) ``1 / sampled fraction`` of each image (``datasets.weights``), or ``None``.
 
     Returns:
         ``CrossValidation``: the ``cross_validation`` block (per-candidate mean ± sd of accuracy,
@@ -113,7 +119,7 @@ def cross_validate_images(spec: ModalitySpec, config: TrainConfig, inputs, y: np
     for name in candidates:
         arch, candidate_spec = spec.candidate(name)
         entry, oofs[name] = _cross_validate_one(name, arch, candidate_spec, config, inputs(candidate_spec), y, groups,
-                                                fold_of, work_root / "cv" / name)
+                                                fold_of, work_root / "cv" / name, prevalence)
         models.append(entry)
     chosen = max(models, key=lambda m: (m["roc_auc"]["mean"] or 0.0, m["balanced_accuracy"]["mean"] or 0.0))["name"]
     for model in models:
@@ -134,11 +140,13 @@ def cross_validate_images(spec: ModalitySpec, config: TrainConfig, inputs, y: np
     return CrossValidation(record=record, chosen=chosen, oof=oofs[chosen], y=y,
                            fold_models=tuple(work_root / "cv" / chosen / f"fold{fold}" / "best.keras"
                                              for fold in range(folds)),
-                           best_epochs=tuple(next(m["best_epochs"] for m in models if m["name"] == chosen)))
+                           best_epochs=tuple(next(m["best_epochs"] for m in models if m["name"] == chosen)),
+                           weights=prevalence_weights(prevalence))
 
 
 def _cross_validate_one(name: str, arch: str, spec: ModalitySpec, config: TrainConfig, x: np.ndarray, y: np.ndarray,
-                        groups: np.ndarray, fold_of: np.ndarray, work: Path) -> tuple[dict, np.ndarray]:
+                        groups: np.ndarray, fold_of: np.ndarray, work: Path,
+                        prevalence: np.ndarray | None) -> tuple[dict, np.ndarray]:
     """One candidate's fold fits: its ``models`` entry and its out-of-fold raw probabilities."""
     import pandas as pd
 
@@ -158,7 +166,9 @@ def _cross_validate_one(name: str, arch: str, spec: ModalitySpec, config: TrainC
         configure_determinism(config.seed + fold)
         model, history = train_one(arch, spec, {"train": (x[train_idx], y[train_idx]),
                                                 "validation": (x[stop_idx], y[stop_idx]),
-                                                "train_groups": groups[train_idx]},
+                                                "train_groups": groups[train_idx],
+                                                **({} if prevalence is None else
+                                                   {"train_prevalence": prevalence[train_idx]})},
                                    arch_config, work / f"fold{fold}")
         oof[held] = raw_probabilities(model, x[held].astype(np.float32))
         scores.append(_fold_scores(y[held], oof[held], spec.positive_index))

@@ -168,7 +168,9 @@ def _cross_validation(spec: ModalitySpec, config: TrainConfig, inputs, manifest:
     non_test = manifest[manifest["split"] != "test"]
     y = non_test["label"].map({label: i for i, label in enumerate(spec.labels)}).to_numpy()
     groups = non_test["group"].to_numpy()
-    cv = cross_validate_images(spec, config, inputs, y, groups, candidates, work_root, config.cv_folds)
+    prevalence = non_test["prevalence_weight"].to_numpy(np.float64) if "prevalence_weight" in non_test else None
+    cv = cross_validate_images(spec, config, inputs, y, groups, candidates, work_root, config.cv_folds,
+                               prevalence=prevalence)
     log.info(f"Cross-validation chose {cv.chosen} (best mean out-of-fold ROC AUC)")
     return cv
 
@@ -179,7 +181,7 @@ def _oof_choice(cv: CrossValidation, spec: ModalitySpec) -> dict:
 
     fitted_on = (f"out-of-fold predictions of {cv.n_splits}-fold patient-grouped cross-validation "
                  f"({cv.n_patients} patients)")
-    return operating_choice(cv.oof, cv.y, spec, fitted_on)
+    return operating_choice(cv.oof, cv.y, spec, fitted_on, cv.weights)
 
 
 def _teacher_comparison(cv: CrossValidation, kept: dict, arrays: dict, manifest: pd.DataFrame, spec: ModalitySpec,
@@ -194,6 +196,7 @@ def _teacher_comparison(cv: CrossValidation, kept: dict, arrays: dict, manifest:
     from bcc_model.analysis.predictions import raw_probabilities
     from bcc_model.models.decision import OperatingPoint, apply_temperature
     from bcc_model.evaluation.metrics import compute_metrics
+    from bcc_model.training.selection import case_weighting, split_weights
 
     x_test, y_test = arrays["test"]
     x_test = x_test.astype(np.float32)
@@ -209,7 +212,8 @@ def _teacher_comparison(cv: CrossValidation, kept: dict, arrays: dict, manifest:
         seconds = time.perf_counter() - start
         per_patch_ms = seconds * 1000 / max(1, len(x_test))
         metrics = compute_metrics(apply_temperature(raw, choice["temperature"]), y_test, groups, point, split="test",
-                                  n_resamples=config.bootstrap, seed=config.seed)
+                                  n_resamples=config.bootstrap, seed=config.seed,
+                                  weights=split_weights(arrays, "test"), weighting=case_weighting(spec))
         return {"n_models": len(models), "ms_per_patch": round(per_patch_ms, 3),
                 "n_parameters": int(sum(m.count_params() for m in models)),
                 "headline": {k: metrics["headline"][k] for k in ("balanced_accuracy", "roc_auc", "f1", "ece")}}
@@ -226,8 +230,10 @@ def _split_arrays(manifest: pd.DataFrame, images: np.ndarray, spec: ModalitySpec
     y_all = manifest["label"].map(label_index).to_numpy()
     member = {split: (manifest["split"] == split).to_numpy() for split in SPLITS}
     arrays = {split: (images[member[split]], y_all[member[split]]) for split in SPLITS}
-    for split in SPLITS:  # patient weighting and cross-validation need each image's patient
+    for split in SPLITS:  # patient weighting and cross-validation need each image's patient (and prevalence)
         arrays[f"{split}_groups"] = manifest.loc[member[split], "group"].to_numpy()
+        if "prevalence_weight" in manifest.columns:
+            arrays[f"{split}_prevalence"] = manifest.loc[member[split], "prevalence_weight"].to_numpy(np.float64)
     return arrays
 
 

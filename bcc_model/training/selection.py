@@ -13,45 +13,75 @@ import numpy as np
 from bcc_model.registry import ModalitySpec
 from bcc_model.training.config import TrainConfig
 
-__all__ = ["operating_choice", "validation_choice", "choose_and_test", "select_architecture"]
+__all__ = ["OPERATING_RULE", "case_weighting", "split_weights", "operating_choice", "validation_choice",
+           "choose_and_test", "select_architecture"]
 
 
-def validation_choice(model, x_val: np.ndarray, y_val: np.ndarray, spec: ModalitySpec) -> dict:
+def validation_choice(model, x_val: np.ndarray, y_val: np.ndarray, spec: ModalitySpec,
+                      weights: np.ndarray | None = None) -> dict:
     """Temperature, threshold and band chosen on validation data, with validation scores."""
     from bcc_model.analysis.predictions import raw_probabilities
 
-    return operating_choice(raw_probabilities(model, x_val.astype(np.float32)), y_val, spec, "validation")
+    return operating_choice(raw_probabilities(model, x_val.astype(np.float32)), y_val, spec, "validation", weights)
 
 
-def operating_choice(raw: np.ndarray, y_val: np.ndarray, spec: ModalitySpec, fitted_on: str) -> dict:
+OPERATING_RULE = ("temperature: weighted negative log-likelihood; threshold: best weighted balanced accuracy "
+                  "(Youden's J); indeterminate band: the narrowest around the threshold whose outside cases reach "
+                  "95 % weighted accuracy, at most 25 % of the weight inside")
+"""The rule that fixes every bundle's operating point, stated before any fit (model.json ``decision.rule``)."""
+
+
+def case_weighting(spec: ModalitySpec) -> str | None:
+    """What the case weights of fits and metrics mean, in words, or ``None`` when images count once each."""
+    if spec.recipe.sampled_fraction is None:
+        return None
+    column, value, label, fraction = spec.recipe.sampled_fraction
+    return (f"{label} images of {column} = {value} weigh 1 / {fraction} (only that fraction of them was kept), so "
+            "each patient counts in its tissue's real mix; every other image once")
+
+
+def split_weights(arrays: dict, split: str) -> np.ndarray | None:
+    """Prevalence weights (``datasets.weights.prevalence_weights``) of one split's images, or ``None``."""
+    from bcc_model.datasets.weights import prevalence_weights
+
+    return prevalence_weights(arrays.get(f"{split}_prevalence"))
+
+
+def operating_choice(raw: np.ndarray, y_val: np.ndarray, spec: ModalitySpec, fitted_on: str,
+                     weights: np.ndarray | None = None) -> dict:
     """Temperature, threshold and band fitted on held-out raw probabilities ``raw`` (N, K), with their scores.
 
     ``raw`` comes from whole patients the model(s) never trained on: the validation split, or
     the out-of-fold predictions of cross-validation (``fitted_on`` says which, for model.json).
+    ``weights`` (N,) are prevalence weights (``split_weights``): the fit and its scores then see
+    each patient's tissue in its real mix instead of the training data's.
     """
     from sklearn.metrics import balanced_accuracy_score, log_loss, roc_auc_score
 
     from bcc_model.models.decision import apply_temperature, decide
     from bcc_model.evaluation.calibration import choose_band, choose_threshold, fit_temperature
 
-    temperature = fit_temperature(raw, y_val)
+    temperature = fit_temperature(raw, y_val, weights=weights)
     probs = apply_temperature(raw, temperature)
     positive = spec.positive_index
     is_positive = (y_val == positive).astype(int)
-    threshold = choose_threshold(probs[:, positive], is_positive)
-    band = choose_band(probs[:, positive], is_positive, threshold)
+    threshold = choose_threshold(probs[:, positive], is_positive, weights)
+    band = choose_band(probs[:, positive], is_positive, threshold, weights=weights)
     predicted, indeterminate = decide(probs, positive, threshold, band)
     outside = ~indeterminate
+    w = np.ones(len(y_val)) if weights is None else np.asarray(weights, dtype=np.float64)
     return {
         "fitted_on": fitted_on,
+        "rule": OPERATING_RULE,
         "temperature": float(temperature),
         "threshold": float(threshold),
         "band": [float(band[0]), float(band[1])],
-        "roc_auc": float(roc_auc_score(is_positive, probs[:, positive])),
-        "balanced_accuracy": float(balanced_accuracy_score(y_val, predicted)),
-        "loss": float(log_loss(y_val, probs, labels=list(range(len(spec.labels))))),
-        "accuracy_outside_band": float((predicted[outside] == y_val[outside]).mean()) if outside.any() else None,
-        "fraction_indeterminate": float(indeterminate.mean()),
+        "roc_auc": float(roc_auc_score(is_positive, probs[:, positive], sample_weight=w)),
+        "balanced_accuracy": float(balanced_accuracy_score(y_val, predicted, sample_weight=w)),
+        "loss": float(log_loss(y_val, probs, labels=list(range(len(spec.labels))), sample_weight=w)),
+        "accuracy_outside_band": (float(np.average(predicted[outside] == y_val[outside], weights=w[outside]))
+                                  if outside.any() else None),
+        "fraction_indeterminate": float(np.average(indeterminate, weights=w)),
     }
 
 
@@ -75,7 +105,7 @@ def choose_and_test(model, arrays: dict, test_groups: list[str], spec: ModalityS
     from bcc_model.evaluation.robustness import compression_robustness
     from bcc_model.analysis.predictions import raw_probabilities
 
-    choice = choice or validation_choice(model, *arrays["validation"], spec)
+    choice = choice or validation_choice(model, *arrays["validation"], spec, split_weights(arrays, "validation"))
     x_test, y_test = arrays["test"]
     test_probs = apply_temperature(raw_probabilities(model, x_test.astype(np.float32)), choice["temperature"])
     point = OperatingPoint(spec.labels, spec.positive_index, choice["threshold"], tuple(choice["band"]),
@@ -83,6 +113,7 @@ def choose_and_test(model, arrays: dict, test_groups: list[str], spec: ModalityS
     metrics = compute_metrics(
         test_probs, y_test, test_groups, point, split="test", n_resamples=config.bootstrap, seed=config.seed,
         binary_tasks=spec.recipe.extra_binary_tasks or None,
+        weights=split_weights(arrays, "test"), weighting=case_weighting(spec),
     )
     if spec.kind == "image":
         metrics["robustness"] = compression_robustness(

@@ -10,6 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
+from bcc_model.datasets.weights import case_weights
 from bcc_model.registry import ModalitySpec
 
 __all__ = ["LesionTargets", "class_weights", "patient_weights", "make_dataset"]
@@ -45,18 +46,18 @@ def class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
     return {c: float(len(y) / (n_classes * counts[c])) if counts[c] else 0.0 for c in range(n_classes)}
 
 
-def patient_weights(y: np.ndarray, groups: Sequence[str], n_classes: int) -> np.ndarray:
+def patient_weights(y: np.ndarray, groups: Sequence[str], n_classes: int,
+                    prevalence: Sequence[float] | None = None) -> np.ndarray:
     """float32 (N,) sample weights: every patient carries the same total weight, then every class.
 
     Why: in the H&E data one patient has 2 patches and another 700; unweighted, the large ones
     decide what the model learns and the small ones (most patients) barely count. Each sample
-    first gets ``1 / n_patches(patient)``; the classes are then rebalanced on those weights
-    (each class the same total); the weights are scaled to mean 1 so the learning rate keeps
-    its meaning.
+    first gets its ``datasets.weights.case_weights`` (the patient's share, spread over its
+    patches by ``prevalence``: under-sampled negatives count ``1 / fraction``); the classes are
+    then rebalanced on those weights (each class the same total); the weights are scaled to
+    mean 1 so the learning rate keeps its meaning.
     """
-    groups = np.asarray(groups)
-    _, inverse, sizes = np.unique(groups, return_inverse=True, return_counts=True)
-    weights = 1.0 / sizes[inverse]
+    weights = case_weights(groups, prevalence)
     per_class = np.bincount(y, weights=weights, minlength=n_classes)
     present = per_class > 0
     balance = np.where(present, weights.sum() / (present.sum() * np.where(present, per_class, 1.0)), 0.0)

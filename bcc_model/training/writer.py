@@ -162,6 +162,7 @@ def _bundle_spec(spec: ModalitySpec, config: TrainConfig, selected: str, results
     """The bundle's ``model.json``: what was trained, on what, how it was chosen and calibrated."""
     from bcc_model.datasets.manifest import manifest_sha256
     from bcc_model.training.distribute import describe as describe_strategy
+    from bcc_model.training.selection import case_weighting
 
     chosen = results[selected]
     model, history, choice = chosen["model"], chosen["history"], chosen["validation"]
@@ -196,7 +197,8 @@ def _bundle_spec(spec: ModalitySpec, config: TrainConfig, selected: str, results
         decision=DecisionRule(threshold=choice["threshold"], indeterminate_band=tuple(choice["band"]),
                               chosen_on=choice.get("fitted_on", "validation"),
                               validation_accuracy_outside_band=choice["accuracy_outside_band"],
-                              validation_fraction_indeterminate=choice["fraction_indeterminate"]),
+                              validation_fraction_indeterminate=choice["fraction_indeterminate"],
+                              rule=choice.get("rule"), weighting=case_weighting(spec)),
         comparison=tuple(comparison), versions=_versions(), model_sha256=model_sha256,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"), extras=extras,
     ).to_json())
