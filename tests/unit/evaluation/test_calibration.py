@@ -191,3 +191,20 @@ def test_fit_temperature_keeps_the_network_when_validation_has_no_errors() -> No
     assert fit_temperature(probs, np.array([0, 1, 0, 1])) == 1.0
     fitted = fit_temperature(probs, np.array([0, 1, 1, 1]))
     assert 0.05 < fitted < 20.0 and fitted != 1.0, "one error: the fit is well posed again"
+
+
+def test_weighted_threshold_and_band_equal_repeating_the_cases():
+    """Under-sampled negatives weighted by 1 / fraction move the operating point as if they were all there."""
+    from bcc_model.evaluation.calibration import choose_band, choose_threshold
+
+    rng = np.random.default_rng(3)
+    t = rng.integers(0, 2, 80).astype(bool)
+    p = np.clip(0.3 * t + rng.uniform(0, 0.7, 80), 0, 1)
+    w = np.where(t, 1, 4)
+    repeat = np.repeat(np.arange(80), w)
+    threshold = choose_threshold(p, t, w.astype(float))
+    assert threshold == pytest.approx(choose_threshold(p[repeat], t[repeat]))
+    assert choose_band(p, t, threshold, weights=w.astype(float)) == pytest.approx(
+        choose_band(p[repeat], t[repeat], threshold))
+    with pytest.raises(ValueError):
+        choose_threshold(p, t, np.zeros(80))

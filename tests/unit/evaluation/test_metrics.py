@@ -295,3 +295,30 @@ def test_binary_tasks_score_summed_probabilities_with_group_intervals():
     assert "binary_tasks" not in plain and plain["headline"] == metrics["headline"]
     with pytest.raises(ValueError, match="subset"):
         compute_metrics(probs, y, groups, OperatingPoint(labels, 2, 0.5, (0.4, 0.6), 1.0), binary_tasks={"x": ["cyst"]})
+
+
+def test_integer_case_weights_equal_repeating_the_images():
+    """A weight of 3 is three copies of the image: every weighted figure and interval says so."""
+    from bcc_model.evaluation.metrics import compute_metrics
+    from bcc_model.models.decision import OperatingPoint
+
+    rng = np.random.default_rng(5)
+    n = 60
+    y = rng.integers(0, 2, n)
+    p = np.clip(0.35 * y + rng.uniform(0, 0.65, n), 0, 1)
+    probs = np.stack([1 - p, p], axis=1)
+    groups = [f"g{i % 12}" for i in range(n)]
+    weights = np.where(y == 0, 3, 1)
+    point = OperatingPoint(("benign", "malignant"), 1, 0.5, (0.45, 0.55), 1.0)
+    weighted = compute_metrics(probs, y, groups, point, n_resamples=200, seed=1, weights=weights.astype(float),
+                               weighting="negatives x3")
+    repeat = np.repeat(np.arange(n), weights)
+    copied = compute_metrics(probs[repeat], y[repeat], [groups[i] for i in repeat], point, n_resamples=200, seed=1)
+    for name in ("balanced_accuracy", "roc_auc", "f1", "ece", "brier", "sensitivity", "specificity"):
+        assert weighted["headline"][name]["value"] == pytest.approx(copied["headline"][name]["value"])
+        assert weighted["headline"][name]["ci95"] == pytest.approx(copied["headline"][name]["ci95"])
+    assert weighted["indeterminate"]["fraction"] == pytest.approx(copied["indeterminate"]["fraction"])
+    assert weighted["confusion_matrix"]["matrix"] != copied["confusion_matrix"]["matrix"]  # images, not weight
+    assert weighted["weighting"] == "negatives x3"
+    unweighted = compute_metrics(probs, y, groups, point, n_resamples=200, seed=1)
+    assert weighted["pooled"]["ece"] == unweighted["headline"]["ece"]
