@@ -36,10 +36,14 @@ _WHITE_LEVEL = 220
 # Upper limit for the Otsu saturation threshold (0-255 scale, ~0.12 in HSV terms). When the
 # image is all tissue, Otsu splits the stains from each other instead of tissue from glass; the
 # cap keeps pale but stained tissue in the mask in that case.
-_MAX_SATURATION_THRESHOLD = 30
-# Morphological cleanup kernel side in px: removes dust specks and fills pinholes a few pixels
-# wide without changing the outline of tissue at tile scale (tiles are ~50 px).
+_MAX_SATURATION_THRESHOLD = 20
+# Closing kernel side in px: fills pinholes and the gaps between the strands of fat and loose
+# stroma a few pixels wide without changing the outline of tissue at tile scale (tiles are ~50 px).
 _CLEANUP_KERNEL_PX = 5
+# Connected tissue pieces smaller than this many px are dust, not tissue. (An opening removed
+# dust too, but also the thin strands of fat and loose stroma: a quarter of the labelled patches
+# of the complete H&E slides went unscored; docs/experiments/2026-12-06-tissue-coverage.md.)
+_MIN_PIECE_PX = 25
 
 
 def _check_rgb(rgb: np.ndarray) -> None:
@@ -73,8 +77,9 @@ def tissue_mask(rgb: np.ndarray) -> np.ndarray:
     capped at ``_MAX_SATURATION_THRESHOLD``) and *not near-white* (grey level below
     ``_WHITE_LEVEL``). Saturation is the usual cue because haematoxylin and eosin are coloured
     while glass is grey; the brightness test catches faintly tinted glass and scanner colour
-    casts that pass the saturation test. An opening then a closing with a small elliptical
-    kernel removes isolated specks and fills pinholes (lumens smaller than the kernel).
+    casts that pass the saturation test. A closing with a small elliptical kernel fills
+    pinholes (lumens smaller than the kernel) and joins the strands of fat and loose stroma;
+    pieces smaller than ``_MIN_PIECE_PX`` are dropped as dust.
 
     Args:
         rgb: uint8 HxWx3 RGB image.
@@ -96,9 +101,11 @@ def tissue_mask(rgb: np.ndarray) -> np.ndarray:
     not_white = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) < _WHITE_LEVEL
     mask = (saturated & not_white).astype(np.uint8)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (_CLEANUP_KERNEL_PX, _CLEANUP_KERNEL_PX))
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
     mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
-    return mask.astype(bool)
+    _, pieces, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    keep = stats[:, cv2.CC_STAT_AREA] >= _MIN_PIECE_PX
+    keep[0] = False  # the background label
+    return keep[pieces]
 
 
 def magnification_to_mpp(magnification: float, *, mpp_at_40x: float = 0.25) -> float:
@@ -134,7 +141,7 @@ def tile_image(
     model_mpp: float,
     patch_px: int,
     stride_px: int | None = None,
-    min_tissue_fraction: float = 0.25,
+    min_tissue_fraction: float = 0.1,
 ) -> Tiles:
     """Cut an image into model-scale tissue tiles.
 
