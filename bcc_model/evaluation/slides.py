@@ -21,7 +21,7 @@ from bcc_model.analysis.region import RegionResult, analyse_region
 from bcc_model.datasets.slides import RebuiltSlide
 from bcc_model.models.bundle import Bundle
 
-__all__ = ["slide_scores", "choose_context", "validate_slides"]
+__all__ = ["slide_scores", "tile_ece", "choose_context", "validate_slides"]
 
 
 def _scored_tiles(result: RegionResult, slide: RebuiltSlide) -> tuple[np.ndarray, np.ndarray]:
@@ -55,7 +55,10 @@ def slide_scores(bundle: Bundle, slide: RebuiltSlide, context: RegionContext | N
         ``predicted_positive_share`` (scored tiles called IDC at the bundle's threshold) and
         ``expected_positive_share`` (the mean calibrated P(IDC) of the scored tiles: with
         calibrated probabilities, the unbiased estimate of the share, where thresholding each
-        tile overcalls a slide whose tiles sit near the threshold);
+        tile overcalls a slide whose tiles sit near the threshold) with its block-bootstrap
+        ``expected_share_interval`` and whether it holds the truth, ``indeterminate_share``,
+        ``scored_fraction`` (labelled patches scored) and ``tile_ece`` (expected calibration
+        error of the tiles' P(IDC) against their labels: calibration on a whole patient's tissue);
         ``result`` is the region result, for pictures.
     """
     result = analyse_region(bundle, slide.rgb, bundle.spec.model_mpp, context=context)
@@ -64,6 +67,8 @@ def slide_scores(bundle: Bundle, slide: RebuiltSlide, context: RegionContext | N
     own = result.patch_probabilities[tiles, bundle.spec.positive_index] if len(tiles) else p
     predicted = (p >= result.threshold).astype(int)
     both = len(set(truth.tolist())) == 2
+    shares = result.shares
+    truth_share = float(truth.mean()) if len(truth) else None
     return {
         "patient": slide.patient,
         "n_patches": int(len(slide.labels)),
@@ -77,7 +82,25 @@ def slide_scores(bundle: Bundle, slide: RebuiltSlide, context: RegionContext | N
         "true_positive_share_scored": float(truth.mean()) if len(truth) else None,
         "predicted_positive_share": float(predicted.mean()) if len(predicted) else None,
         "expected_positive_share": float(p.mean()) if len(p) else None,
+        "expected_share_interval": None if shares is None else [float(v) for v in shares.interval],
+        "interval_holds_truth": (None if shares is None or truth_share is None else
+                                 bool(shares.interval[0] <= truth_share <= shares.interval[1])),
+        "indeterminate_share": None if shares is None else float(shares.indeterminate),
+        "scored_fraction": float(len(tiles) / max(1, len(slide.labels))),
+        "tile_ece": tile_ece(p, truth) if len(p) else None,
     }, result
+
+
+def tile_ece(p: np.ndarray, truth: np.ndarray, n_bins: int = 10) -> float:
+    """Expected calibration error of P(positive) over tiles: |observed - predicted| per equal-width bin, weighted by tiles.
+
+    The ECE of ``evaluation.metrics`` pools patches of many patients; on one slide every tile
+    of the tissue counts, which is the mix a pathologist reads.
+    """
+    bins = np.clip((np.asarray(p) * n_bins).astype(int), 0, n_bins - 1)
+    gap = sum(abs(float(truth[bins == b].mean()) - float(p[bins == b].mean())) * int((bins == b).sum())
+              for b in range(n_bins) if (bins == b).any())
+    return float(gap / len(p))
 
 
 def choose_context(slides: list[tuple[np.ndarray, np.ndarray, np.ndarray]], positive_index: int) -> RegionContext:
@@ -148,6 +171,7 @@ def validate_slides(bundle: Bundle, table, data_dir, patients: list[str]
         return float(np.mean(values)) if values else None
 
     errors, expected_errors = share_errors("predicted_positive_share"), share_errors("expected_positive_share")
+    held = [r["interval_holds_truth"] for r in rows if r["interval_holds_truth"] is not None]
     return {
         "method": "region mode at the model's scale on each complete slide of a test patient, rebuilt from its "
                   "labelled patches; every tissue tile scored against its patch label, IDC share at the bundle's "
@@ -162,5 +186,9 @@ def validate_slides(bundle: Bundle, table, data_dir, patients: list[str]
                     "mean_abs_share_error": float(np.mean(errors)) if errors else None,
                     "max_abs_share_error": float(np.max(errors)) if errors else None,
                     "mean_abs_expected_share_error": float(np.mean(expected_errors)) if expected_errors else None,
-                    "max_abs_expected_share_error": float(np.max(expected_errors)) if expected_errors else None},
+                    "max_abs_expected_share_error": float(np.max(expected_errors)) if expected_errors else None,
+                    "slides_within_0.10": int(sum(e <= 0.10 for e in expected_errors)),
+                    "intervals_holding_truth": int(sum(held)),
+                    "mean_tile_ece": mean_of("tile_ece"),
+                    "min_scored_fraction": min((r["scored_fraction"] for r in rows), default=None)},
     }, pictures, chosen

@@ -226,7 +226,8 @@ def _reliability_rows(metrics: Mapping) -> list[list[str]]:
 
 
 _SLIDE_HEADER = ["Patient", "Tiles scored", "Skipped", "Tile ROC AUC, patch alone", "Context (weight, radius)",
-                 "Tile ROC AUC, with context", "True IDC share", "IDC share at threshold", "Expected IDC share"]
+                 "Tile ROC AUC, with context", "True IDC share", "IDC share at threshold",
+                 "Expected IDC share [95% interval]", "Tiles indeterminate", "Tile ECE"]
 _TEACHER_HEADER = ["Model", "Networks", "Parameters", "Balanced acc. [95% CI]", "ROC AUC [95% CI]", "F1 [95% CI]",
                    "ECE [95% CI]", "ms per patch"]
 
@@ -244,7 +245,10 @@ def _slide_rows(metrics: Mapping, pictures: bool = True) -> list[list[str]]:
     return [[text(get(r, "patient")), count(get(r, "n_scored")), count(get(r, "n_skipped")),
              num(get(r, "roc_auc_patch_only")), context(r), num(get(r, "roc_auc")),
              num(get(r, "true_positive_share_scored")), num(get(r, "predicted_positive_share")),
-             num(get(r, "expected_positive_share")), *([link(r)] if pictures else [])] for r in rows]
+             " ".join([num(get(r, "expected_positive_share")),
+                       *([interval(get(r, "expected_share_interval"))] if get(r, "expected_share_interval") else [])]),
+             percent(get(r, "indeterminate_share")), num(get(r, "tile_ece")),
+             *([link(r)] if pictures else [])] for r in rows]
 
 
 def selection_tables(model_info: Mapping, metrics: Mapping) -> dict[str, tuple[list[str], list[list[str]]]]:
