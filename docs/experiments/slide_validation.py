@@ -56,11 +56,15 @@ def main(argv: list[str] | None = None) -> int:
         if len(part):
             error = np.abs(part.predicted_positive_share - part.true_positive_share_scored)
             expected = np.abs(part.expected_positive_share - part.true_positive_share_scored)
+            whole = np.abs(part.expected_positive_share - part.true_positive_share)
             print(f"{name}: mean tile ROC AUC {part.roc_auc.mean():.3f} with the bundle's slide context "
                   f"({part.roc_auc_patch_only.mean():.3f} patch alone); |IDC share error| flagged share mean "
                   f"{error.mean():.3f} max {error.max():.3f}, expected share mean {expected.mean():.3f} max "
-                  f"{expected.max():.3f}; labelled patches scored {part.n_scored.sum() / part.n_patches.sum():.1%} "
-                  f"({len(part)} slides)")
+                  f"{expected.max():.3f} (against every labelled patch: mean {whole.mean():.3f} max {whole.max():.3f}), "
+                  f"within 0.10 on {(expected <= 0.10).sum()}/{len(part)}, interval holds the truth on "
+                  f"{int(part.interval_holds_truth.sum())}/{len(part)}; mean tile ECE {part.tile_ece.mean():.3f}; "
+                  f"labelled patches scored {part.n_scored.sum() / part.n_patches.sum():.1%} "
+                  f"(least {part.scored_fraction.min():.1%})")
     return 0
 
 
