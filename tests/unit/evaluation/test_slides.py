@@ -38,3 +38,17 @@ def test_region_mode_is_scored_against_every_patch(slide_folder, histo_spec):
     assert 0.0 <= scores["predicted_positive_share"] <= 1.0
     if scores["roc_auc"] is not None:
         assert 0.0 <= scores["roc_auc"] <= 1.0
+    assert scores["scored_fraction"] == pytest.approx(scores["n_scored"] / 16)
+    lo, hi = scores["expected_share_interval"]
+    assert lo - 1e-6 <= scores["expected_positive_share"] <= hi + 1e-6
+    assert scores["interval_holds_truth"] == (lo <= scores["true_positive_share_scored"] <= hi)
+    assert 0.0 <= scores["indeterminate_share"] <= 1.0 and 0.0 <= scores["tile_ece"] <= 1.0
+
+
+def test_tile_ece_is_zero_when_each_bin_matches_its_labels_and_large_when_it_does_not():
+    from bcc_model.evaluation.slides import tile_ece
+
+    p = np.array([0.25] * 4 + [0.75] * 4)
+    truth = np.array([1, 0, 0, 0, 1, 1, 1, 0])
+    assert tile_ece(p, truth) == pytest.approx(0.0)
+    assert tile_ece(p, 1 - truth) == pytest.approx(0.5)
