@@ -60,12 +60,18 @@ def evaluate_folder(bundle, data_dir: str | Path, *, n_resamples: int = 1000, se
         from bcc_model.datasets.weights import prevalence_weights
 
         weights = prevalence_weights(table["prevalence_weight"])
-    metrics = compute_metrics(score(images.astype("float32")), y, table["group"].tolist(), point, split="external",
+    probs = score(images.astype("float32"))
+    metrics = compute_metrics(probs, y, table["group"].tolist(), point, split="external",
                               n_resamples=n_resamples, seed=seed,
                               binary_tasks=None if binary else spec.recipe.extra_binary_tasks or None,
                               weights=weights, weighting=weighting)
     if binary:
         metrics["label_mapping"] = {label: point.labels[0] for label in sorted(set(table["label"]) - {spec.positive_label})}
+    if bundle.conformal is not None and not binary:
+        from bcc_model.evaluation.conformal import conformal_report
+
+        metrics["conformal"] = conformal_report(bundle.conformal, probs, y, table["group"].tolist(),
+                                                n_resamples=n_resamples, seed=seed)
     metrics["robustness"] = compression_robustness(score, images, y, point)
     if spec.appearance == "mammogram":
         from bcc_model.evaluation.baseline import histogram_baseline

@@ -96,6 +96,14 @@ class Bundle:
         return "verified" if self.verified else "unverified"
 
     @cached_property
+    def conformal(self):
+        """The stored conformal calibration (``models.conformal.ConformalCalibration``), or ``None`` (older bundles)."""
+        from bcc_model.models.conformal import ConformalCalibration
+
+        record = self.meta.extras.get("conformal")
+        return None if not record else ConformalCalibration.from_json(record, self.labels)
+
+    @cached_property
     def info(self) -> dict:
         return self.meta.to_json()
 

@@ -51,6 +51,7 @@ class CrossValidation:
         best_epochs: the chosen candidate's best epoch in every fold (``None`` where a fold never ran).
         weights: (N,) prevalence weights of those images (``datasets.weights.prevalence_weights``),
             or ``None``; the operating point is fitted with them.
+        groups: (N,) patient of each image (the conformal calibration keeps one per patient and class).
     """
 
     record: dict
@@ -60,6 +61,7 @@ class CrossValidation:
     fold_models: tuple[Path, ...]
     best_epochs: tuple[int | None, ...]
     weights: np.ndarray | None = None
+    groups: np.ndarray | None = None
 
     @property
     def n_splits(self) -> int:
@@ -141,7 +143,7 @@ def cross_validate_images(spec: ModalitySpec, config: TrainConfig, inputs, y: np
                            fold_models=tuple(work_root / "cv" / chosen / f"fold{fold}" / "best.keras"
                                              for fold in range(folds)),
                            best_epochs=tuple(next(m["best_epochs"] for m in models if m["name"] == chosen)),
-                           weights=prevalence_weights(prevalence))
+                           weights=prevalence_weights(prevalence), groups=np.asarray(groups))
 
 
 def _cross_validate_one(name: str, arch: str, spec: ModalitySpec, config: TrainConfig, x: np.ndarray, y: np.ndarray,

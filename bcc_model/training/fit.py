@@ -152,7 +152,8 @@ def train_one(arch: str, spec: ModalitySpec, arrays: dict, config: TrainConfig, 
     targets = {split: None if lesion is None else
                LesionTargets.from_masks(lesion[split], spec.input_size, lesion_grid(model, spec.cam_layer))
                for split in ("train", "validation")}
-    weights = (patient_weights(y_train, arrays["train_groups"], len(spec.labels), arrays.get("train_prevalence"))
+    prevalence = arrays.get("train_prevalence") if config.loss_prevalence else None
+    weights = (patient_weights(y_train, arrays["train_groups"], len(spec.labels), prevalence)
                if config.patient_weighting and lesion is None and "train_groups" in arrays else None)
     train_ds = make_dataset(x_train, y_train, spec, batch_size=config.batch_size, training=True, seed=config.seed,
                             sample_weights=weights,

@@ -84,7 +84,7 @@ def train_images(config: TrainConfig, base_spec: ModalitySpec) -> Path:
         arch, spec = spec.candidate(cv.chosen)
         arrays = _split_arrays(manifest, inputs(spec, all_rows=True), spec)
         config = replace(config, epochs=min(config.epochs, max(e for e in cv.best_epochs if e)))
-        choice = _oof_choice(cv, spec)
+        choice = _oof_choice(cv, spec, config.seed)
         archs, work = [arch], {arch: work_root / "chosen" / cv.chosen}
     results = {arch: _train_architecture(arch, spec, config, arrays, manifest, masks, patches, lesion, work[arch],
                                          choice=choice)
@@ -171,17 +171,21 @@ def _cross_validation(spec: ModalitySpec, config: TrainConfig, inputs, manifest:
     prevalence = non_test["prevalence_weight"].to_numpy(np.float64) if "prevalence_weight" in non_test else None
     cv = cross_validate_images(spec, config, inputs, y, groups, candidates, work_root, config.cv_folds,
                                prevalence=prevalence)
+    # Kept beside the checkpoints: post-hoc calibration and conformal studies rerun on them without a GPU-hour.
+    np.savez_compressed(work_root / "cv" / "oof.npz", oof=cv.oof, y=cv.y, groups=groups.astype(str),
+                        files=non_test["file"].to_numpy().astype(str),
+                        weights=np.ones(len(y)) if cv.weights is None else cv.weights)
     log.info(f"Cross-validation chose {cv.chosen} (best mean out-of-fold ROC AUC)")
     return cv
 
 
-def _oof_choice(cv: CrossValidation, spec: ModalitySpec) -> dict:
+def _oof_choice(cv: CrossValidation, spec: ModalitySpec, seed: int) -> dict:
     """The operating point fitted on the chosen candidate's out-of-fold predictions (all non-test patients)."""
     from bcc_model.training.selection import operating_choice
 
     fitted_on = (f"out-of-fold predictions of {cv.n_splits}-fold patient-grouped cross-validation "
                  f"({cv.n_patients} patients)")
-    return operating_choice(cv.oof, cv.y, spec, fitted_on, cv.weights)
+    return operating_choice(cv.oof, cv.y, spec, fitted_on, cv.weights, cv.groups, seed)
 
 
 def _teacher_comparison(cv: CrossValidation, kept: dict, arrays: dict, manifest: pd.DataFrame, spec: ModalitySpec,

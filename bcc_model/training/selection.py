@@ -18,11 +18,12 @@ __all__ = ["OPERATING_RULE", "case_weighting", "split_weights", "operating_choic
 
 
 def validation_choice(model, x_val: np.ndarray, y_val: np.ndarray, spec: ModalitySpec,
-                      weights: np.ndarray | None = None) -> dict:
+                      weights: np.ndarray | None = None, groups: np.ndarray | None = None, seed: int = 0) -> dict:
     """Temperature, threshold and band chosen on validation data, with validation scores."""
     from bcc_model.analysis.predictions import raw_probabilities
 
-    return operating_choice(raw_probabilities(model, x_val.astype(np.float32)), y_val, spec, "validation", weights)
+    return operating_choice(raw_probabilities(model, x_val.astype(np.float32)), y_val, spec, "validation", weights,
+                            groups, seed)
 
 
 OPERATING_RULE = ("temperature: weighted negative log-likelihood; threshold: best weighted balanced accuracy "
@@ -48,13 +49,15 @@ def split_weights(arrays: dict, split: str) -> np.ndarray | None:
 
 
 def operating_choice(raw: np.ndarray, y_val: np.ndarray, spec: ModalitySpec, fitted_on: str,
-                     weights: np.ndarray | None = None) -> dict:
+                     weights: np.ndarray | None = None, groups: np.ndarray | None = None, seed: int = 0) -> dict:
     """Temperature, threshold and band fitted on held-out raw probabilities ``raw`` (N, K), with their scores.
 
     ``raw`` comes from whole patients the model(s) never trained on: the validation split, or
     the out-of-fold predictions of cross-validation (``fitted_on`` says which, for model.json).
     ``weights`` (N,) are prevalence weights (``split_weights``): the fit and its scores then see
-    each patient's tissue in its real mix instead of the training data's.
+    each patient's tissue in its real mix instead of the training data's. With ``groups`` (each
+    case's patient) the class-conditional conformal calibration is fitted on the same cases
+    (``evaluation.conformal``, one case per patient and class, drawn with ``seed``).
     """
     from sklearn.metrics import balanced_accuracy_score, log_loss, roc_auc_score
 
@@ -82,7 +85,19 @@ def operating_choice(raw: np.ndarray, y_val: np.ndarray, spec: ModalitySpec, fit
         "accuracy_outside_band": (float(np.average(predicted[outside] == y_val[outside], weights=w[outside]))
                                   if outside.any() else None),
         "fraction_indeterminate": float(np.average(indeterminate, weights=w)),
+        **({} if groups is None else {"conformal": _conformal(probs, y_val, groups, spec, fitted_on, seed)}),
     }
+
+
+def _conformal(probs: np.ndarray, y: np.ndarray, groups: np.ndarray, spec: ModalitySpec, fitted_on: str,
+               seed: int):
+    """The conformal calibration of these held-out cases, or ``None`` when a class has no case."""
+    from bcc_model.evaluation.conformal import fit_conformal
+
+    try:
+        return fit_conformal(probs, y, groups, spec.labels, score="lac", seed=seed, fitted_on=fitted_on)
+    except ValueError:
+        return None
 
 
 def choose_and_test(model, arrays: dict, test_groups: list[str], spec: ModalitySpec,
@@ -105,7 +120,8 @@ def choose_and_test(model, arrays: dict, test_groups: list[str], spec: ModalityS
     from bcc_model.evaluation.robustness import compression_robustness
     from bcc_model.analysis.predictions import raw_probabilities
 
-    choice = choice or validation_choice(model, *arrays["validation"], spec, split_weights(arrays, "validation"))
+    choice = choice or validation_choice(model, *arrays["validation"], spec, split_weights(arrays, "validation"),
+                                         arrays.get("validation_groups"), config.seed)
     x_test, y_test = arrays["test"]
     test_probs = apply_temperature(raw_probabilities(model, x_test.astype(np.float32)), choice["temperature"])
     point = OperatingPoint(spec.labels, spec.positive_index, choice["threshold"], tuple(choice["band"]),
@@ -115,6 +131,11 @@ def choose_and_test(model, arrays: dict, test_groups: list[str], spec: ModalityS
         binary_tasks=spec.recipe.extra_binary_tasks or None,
         weights=split_weights(arrays, "test"), weighting=case_weighting(spec),
     )
+    if choice.get("conformal") is not None:
+        from bcc_model.evaluation.conformal import conformal_report
+
+        metrics["conformal"] = conformal_report(choice["conformal"], test_probs, y_test, test_groups,
+                                                n_resamples=config.bootstrap, seed=config.seed)
     if spec.kind == "image":
         metrics["robustness"] = compression_robustness(
             lambda batch: apply_temperature(raw_probabilities(model, batch), choice["temperature"]), x_test, y_test, point)

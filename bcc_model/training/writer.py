@@ -104,6 +104,8 @@ def write_bundle(spec: ModalitySpec, config: TrainConfig, selected: str, results
                                             "map_sha256": file_sha256(staging / LESION_MAP_FILE)}
         if spec.kind == "image":
             extras["runtime"] = _onnx_runtime(chosen["model"], staging)
+        if chosen["validation"].get("conformal") is not None:
+            extras["conformal"] = chosen["validation"]["conformal"].to_json()
         meta = _bundle_spec(spec, config, selected, results, manifest, source, duration_s,
                             model_sha256=file_sha256(staging / "model.keras"), extras=extras)
         meta.write(staging / "model.json")
@@ -171,7 +173,9 @@ def _bundle_spec(spec: ModalitySpec, config: TrainConfig, selected: str, results
     training = {"epochs_max": config.epochs, "epochs_run": int(len(history)), "best_epoch": best_epoch,
                 "batch_size": config.batch_size, "lr": config.lr, "optimizer": "AdamW (weight decay 1e-4)",
                 "loss": ("patient- and class-weighted" if config.patient_weighting and spec.kind == "image" else
-                         "class-weighted") + " categorical cross-entropy",
+                         "class-weighted") + " categorical cross-entropy"
+                        + (" with prevalence weights" if config.loss_prevalence and spec.recipe.sampled_fraction
+                           and config.patient_weighting else ""),
                 "early_stopping_patience": config.patience,
                 "seed": config.seed, **({"image_size": spec.input_size} if spec.kind == "image" else {}),
                 "duration_s": round(duration_s, 1), "resumed": bool(config.resume),
