@@ -80,7 +80,7 @@ def test_docs_layout_names_every_top_level_folder_and_subpackage():
 
 def test_package_top_holds_only_command_lines_and_the_registry():
     top = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
-    assert top == ["evaluate", "export", "predict", "pretrained", "registry", "train"]
+    assert top == ["evaluate", "export", "predict", "pretrained", "recalibrate", "registry", "train"]
 
 
 def test_no_module_is_longer_than_about_400_lines():

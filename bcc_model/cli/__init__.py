@@ -21,6 +21,7 @@ COMMANDS = {
     "train": ("bcc_model.cli.train", "train a modality's model and write its bundle"),
     "predict": ("bcc_model.cli.predict", "classify files, folders, zips and whole slides"),
     "evaluate": ("bcc_model.cli.evaluate", "score a bundle on a labelled folder of new patients"),
+    "recalibrate": ("bcc_model.cli.recalibrate", "refit a bundle's calibration to your site's labelled patients"),
     "export": ("bcc_model.cli.export", "write a bundle as a SavedModel or ONNX file"),
     "fetch-pretrained": ("bcc_model.cli.fetch_pretrained", "download and verify the pinned pretrained weights"),
 }
