@@ -152,7 +152,7 @@ def test_bcc_runs_each_stage_as_its_module_does(sample_files, capsys):
     """``bcc predict`` prints what ``python -m bcc_model.predict`` prints; unknown or missing commands exit 2."""
     from bcc_model.cli import COMMANDS, main as bcc_main
 
-    assert set(COMMANDS) == {"train", "predict", "evaluate", "export", "fetch-pretrained"}
+    assert set(COMMANDS) == {"train", "predict", "evaluate", "recalibrate", "export", "fetch-pretrained"}
     assert all(callable(import_module(module).main) for module, _ in COMMANDS.values())
     via_bcc = run_main(bcc_main, "predict", sample_files[0])
     direct = _cli(sample_files[0])
