@@ -75,9 +75,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--patient-weighting", action=argparse.BooleanOptionalAction, default=None,
                         help="weight every training patient equally (1 / its patch count), then every class (default: "
                              "the modality's patient_weighting; on for histopathology)")
-    parser.add_argument("--loss-prevalence", action=argparse.BooleanOptionalAction, default=True,
+    parser.add_argument("--loss-prevalence", action=argparse.BooleanOptionalAction, default=False,
                         help="weigh the images the data under-sampled (the registry's sampled_fraction) by "
-                             "1 / fraction in the loss too, not only in calibration and metrics (default: on)")
+                             "1 / fraction in the loss too, not only in calibration and metrics (default: off; "
+                             "docs/experiments/2026-12-06-he-prevalence-and-slide-shares.md)")
     parser.add_argument("--cv-folds", type=int, default=0,
                         help="images: choose the architecture by patient-grouped k-fold cross-validation over the "
                              "train and validation patients (k >= 2; 0, the default, chooses on the validation split)")

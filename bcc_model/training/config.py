@@ -43,7 +43,7 @@ class TrainConfig:
     patch_epochs: int = 15
     lesion_weight: float | None = None
     patient_weighting: bool | None = None
-    loss_prevalence: bool = True
+    loss_prevalence: bool = False
     cv_folds: int = 0
     candidates: tuple[str, ...] | None = None
     bootstrap: int = 1000
