@@ -40,10 +40,10 @@ SPEC = ModalitySpec(
         "doi:10.4103/2153-3539.186902."
     ),
     shipped_files=MappingProxyType({
-        "model.keras": "d3a9d9b2589f815859d296d2b126659431236e963eea7f5d9d46ee1915d8d4cd",
-        "model.json": "5536a7c90c868dd6671705b73f6f8050e20c61c8617965db7fb8fa0b87badcfe",
-        "metrics.json": "1656e80c41e79cdc0a81ea0af511c0952686519be742a20f23b9a06e9c29d58c",
-        "model.onnx": "1ed8315d1ec8ca5ff3c71ad4c5263d6267026293b0c103cad18dc06caaaedf53",
+        "model.keras": "5a3211a93d35520b01e5593a21cab06f468d6b833c9ad2e54a65cc36d1eb92a0",
+        "model.json": "c021551ffda365c16afebe851756a6fc13ff84cd924dc8279e023cb160f76f05",
+        "metrics.json": "6fe52df17f1284a5718655d3e537626136db96727f8dfd44a456f387ed491b75",
+        "model.onnx": "796f6727ed3e3f02a663d6bf2af36b9605a26dd726d0e7fdef29312cf22eca9c",
     }),
     recipe=TrainingRecipe(
         augmentation=_AUGMENTATION,
