@@ -51,14 +51,14 @@ def test_nbytes_counts_arrays_inside_results():
 
 @pytest.mark.e2e
 def test_large_uploads_in_several_sessions_stay_under_the_cache_ceiling():
-    """Four sessions each upload a different 25-megapixel field: after the first, memory grows by one cache entry at most."""
+    """Three sessions each upload a different 25-megapixel field: after the first, memory grows by one cache entry at most."""
     from app_pages import _cache
 
     rng = np.random.default_rng(0)
     field = rng.integers(100, 200, (5000, 5000, 3), dtype=np.uint8)
     uploads = []
-    for i in range(4):
-        field[0, 0, 0] = i  # four different files, so nothing is shared
+    for i in range(3):
+        field[0, 0, 0] = i  # three different files, so nothing is shared
         buffer = io.BytesIO()
         Image.fromarray(field).save(buffer, format="PNG", compress_level=1)
         uploads.append(buffer.getvalue())
@@ -70,7 +70,7 @@ def test_large_uploads_in_several_sessions_stay_under_the_cache_ceiling():
         assert at.dataframe[0].value["verdict"].tolist() == ["not assessed"]  # far larger than a patch
 
     # The first large upload pays one-off costs (about 0.6 GB here: code paths, pools and arenas first
-    # used on a 25 MP image), so it is the baseline; what the next three sessions leave behind is the point.
+    # used on a 25 MP image), so it is the baseline; what the next two sessions leave behind is the point.
     upload(0)
     before = _held_rss_bytes()
     for i in range(1, len(uploads)):
@@ -78,6 +78,6 @@ def test_large_uploads_in_several_sessions_stay_under_the_cache_ceiling():
     held = sum(cache.held for cache in _cache._caches().values())
     assert held <= _cache.CACHE_CEILING
     # One 25 MP RGB field decodes to 75 MB. Kept in an entry-bounded cache and in every session (as before
-    # the byte budget), three more uploads would pin 450 MB; now the decoded cache keeps at most two, sessions none.
+    # the byte budget), two more uploads would pin 300 MB; now the decoded cache keeps at most two, sessions none.
     grown = _held_rss_bytes() - before
-    assert grown < 250 * 2**20, f"{grown / 2**20:.0f} MiB more held after three more sessions"
+    assert grown < 250 * 2**20, f"{grown / 2**20:.0f} MiB more held after two more sessions"
