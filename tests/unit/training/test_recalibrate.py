@@ -15,7 +15,7 @@ from tests.conftest import SAMPLES, replicate_folder
 
 def test_a_site_recalibrates_the_shipped_bundle_into_a_new_versioned_bundle(tmp_path, capsys):
     spec = get_modality("histopathology")
-    site = replicate_folder(SAMPLES, tmp_path / "site", replicas=3)
+    site = replicate_folder(SAMPLES, tmp_path / "site", replicas=2)
     out = tmp_path / "recalibrated"
     assert main(["--modality", spec.key, "--data", str(site), "--out", str(out), "--bootstrap", "50"]) == 0
     assert "Recalibrated bundle" in capsys.readouterr().out

@@ -207,6 +207,7 @@ def test_patient_grouped_cross_validation_chooses_calibrates_and_validates_on_a_
     assert [m["name"] for m in cv["models"] if m["bundled"]] == [cv["chosen"]] == [info.architecture.name]
     assert [entry["architecture"] for entry in info.comparison] == [cv["chosen"]]
     assert info.calibration.fitted_on.startswith("out-of-fold") and info.decision.chosen_on == info.calibration.fitted_on
+    assert info.decision.rule and "conformal" in metrics  # the rule stated; sets fitted on the same patients
     teacher = info.extras["teacher"]
     assert teacher["teacher"]["n_models"] == 2 and teacher["student"]["n_models"] == 1
     assert teacher["teacher"]["n_parameters"] == 2 * teacher["student"]["n_parameters"]
