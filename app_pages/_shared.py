@@ -15,7 +15,8 @@ import streamlit as st
 from app_pages import _cache as cache
 from bcc_model import RESEARCH_USE_NOTICE
 from bcc_model.analysis.image import Analysis
-from bcc_model.analysis.predictions import Prediction
+from bcc_model.analysis.predictions import Prediction, prediction_at, set_in_words
+from bcc_model.models.conformal import DEFAULT_LEVEL, LEVELS, level_text
 from bcc_model.datasets.folders import sample_images
 from bcc_model.evaluation.model_quality import performance_caution
 from bcc_model.registry import MODALITIES, ModalitySpec, get_modality, modality_keys
@@ -27,7 +28,7 @@ __all__ = [
     "ESTIMATE_COLUMNS", "SUPPORTED_FORMATS", "THUMBNAIL_PX", "SessionImage", "current_modality", "get_bundle",
     "bundle_is_usable", "sample_files", "remember_image",
     "session_images", "render_notice", "render_sidebar", "render_verdict", "show_error", "page_header",
-    "require_image_modality", "short_title", "sample_truth",
+    "require_image_modality", "short_title", "sample_truth", "conformal_level", "at_level",
 ]
 
 ESTIMATE_COLUMNS = {"column_order": ["95% CI", "n"],
@@ -39,6 +40,7 @@ SUPPORTED_FORMATS = "PNG, JPEG, TIFF, BMP, PGM/PPM, WebP and DICOM"
 """What ``read_image`` reads. Uploaders accept any file: one it cannot read becomes a row with
 the reason, instead of being silently dropped by the browser."""
 _MODALITY_KEY = "modality"
+_LEVEL_KEY = "conformal_level"
 _IMAGES_KEY = "images"
 _MAX_SESSION_IMAGES = 16
 THUMBNAIL_PX = 512
@@ -172,28 +174,26 @@ def _headline_lines(metrics: dict) -> list[str]:
 def render_verdict(prediction: Prediction, bundle: Bundle, refusal: str | None = None) -> None:
     """The verdict where the eye is, trusted only as far as the model deserves.
 
-    A refused image never gets a label; an indeterminate one is explained; a model whose own
-    test discrimination is weak (``performance_caution``) shows its output in plain text with the
-    caution beside it, never as a bold verdict.
+    A refused image never gets a label; an indeterminate one is explained by its conformal set
+    (the classes the model cannot rule out at the sidebar's level) and the band that set implies;
+    a model whose own test discrimination is weak (``performance_caution``) shows its output in
+    plain text with the caution beside it, never as a bold verdict.
     """
     caution = performance_caution(bundle.metrics)
-    low, high = bundle.band
+    level = prediction.level
+    low, high = bundle.band if level is None else bundle.band_at(level)
     # Labels come from the bundle's model.json (a retrained bundle may be anyone's): shown as text.
     label, positive = escape_markdown(prediction.label), escape_markdown(prediction.positive_label)
     p_label = prediction.probabilities[prediction.label]
-    decision = bundle.meta.decision
+    words = escape_markdown(set_in_words(bundle, prediction))
     if refusal is not None:
         st.warning(f"**Not assessed:** {escape_markdown(refusal)}. The model's output below is shown for "
                    "research only and is not a result.", icon=":material/block:")
     elif prediction.indeterminate:
-        share = decision.validation_fraction_indeterminate
-        st.warning(
-            f"**Indeterminate** (leaning {label}): P({positive}) = "
-            f"{prediction.positive_probability:.1%} lies in the indeterminate band {low:.0%}–{high:.0%}, where "
-            "validation images were most often misclassified. Needs expert review."
-            + (f" {share:.0%} of validation images fell in this band." if share is not None else ""),
-            icon=":material/help:",
-        )
+        reason = (f"the {level_text(level)} conformal set is **{words}**" if words else
+                  f"P({positive}) = {prediction.positive_probability:.1%} lies in the indeterminate band "
+                  f"{low:.0%}–{high:.0%}")
+        st.warning(f"**Indeterminate** (leaning {label}): {reason}. Needs expert review.", icon=":material/help:")
     elif caution:
         st.markdown(f"Model output: {label}, P({label}) = {p_label:.1%} (calibrated)")
     else:
@@ -201,9 +201,38 @@ def render_verdict(prediction: Prediction, bundle: Bundle, refusal: str | None =
         st.markdown(f"P({label}) = **{p_label:.1%}** (calibrated)")
     if caution and refusal is None:
         st.error(caution, icon=":material/report:")
-    if refusal is None and not prediction.indeterminate and high > low:
+    if refusal is None and words and not prediction.indeterminate:
+        st.markdown(f"Conformal set at {level_text(level)}: **{words}**")
+    if refusal is None and words:
+        st.caption(f"The set holds the classes the model cannot rule out: at {level_text(level)} it contains the true class "
+                   f"for about {level_text(level)} of new patients' images of each class (checked on the test patients; "
+                   "see the model card)."
+                   + (f" For this model that means undecided while P({positive}) is in {low:.0%}–{high:.0%}."
+                      if high > low and len(bundle.labels) == 2 else ""))
+    elif refusal is None and not prediction.indeterminate and high > low:
         st.caption(f"Outside the indeterminate band ({low:.0%}–{high:.0%} P({positive}), chosen on "
                    "validation data) the model decides; inside it, it does not.")
+
+
+def conformal_level() -> float:
+    """The conformal level chosen in the sidebar (80, 90 or 95 %; 90 % until the user picks another)."""
+    level = st.session_state.get(_LEVEL_KEY, DEFAULT_LEVEL)
+    return level if level in LEVELS else DEFAULT_LEVEL
+
+
+def at_level(bundle: Bundle, prediction: Prediction) -> Prediction:
+    """``prediction`` decided with the sets at the sidebar's level (cached analyses hold the default level's)."""
+    return prediction_at(bundle, prediction, conformal_level())
+
+
+def _render_level(bundle: Bundle) -> None:
+    """The sidebar's level control, for bundles that carry conformal sets."""
+    st.session_state.setdefault(_LEVEL_KEY, DEFAULT_LEVEL)
+    st.select_slider("Conformal level", options=LEVELS, key=_LEVEL_KEY,
+                     format_func=level_text,
+                     help="The set beside each verdict holds the true class for about this share of new patients' "
+                          "images of each class. Higher: safer sets, more undecided results; the model card shows "
+                          "the coverage measured on the test patients at each level.")
 
 
 def short_title(spec: ModalitySpec) -> str:
@@ -232,6 +261,8 @@ def render_sidebar(fixed: str | None = None) -> ModalitySpec:
             st.error(_missing_bundle_message(spec, err), icon=":material/error:")
             return spec
         meta, metrics = view.meta, view.metrics
+        if view.conformal is not None:
+            _render_level(view)
         st.markdown(
             f"**{meta.name}**  \n"
             f"Architecture: {meta.architecture.name} ({meta.architecture.n_parameters:,} parameters)  \n"

@@ -9,6 +9,7 @@ cache layer ``app_pages/_cache.py``; one ``analysis.image.analyse`` per upload.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import logging
@@ -23,6 +24,7 @@ from bcc_model.imaging.pixels import ImageReadError
 from bcc_model.imaging.modality_guess import modality_hint
 from bcc_model.explain.overlay import (COLORMAPS, DEFAULT_COLORMAP, OVERLAY_STYLES, STYLE_NAMES, for_display,
                                       map_to_png, overlay_heatmap)
+from bcc_model.models.conformal import level_text
 from bcc_model.reporting.exports import to_safe_csv
 from bcc_model.reporting.formatting import escape_markdown
 from bcc_model.analysis.region import explain_tile
@@ -80,12 +82,13 @@ def _image_section(index: int, name: str, sha: str, loaded, analysis, bundle, ca
                 st.image(lesion.image, caption=lesion.caption, width=_width(seen))
         with right:
             ui.render_verdict(prediction, bundle, analysis.refusal)
+            band = bundle.band_at(ui.conformal_level())
             figure = probability_bar(prediction.probabilities, threshold=bundle.threshold,
-                                     positive_label=prediction.positive_label, band=bundle.band)
+                                     positive_label=prediction.positive_label, band=band)
             figure.update_layout(margin={"l": 10, "r": 20, "t": 40, "b": 10})
             st.plotly_chart(figure, key=f"bar_{index}_{sha}", height=230)
             positive = prediction.positive_label
-            low, high = bundle.band
+            low, high = band
             st.caption(f"Dashed line: decision threshold P({positive}) = {bundle.threshold:.0%}. "
                        + (f"Grey band: indeterminate {low:.0%}–{high:.0%}." if high > low else
                           "No indeterminate band for this model."))
@@ -131,6 +134,7 @@ def _patches_tab(spec) -> None:
         try:
             sha, loaded = cache.decode(data)
             analysis = cache.analysis(bundle, sha, loaded)
+            analysis = replace(analysis, prediction=ui.at_level(bundle, analysis.prediction))
         except (ImageReadError, ValueError) as err:
             ui.show_error(f"{name} could not be analysed", err)
             entries.append(ReportEntry(ResultRow.failed(bundle, name, str(err), caution=caution)))
@@ -226,7 +230,7 @@ def _run_region(bundle, upload, image_mpp: float):
     return loaded, result
 
 
-def _region_summary(result, positive: str, p_positive) -> tuple[float, float] | None:
+def _region_summary(result, positive: str, p_positive, level: float) -> tuple[float, float] | None:
     """Threshold and opacity controls and the tile counts; ``None`` when the region holds no tissue."""
     c1, c2 = st.columns(2)
     threshold = c1.slider(f"Flag tiles with P({positive}) at or above", 0.0, 1.0, float(result.threshold), 0.01,
@@ -250,12 +254,12 @@ def _region_summary(result, positive: str, p_positive) -> tuple[float, float] | 
     e1.metric(f"Expected {positive} share", f"{shares.expected:.1%}",
               help=f"Mean calibrated P({positive}) over the tissue tiles: what a calibrated model expects the "
                    f"share to be. 95 % interval {low:.1%}-{high:.1%} (spatial blocks of tiles resampled).")
-    e2.metric("Tiles indeterminate", f"{shares.indeterminate:.1%}",
-              help="Share of tissue tiles whose probability lies in the model's indeterminate band: the model "
-                   "does not decide them.")
+    e2.metric(f"Tiles undecided at {level_text(level)}", f"{shares.indeterminate:.1%}",
+              help=f"Share of tissue tiles whose {level_text(level)} conformal set holds both classes (P({positive}) in "
+                   f"{result.band[0]:.0%}–{result.band[1]:.0%}): the model does not decide them.")
     st.caption(f"Expected {positive} share {shares.expected:.1%} (95 % interval {low:.1%}-{high:.1%}); "
-               f"{shares.indeterminate:.1%} of tiles indeterminate. The flagged share counts tiles against one "
-               "threshold and can be far from the true share on a whole slide; read both.")
+               f"{shares.indeterminate:.1%} of tiles undecided at {level_text(level)}. The flagged share counts tiles against "
+               "one threshold and can be far from the true share on a whole slide; read both.")
     if abs(threshold - result.threshold) > 1e-9:
         st.caption(f"Threshold moved from the validated {result.threshold:.2f}: the flagged share and the outlined "
                    "tiles use your value, which was not validated.")
@@ -267,7 +271,7 @@ def _clicked_tile_view(spec, bundle, result, pixels, clicked: int) -> None:
     with cache.model_lock(bundle):
         view = explain_tile(bundle, result, pixels, clicked, cache.explainer(bundle))
     x0, y0, _, _ = view.box
-    flag = " · indeterminate" if view.prediction.indeterminate else ""
+    flag = " · undecided" if ui.at_level(bundle, view.prediction).indeterminate else ""
     left, right, _ = st.columns([1, 1, 2])
     left.image(view.crop, caption=f"Tile {clicked} at x={x0}, y={y0} px", width="stretch")
     right.image(overlay_heatmap(view.crop, view.heatmap, opacity=0.45, style=spec.overlay_style), width="stretch",
@@ -284,7 +288,8 @@ def _region_downloads(bundle, result, pixels) -> None:
     downloads.download_button("Download tiles (CSV)", lambda: tiles_csv(tile_map), file_name="bcc_region.tiles.csv",
                               mime="text/csv", icon=":material/table:",
                               help="One row per tissue tile: x0, y0, x1, y1 in image pixels and P(class) per class.")
-    downloads.download_button("Download tiles for QuPath (GeoJSON)", lambda: geojson_text(tile_map, bundle.band),
+    downloads.download_button("Download tiles for QuPath (GeoJSON)",
+                              lambda: geojson_text(tile_map, result.band, ui.conformal_level()),
                               file_name="bcc_region.geojson", mime="application/geo+json", icon=":material/map:",
                               help="In QuPath: File > Import objects (or drag the file onto the image).")
 
@@ -296,7 +301,7 @@ def _top_tiles(spec, result) -> None:
     for rank, (column, crop, cam, prediction, (x0, y0, _, _)) in enumerate(
         zip(columns, result.top_crops, result.top_heatmaps, result.top_predictions, result.top_boxes), start=1
     ):
-        flag = " · indeterminate" if prediction.indeterminate else ""
+        flag = " · undecided" if prediction.indeterminate else ""
         column.image(crop, caption=f"#{rank} at x={x0}, y={y0} px", width="stretch")
         column.image(overlay_heatmap(crop, cam, opacity=0.45, style=spec.overlay_style), width="stretch",
                      caption=f"Grad-CAM · P({result.positive_label}) {prediction.positive_probability:.1%}{flag}")
@@ -317,20 +322,25 @@ def _region_tab(spec) -> None:
     if ran is None:
         return
     loaded, result = ran
+    level = ui.conformal_level()
+    result = replace(result, band=bundle.band_at(level),
+                     top_predictions=tuple(ui.at_level(bundle, p) for p in result.top_predictions))
     hint = modality_hint(loaded.pixels, spec.key)
     if hint:
         st.info(hint, icon=":material/info:")
     positive = result.positive_label
     p_positive = result.probabilities[:, bundle.spec.positive_index]
-    controls = _region_summary(result, positive, p_positive)
+    controls = _region_summary(result, positive, p_positive, level)
     if controls is None:
         return
     threshold, opacity = controls
     event = st.plotly_chart(
         probability_map_figure(loaded.pixels, result.prob_map, label=positive, opacity=opacity,
-                               boxes=result.tiles.boxes, positive=p_positive, threshold=threshold),
+                               boxes=result.tiles.boxes, positive=p_positive, threshold=threshold,
+                               band=result.band),
         key="region_map", on_select="rerun", selection_mode="points")
-    st.caption(f"Red outlines: tiles at or above the threshold. Click a tile to see it with its heatmap. "
+    st.caption(f"Red outlines: tiles at or above the threshold; amber: undecided at {level_text(level)} (the tile's conformal "
+               f"set holds both classes). Click a tile to see it with its heatmap. "
                f"Slide context: {result.context.describe()} (chosen on whole slides; see the model card).")
     clicked = _clicked_tile(event)
     if clicked is not None and clicked < result.n_tiles:

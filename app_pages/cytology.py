@@ -43,7 +43,8 @@ def _case_result(bundle, case: pd.DataFrame, prediction: Prediction, key: str) -
     with left:
         ui.render_verdict(prediction, bundle)
         st.plotly_chart(probability_bar(prediction.probabilities, threshold=bundle.threshold,
-                                        positive_label=prediction.positive_label, band=bundle.band),
+                                        positive_label=prediction.positive_label,
+                                        band=bundle.band_at(ui.conformal_level())),
                         key=f"bar_{key}")
         st.caption(RESEARCH_USE_NOTICE)
     with right:
@@ -81,7 +82,7 @@ def _form_tab(bundle) -> None:
     case_values = st.session_state.get(_CASE_KEY)
     if case_values:
         case = pd.DataFrame([case_values], columns=list(FEATURE_NAMES))
-        prediction = cache.cytology_predictions(bundle, case)[0]
+        prediction = ui.at_level(bundle, cache.cytology_predictions(bundle, case)[0])
         with st.container(border=True):
             st.subheader("Result for the entered case")
             _case_result(bundle, case, prediction, "form")
@@ -94,6 +95,8 @@ def _summary(cases: pd.DataFrame, predictions: list[Prediction], bundle) -> pd.D
         "line": cases.index.to_numpy(),
         "prediction": [p.label for p in predictions],
         "indeterminate": [p.indeterminate for p in predictions],
+        "conformal set": [" or ".join(p.conformal_set or ()) for p in predictions],
+        "set level": [p.level for p in predictions],
         f"P({positive})": [p.positive_probability for p in predictions],
         "features out of range": [len(out_of_range(row, bundle.info["feature_ranges"])) for _, row in cases.iterrows()],
     })
@@ -130,7 +133,7 @@ def _csv_tab(bundle) -> None:
                  icon=":material/error:")
     if cases.empty:
         return
-    predictions = cache.cytology_predictions(bundle, cases)
+    predictions = [ui.at_level(bundle, p) for p in cache.cytology_predictions(bundle, cases)]
     st.markdown(f"**{len(cases)} case(s) classified** from {escape_markdown(name)}")
     summary = _summary(cases, predictions, bundle)
     probability = st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)

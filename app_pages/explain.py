@@ -11,6 +11,8 @@ from __future__ import annotations
 import streamlit as st
 
 from bcc_model.analysis.image import HeatmapRequest
+from bcc_model.analysis.predictions import set_in_words
+from bcc_model.models.conformal import level_text
 from bcc_model.explain.cams import CAM_METHODS, DEFAULT_METHOD, FASTEST_FIRST, HEATMAP_LIMITATIONS, LESION_MAP_CAPTION
 from bcc_model.imaging.pixels import ImageReadError
 from bcc_model.reporting.formatting import escape_markdown
@@ -52,7 +54,7 @@ try:
 except (ImageReadError, ValueError) as err:
     ui.show_error("This image could not be analysed", err)
     st.stop()
-prediction = analysis.prediction
+prediction = ui.at_level(bundle, analysis.prediction)
 
 labels = list(bundle.labels)
 label = c2.selectbox("Class to explain", labels, index=labels.index(prediction.positive_label), key="explain_label",
@@ -72,7 +74,9 @@ opacity = c5.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key="explain_alpha",
 if analysis.refusal is not None:
     st.warning(f"**Not assessed:** {escape_markdown(analysis.refusal)}. The heatmaps below explain an output that "
                "is not a result.", icon=":material/block:")
-flag = " — indeterminate" if prediction.indeterminate else ""
+words = set_in_words(bundle, prediction)
+flag = (f" — indeterminate (set at {level_text(prediction.level)}: {words})" if prediction.indeterminate and words
+        else " — indeterminate" if prediction.indeterminate else "")
 st.markdown(f"Model prediction: **{prediction.label}**{flag}, "
             + ", ".join(f"P({k}) {v:.1%}" for k, v in prediction.probabilities.items()))
 

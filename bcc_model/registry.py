@@ -139,6 +139,8 @@ class ModalitySpec:
         shipped_files: sha256 of each file of the bundle shipped in ``weights/<key>``: a bundle
             whose files all match is *verified*; any other intact bundle loads *unverified*.
         recipe: the training defaults (``TrainingRecipe``).
+        display_names: words a reader sees for a bundle label where they differ from it (the
+            H&E negative class is "no IDC", not "benign": it holds DCIS and atypia too).
     """
 
     key: str
@@ -159,6 +161,11 @@ class ModalitySpec:
     whole_image: bool = False
     shipped_files: Mapping[str, str] = field(default_factory=dict)
     recipe: TrainingRecipe = field(default_factory=TrainingRecipe)
+    display_names: Mapping[str, str] = field(default_factory=dict)
+
+    def display(self, label: str) -> str:
+        """The word a reader sees for ``label`` (the label itself unless the modality names it otherwise)."""
+        return self.display_names.get(label, label)
 
     def __post_init__(self) -> None:
         if self.positive_label not in self.labels:

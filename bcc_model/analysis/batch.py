@@ -45,6 +45,7 @@ class BatchSettings:
     mpp: float | None = None
     tile_batch: int = 64
     heatmaps: bool = False
+    level: float | None = None  # conformal level of the sets and the band (None: the bundle's default)
 
 
 def process_item(bundle: Bundle, item: InputItem, settings: BatchSettings, *, explainer: Explainer | None = None,
@@ -59,8 +60,9 @@ def process_item(bundle: Bundle, item: InputItem, settings: BatchSettings, *, ex
         return BatchResult(ResultRow.skipped(bundle, item.name, item.skip))
     try:
         if settings.region:
-            return slide_item(bundle, item, mpp=settings.mpp, progress=progress, batch_tiles=settings.tile_batch)
-        return analyse_item(bundle, item, explainer=explainer)
+            return slide_item(bundle, item, mpp=settings.mpp, progress=progress, batch_tiles=settings.tile_batch,
+                              level=settings.level)
+        return analyse_item(bundle, item, explainer=explainer, level=settings.level)
     except MemoryError:
         return BatchResult(ResultRow.failed(bundle, item.name, "out of memory while reading or analysing this file"))
     except Exception:  # noqa: BLE001 - the row says so; the log holds the traceback, never the name
@@ -73,27 +75,28 @@ def _read_error(err: Exception) -> str:
     return str(err) if isinstance(err, (ImageReadError, ValueError)) else "file could not be read"
 
 
-def analyse_item(bundle: Bundle, item: InputItem, *, explainer: Explainer | None = None) -> BatchResult:
-    """One file through ``analyse``; with ``explainer``, the Grad-CAM of the positive class too."""
+def analyse_item(bundle: Bundle, item: InputItem, *, explainer: Explainer | None = None,
+                 level: float | None = None) -> BatchResult:
+    """One file through ``analyse`` (sets at ``level``); with ``explainer``, the Grad-CAM of the positive class too."""
     try:
         image = read_image(item.source())
         result = analyse(bundle, image.pixels, explain=[HeatmapRequest()] if explainer else (), explainer=explainer,
-                         image_warnings=image.warnings)
+                         image_warnings=image.warnings, level=level)
     except (ImageReadError, ValueError, OSError) as err:
         return BatchResult(ResultRow.failed(bundle, item.name, _read_error(err)))
     return BatchResult(ResultRow.of_analysis(bundle, item.name, result, burned_in=image.burned_in), analysis=result)
 
 
 def slide_item(bundle: Bundle, item: InputItem, *, mpp: float | None = None, progress=None,
-               batch_tiles: int = 64) -> BatchResult:
-    """One file (slide or plain image) tiled at the model's scale; the row summarises its tile map."""
+               batch_tiles: int = 64, level: float | None = None) -> BatchResult:
+    """One file (slide or plain image) tiled at the model's scale; the row summarises its tile map (band at ``level``)."""
     failed = ResultRow.failed(bundle, item.name, "")
     try:
         slide = open_slide(item.source(), mpp=mpp)
     except (ImageReadError, ValueError, OSError) as err:
         return BatchResult(replace(failed, error=_read_error(err)))
     try:
-        result = analyse_slide(bundle, slide, progress=progress, batch_tiles=batch_tiles)
+        result = analyse_slide(bundle, slide, progress=progress, batch_tiles=batch_tiles, level=level)
     except ValueError as err:
         return BatchResult(replace(failed, error=str(err)))
     finally:

@@ -117,7 +117,7 @@ def explain_analysis(bundle: Bundle, analysis: Analysis, explainer: Explainer, r
 
 def analyse_many(bundle: Bundle, images: Sequence[np.ndarray], *, explain: Sequence[HeatmapRequest] = (),
                  explainer: Explainer | None = None, lesion_map: bool = True,
-                 image_warnings: Sequence[Sequence[str]] | None = None) -> list[Analysis]:
+                 image_warnings: Sequence[Sequence[str]] | None = None, level: float | None = None) -> list[Analysis]:
     """:func:`analyse` for several images, with one batched forward pass for the probabilities.
 
     Args:
@@ -127,6 +127,7 @@ def analyse_many(bundle: Bundle, images: Sequence[np.ndarray], *, explain: Seque
         explainer: reuse one (the app caches it per bundle); made from the bundle when needed.
         lesion_map: compute the lesion map where the bundle has a lesion head.
         image_warnings: per image, warnings from reading it (``LoadedImage.warnings``).
+        level: conformal level of the sets (default: the bundle's, ``models.conformal.DEFAULT_LEVEL``).
 
     Returns:
         One :class:`Analysis` per image, in order.
@@ -134,7 +135,7 @@ def analyse_many(bundle: Bundle, images: Sequence[np.ndarray], *, explain: Seque
     spec = bundle.spec
     inputs = [to_model_input(pixels, spec) for pixels in images]  # the only preprocessing
     batch = np.stack(inputs) if inputs else np.zeros((0, *spec.input_shape), np.float32)
-    predictions = predictions_from_probabilities(bundle, calibrated_probabilities(bundle, batch))
+    predictions = predictions_from_probabilities(bundle, calibrated_probabilities(bundle, batch), level)
     lesion = _lesion_maps(bundle, batch) if lesion_map else None
     if explain and explainer is None:
         explainer = make_explainer(bundle)
@@ -158,7 +159,7 @@ def analyse_many(bundle: Bundle, images: Sequence[np.ndarray], *, explain: Seque
 
 def analyse(bundle: Bundle, pixels: np.ndarray, *, explain: Sequence[HeatmapRequest] = (),
             explainer: Explainer | None = None, lesion_map: bool = True,
-            image_warnings: Sequence[str] = ()) -> Analysis:
+            image_warnings: Sequence[str] = (), level: float | None = None) -> Analysis:
     """Analyse one image: probabilities, decision, model view, heatmaps, lesion map and warnings.
 
     Example:
@@ -166,7 +167,7 @@ def analyse(bundle: Bundle, pixels: np.ndarray, *, explain: Sequence[HeatmapRequ
         >>> analysis.prediction.label, analysis.heatmap().shape
     """
     return analyse_many(bundle, [pixels], explain=explain, explainer=explainer, lesion_map=lesion_map,
-                        image_warnings=[image_warnings])[0]
+                        image_warnings=[image_warnings], level=level)[0]
 
 
 def _with_heatmaps(analysis: Analysis, heatmaps: dict) -> Analysis:

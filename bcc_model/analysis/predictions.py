@@ -15,10 +15,11 @@ from typing import Sequence
 import numpy as np
 
 from bcc_model.models.bundle import Bundle
-from bcc_model.models.decision import apply_temperature, decide
+from bcc_model.models.decision import OperatingPoint, apply_temperature
 from bcc_model.imaging.preprocess import to_model_batch
 
-__all__ = ["verdict", "Prediction", "compiled_forward", "raw_probabilities", "calibrated_probabilities", "predict_images"]
+__all__ = ["verdict", "Prediction", "compiled_forward", "raw_probabilities", "calibrated_probabilities", "predict_images",
+           "prediction_at", "set_in_words"]
 
 BATCH_SIZE = 256
 INPUT_VALUES_PER_CALL = 1 << 22
@@ -29,12 +30,18 @@ split in one call needs over 5 GB per activation; this bound keeps each call nea
 
 @dataclass(frozen=True)
 class Prediction:
-    """One image's result. ``probabilities`` maps every label to its calibrated probability."""
+    """One image's result. ``probabilities`` maps every label to its calibrated probability.
+
+    ``conformal_set`` holds the classes the bundle cannot rule out at ``level`` (``None`` for a
+    bundle without a conformal calibration); ``indeterminate`` is true unless it is exactly ``label``.
+    """
 
     probabilities: dict[str, float]
     label: str
     indeterminate: bool
     positive_label: str
+    conformal_set: tuple[str, ...] | None = None
+    level: float | None = None
 
     @property
     def positive_probability(self) -> float:
@@ -98,25 +105,48 @@ def calibrated_probabilities(bundle: Bundle, batch: np.ndarray) -> np.ndarray:
     return apply_temperature(raw, bundle.temperature).astype(np.float32)
 
 
-def predictions_from_probabilities(bundle: Bundle, probs: np.ndarray) -> list[Prediction]:
+def predictions_from_probabilities(bundle: Bundle, probs: np.ndarray, level: float | None = None) -> list[Prediction]:
+    """The decision of ``bundle`` (its conformal sets at ``level``, default the card's) on calibrated ``probs``."""
     labels = bundle.labels
-    positive = bundle.spec.positive_index
-    predicted, indeterminate = decide(probs, positive, bundle.threshold, bundle.band)
+    point = OperatingPoint.of(bundle, level)
+    predicted, indeterminate = point.decide(probs)
+    sets = point.sets(probs)
     return [
         Prediction(
             probabilities={label: float(p) for label, p in zip(labels, row)},
             label=labels[int(k)],
             indeterminate=bool(flag),
-            positive_label=labels[positive],
+            positive_label=labels[point.positive_index],
+            conformal_set=None if sets is None else tuple(label for label, inside in zip(labels, sets[n]) if inside),
+            level=None if sets is None else point.level,
         )
-        for row, k, flag in zip(probs, predicted, indeterminate)
+        for n, (row, k, flag) in enumerate(zip(probs, predicted, indeterminate))
     ]
 
 
-def predict_images(bundle: Bundle, images: Sequence[np.ndarray]) -> list[Prediction]:
+def prediction_at(bundle: Bundle, prediction: Prediction, level: float) -> Prediction:
+    """``prediction`` decided again with the conformal sets at ``level`` (the app's level choice; no model call)."""
+    if bundle.conformal is None or prediction.level == level:
+        return prediction
+    probs = np.asarray([[prediction.probabilities[label] for label in bundle.labels]], dtype=np.float64)
+    return predictions_from_probabilities(bundle, probs, level)[0]
+
+
+def set_in_words(bundle: Bundle, prediction: Prediction) -> str:
+    """The conformal set beside the verdict: "IDC", "no IDC" or "IDC or no IDC: can't decide at 90 %" ("" without sets)."""
+    from bcc_model.models.conformal import set_words
+
+    if prediction.conformal_set is None or prediction.level is None:
+        return ""
+    spec = bundle.spec
+    return set_words([spec.display(label) for label in prediction.conformal_set],
+                     [spec.display(label) for label in bundle.labels], prediction.level)
+
+
+def predict_images(bundle: Bundle, images: Sequence[np.ndarray], level: float | None = None) -> list[Prediction]:
     """Classify uint8 images (HxW or HxWx3, any size) with identical-to-training preprocessing."""
     batch = to_model_batch(images, bundle.spec)
-    return predictions_from_probabilities(bundle, calibrated_probabilities(bundle, batch))
+    return predictions_from_probabilities(bundle, calibrated_probabilities(bundle, batch), level)
 
 
 def verdict(label: str, indeterminate: bool, refusal: str | None = None) -> str:

@@ -11,7 +11,9 @@ reader should take away: the label, ``indeterminate``, ``not assessed``, ``not a
 ``P(<label>)`` per class in model-output order, ``reason`` (why there is no verdict: the model's
 refusal, or why the input was skipped before any work: unsupported type, nested archive,
 encrypted, too large),
-``caution`` (about the model as a whole, e.g. its weak discrimination), ``warnings`` (what
+``conformal_set`` (the classes the model cannot rule out, `` or ``-joined, blank without a
+calibration or a result) and ``set_level`` (its level, e.g. 0.9), ``caution`` (about the model
+as a whole, e.g. its weak discrimination), ``warnings`` (what
 reading the file noticed, `` | ``-joined), ``error`` (why the file could not be analysed), then
 the model's ``model``, ``model_version`` and ``provenance``, and ``burned_in`` (the file says
 text that may identify the patient is burned into its pixels: no export shows them).
@@ -45,6 +47,8 @@ class ResultRow:
     indeterminate: bool | None = None
     probabilities: Mapping[str, float | None] = field(default_factory=dict)  # a dict: rows cross processes (Ray)
     reason: str = ""
+    conformal_set: str = ""
+    set_level: float | None = None
     caution: str = ""
     warnings: tuple[str, ...] = ()
     error: str = ""
@@ -73,7 +77,11 @@ class ResultRow:
                        status="not assessed" if analysis.refusal else "ok", verdict=analysis.verdict,
                        label=prediction.label, indeterminate=bool(prediction.indeterminate),
                        probabilities={k: round(float(p), 6) for k, p in prediction.probabilities.items()},
-                       reason=analysis.refusal or "", warnings=tuple(analysis.warnings), burned_in=burned_in)
+                       reason=analysis.refusal or "",
+                       conformal_set="" if analysis.refusal or prediction.conformal_set is None
+                       else " or ".join(prediction.conformal_set),
+                       set_level=None if analysis.refusal else prediction.level,
+                       warnings=tuple(analysis.warnings), burned_in=burned_in)
 
     @property
     def analysed(self) -> bool:
@@ -85,6 +93,7 @@ class ResultRow:
         return {"file": self.file, "status": self.status, "verdict": self.verdict, "label": self.label,
                 "indeterminate": self.indeterminate,
                 **{f"P({label})": self.probabilities.get(label) for label in self.labels},
-                "reason": self.reason, "caution": self.caution, "warnings": " | ".join(self.warnings),
+                "reason": self.reason, "conformal_set": self.conformal_set, "set_level": self.set_level,
+                "caution": self.caution, "warnings": " | ".join(self.warnings),
                 "error": self.error, "model": self.model, "model_version": self.model_version,
                 "provenance": self.provenance, "burned_in": self.burned_in}

@@ -110,7 +110,7 @@ def _tissue_tiles(slide: Slide, tile_px0: float) -> tuple[np.ndarray, np.ndarray
 
 
 def analyse_slide(bundle: Bundle, slide: Slide, *, batch_tiles: int = 64,
-                  progress: Callable[[int, int], None] | None = None) -> SlideResult:
+                  progress: Callable[[int, int], None] | None = None, level: float | None = None) -> SlideResult:
     """Classify every tissue tile of ``slide`` at the bundle's scale.
 
     Args:
@@ -120,6 +120,7 @@ def analyse_slide(bundle: Bundle, slide: Slide, *, batch_tiles: int = 64,
             20,000 px slide: 64 tiles peak at 1.5 GB resident and 248 tiles/s, 256 at 3.6 GB and
             312 tiles/s; TensorFlow's working memory grows with the batch, not the slide).
         progress: called as ``progress(tiles_done, tiles_total)`` after each batch.
+        level: conformal level whose band marks undecided tiles (default: the bundle's stored band).
 
     Raises:
         ValueError: the slide's scale is unknown, or the bundle is not a patch model.
@@ -140,12 +141,13 @@ def analyse_slide(bundle: Bundle, slide: Slide, *, batch_tiles: int = 64,
         raise ValueError(f"at {slide.mpp:g} µm/px the slide would be cut into {grid:,} tiles, above the limit of "
                          f"{MAX_GRID_TILES:,}: check the scale (--mpp)")
     boxes, thumbnail, factor, background = _tissue_tiles(slide, tile_px0)
-    level = slide.best_level(tile_px0 / patch)
-    scale = slide.downsamples[level]
+    pyramid_level = slide.best_level(tile_px0 / patch)
+    scale = slide.downsamples[pyramid_level]
     side = max(1, round(tile_px0 / scale))
     chunks = []
     for start in range(0, len(boxes), batch_tiles):
-        tiles = [cv2.resize(slide.read(int(x0), int(y0), level, side, side), (patch, patch), interpolation=cv2.INTER_AREA)
+        tiles = [cv2.resize(slide.read(int(x0), int(y0), pyramid_level, side, side), (patch, patch),
+                            interpolation=cv2.INTER_AREA)
                  for x0, y0, _, _ in boxes[start:start + batch_tiles].tolist()]
         chunks.append(calibrated_probabilities(bundle, to_model_batch(tiles, spec)))
         if progress is not None:
@@ -153,8 +155,8 @@ def analyse_slide(bundle: Bundle, slide: Slide, *, batch_tiles: int = 64,
     probabilities = np.concatenate(chunks) if chunks else np.zeros((0, len(bundle.labels)), np.float32)
     probabilities = contextual_probabilities(probabilities, boxes, bundle_context(bundle.meta.extras))
     return SlideResult(boxes=boxes, probabilities=probabilities, labels=bundle.labels,
-                       positive_label=spec.positive_label, threshold=bundle.threshold, band=bundle.band,
-                       thumbnail=thumbnail,
+                       positive_label=spec.positive_label, threshold=bundle.threshold,
+                       band=bundle.band if level is None else bundle.band_at(level), thumbnail=thumbnail,
                        thumbnail_factor=factor, slide_mpp=float(slide.mpp), model_mpp=float(spec.model_mpp),
                        n_background=background)
 

@@ -35,6 +35,7 @@ from bcc_model.analysis.rows import ResultRow
 from bcc_model.cli.console import release_memory, terminal_safe
 from bcc_model.imaging.sources import MIB, InputLimits, iter_inputs
 from bcc_model.models.bundle import BundleError, load_bundle
+from bcc_model.models.conformal import DEFAULT_LEVEL, LEVELS, level_text
 from bcc_model.registry import default_modality, get_modality, modality_keys
 from bcc_model.reporting.batch import OutputError, output_stem, prepare_output, write_extras, write_predictions
 
@@ -77,6 +78,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--overwrite", action="store_true",
                         help="--out may be a non-empty folder: this command's earlier outputs there are removed first")
     parser.add_argument("--heatmaps", action="store_true", help="with --out: a Grad-CAM overlay PNG per image")
+    parser.add_argument("--level", type=float, choices=LEVELS, default=DEFAULT_LEVEL,
+                        help="conformal level of each result's set and of the band (default: %(default)s)")
     parser.add_argument("--region", action="store_true",
                         help="tile every input at the model's scale (H&E): <stem>.tiles.csv, .geojson, .heatmap.png")
     parser.add_argument("--tile-batch", type=_bounded(int, 1, 4096), default=64,
@@ -113,6 +116,8 @@ def _line(row: ResultRow, verified: bool) -> str:
     """The terminal line of one analysed input (the CSV and JSON hold the full row, and the true name)."""
     probs = "  ".join(f"{label}={value:.3f}" for label, value in row.probabilities.items() if value is not None)
     flag = " (indeterminate)" if row.indeterminate else ""
+    if row.conformal_set and row.set_level:
+        flag += f"  set at {level_text(row.set_level)}: {row.conformal_set}"
     verdict = f"NOT ASSESSED ({row.reason}); model output {row.label}" if row.status == "not assessed" \
         else row.label or row.verdict
     return f"{terminal_safe(row.file)}: {verdict}{flag}  {probs}" + ("" if verified else "  [unverified model]")
@@ -150,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(f"model: {bundle.meta.name} {bundle.short_sha} ({_provenance(bundle)})", file=sys.stderr)
     settings = BatchSettings(region=args.region, mpp=args.mpp, tile_batch=args.tile_batch,
-                             heatmaps=bool(args.heatmaps and args.out))
+                             heatmaps=bool(args.heatmaps and args.out), level=args.level)
     results = []
     limits = InputLimits(file_bytes=args.max_file_mb * MIB, member_bytes=args.max_member_mb * MIB,
                          ratio=args.max_ratio, members=args.max_members)
@@ -175,7 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if result.row.warnings and not args.region:
             print(f"{name}: warning: {' | '.join(result.row.warnings)}", file=sys.stderr)
         if args.out:
-            write_extras(result, args.out, output_stem(index, item.name), bundle.band, args.heatmaps)
+            write_extras(result, args.out, output_stem(index, item.name), bundle.band_at(args.level), args.heatmaps,
+                         args.level)
     summary = _summary(results)
     if args.out:
         written = write_predictions(results, args.out)

@@ -3,8 +3,13 @@
 Command line only: ``training.recalibrate`` does the work. Half the folder's patients refit the
 temperature, the operating point and the conformal sets; the other half are scored once.
 
+With ``--own-patients`` it instead refits a bundle's conformal sets and band on its own
+validation patients (``training.own_sets``), ``--data`` being the folder its manifest's paths are
+relative to; the weights are untouched, and ``--out`` may be the bundle's own folder.
+
 Usage:
     python -m bcc_model.recalibrate --modality histopathology --data DIR --out DIR [--weights DIR]
+    python -m bcc_model.recalibrate --modality histopathology --own-patients --data DIR --out DIR
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--check-fraction", type=float, default=0.5,
                         help="share of the patients kept apart to check the refit (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=42, help="seed of the patient split (default: %(default)s)")
+    parser.add_argument("--own-patients", action="store_true",
+                        help="refit the sets and band on the bundle's own validation patients (manifest.csv) instead")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs (default: %(default)s)")
     return parser.parse_args(argv)
 
@@ -47,16 +54,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     log_to_console()
     command = "python -m bcc_model.recalibrate " + shlex.join(sys.argv[1:] if argv is None else list(argv))
-    if args.out.resolve() == get_modality(args.modality).bundle_dir.resolve():
+    if not args.own_patients and args.out.resolve() == get_modality(args.modality).bundle_dir.resolve():
         print("error: --out must not be the shipped bundle's folder; write the recalibrated bundle beside it",
               file=sys.stderr)
         return 2
     try:
         bundle = load_bundle(get_modality(args.modality), args.weights, allow_unverified=args.allow_unverified)
-        out = recalibrate(bundle, args.data, args.out, check_fraction=args.check_fraction, seed=args.seed,
-                          n_resamples=args.bootstrap, command=command)
+        if args.own_patients:
+            from bcc_model.training.own_sets import refit_own_sets
+
+            out = refit_own_sets(bundle, args.data, args.out, n_resamples=args.bootstrap, seed=args.seed)
+        else:
+            out = recalibrate(bundle, args.data, args.out, check_fraction=args.check_fraction, seed=args.seed,
+                              n_resamples=args.bootstrap, command=command)
         new = load_bundle(get_modality(args.modality), out, allow_unverified=True)
-    except (BundleError, DataError, TrainingError) as err:
+    except (BundleError, DataError, TrainingError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     import json

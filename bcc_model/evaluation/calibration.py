@@ -223,7 +223,7 @@ def choose_band(
 
 def band_summary(
     probs: np.ndarray, y: np.ndarray, positive_index: int, threshold: float, band: tuple[float, float],
-    weights: np.ndarray | None = None,
+    weights: np.ndarray | None = None, indeterminate: np.ndarray | None = None,
 ) -> dict:
     """Summarise how the indeterminate band behaves on a labelled set.
 
@@ -234,6 +234,7 @@ def band_summary(
         threshold: decision threshold.
         band: ``(lo, hi)`` indeterminate band.
         weights: (N,) case weights of the share and the accuracy (default: equal).
+        indeterminate: (N,) flags that replace the band's (``OperatingPoint.decide`` with conformal sets).
 
     Returns:
         ``{"fraction": float, "accuracy_outside_band": float | None, "n_outside_band": int}``:
@@ -243,7 +244,8 @@ def band_summary(
     Raises:
         ValueError: if inputs are invalid.
     """
-    pred, indeterminate = decide(probs, positive_index, threshold, band)
+    pred, in_band = decide(probs, positive_index, threshold, band)
+    indeterminate = in_band if indeterminate is None else np.asarray(indeterminate, bool)
     labels = _check_labels(y, pred.size, np.asarray(probs).shape[1])
     w = _check_weights(weights, pred.size)
     outside = ~indeterminate

@@ -1,10 +1,12 @@
 """Fitting and checking conformal prediction sets on held-out patients (``models/conformal.py`` applies them).
 
-Calibration uses one score per patient and class, drawn with a fixed seed: patches of one patient
-share stain, scanner and tumour, so they are not exchangeable with another patient's, and a
-patient with 700 patches would otherwise set the quantile alone. The promise is then about a
-patch of a new patient. Coverage is checked per class on patients the calibration never saw,
-with intervals from resampling whole patients.
+Calibration keeps every held-out case, grouped by patient (each patient then weighs the same in
+the p-value, ``models.conformal``): patches of one patient share stain, scanner and tumour, so
+they are not exchangeable with another patient's, and a patient with 700 patches would otherwise
+set the quantile alone. The promise is about a case of a new patient, and it is checked that
+way: coverage per class is the mean over the held-out patients of the share of their cases
+whose set holds the true class, with intervals from resampling whole patients. The pooled,
+every-case-once figures stand beside it.
 """
 
 from __future__ import annotations
@@ -14,25 +16,23 @@ from typing import Sequence
 import numpy as np
 
 from bcc_model.evaluation.bootstrap import group_bootstrap_mean
-from bcc_model.models.conformal import SCORES, ConformalCalibration, prediction_sets
+from bcc_model.models.conformal import (DEFAULT_LEVEL, LEVELS, PATIENT_QUANTILES, SCORES, ConformalCalibration,
+                                        prediction_sets)
 
-__all__ = ["one_per_patient", "fit_conformal", "conformal_report"]
+__all__ = ["fit_conformal", "conformal_report", "patient_means"]
 
 
-def one_per_patient(y: np.ndarray, groups: Sequence[str], seed: int) -> np.ndarray:
-    """Indices of one case per (patient, class) present, drawn with ``seed``; sorted."""
-    rng = np.random.default_rng(seed)
-    groups = np.asarray([str(g) for g in groups])
-    y = np.asarray(y)
-    keys = np.char.add(np.char.add(groups, "\x00"), y.astype(str))
-    order = rng.permutation(len(y))
-    _, first = np.unique(keys[order], return_index=True)
-    return np.sort(order[first])
+def _patient_scores(scores: np.ndarray) -> tuple[float, ...]:
+    """A patient's scores, summarised by :data:`PATIENT_QUANTILES` quantiles when it has more cases."""
+    if scores.size <= PATIENT_QUANTILES:
+        return tuple(round(float(v), 6) for v in np.sort(scores))
+    steps = (np.arange(PATIENT_QUANTILES) + 0.5) / PATIENT_QUANTILES
+    return tuple(round(float(v), 6) for v in np.quantile(scores, steps, method="inverted_cdf"))
 
 
 def fit_conformal(probs: np.ndarray, y: np.ndarray, groups: Sequence[str], labels: Sequence[str], *,
-                  score: str = "lac", seed: int = 0, fitted_on: str = "held-out patients") -> ConformalCalibration:
-    """Class-conditional calibration scores from held-out calibrated probabilities ``probs`` (N, K).
+                  score: str = "lac", fitted_on: str = "held-out patients") -> ConformalCalibration:
+    """Class-conditional, patient-grouped calibration scores from held-out calibrated probabilities ``probs`` (N, K).
 
     Raises:
         ValueError: a class without any calibration case (no set could be promised for it).
@@ -41,35 +41,58 @@ def fit_conformal(probs: np.ndarray, y: np.ndarray, groups: Sequence[str], label
         raise ValueError(f"score must be one of {sorted(SCORES)}, got {score!r}")
     p = np.asarray(probs, dtype=np.float64)
     y = np.asarray(y)
-    keep = one_per_patient(y, groups, seed)
-    scores = SCORES[score](p[keep])[np.arange(len(keep)), y[keep]]
-    by_class = {label: tuple(scores[y[keep] == k].tolist()) for k, label in enumerate(labels)}
-    empty = [label for label, values in by_class.items() if not values]
+    groups = np.asarray([str(g) for g in groups])
+    own = SCORES[score](p)[np.arange(len(y)), y] if len(y) else np.zeros(0)
+    by_class = {}
+    for k, label in enumerate(labels):
+        mine = y == k
+        by_class[label] = tuple(_patient_scores(own[mine & (groups == g)]) for g in np.unique(groups[mine]))
+    empty = [label for label, patients in by_class.items() if not patients]
     if empty:
         raise ValueError(f"no calibration case of class(es) {empty}")
-    n_patients = len(set(str(g) for g in groups))
+    counts = ", ".join(f"{len(by_class[label])} {label}" for label in labels)
     return ConformalCalibration(score=score, labels=tuple(labels), scores=by_class,
-                                fitted_on=f"{fitted_on}: one case per patient and class ({len(keep)} cases of "
-                                          f"{n_patients} patients, seed {seed})")
+                                fitted_on=f"{fitted_on}: {len(y)} cases of {np.unique(groups).size} patients, "
+                                          f"grouped by patient ({counts} patients per class)")
+
+
+def patient_means(values: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(per-patient mean of values, patient ids)``: the unit a patient-level promise is checked on."""
+    patients, index = np.unique(groups, return_inverse=True)
+    return np.bincount(index, weights=values) / np.bincount(index), patients
+
+
+def _per_patient(values: np.ndarray, groups: np.ndarray, n_resamples: int, seed: int) -> dict:
+    means, patients = patient_means(values, groups)
+    entry = group_bootstrap_mean(means, patients, n_resamples=n_resamples, seed=seed)
+    pooled = group_bootstrap_mean(values, groups, n_resamples=n_resamples, seed=seed)
+    return {**entry, "n_cases": int(values.size), "pooled": {k: pooled[k] for k in ("value", "ci95")}}
 
 
 def conformal_report(calibration: ConformalCalibration, probs: np.ndarray, y: np.ndarray, groups: Sequence[str],
-                     level: float = 0.9, *, n_resamples: int = 1000, seed: int = 0) -> dict:
+                     level: float = DEFAULT_LEVEL, *, n_resamples: int = 1000, seed: int = 0) -> dict:
     """metrics.json ``conformal``: per-class coverage, mean set size and singleton rate at ``level``.
 
-    Coverage of class ``k`` is the share of its cases whose set holds ``k``; every figure has a
-    95 % interval from resampling whole patients.
+    Each figure is a mean over patients (of a class, for coverage) with a 95 % interval from
+    resampling whole patients; ``n`` counts patients, ``pooled`` gives every case once.
+    ``by_level`` repeats the per-class coverage and mean set size at every level a user may choose.
     """
     y = np.asarray(y)
     groups = np.asarray([str(g) for g in groups])
-    sets = prediction_sets(calibration, probs, level)
-    covered = sets[np.arange(len(y)), y].astype(float)
-    size = sets.sum(axis=1).astype(float)
-    coverage = {label: group_bootstrap_mean(covered[y == k], groups[y == k], n_resamples=n_resamples, seed=seed)
-                for k, label in enumerate(calibration.labels) if (y == k).any()}
-    return {"level": level, "score": calibration.score,
-            "coverage_by_class": coverage,
-            "mean_set_size": group_bootstrap_mean(size, groups, n_resamples=n_resamples, seed=seed),
-            "singleton_rate": group_bootstrap_mean((size == 1).astype(float), groups, n_resamples=n_resamples,
-                                                   seed=seed),
-            "empty_rate": float((size == 0).mean()) if len(size) else None}
+    labels = calibration.labels
+
+    def at(chosen: float, resamples: int) -> dict:
+        sets = prediction_sets(calibration, probs, chosen)
+        covered = sets[np.arange(len(y)), y].astype(float)
+        size = sets.sum(axis=1).astype(float)
+        return {"coverage_by_class": {label: _per_patient(covered[y == k], groups[y == k], resamples, seed)
+                                      for k, label in enumerate(labels) if (y == k).any()},
+                "mean_set_size": _per_patient(size, groups, resamples, seed),
+                "singleton_rate": _per_patient((size == 1).astype(float), groups, resamples, seed)}
+
+    report = {"level": level, "score": calibration.score, "unit": "patient", **at(level, n_resamples)}
+    report["by_level"] = {f"{chosen:g}": {"coverage_by_class": {label: entry["value"] for label, entry in
+                                                                 other["coverage_by_class"].items()},
+                                          "mean_set_size": other["mean_set_size"]["value"]}
+                          for chosen in LEVELS for other in [at(chosen, 0)]}
+    return report

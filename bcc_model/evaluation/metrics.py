@@ -20,7 +20,8 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 
 from bcc_model.evaluation.bootstrap import (Sample, bootstrap, estimate_entry, json_float, prepare_sample, ratio,
                                             weighted_auc, weighted_metrics)
-from bcc_model.models.decision import OperatingPoint, decide
+from bcc_model.models.conformal import level_text
+from bcc_model.models.decision import OperatingPoint
 from bcc_model.evaluation.calibration import band_summary
 
 __all__ = ["HEADLINE_METRICS", "compute_metrics", "format_metrics_table"]
@@ -176,7 +177,7 @@ def compute_metrics(
                                                             point.band, point.temperature)
     arr, truth, group_names = _check_inputs(probs, y, groups, labels, positive_index, n_resamples, n_bins)
     labels = [str(label) for label in labels]
-    pred, _ = decide(arr, positive_index, threshold, band)
+    pred, undecided = point.decide(arr)
     unique_groups, group_index = np.unique(group_names, return_inverse=True)
     n_groups = unique_groups.size
     sample = prepare_sample(arr, truth, pred, group_index, positive_index, n_bins, weights)
@@ -218,7 +219,10 @@ def compute_metrics(
         "roc_curves": roc,
         "pr_curves": pr,
         "calibration": _calibration_block(sample, labels[positive_index], headline["ece"]["value"]),
-        "indeterminate": band_summary(arr, truth, positive_index, threshold, band, weights),
+        "indeterminate": {**band_summary(arr, truth, positive_index, threshold, band, weights,
+                                         None if point.conformal is None else undecided),
+                          **({} if point.conformal is None else {"rule": f"conformal set at {level_text(point.level)} "
+                                                                          "is not exactly the predicted class"})},
         "per_group": {
             str(name): {"n": int(count), "accuracy": float(acc)}
             for name, count, acc in zip(unique_groups, group_n, group_acc)

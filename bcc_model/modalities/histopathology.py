@@ -39,10 +39,11 @@ SPEC = ModalitySpec(
         "doi:10.1117/12.2043872; Janowczyk & Madabhushi, J Pathol Inform 7:29 (2016), "
         "doi:10.4103/2153-3539.186902."
     ),
+    display_names=MappingProxyType({"benign": "no IDC", "malignant": "IDC"}),
     shipped_files=MappingProxyType({
         "model.keras": "5a3211a93d35520b01e5593a21cab06f468d6b833c9ad2e54a65cc36d1eb92a0",
-        "model.json": "c021551ffda365c16afebe851756a6fc13ff84cd924dc8279e023cb160f76f05",
-        "metrics.json": "6fe52df17f1284a5718655d3e537626136db96727f8dfd44a456f387ed491b75",
+        "model.json": "5602311820c7fe1438116505f14d3ae8df9a20fefdd1988d28214f0e083e14c3",
+        "metrics.json": "613de1bb0b672112a1c8038e9370a42e2564840cee4792b373c79854ad4305cb",
         "model.onnx": "796f6727ed3e3f02a663d6bf2af36b9605a26dd726d0e7fdef29312cf22eca9c",
     }),
     recipe=TrainingRecipe(

@@ -54,8 +54,8 @@ SPEC = ModalitySpec(
     ),
     shipped_files=MappingProxyType({
         "model.keras": "795d5d1c66bfc9b42c6a3d202e139440e5f7bbc24501c167cda9e5e039814395",
-        "model.json": "0bf798ddd25659babfe82944322511e8d01ad44ce8cbef4759c6150e121de8be",
-        "metrics.json": "af88a750be80a17b9eeeea6a29dffade03dca7c8fb681ac0dc0e9b337f7bed62",
+        "model.json": "e25dc215ff2fb852032f55caa73191d8c19841d92160666c672016d310db8848",
+        "metrics.json": "38ecfb81b21e4685f974bfdfbf9ff86b90fdb932f1afbfd178118dd25c563937",
         "model.onnx": "5b929787ecb8142bf4d83a03d9fac972be91087cc1b385e644e4f449f2ab31e3",
         "lesion_map.keras": "928379756f452bacde3e7623c1ebb521e8bce6c1f5c56360c314cee1fe3be49c",
     }),

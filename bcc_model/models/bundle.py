@@ -123,6 +123,19 @@ class Bundle:
     def band(self) -> tuple[float, float]:
         return self.meta.decision.indeterminate_band
 
+    def band_at(self, level: float) -> tuple[float, float]:
+        """The indeterminate band at a conformal level: derived from the set for two-class bundles, else the stored one.
+
+        The stored band is the one at ``models.conformal.DEFAULT_LEVEL``; a user choosing 80 % or
+        95 % in the app gets the band of that set, so the verdict, the tile map and the share agree.
+        """
+        from bcc_model.models.conformal import undecided_band
+
+        if self.conformal is None:
+            return self.band
+        derived = undecided_band(self.conformal, self.meta.positive_index, self.threshold, level)
+        return self.band if derived is None else derived
+
     @property
     def short_sha(self) -> str:
         return self.meta.short_sha

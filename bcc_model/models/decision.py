@@ -11,6 +11,7 @@ References:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.special import log_softmax
@@ -102,10 +103,13 @@ def decide(
 
 @dataclass(frozen=True)
 class OperatingPoint:
-    """How a bundle turns outputs into a verdict: labels, positive class, temperature, threshold, band.
+    """How a bundle turns outputs into a verdict: labels, positive class, temperature, threshold, band, sets.
 
-    One object instead of five loose parameters, so metrics, evaluation and training pass the
-    same decision rule that the app applies (``decide``).
+    One object instead of loose parameters, so metrics, evaluation and training apply the same
+    decision rule as the app (:meth:`decide`). With a conformal calibration (``conformal``, a
+    ``models.conformal.ConformalCalibration``) a case is indeterminate unless its set at ``level``
+    is exactly the rule's class; for two classes that is the band itself when the band was derived
+    from the set at that level (``Bundle.band_at``).
     """
 
     labels: tuple[str, ...]
@@ -113,8 +117,28 @@ class OperatingPoint:
     threshold: float
     band: tuple[float, float]
     temperature: float = 1.0
+    conformal: Any = None
+    level: float = 0.9
 
     @classmethod
-    def of(cls, bundle) -> "OperatingPoint":
-        """The operating point recorded in a loaded bundle (``models.bundle.Bundle``)."""
-        return cls(tuple(bundle.labels), bundle.meta.positive_index, bundle.threshold, bundle.band, bundle.temperature)
+    def of(cls, bundle, level: float | None = None) -> "OperatingPoint":
+        """The operating point of a loaded bundle (``models.bundle.Bundle``) at a set level (default: the card's)."""
+        from bcc_model.models.conformal import DEFAULT_LEVEL
+
+        level = DEFAULT_LEVEL if level is None else level
+        return cls(tuple(bundle.labels), bundle.meta.positive_index, bundle.threshold, bundle.band_at(level),
+                   bundle.temperature, bundle.conformal, level)
+
+    def sets(self, probs: np.ndarray) -> np.ndarray | None:
+        """bool (N, K) conformal sets at :attr:`level`, or ``None`` without a calibration."""
+        from bcc_model.models.conformal import prediction_sets
+
+        return None if self.conformal is None else prediction_sets(self.conformal, probs, self.level)
+
+    def decide(self, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(pred_index, indeterminate)`` as :func:`decide`, the set's word overriding the band when there is one."""
+        pred, indeterminate = decide(probs, self.positive_index, self.threshold, self.band)
+        sets = self.sets(probs)
+        if sets is not None:
+            indeterminate = ~((sets.sum(axis=1) == 1) & sets[np.arange(len(pred)), pred])
+        return pred, indeterminate

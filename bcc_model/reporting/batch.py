@@ -67,10 +67,11 @@ def output_stem(index: int, name: str) -> str:
     return f"{index:04d}_" + (re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "file")[:80]
 
 
-def write_extras(result: BatchResult, out_dir: Path, stem: str, band: tuple[float, float], heatmaps: bool) -> None:
-    """The heatmap overlay of an analysed image, or the tile maps of a tiled one."""
+def write_extras(result: BatchResult, out_dir: Path, stem: str, band: tuple[float, float], heatmaps: bool,
+                 level: float | None = None) -> None:
+    """The heatmap overlay of an analysed image, or the tile maps of a tiled one (``band``: the bundle's at ``level``)."""
     if result.slide is not None:
-        write_tile_maps(result.slide, out_dir / "tiles", stem, band)
+        write_tile_maps(result.slide, out_dir / "tiles", stem, band, level)
     elif heatmaps and result.analysis is not None and result.analysis.heatmaps:
         heat = next(iter(result.analysis.heatmaps.values()))
         (out_dir / "heatmaps").mkdir(parents=True, exist_ok=True)

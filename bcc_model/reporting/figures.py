@@ -224,7 +224,8 @@ def _raster_axis(original_px: int, shown_px: int) -> tuple[float, float]:
 
 def probability_map_figure(image: np.ndarray, prob_map: np.ndarray, *, label: str, opacity: float = 1.0,
                            boxes: np.ndarray | None = None, positive: np.ndarray | None = None,
-                           threshold: float | None = None, plot_width_px: int = 800) -> go.Figure:
+                           threshold: float | None = None, band: tuple[float, float] | None = None,
+                           plot_width_px: int = 800) -> go.Figure:
     """An image with its tile probability map drawn on top, sized to the image's shape.
 
     At the default full opacity the map's colours are exactly those of its colour bar (a blend
@@ -232,7 +233,9 @@ def probability_map_figure(image: np.ndarray, prob_map: np.ndarray, *, label: st
     ``boxes`` (the tissue tiles) every tile gets a clickable marker at its centre, carrying its
     index as ``customdata`` (the app shows the clicked tile's crop and heatmap); with
     ``positive`` and ``threshold`` too, the tiles at or above the threshold are outlined, so a
-    threshold moved by the user shows at once which tiles it flags. The figure's height follows
+    threshold moved by the user shows at once which tiles it flags; with ``band`` too, the tiles
+    inside it (undecided: their conformal set holds both classes) are outlined in amber instead.
+    The figure's height follows
     the image's aspect ratio for a plot ``plot_width_px`` wide, so no empty band sits beside it.
 
     For display the image is downscaled to at most ``_IMAGE_MAX_PX`` and the map (nearest
@@ -292,7 +295,8 @@ def probability_map_figure(image: np.ndarray, prob_map: np.ndarray, *, label: st
         )
     )
     if boxes is not None and len(boxes):
-        fig.add_trace(_tile_markers(np.asarray(boxes), positive, threshold, label, plot_width_px / max(width, 1)))
+        fig.add_trace(_tile_markers(np.asarray(boxes), positive, threshold, label, plot_width_px / max(width, 1),
+                                    band))
     style(fig, f"Probability map: P({label}) per tissue tile (uncoloured = not analysed)",
            "x (px)", "y (px)")
     aspect = height / max(width, 1)
@@ -306,14 +310,20 @@ def probability_map_figure(image: np.ndarray, prob_map: np.ndarray, *, label: st
 _MAP_MARGIN_PX = 110
 
 
+UNDECIDED_COLOUR = "#ffb000"
+"""Amber outline of an undecided tile (its conformal set holds both classes); red marks a flagged one."""
+
+
 def _tile_markers(boxes: np.ndarray, positive: np.ndarray | None, threshold: float | None, label: str,
-                  screen_px_per_px: float) -> go.Scatter:
+                  screen_px_per_px: float, band: tuple[float, float] | None = None) -> go.Scatter:
     """One marker per tissue tile at its centre, about a tile wide on screen: clickable, outlined in
-    red where P >= ``threshold``."""
+    red where P >= ``threshold``, in amber where P lies in ``band`` (undecided)."""
     centres_x = (boxes[:, 0] + boxes[:, 2] - 1) / 2.0
     centres_y = (boxes[:, 1] + boxes[:, 3] - 1) / 2.0
     flagged = (np.zeros(len(boxes), bool) if positive is None or threshold is None
                else np.asarray(positive) >= threshold)
+    undecided = (np.zeros(len(boxes), bool) if positive is None or band is None
+                 else (np.asarray(positive) >= band[0]) & (np.asarray(positive) < band[1]))
     side = float(np.median(boxes[:, 2] - boxes[:, 0]))
     hover = ("tile %{customdata}: click to see it" if positive is None
              else f"tile %{{customdata}}: P({label}) %{{text}}, click to see it")
@@ -321,5 +331,6 @@ def _tile_markers(boxes: np.ndarray, positive: np.ndarray | None, threshold: flo
         x=centres_x, y=centres_y, mode="markers", customdata=np.arange(len(boxes)),
         text=None if positive is None else [f"{p:.2f}" for p in positive],
         marker={"symbol": "square-open", "size": float(np.clip(side * screen_px_per_px, 3.0, 40.0)),
-                "color": np.where(flagged, "#d62728", "rgba(0,0,0,0)").tolist(), "line": {"width": 1.5}},
+                "color": np.where(undecided, UNDECIDED_COLOUR, np.where(flagged, "#d62728", "rgba(0,0,0,0)")).tolist(),
+                "line": {"width": 1.5}},
         hovertemplate=hover + "<extra></extra>", name="tiles")

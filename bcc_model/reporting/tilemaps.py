@@ -4,8 +4,9 @@
   probability column per class, named after the class.
 * ``<stem>.geojson``: a FeatureCollection QuPath imports (File > Import objects, or drag the
   file onto the open slide): each tile a ``tile`` object whose polygon is its box in level-0
-  pixels, with a ``classification`` (the decided class, or "Indeterminate") and the class
-  probabilities as ``measurements``.
+  pixels, with a ``classification`` (the decided class, or "Indeterminate": its conformal set
+  holds both classes) and the class probabilities as ``measurements``; with a conformal level,
+  each tile's ``conformal_set`` and ``conformal_level`` too.
 * ``<stem>.heatmap.png``: P(positive) over the slide's thumbnail.
 * a summary row per slide: tile count, the positive share, and the top tiles.
 """
@@ -44,19 +45,26 @@ def _decisions(result: SlideResult, band: tuple[float, float]) -> list[str]:
     return ["Indeterminate" if flag else result.labels[int(k)] for k, flag in zip(predicted, indeterminate)]
 
 
-def geojson(result: SlideResult, band: tuple[float, float]) -> dict:
-    """A QuPath-importable FeatureCollection of the tissue tiles (level-0 px coordinates)."""
+def geojson(result: SlideResult, band: tuple[float, float], level: float | None = None) -> dict:
+    """A QuPath-importable FeatureCollection of the tissue tiles (level-0 px coordinates).
+
+    ``band`` is the bundle's band at ``level`` (``Bundle.band_at``): a tile inside it is undecided,
+    its set holding both classes; the set and level go into each tile's properties.
+    """
     features = []
     for (x0, y0, x1, y1), name, probs in zip(result.boxes.tolist(), _decisions(result, band),
                                              result.probabilities.tolist()):
         colour = _COLOURS["Indeterminate" if name == "Indeterminate" else
                           "positive" if name == result.positive_label else "negative"]
+        conformal = {} if level is None else {
+            "conformal_set": " or ".join(result.labels) if name == "Indeterminate" else name,
+            "conformal_level": level}
         features.append({
             "type": "Feature",
             "geometry": {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]},
             "properties": {"objectType": "tile", "classification": {"name": name, "color": colour},
                            "measurements": {f"P({label})": round(float(p), 6) for label, p in zip(result.labels, probs)},
-                           "isLocked": True},
+                           **conformal, "isLocked": True},
         })
     return {"type": "FeatureCollection", "features": features}
 
@@ -89,16 +97,17 @@ def tiles_csv(result: SlideResult) -> str:
     return to_safe_csv(tiles_table(result))
 
 
-def geojson_text(result: SlideResult, band: tuple[float, float]) -> str:
+def geojson_text(result: SlideResult, band: tuple[float, float], level: float | None = None) -> str:
     """``<stem>.geojson`` as text."""
-    return json.dumps(geojson(result, band))
+    return json.dumps(geojson(result, band, level))
 
 
-def write_tile_maps(result: SlideResult, out_dir: Path, stem: str, band: tuple[float, float]) -> list[Path]:
+def write_tile_maps(result: SlideResult, out_dir: Path, stem: str, band: tuple[float, float],
+                    level: float | None = None) -> list[Path]:
     """Write ``<stem>.tiles.csv``, ``<stem>.geojson`` and ``<stem>.heatmap.png`` into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{stem}.tiles.csv", out_dir / f"{stem}.geojson", out_dir / f"{stem}.heatmap.png"]
     paths[0].write_text(tiles_csv(result), encoding="utf-8")
-    paths[1].write_text(geojson_text(result, band), encoding="utf-8")
+    paths[1].write_text(geojson_text(result, band, level), encoding="utf-8")
     paths[2].write_bytes(map_to_png(result.thumbnail, result.thumbnail_map()))
     return paths

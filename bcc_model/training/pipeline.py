@@ -84,7 +84,7 @@ def train_images(config: TrainConfig, base_spec: ModalitySpec) -> Path:
         arch, spec = spec.candidate(cv.chosen)
         arrays = _split_arrays(manifest, inputs(spec, all_rows=True), spec)
         config = replace(config, epochs=min(config.epochs, max(e for e in cv.best_epochs if e)))
-        choice = _oof_choice(cv, spec, config.seed)
+        choice = _oof_choice(cv, spec)
         archs, work = [arch], {arch: work_root / "chosen" / cv.chosen}
     results = {arch: _train_architecture(arch, spec, config, arrays, manifest, masks, patches, lesion, work[arch],
                                          choice=choice)
@@ -179,13 +179,13 @@ def _cross_validation(spec: ModalitySpec, config: TrainConfig, inputs, manifest:
     return cv
 
 
-def _oof_choice(cv: CrossValidation, spec: ModalitySpec, seed: int) -> dict:
+def _oof_choice(cv: CrossValidation, spec: ModalitySpec) -> dict:
     """The operating point fitted on the chosen candidate's out-of-fold predictions (all non-test patients)."""
     from bcc_model.training.selection import operating_choice
 
     fitted_on = (f"out-of-fold predictions of {cv.n_splits}-fold patient-grouped cross-validation "
                  f"({cv.n_patients} patients)")
-    return operating_choice(cv.oof, cv.y, spec, fitted_on, cv.weights, cv.groups, seed)
+    return operating_choice(cv.oof, cv.y, spec, fitted_on, cv.weights)  # sets: from the final network (choose_and_test)
 
 
 def _teacher_comparison(cv: CrossValidation, kept: dict, arrays: dict, manifest: pd.DataFrame, spec: ModalitySpec,

@@ -18,6 +18,7 @@ import shutil
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -26,13 +27,13 @@ from bcc_model.datasets.manifest import add_hashes, manifest_sha256
 from bcc_model.datasets.splits import pick_fold
 from bcc_model.datasets.weights import prevalence_weights
 from bcc_model.models.bundle import Bundle
-from bcc_model.models.spec import Calibration, DecisionRule
+from bcc_model.models.spec import BundleSpec, Calibration, DecisionRule
 from bcc_model.training.config import TrainingError
 from bcc_model.training.selection import case_weighting, operating_choice
 
 log = logging.getLogger(__name__)
 
-__all__ = ["recalibrate"]
+__all__ = ["recalibrate", "install_refitted"]
 
 MANIFEST_FILE = "recalibration_manifest.csv"
 
@@ -48,9 +49,7 @@ def recalibrate(bundle: Bundle, data_dir: str | Path, out_dir: str | Path, *, ch
     from bcc_model.analysis.predictions import calibrated_probabilities
     from bcc_model.evaluation.conformal import conformal_report
     from bcc_model.evaluation.metrics import compute_metrics
-    from bcc_model.models.bundle import install_bundle, staging_dir, write_json
     from bcc_model.models.decision import OperatingPoint, apply_temperature
-    from bcc_model.reporting.model_card import render_model_card
 
     spec = bundle.spec
     if spec.kind != "image":
@@ -77,9 +76,10 @@ def recalibrate(bundle: Bundle, data_dir: str | Path, out_dir: str | Path, *, ch
     source = Path(data_dir).name
     fitted_on = f"{table.loc[fit, 'group'].nunique()} patients of {source} (recalibration)"
     choice = operating_choice(probs[fit], y[fit], spec, fitted_on, None if weights is None else weights[fit],
-                              table.loc[fit, "group"].to_numpy(), seed)
+                              table.loc[fit, "group"].to_numpy())
     temperature = bundle.temperature * choice["temperature"]
-    point = OperatingPoint(spec.labels, spec.positive_index, choice["threshold"], tuple(choice["band"]), temperature)
+    point = OperatingPoint(spec.labels, spec.positive_index, choice["threshold"], tuple(choice["band"]), temperature,
+                           choice.get("conformal"))
     checked = apply_temperature(probs[held], choice["temperature"])
     metrics = compute_metrics(checked, y[held], table.loc[held, "group"].tolist(), point, split="test",
                               n_resamples=n_resamples, seed=seed,
@@ -110,24 +110,34 @@ def recalibrate(bundle: Bundle, data_dir: str | Path, out_dir: str | Path, *, ch
                               validation_fraction_indeterminate=choice["fraction_indeterminate"], rule=choice["rule"],
                               weighting=case_weighting(spec) if weights is not None else None),
         extras=extras)
-    out_dir = Path(out_dir)
-    staging = staging_dir(out_dir)
-    try:
-        staging.mkdir(parents=True, exist_ok=True)
+    def fill(staging: Path) -> None:
         for name in _weight_files(bundle):
             shutil.copy2(bundle.path / name, staging / name)
         table[["file", "label", "group", "split", "sha256"]].to_csv(staging / MANIFEST_FILE, index=False,
                                                                     lineterminator="\n")
-        new_meta.write(staging / "model.json")
+
+    install_refitted(Path(out_dir), new_meta, metrics, fill)
+    log.info("Recalibrated bundle written to %s (temperature %.3f, threshold %.3f)", out_dir, temperature,
+             choice["threshold"])
+    return out_dir
+
+
+def install_refitted(out_dir: Path, meta: BundleSpec, metrics: dict, fill: Callable[[Path], None]) -> None:
+    """Write a refitted bundle atomically: ``fill`` puts the carried-over files into the staging folder,
+    then its model.json, metrics.json and card are written and the folder replaces ``out_dir``."""
+    from bcc_model.models.bundle import install_bundle, staging_dir, write_json
+    from bcc_model.reporting.model_card import render_model_card
+
+    staging = staging_dir(out_dir)
+    try:
+        fill(staging)
+        meta.write(staging / "model.json")
         write_json(staging / "metrics.json", metrics)
-        (staging / "MODEL_CARD.md").write_text(render_model_card(new_meta.to_json(), metrics), encoding="utf-8")
+        (staging / "MODEL_CARD.md").write_text(render_model_card(meta.to_json(), metrics), encoding="utf-8")
         install_bundle(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    log.info("Recalibrated bundle written to %s (temperature %.3f, threshold %.3f)", out_dir, temperature,
-             choice["threshold"])
-    return out_dir
 
 
 def _weight_files(bundle: Bundle) -> list[str]:

@@ -90,6 +90,27 @@ def test_upload_classifies_good_files_and_reports_the_bad_one(bundle, sample_fil
 
 
 
+def test_the_sidebar_level_sets_the_conformal_set_in_words_the_table_and_the_report(bundle, sample_files):
+    """At 95 % the sets grow: the page says each set in words ("IDC or no IDC: can't decide at 95 %"), and
+    the table (hence the CSV and the report, which take its rows) carries the set and level the library gives."""
+    from bcc_model.analysis.predictions import set_in_words
+
+    chosen = sample_files[:4]
+    at = _run()
+    at.select_slider(key="conformal_level").set_value(0.95).run()
+    at.file_uploader(key="uploads_histopathology").set_value([(p.name, p.read_bytes(), PNG) for p in chosen]).run()
+    assert not at.exception, [e.message for e in at.exception]
+    texts, table = _texts(at), at.dataframe[0].value
+    expected = [predict_images(bundle, [read_image(p.read_bytes()).pixels], level=0.95)[0] for p in chosen]
+    assert any(len(e.conformal_set) == 2 for e in expected), "the samples should hold an undecided one at 95 %"
+    for row, prediction in zip(table.to_dict("records"), expected):
+        assert row["conformal_set"] == " or ".join(prediction.conformal_set) and row["set_level"] == 0.95
+        assert row["indeterminate"] == prediction.indeterminate
+        words = set_in_words(bundle, prediction)
+        assert words in texts and ("can't decide at 95 %" in words) == (len(prediction.conformal_set) == 2)
+        assert "IDC" in words and "benign" not in words  # the H&E classes in the words a pathologist uses
+
+
 def test_one_upload_is_preprocessed_once(bundle, sample_files, monkeypatch):
     """Verdict, model view, heatmap and lesion map all come from one preprocessing pass (``analyse``)."""
     import bcc_model.imaging.preprocess as preprocess
@@ -177,7 +198,7 @@ def test_region_mode_maps_a_grid_of_samples(bundle, sample_files):
     assert analysed > 0 and analysed + int(metrics["Background tiles skipped"]) == 16
     assert metrics[f"Tissue flagged {bundle.spec.positive_label}"].endswith("%")
     expected = metrics[f"Expected {bundle.spec.positive_label} share"]
-    assert expected.endswith("%") and metrics["Tiles indeterminate"].endswith("%")
+    assert expected.endswith("%") and metrics["Tiles undecided at 90 %"].endswith("%")
     assert any("95 % interval" in c.value and "read both" in c.value for c in at.caption)
     assert len(at.get("plotly_chart")) == 1  # the probability map (the Patches tab is empty)
     assert {"Download map (PNG)", "Download tiles (CSV)", "Download tiles for QuPath (GeoJSON)"} <= {
@@ -188,6 +209,10 @@ def test_region_mode_maps_a_grid_of_samples(bundle, sample_files):
     at.slider(key="region_threshold").set_value(0.0).run()
     assert {m.label: m.value for m in at.metric}[flagged] == "100.0%", "the threshold moves the flagged share live"
     assert any("not validated" in c.value for c in at.caption)
+    at.select_slider(key="conformal_level").set_value(0.95).run()  # wider sets: never fewer undecided tiles
+    at95 = {m.label: m.value for m in at.metric}
+    assert float(at95["Tiles undecided at 95 %"].rstrip("%")) >= float(metrics["Tiles undecided at 90 %"].rstrip("%"))
+    assert any("amber: undecided at 95 %" in c.value for c in at.caption)
 
 
 def test_explain_page_shows_all_methods_and_limitations(bundle):

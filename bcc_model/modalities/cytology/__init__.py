@@ -38,8 +38,8 @@ SPEC = ModalitySpec(
     ),
     shipped_files=MappingProxyType({
         "model.keras": "f66ee365ab13cc2b4fb892ea1e8adcb3feabdda874bea70cfcbdd08481263140",
-        "model.json": "14d870b94a5654cb2cfdee612224ad49678abaff959163ca0b67b66433c55660",
-        "metrics.json": "eca177d90a951062ce68776569a4f0cf8726868ed144edf238f54d5d9cabbbc8",
+        "model.json": "43347c80ca9a2cdb8edce642fb1873a3a265b826db57a9f39d1ff2cd80df52ca",
+        "metrics.json": "c926d68d56f24e168f56a4943f826cc01ac0652858d24249b30047ee133b6877",
     }),
     recipe=TrainingRecipe(
         default_arch="conv1d",
@@ -66,3 +66,19 @@ def evaluate_external(bundle, data, **options) -> dict:
     from bcc_model.modalities.cytology.evaluation import evaluate_cases
 
     return evaluate_cases(bundle, data, **options)
+
+
+def manifest_probabilities(bundle, data, manifest):
+    """The ``manifest_probabilities`` hook: calibrated probabilities (N, K) of every case a bundle's manifest lists.
+
+    ``data`` is the cases' CSV, or anything else for scikit-learn's WDBC (the manifest says which);
+    used by ``training.own_sets`` to refit a bundle's conformal sets on its own validation cases.
+    """
+    from bcc_model.analysis.predictions import calibrated_probabilities
+    from bcc_model.modalities.cytology.cases import WDBC_SOURCE, cases_matrix, load_cases
+
+    source = WDBC_SOURCE if str(manifest["file"].iloc[0]).startswith(WDBC_SOURCE) else data
+    cases = load_cases(source, bundle.spec.labels)
+    if len(cases) != len(manifest):
+        raise ValueError(f"the manifest lists {len(manifest)} cases, {source} has {len(cases)}")
+    return calibrated_probabilities(bundle, cases_matrix(cases).astype("float32"))

@@ -362,6 +362,7 @@ def train_tabular(config: TrainConfig, spec: ModalitySpec, plan: CVPlan = CV_PLA
     log.info(_format_cv(cv) + "\n")
 
     arrays = {split: (x_all[mask].astype(np.float32), y_all[mask]) for split, mask in masks.items()}
+    arrays["validation_groups"] = manifest.loc[masks["validation"], "group"].to_numpy()  # conformal sets, one per case
     work_root = config.work_dir or Path("runs") / spec.key
     results, tuning, kept = {}, {}, {}
     for arch in archs:

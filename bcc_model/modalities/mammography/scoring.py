@@ -83,10 +83,10 @@ def source_metrics(model, lesion_model, source: "Source", spec: ModalitySpec, ch
     test = source.table[source.table["split"] == "test"].reset_index(drop=True)
     images = load_images(test, source.data_dir, spec).astype(np.float32)
     probs = apply_temperature(raw_probabilities(model, images, batch_size=IMAGE_BATCH), choice["temperature"])
-    point = OperatingPoint(spec.labels, spec.positive_index, choice["threshold"], tuple(choice["band"]),
-                           choice["temperature"])
     groups = test["group"].tolist()
     screening = bool(set(test["label"]) - set(spec.labels))
+    point = OperatingPoint(spec.labels, spec.positive_index, choice["threshold"], tuple(choice["band"]),
+                           choice["temperature"], None if screening else choice.get("conformal"))
     if screening:
         point = OperatingPoint((f"not {spec.positive_label}", spec.positive_label), 1, point.threshold, point.band,
                                point.temperature)
@@ -97,6 +97,11 @@ def source_metrics(model, lesion_model, source: "Source", spec: ModalitySpec, ch
     block = compute_metrics(scored, y, groups, point, split="test", n_resamples=config.bootstrap, seed=config.seed,
                             binary_tasks=None if screening else spec.recipe.extra_binary_tasks or None)
     block["data_set"] = source.name
+    if point.conformal is not None:
+        from bcc_model.evaluation.conformal import conformal_report
+
+        block["conformal"] = conformal_report(point.conformal, scored, y, groups, n_resamples=config.bootstrap,
+                                              seed=config.seed)
     block["histogram_baseline"] = histogram_baseline(source.data_dir, test, spec.positive_label,
                                                      n_resamples=config.bootstrap, seed=config.seed)
     maps = lesion_maps(lesion_model, images, batch_size=IMAGE_BATCH)

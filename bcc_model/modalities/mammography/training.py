@@ -283,12 +283,32 @@ def operating_point(sources: list[Source], cv: PoolingCV, spec: ModalitySpec) ->
     correct = targets[np.arange(len(targets)), predicted] == 1
     fitted_on = (f"out-of-fold predictions of {cv.n_splits}-fold patient-grouped cross-validation "
                  f"({', '.join(f'{n} {k} patients' for k, n in cv.n_patients.items())})")
-    return {"fitted_on": fitted_on, "temperature": float(temperature), "threshold": float(threshold),
+    return {"fitted_on": fitted_on, "conformal": _oof_conformal(sources, cv, probs, targets, spec, fitted_on), "temperature": float(temperature), "threshold": float(threshold),
             "band": [float(band[0]), float(band[1])], "roc_auc": cv.best["mean_roc_auc"],
             "balanced_accuracy": float(np.mean([correct[positive].mean(), correct[~positive].mean()])),
             "loss": float(np.average(-np.log(np.clip((probs * targets).sum(axis=1), 1e-7, 1)), weights=weights)),
             "accuracy_outside_band": float(correct[~indeterminate].mean()) if (~indeterminate).any() else None,
             "fraction_indeterminate": float(indeterminate.mean())}
+
+
+def _oof_conformal(sources: list[Source], cv: PoolingCV, probs: np.ndarray, targets: np.ndarray, spec: ModalitySpec,
+                   fitted_on: str):
+    """Conformal sets of the out-of-fold predictions of the images with one class (a screening "negative" has two).
+
+    Why out-of-fold: the final head trains on every non-test patient, so no patient is held out
+    from it; the fold heads (same recipe, other networks) are the nearest held-out scores there are.
+    ``None`` when a class has no such image.
+    """
+    from bcc_model.evaluation.conformal import fit_conformal
+
+    groups = np.concatenate([(s.name + ":" + s.table["group"].astype(str))[f >= 0].to_numpy()
+                             for s, f in zip(sources, cv.fold_of)])
+    single = targets.sum(axis=1) == 1
+    try:
+        return fit_conformal(probs[single], targets[single].argmax(axis=1), groups[single], spec.labels,
+                             fitted_on=fitted_on)
+    except ValueError:
+        return None
 
 
 def _trunk_id(arch: str, params, seed: int) -> str:

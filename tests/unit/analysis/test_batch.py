@@ -76,7 +76,10 @@ def test_folders_zips_and_bad_files_are_one_row_each(tmp_path, sample_files):
     assert len(table) == len(rows) == 6
     assert table["status"].tolist().count("error") == 1
     assert table.loc[table["status"] == "error", "error"].str.contains("not an image").all()
-    assert {"model", "model_version", "provenance", "P(malignant)", "reason", "warnings"} <= set(table.columns)
+    assert {"model", "model_version", "provenance", "P(malignant)", "reason", "warnings", "conformal_set",
+            "set_level"} <= set(table.columns)
+    ok = table["status"] == "ok"
+    assert (table.loc[ok, "set_level"] == 0.9).all() and table.loc[ok, "conformal_set"].notna().all()
     assert len(list((out / "heatmaps").glob("*.png"))) == 5
     assert not (tmp_path.parent / sample_files[3].name).exists(), "zip members are never extracted"
     assert "Traceback" not in result.stderr
@@ -84,7 +87,7 @@ def test_folders_zips_and_bad_files_are_one_row_each(tmp_path, sample_files):
 
 def test_a_pyramidal_slide_gives_tile_maps_for_qupath(tmp_path, slide_path, histo_spec):
     out = tmp_path / "out"
-    result = _cli("--region", str(slide_path), "--out", str(out))
+    result = _cli("--region", str(slide_path), "--out", str(out), "--level", "0.95")
     assert result.returncode == 0, result.stderr
     tiles = pd.read_csv(next((out / "tiles").glob("*.tiles.csv")))
     assert list(tiles.columns) == ["x0", "y0", "x1", "y1", *histo_spec.labels]
@@ -92,6 +95,14 @@ def test_a_pyramidal_slide_gives_tile_maps_for_qupath(tmp_path, slide_path, hist
     features = json.loads(next((out / "tiles").glob("*.geojson")).read_text())["features"]
     assert [box_of_feature(f) for f in features] == [tuple(row) for row in tiles[["x0", "y0", "x1", "y1"]].values]
     assert all(f["properties"]["classification"]["name"] in (*histo_spec.labels, "Indeterminate") for f in features)
+    low, high = shipped_bundle(histo_spec.key).band_at(0.95)  # the 95 % set's band marks the undecided tiles
+    for feature, p in zip(features, tiles[histo_spec.positive_label]):
+        properties = feature["properties"]
+        assert properties["conformal_level"] == 0.95
+        undecided = properties["classification"]["name"] == "Indeterminate"
+        assert undecided == (low <= p < high) or abs(p - low) < 1e-5 or abs(p - high) < 1e-5
+        assert properties["conformal_set"] == (" or ".join(histo_spec.labels) if undecided
+                                               else properties["classification"]["name"])
     assert next((out / "tiles").glob("*.heatmap.png")).stat().st_size > 0
     summary = pd.read_csv(out / "slides.csv")
     assert summary.loc[0, "tissue_tiles"] == len(tiles)

@@ -58,6 +58,12 @@ def test_run_records_both_data_sets_the_pooling_choice_and_the_trunk(mil_bundle)
     history = pd.read_csv(bundle / "history.csv")
     assert {"loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc", "lesion_loss"} <= set(history.columns)
     assert model["calibration"]["fitted_on"].startswith("out-of-fold")
+    # No patient is held out from the final head: the sets come from the folds' out-of-fold predictions of the
+    # images with one class (MIAS), and are checked on the MIAS test patients.
+    assert model["conformal"]["fitted_on"].startswith("out-of-fold") and set(model["conformal"]["scores"]) == set(
+        model["labels"])
+    assert set(metrics["conformal"]["coverage_by_class"]) <= set(model["labels"]) and "conformal" not in \
+        metrics["datasets"]["rsna"]
 
     manifest = pd.read_csv(bundle / "manifest.csv")
     assert set(manifest["file"].str.split("/").str[0]) == {"mias", "rsna"}

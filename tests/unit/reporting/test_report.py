@@ -37,12 +37,12 @@ LABELS = ("benign", "malignant")
 
 
 def _row(file: str, probabilities: dict | None = None, label: str = "", indeterminate: bool = False,
-         error: str = "") -> ResultRow:
+         error: str = "", conformal_set: str = "") -> ResultRow:
     if error:
         return ResultRow(file=file, labels=LABELS, error=error)
     verdict = "indeterminate" if indeterminate else label
     return ResultRow(file=file, labels=LABELS, status="ok", verdict=verdict, label=label, indeterminate=indeterminate,
-                     probabilities=probabilities)
+                     probabilities=probabilities, conformal_set=conformal_set, set_level=0.95 if conformal_set else None)
 
 
 @pytest.fixture
@@ -51,9 +51,11 @@ def entries() -> list[ReportEntry]:
     image = rng.integers(0, 256, (50, 50, 3), dtype=np.uint8)
     heat = rng.random((7, 7))
     return [
-        ReportEntry(_row(HOSTILE_NAME, {"benign": 0.45, "malignant": 0.55}, "malignant", indeterminate=True),
+        ReportEntry(_row(HOSTILE_NAME, {"benign": 0.45, "malignant": 0.55}, "malignant", indeterminate=True,
+                         conformal_set="benign or malignant"),
                     image, heatmap_overlay=overlay_heatmap(image, heat)),
-        ReportEntry(_row("grey.png", {"benign": 0.9, "malignant": 0.1}, "benign"), np.full((30, 40), 128, np.uint8)),
+        ReportEntry(_row("grey.png", {"benign": 0.9, "malignant": 0.1}, "benign", conformal_set="benign"),
+                    np.full((30, 40), 128, np.uint8)),
         ReportEntry(_row("broken.tif", error="not a TIFF <file> & unreadable")),
     ]
 
@@ -98,6 +100,8 @@ def test_self_contained_and_printable(html: str) -> None:
 
 def test_predictions_and_flags(html: str) -> None:
     assert "Prediction: malignant" in html and "indeterminate" in html
+    assert "Conformal set at 95 %: <strong>benign or malignant</strong>" in html and "can't decide at 95 %" in html
+    assert "Conformal set at 95 %: <strong>benign</strong> (" in html  # a single class: no doubt flagged
     assert "55.0%" in html and "Prediction: benign" in html
     assert html.count('class="entry"') == 3
 

@@ -16,6 +16,7 @@ from bcc_model.analysis.context import CONTEXT_CANDIDATES, NO_CONTEXT, bundle_co
 from bcc_model.models.bundle import BUNDLE_FILES, BundleError, file_sha256, load_bundle, read_bundle_info
 from bcc_model.cli.train import main as train_main
 from bcc_model.cli.predict import main as predict_main
+from bcc_model.registry import get_modality
 
 from tests.conftest import ROOT, SAMPLES, TINY_TRAIN_ARGS, lay_out_slide
 from tests.support.cli import run_main
@@ -206,8 +207,13 @@ def test_patient_grouped_cross_validation_chooses_calibrates_and_validates_on_a_
         assert len(model["accuracy"]["values"]) == 2 and model["per_patient"]["n_patients"] == outside_test
     assert [m["name"] for m in cv["models"] if m["bundled"]] == [cv["chosen"]] == [info.architecture.name]
     assert [entry["architecture"] for entry in info.comparison] == [cv["chosen"]]
-    assert info.calibration.fitted_on.startswith("out-of-fold") and info.decision.chosen_on == info.calibration.fitted_on
-    assert info.decision.rule and "conformal" in metrics  # the rule stated; sets fitted on the same patients
+    assert info.calibration.fitted_on.startswith("out-of-fold")
+    # The sets (and the band they imply) come from the shipped network's own validation patients, not the folds'.
+    assert info.decision.chosen_on.startswith(info.calibration.fitted_on) and "validation patients of this network" \
+        in info.decision.chosen_on and "validation patients of this network" in info.extras["conformal"]["fitted_on"]
+    assert info.decision.rule and "conformal" in metrics
+    assert tuple(info.decision.indeterminate_band) == load_bundle(get_modality("histopathology"), out,
+                                                                  allow_unverified=True).band_at(0.9)
     teacher = info.extras["teacher"]
     assert teacher["teacher"]["n_models"] == 2 and teacher["student"]["n_models"] == 1
     assert teacher["teacher"]["n_parameters"] == 2 * teacher["student"]["n_parameters"]
