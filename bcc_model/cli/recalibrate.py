@@ -59,22 +59,30 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     try:
-        bundle = load_bundle(get_modality(args.modality), args.weights, allow_unverified=args.allow_unverified)
+        spec = get_modality(args.modality)
         if args.own_patients:
-            from bcc_model.training.own_sets import refit_own_sets
+            from bcc_model.training.own_sets import check_refittable, refit_own_sets
 
+            check_refittable(spec)  # before the network loads
+        bundle = load_bundle(spec, args.weights, allow_unverified=args.allow_unverified)
+        if args.own_patients:
             out = refit_own_sets(bundle, args.data, args.out, n_resamples=args.bootstrap, seed=args.seed)
         else:
             out = recalibrate(bundle, args.data, args.out, check_fraction=args.check_fraction, seed=args.seed,
                               n_resamples=args.bootstrap, command=command)
-        new = load_bundle(get_modality(args.modality), out, allow_unverified=True)
+        new = load_bundle(spec, out, allow_unverified=True)
     except (BundleError, DataError, TrainingError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     import json
 
-    print(f"Recalibrated bundle {new.meta.name} written to {out} (unverified: run it with --allow-unverified, "
-          f"or BCC_ALLOW_UNVERIFIED=1 for the app)")
+    if args.own_patients:
+        print(f"Conformal sets and band of {new.meta.name} refitted on its validation patients, written to {out} "
+              "(its model.json and metrics.json changed: where it replaces the shipped bundle, pin their new "
+              "hashes in the modality's shipped_files)")
+    else:
+        print(f"Recalibrated bundle {new.meta.name} written to {out} (unverified: run it with --allow-unverified, "
+              f"or BCC_ALLOW_UNVERIFIED=1 for the app)")
     print(format_metrics_table(json.loads((out / "metrics.json").read_text(encoding="utf-8"))))
     return 0
 

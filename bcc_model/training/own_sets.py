@@ -22,13 +22,13 @@ import pandas as pd
 
 from bcc_model.models.bundle import Bundle
 from bcc_model.models.spec import DecisionRule
-from bcc_model.registry import modality_hook
+from bcc_model.registry import ModalitySpec, modality_hook
 from bcc_model.training.recalibrate import install_refitted
 from bcc_model.training.selection import OPERATING_RULE, case_weighting, with_conformal
 
 log = logging.getLogger(__name__)
 
-__all__ = ["refit_own_sets"]
+__all__ = ["check_refittable", "refit_own_sets"]
 
 
 def _split_probabilities(bundle: Bundle, data_dir: Path, manifest: pd.DataFrame) -> np.ndarray:
@@ -58,6 +58,13 @@ def _prevalence(bundle: Bundle, data_dir: Path, manifest: pd.DataFrame) -> np.nd
     return prevalence_weights(table.loc[manifest["file"], "prevalence_weight"].to_numpy(np.float64))
 
 
+def check_refittable(spec: ModalitySpec) -> None:
+    """``ValueError`` when ``spec``'s bundles have no validation patients of their own (checked before loading one)."""
+    if spec.recipe.cell_poolings:
+        raise ValueError(f"the {spec.key} bundle's final head trained on its validation patients too (cell-pooling "
+                         "recipe): they are not held out; its sets come from out-of-fold predictions at training")
+
+
 def refit_own_sets(bundle: Bundle, data_dir: str | Path, out_dir: str | Path, *, n_resamples: int = 1000,
                    seed: int = 42) -> Path:
     """Write ``out_dir``: ``bundle`` with sets and band fitted on its validation patients, checked on its test patients.
@@ -73,9 +80,7 @@ def refit_own_sets(bundle: Bundle, data_dir: str | Path, out_dir: str | Path, *,
     from bcc_model.models.decision import OperatingPoint
 
     spec, meta, data_dir = bundle.spec, bundle.meta, Path(data_dir)
-    if spec.recipe.cell_poolings:
-        raise ValueError(f"the {spec.key} bundle's final head trained on its validation patients too (cell-pooling "
-                         "recipe): they are not held out; its sets come from out-of-fold predictions at training")
+    check_refittable(spec)
     manifest = pd.read_csv(bundle.path / "manifest.csv", dtype=str, keep_default_na=False)
     if spec.kind == "image":  # only the held-out rows are scored; tabular cases are read (and scored) as a whole
         manifest = manifest[manifest["split"].isin(["validation", "test"])].reset_index(drop=True)

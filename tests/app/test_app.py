@@ -100,7 +100,7 @@ def test_the_sidebar_level_sets_the_conformal_set_in_words_the_table_and_the_rep
     at.select_slider(key="conformal_level").set_value(0.95).run()
     at.file_uploader(key="uploads_histopathology").set_value([(p.name, p.read_bytes(), PNG) for p in chosen]).run()
     assert not at.exception, [e.message for e in at.exception]
-    texts, table = _texts(at), at.dataframe[0].value
+    texts, table = plain(_texts(at)), at.dataframe[0].value
     expected = [predict_images(bundle, [read_image(p.read_bytes()).pixels], level=0.95)[0] for p in chosen]
     assert any(len(e.conformal_set) == 2 for e in expected), "the samples should hold an undecided one at 95 %"
     for row, prediction in zip(table.to_dict("records"), expected):

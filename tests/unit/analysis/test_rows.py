@@ -20,7 +20,7 @@ from bcc_model.reporting.report import ReportEntry, build_report_html
 from tests.support.bundles import shipped_bundle
 
 COLUMNS_BEFORE = ["file", "status", "verdict", "label", "indeterminate"]
-COLUMNS_AFTER = ["reason", "caution", "warnings", "error", "model", "model_version", "provenance", "burned_in"]
+COLUMNS_AFTER = ["reason", "conformal_set", "set_level", "caution", "warnings", "error", "model", "model_version", "provenance", "burned_in"]
 
 
 def _item(path) -> InputItem:
@@ -41,7 +41,9 @@ def test_rows_of_an_analysis_a_refusal_and_an_error_share_one_column_order(tmp_p
     analysis = analyse(bundle, read_image(patch.read_bytes()).pixels)
     assert ok.status == "ok" and ok.label == analysis.prediction.label and ok.verdict == analysis.verdict
     assert ok.probabilities == {k: round(float(v), 6) for k, v in analysis.prediction.probabilities.items()}
+    assert ok.conformal_set == " or ".join(analysis.prediction.conformal_set) and ok.set_level == 0.9
     assert refused.status == "not assessed" and refused.verdict == "not assessed" and refused.reason
+    assert refused.conformal_set == "" and refused.set_level is None, "a refused image carries no set"
     assert refused.label in bundle.labels, "a refused row still says what the model computed"
     assert failed.status == "error" and failed.verdict == "not analysed" and failed.error and not failed.analysed
     assert set(failed.as_dict()[f"P({label})"] for label in bundle.labels) == {None}

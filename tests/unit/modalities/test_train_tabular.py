@@ -80,7 +80,10 @@ def test_tiny_run_writes_a_schema_valid_tabular_bundle(tiny_cytology, cytology_s
     assert info["architecture"]["name"] == "conv1d" and info["data"]["source"] == "sklearn:wdbc"
     assert info["model_sha256"] == file_sha256(tiny_cytology / "model.keras")
     low, high = info["decision"]["indeterminate_band"]
-    assert 0 <= low <= info["decision"]["threshold"] <= high <= 1
+    assert 0 <= low <= high <= 1
+    # The band is where the 90 % set (fitted on the validation cases) is not exactly the threshold's class.
+    assert info["conformal"]["fitted_on"].startswith("validation: 114 cases")
+    assert (low, high) == load_bundle(cytology_spec, tiny_cytology, allow_unverified=True).band_at(0.9)
 
     cv = info["cross_validation"]
     assert [m["name"] for m in cv["models"]] == ["conv1d", "dense", "logistic_regression"]
