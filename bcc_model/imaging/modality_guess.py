@@ -10,15 +10,21 @@ documented cues that separate the modalities bcc knows about:
   screenshot) matches no modality.
 * **Texture** (greyscale whole images only). B-mode ultrasound is made of *speckle*: the
   interference of scattered echoes gives a grainy texture whose local standard deviation is a
-  sizeable fraction of the local mean, everywhere inside the scan area. A digitised mammogram is
-  smooth at the same scale. The statistic is the median, over the (eroded) non-dark area, of the
-  local coefficient of variation ``std / mean`` in 5x5 px windows, after scaling the image to a
-  longest side of 512 px. On the bundled samples it is 0.061-0.104 for ultrasound and
-  0.020-0.025 for mammograms.
-* **Layout.** A mammogram is a bright breast on a large black background (film or padding;
-  here >= 30 % of pixels below grey level 30) in a portrait or square frame. Ultrasound frames
-  are mostly landscape; their dark borders and fan edges vary too much to be a rule, so only
-  speckle decides ultrasound.
+  sizeable fraction of the local mean. The statistic is the median, over the (eroded)
+  foreground, of the local coefficient of variation ``std / mean`` in 5x5 px windows, after
+  scaling the image to a longest side of 512 px. Film mammograms (MIAS) are smooth (at most
+  0.037), but screening JPEGs are not: RSNA mammograms reach 0.12 at the median, above BUSI's
+  0.084, so texture alone called 73 % of them ultrasound.
+* **Layout** (greyscale whole images). A mammogram is a breast on a large empty background
+  (film, padding; >= 30 % of pixels below grey level 30, or above 225 for images stored with
+  inverted polarity) in a portrait or square frame, and the breast leaves at least one side of
+  the frame empty (the 15 % of columns opposite the chest wall hold at most 10 % breast). A
+  B-mode frame starts at the transducer: its top 10 % of rows is image (at least 80 % of it),
+  and its content reaches both sides. Ultrasound therefore needs speckle *and* a filled top band
+  and no mammogram layout; a mammogram needs the background and frame *and* either a smooth
+  texture or an empty side. Measured on every image of the training folders
+  (``docs/experiments/modality_check.py``): MIAS 0 %, RSNA 0 % and BUSI 0 % are taken for the
+  other modality; 2.8 % of RSNA and 7.4 % of BUSI images stay plain greyscale.
 
 Images whose shorter side is under 128 px are patches, not whole images: texture and layout are
 not judged and a greyscale one stays plain ``"greyscale"``. A greyscale image that meets neither
@@ -60,10 +66,16 @@ _MIN_WHOLE_IMAGE_PX = 128  # shorter side below this: a patch; texture and layou
 _TEXTURE_SIDE_PX = 512  # longest side the texture is measured at (speckle grain is scale-dependent)
 _DARK_LEVEL = 30  # grey level below which a pixel is background (0-255)
 _SPECKLE_WINDOW_PX = 5
-_MIN_ULTRASOUND_SPECKLE = 0.045  # samples: ultrasound >= 0.061
-_MAX_MAMMOGRAM_SPECKLE = 0.035  # samples: mammograms <= 0.025
-_MIN_MAMMOGRAM_DARK = 0.30  # samples: mammograms 0.54-0.68 dark
+_BRIGHT_LEVEL = 225  # grey level above which a pixel is background in an inverted-polarity image
+_MIN_ULTRASOUND_SPECKLE = 0.045  # BUSI: 0.084 median; MIAS film at most 0.037
+_MAX_MAMMOGRAM_SPECKLE = 0.035  # MIAS: at most 0.037 (RSNA JPEGs: 0.12 median, hence the empty-side rule)
+_MIN_MAMMOGRAM_DARK = 0.30  # background share: MIAS and RSNA median 0.65, BUSI 0.20
 _MIN_MAMMOGRAM_ASPECT = 0.9  # height / width: portrait or square
+_SIDE_BAND = 0.15  # share of columns on each side whose content is measured
+_MAX_EMPTY_SIDE = 0.10  # content share of a side band that counts as empty (RSNA far side: 0.0 median)
+_MIN_BREAST_SIDE = 0.40  # content share of the chest-wall side band
+_TOP_BAND = 0.10  # share of rows at the top whose content is measured
+_MIN_ULTRASOUND_TOP = 0.80  # B-mode: the transducer's near field fills the top band (BUSI 0.999 median)
 
 _GREY_KINDS = ("greyscale", "mammogram", "b_mode")
 _COLOUR_SIDE_PX = 2048  # colour shares are measured on at most this many pixels a side
@@ -108,7 +120,8 @@ class Appearance:
         he_fraction: share of those coloured pixels whose hue is pink/purple, in [0, 1]
             (0 when there are none).
         reason: one plain-language sentence saying why, for the person who uploaded it.
-        dark_fraction: share of pixels below grey level 30 (greyscale whole images; else NaN).
+        dark_fraction: share of background pixels: below grey level 30, or above 225 when those are
+            more (inverted polarity) (greyscale whole images; else NaN).
         speckle: median local coefficient of variation in 5x5 px windows (greyscale whole
             images; else NaN).
     """
@@ -130,23 +143,32 @@ def _grey_appearance(grey: np.ndarray, colour_fraction: float, why_grey: str) ->
     if scale < 1:
         grey = cv2.resize(grey, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
     values = grey.astype(np.float32)
-    foreground = values >= _DARK_LEVEL
-    dark_fraction = float(1.0 - foreground.mean())
+    dark, bright = float((values < _DARK_LEVEL).mean()), float((values > _BRIGHT_LEVEL).mean())
+    # The background is the dark side, or the bright one in an image stored with inverted polarity.
+    foreground = values >= _DARK_LEVEL if dark >= bright else values <= _BRIGHT_LEVEL
+    background = max(dark, bright)
     size = (_SPECKLE_WINDOW_PX, _SPECKLE_WINDOW_PX)
     mean = cv2.blur(values, size)
     std = np.sqrt(np.maximum(cv2.blur(values * values, size) - mean * mean, 0.0))
-    inner = cv2.erode(foreground.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0  # away from edges
+    inner = cv2.erode((values >= _DARK_LEVEL).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0  # away from edges
     speckle = float(np.median(std[inner] / np.maximum(mean[inner], 1.0))) if inner.any() else 0.0
-    stats = dict(colour_fraction=colour_fraction, he_fraction=0.0, dark_fraction=dark_fraction, speckle=speckle)
-    if speckle >= _MIN_ULTRASOUND_SPECKLE:
-        return Appearance("b_mode", reason=f"{why_grey} and grainy speckle texture (local variation "
-                          f"{speckle:.3f} >= {_MIN_ULTRASOUND_SPECKLE})", **stats)
-    if (speckle <= _MAX_MAMMOGRAM_SPECKLE and dark_fraction >= _MIN_MAMMOGRAM_DARK
-            and height / width >= _MIN_MAMMOGRAM_ASPECT):
-        return Appearance("mammogram", reason=f"{why_grey}, smooth texture and {dark_fraction:.0%} dark "
-                          "background in a portrait or square frame", **stats)
-    return Appearance("greyscale", reason=f"{why_grey}; neither clearly ultrasound speckle (local variation "
-                      f"{speckle:.3f}) nor a mammogram layout ({dark_fraction:.0%} dark background)", **stats)
+    band = max(1, round(_SIDE_BAND * foreground.shape[1]))
+    sides = sorted((float(foreground[:, :band].mean()), float(foreground[:, -band:].mean())))
+    top = float(foreground[:max(1, round(_TOP_BAND * foreground.shape[0]))].mean())
+    upright = height / width >= _MIN_MAMMOGRAM_ASPECT
+    empty_side = sides[0] <= _MAX_EMPTY_SIDE
+    stats = dict(colour_fraction=colour_fraction, he_fraction=0.0, dark_fraction=background, speckle=speckle)
+    if upright and background >= _MIN_MAMMOGRAM_DARK and (
+            speckle <= _MAX_MAMMOGRAM_SPECKLE or (empty_side and sides[1] >= _MIN_BREAST_SIDE)):
+        cue = "a smooth texture" if speckle <= _MAX_MAMMOGRAM_SPECKLE else "one side of the frame empty"
+        return Appearance("mammogram", reason=f"{why_grey}, {background:.0%} empty background in a portrait or "
+                          f"square frame and {cue}", **stats)
+    if speckle >= _MIN_ULTRASOUND_SPECKLE and top >= _MIN_ULTRASOUND_TOP and not (
+            upright and (background >= _MIN_MAMMOGRAM_DARK or empty_side)):
+        return Appearance("b_mode", reason=f"{why_grey}, grainy speckle texture (local variation {speckle:.3f} >= "
+                          f"{_MIN_ULTRASOUND_SPECKLE}) and an image that starts at the top edge", **stats)
+    return Appearance("greyscale", reason=f"{why_grey}; neither clearly ultrasound (speckle {speckle:.3f}, top band "
+                      f"{top:.0%} filled) nor a mammogram layout ({background:.0%} empty background)", **stats)
 
 
 def describe_appearance(pixels: np.ndarray) -> Appearance:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -102,3 +104,32 @@ def test_he_patch_with_a_greyscale_model_selected_is_flagged(he_patches):
 
 def test_tabular_modality_has_no_expected_look(he_patches):
     assert modality_hint(he_patches[0], "cytology") is None
+
+
+SHARED_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+
+
+def _training_images(source: str, n: int, *, where: str | None = None) -> list[tuple[str, np.ndarray]]:
+    """A seeded sample of a training folder's images (``where``: a labels.csv column that must be "1")."""
+    import pandas as pd
+
+    from bcc_model.imaging.io import read_image
+
+    table = pd.read_csv(SHARED_DATA / source / "labels.csv", dtype=str)
+    if where is not None:
+        table = table[table[where] == "1"]
+    chosen = table.sample(min(n, len(table)), random_state=0)["file"]
+    return [(name, read_image(SHARED_DATA / source / name).pixels) for name in chosen]
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "mammography-rsna" / "labels.csv").is_file(), reason="needs ../shared/data")
+def test_screening_film_and_ultrasound_training_images_are_never_taken_for_the_other_modality():
+    """RSNA screening JPEGs have more speckle than BUSI (texture alone called 73 % of them ultrasound); the layout
+    rules keep every one of them, inverted polarity included, and every MIAS and BUSI image with its own model."""
+    cases = [("mammography", _training_images("mammography-rsna", 24)),
+             ("mammography", _training_images("mammography-rsna", 8, where="bright_background")),
+             ("mammography", _training_images("mammography", 12)),
+             ("ultrasound", _training_images("ultrasound", 20))]
+    for modality, images in cases:
+        for name, pixels in images:
+            assert modality_hint(pixels, modality) is None, (modality, name, describe_appearance(pixels).reason)
