@@ -152,6 +152,11 @@ def test_evaluate_cli_on_samples(tiny_bundle, tmp_path):
     metrics = json.loads(out.read_text())
     assert metrics["split"] == "external" and metrics["n_images"] == 20 and metrics["n_groups"] == 5
     assert sum(map(sum, metrics["confusion_matrix"]["matrix"])) == 20
+    conformal = metrics["conformal"]  # the bundle's 90 % sets, checked per class on these patients
+    assert conformal["level"] == 0.9 and set(conformal["coverage_by_class"]) == {"benign", "malignant"}
+    for entry in (*conformal["coverage_by_class"].values(), conformal["mean_set_size"], conformal["singleton_rate"]):
+        assert entry["value"] is not None and len(entry["ci95"]) == 2 and entry["n"] <= 5  # patients, not images
+    assert metrics["indeterminate"]["rule"].startswith("conformal set at 90 %")
 
 
 def test_predict_cli_reports_each_file_and_bad_ones(tiny_bundle, sample_files, tmp_path):
