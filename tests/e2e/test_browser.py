@@ -22,6 +22,8 @@ from tests.hostile import HOSTILE_NAMES
 from tests.support.load import run_load
 from tests.timing import SLOWDOWN
 
+RSNA = ROOT.parent / "shared" / "data" / "mammography-rsna"
+"""Screening JPEGs nobody bundles (research-only terms): read from the shared data when it is beside the project."""
 RESULT_TIMEOUT_MS = round(240_000 * SLOWDOWN)  # first result includes importing TensorFlow and loading the model
 STEP_TIMEOUT_MS = round(60_000 * SLOWDOWN)  # a page switch, a download
 
@@ -84,12 +86,22 @@ def _choose(page, select_label: str, option: str) -> None:
 def test_a_clinician_meets_caution_refusal_and_the_right_images(chromium_path, server, sample_files, tmp_path):
     """What issue 17 asked a browser to prove: region mode first for H&E; a weak model's verdict carries its
     caution on the page and in the CSV; an image of another modality is not assessed; Explain lists only the
-    selected modality's images and explains the positive class by default."""
+    selected modality's images and explains the positive class by default. And (issue 30) an RSNA screening
+    mammogram, inverted polarity included, is never called an ultrasound image on the page, in the table or
+    in the report."""
     from playwright.sync_api import expect, sync_playwright
 
     patch = next(path for path in sample_files if path.parent.name == "malignant").read_bytes()
     mammogram = (ROOT / "samples" / "mammography" / "malignant" / "mdb028.png").read_bytes()
     png = lambda name, data: {"name": name, "mimeType": "image/png", "buffer": data}  # noqa: E731
+    screening = []
+    if (RSNA / "labels.csv").is_file():
+        import pandas as pd
+
+        listing = pd.read_csv(RSNA / "labels.csv", dtype=str)
+        chosen = [listing[listing["bright_background"] == flag]["file"].iloc[0] for flag in ("0", "1")]
+        screening = [{"name": f"rsna_screening_{i}.jpg", "mimeType": "image/jpeg", "buffer": (RSNA / name).read_bytes()}
+                     for i, name in enumerate(chosen)]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(chromium_path), args=CHROMIUM_ARGS)
         try:
@@ -107,7 +119,8 @@ def test_a_clinician_meets_caution_refusal_and_the_right_images(chromium_path, s
                 timeout=STEP_TIMEOUT_MS)
             expect(page.get_by_role("tab", name="Single patches")).to_have_count(0)  # whole images: no region mode
             page.locator(PATCH_UPLOADER).first.set_input_files([png("mdb028.png", mammogram),
-                                                                png("he_on_the_mammography_page.png", patch)])
+                                                                png("he_on_the_mammography_page.png", patch),
+                                                                *screening])
             expect(page.get_by_text("Not assessed:").first).to_be_visible(timeout=RESULT_TIMEOUT_MS)
             expect(page.get_by_text("discriminates poorly").first).to_be_visible(timeout=RESULT_TIMEOUT_MS)
             expect(page.get_by_text("Model output:").first).to_be_visible()
@@ -118,6 +131,12 @@ def test_a_clinician_meets_caution_refusal_and_the_right_images(chromium_path, s
             table = Path(download.value.path()).read_text(encoding="utf-8")
             assert "discriminates poorly" in table and "he_on_the_mammography_page.png" in table
             assert "not assessed" in table.lower()
+            assert all(item["name"] in table for item in screening) and "looks like an ultrasound" not in table
+            assert page.get_by_text("looks like an ultrasound").count() == 0
+            with page.expect_download(timeout=STEP_TIMEOUT_MS) as download:
+                page.get_by_role("button", name="Download report (HTML)").click()
+            report = Path(download.value.path()).read_text(encoding="utf-8")
+            assert all(item["name"] in report for item in screening) and "looks like an ultrasound" not in report
             page.screenshot(path=str(tmp_path / "mammography.png"), full_page=True)
 
             page.get_by_role("link", name="Explain").click()
