@@ -21,7 +21,7 @@ from bcc_model.datasets.folders import sample_images
 from bcc_model.evaluation.model_quality import performance_caution
 from bcc_model.registry import MODALITIES, ModalitySpec, get_modality, modality_keys
 from bcc_model.models.bundle import Bundle, BundleError, BundleTampered, BundleUnverified
-from bcc_model.reporting.formatting import escape_markdown
+from bcc_model.reporting.formatting import escape_markdown, probability
 from bcc_model.reporting.tables import headline_table
 
 __all__ = [
@@ -191,14 +191,14 @@ def render_verdict(prediction: Prediction, bundle: Bundle, refusal: str | None =
                    "research only and is not a result.", icon=":material/block:")
     elif prediction.indeterminate:
         reason = (f"the {level_text(level)} conformal set is **{words}**" if words else
-                  f"P({positive}) = {prediction.positive_probability:.1%} lies in the indeterminate band "
+                  f"P({positive}) = {probability(prediction.positive_probability)} lies in the indeterminate band "
                   f"{low:.0%}–{high:.0%}")
         st.warning(f"**Indeterminate** (leaning {label}): {reason}. Needs expert review.", icon=":material/help:")
     elif caution:
-        st.markdown(f"Model output: {label}, P({label}) = {p_label:.1%} (calibrated)")
+        st.markdown(f"Model output: {label}, P({label}) = {probability(p_label)} (calibrated)")
     else:
         st.markdown(f"### Prediction: {label}")
-        st.markdown(f"P({label}) = **{p_label:.1%}** (calibrated)")
+        st.markdown(f"P({label}) = **{probability(p_label)}** (calibrated)")
     if caution and refusal is None:
         st.error(caution, icon=":material/report:")
     if refusal is None and words and not prediction.indeterminate:

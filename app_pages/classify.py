@@ -26,7 +26,7 @@ from bcc_model.explain.overlay import (COLORMAPS, DEFAULT_COLORMAP, OVERLAY_STYL
                                       map_to_png, overlay_heatmap)
 from bcc_model.models.conformal import level_text
 from bcc_model.reporting.exports import to_safe_csv
-from bcc_model.reporting.formatting import escape_markdown
+from bcc_model.reporting.formatting import escape_markdown, probability
 from bcc_model.analysis.region import explain_tile
 from bcc_model.analysis.wsi import from_region
 from bcc_model.evaluation.model_quality import performance_caution
@@ -275,8 +275,8 @@ def _clicked_tile_view(spec, bundle, result, pixels, clicked: int) -> None:
     left, right, _ = st.columns([1, 1, 2])
     left.image(view.crop, caption=f"Tile {clicked} at x={x0}, y={y0} px", width="stretch")
     right.image(overlay_heatmap(view.crop, view.heatmap, opacity=0.45, style=spec.overlay_style), width="stretch",
-                caption=f"Grad-CAM · P({result.positive_label}) {view.prediction.positive_probability:.1%}{flag} · "
-                        f"patch alone {result.patch_probabilities[clicked, bundle.spec.positive_index]:.1%}")
+                caption=f"Grad-CAM · P({result.positive_label}) {probability(view.prediction.positive_probability)}{flag} · "
+                        f"patch alone {probability(result.patch_probabilities[clicked, bundle.spec.positive_index])}")
 
 
 def _region_downloads(bundle, result, pixels) -> None:
@@ -304,7 +304,7 @@ def _top_tiles(spec, result) -> None:
         flag = " · undecided" if prediction.indeterminate else ""
         column.image(crop, caption=f"#{rank} at x={x0}, y={y0} px", width="stretch")
         column.image(overlay_heatmap(crop, cam, opacity=0.45, style=spec.overlay_style), width="stretch",
-                     caption=f"Grad-CAM · P({result.positive_label}) {prediction.positive_probability:.1%}{flag}")
+                     caption=f"Grad-CAM · P({result.positive_label}) {probability(prediction.positive_probability)}{flag}")
     st.caption(HEATMAP_LIMITATIONS)
 
 

@@ -97,7 +97,7 @@ def _summary(cases: pd.DataFrame, predictions: list[Prediction], bundle) -> pd.D
         "indeterminate": [p.indeterminate for p in predictions],
         "conformal set": [" or ".join(p.conformal_set or ()) for p in predictions],
         "set level": [p.level for p in predictions],
-        f"P({positive})": [p.positive_probability for p in predictions],
+        f"P({positive})": [round(p.positive_probability, 6) for p in predictions],  # as ResultRow: no 3.3e-11
         "features out of range": [len(out_of_range(row, bundle.info["feature_ranges"])) for _, row in cases.iterrows()],
     })
     if "label" in cases.columns:

@@ -15,7 +15,7 @@ from bcc_model.analysis.predictions import set_in_words
 from bcc_model.models.conformal import level_text
 from bcc_model.explain.cams import CAM_METHODS, DEFAULT_METHOD, FASTEST_FIRST, HEATMAP_LIMITATIONS, LESION_MAP_CAPTION
 from bcc_model.imaging.pixels import ImageReadError
-from bcc_model.reporting.formatting import escape_markdown
+from bcc_model.reporting.formatting import escape_markdown, probability
 from bcc_model.explain.overlay import (COLORMAPS, DEFAULT_COLORMAP, OVERLAY_STYLES, STYLE_NAMES, for_display,
                                       overlay_heatmap)
 from app_pages import _cache as cache
@@ -78,7 +78,7 @@ words = set_in_words(bundle, prediction)
 flag = (f" — indeterminate (set at {level_text(prediction.level)}: {words})" if prediction.indeterminate and words
         else " — indeterminate" if prediction.indeterminate else "")
 st.markdown(f"Model prediction: **{prediction.label}**{flag}, "
-            + ", ".join(f"P({k}) {v:.1%}" for k, v in prediction.probabilities.items()))
+            + ", ".join(f"P({k}) {probability(v)}" for k, v in prediction.probabilities.items()))
 
 # Heatmaps are in model-input pixels: draw them on what the model saw (cropped, flipped, resized
 # for mammography), never on the upload, or the heat lands beside the tissue that caused it.

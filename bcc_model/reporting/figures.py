@@ -21,6 +21,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from bcc_model.explain.overlay import encode_png, ensure_rgb, shrink_to_fit
+from bcc_model.reporting.formatting import probability
 from bcc_model.reporting.plot_style import BAR_COLOUR, GUIDE_COLOUR, style
 from bcc_model.reporting.tables import require_section
 
@@ -92,7 +93,7 @@ def probability_bar(
             y=labels,
             orientation="h",
             marker_color=BAR_COLOUR,
-            text=[f"{value:.1%}" for value in values],
+            text=[probability(value) for value in values],
             textposition="auto",
             customdata=notes,
             hovertemplate="%{y}: %{x:.1%}%{customdata}<extra></extra>",

@@ -10,7 +10,7 @@ import math
 import re
 from typing import Any, Mapping, Sequence
 
-__all__ = ["NOT_RECORDED", "get", "text", "is_number", "num", "sci", "count", "percent", "interval", "estimate", "band",
+__all__ = ["NOT_RECORDED", "get", "text", "is_number", "num", "sci", "count", "percent", "probability", "interval", "estimate", "band",
            "counts", "md_table", "escape_markdown", "FILTERS"]
 
 NOT_RECORDED = "not recorded"
@@ -58,6 +58,20 @@ def percent(value: Any) -> str:
     return f"{100 * value:.1f}%" if is_number(value) else NOT_RECORDED
 
 
+def probability(value: Any) -> str:
+    """A calibrated probability as a reader should see it: ``86.9%``, but ``> 99.9%`` and ``< 0.1%`` at the ends.
+
+    Why: "100.0 %" claims a certainty no calibrated model has; the value only rounded to it.
+    """
+    if not is_number(value):
+        return NOT_RECORDED
+    if value >= 0.9995:
+        return "> 99.9%"
+    if value < 0.0005:
+        return "< 0.1%"
+    return f"{value:.1%}"
+
+
 def interval(ci: Any) -> str:
     """``[0.800, 0.900]``."""
     if isinstance(ci, Sequence) and len(ci) == 2 and all(is_number(v) for v in ci):
@@ -83,7 +97,7 @@ def counts(mapping: Any) -> str:
 
 
 FILTERS = {"text": text, "num": num, "sci": sci, "count": count, "percent": percent, "interval": interval,
-           "estimate": estimate, "band": band, "counts": counts}
+           "estimate": estimate, "band": band, "counts": counts, "probability": probability}
 
 
 def md_table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:

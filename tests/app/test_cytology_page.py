@@ -90,6 +90,12 @@ def test_csv_upload_reports_the_bad_row_and_classifies_the_rest(bundle):
     assert list(table["true label"]) == list(good["label"])
     assert len(at.get("plotly_chart")) == 2  # details of the first case: probabilities and attributions
     assert _verdict(predictions[0]) in _texts(at)
+    # One formatter: a near-certain output reads "> 99.9%", never "100.0%"; the table (and its CSV) has no 3.3e-11.
+    p_first = predictions[0].probabilities[predictions[0].label]
+    assert p_first < 0.9995 or "> 99.9%" in _texts(at)
+    assert "100.0%" not in _texts(at)
+    column = table[f"P({bundle.spec.positive_label})"]
+    assert all(value == round(value, 6) for value in column)
 
     at.selectbox(key="cytology_case_choice").set_value(len(good) - 1).run()
     assert not at.exception and _verdict(predictions[-1]) in _texts(at)

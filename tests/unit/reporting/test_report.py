@@ -98,6 +98,17 @@ def test_self_contained_and_printable(html: str) -> None:
     assert "@media print" in html and "break-before: page" in html
 
 
+def test_probabilities_and_thresholds_read_as_a_clinician_reads_them(entries, model_info) -> None:
+    """One formatter: no "100.0%" for a rounded certainty, thresholds to 2 decimals, never 6."""
+    certain = ReportEntry(_row("certain.png", {"benign": 3.3e-11, "malignant": 1.0}, "malignant"),
+                          np.full((30, 40), 128, np.uint8))
+    info = {**model_info, "decision": {"threshold": 0.339750036597, "indeterminate_band": [0.14, 0.5025]}}
+    html = build_report_html([certain], model_info=info, generated_at=datetime(2026, 12, 6, tzinfo=timezone.utc),
+                             notice=RESEARCH_USE_NOTICE)
+    assert "&gt; 99.9%" in html and "&lt; 0.1%" in html and "100.0%" not in html and "e-11" not in html
+    assert "≥ 0.34" in html and "0.14 ≤" in html and "0.339750" not in html
+
+
 def test_predictions_and_flags(html: str) -> None:
     assert "Prediction: malignant" in html and "indeterminate" in html
     assert "Conformal set at 95 %: <strong>benign or malignant</strong>" in html and "can't decide at 95 %" in html
