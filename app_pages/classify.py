@@ -164,9 +164,9 @@ def _patches_tab(spec) -> None:
                                      caution=caution or None)
 
         buttons = st.container(horizontal=True)
-        buttons.download_button("Download table (CSV)", to_safe_csv(table), file_name="bcc_predictions.csv",
+        buttons.download_button("Download table (CSV)", to_safe_csv(table), file_name="bcc_predictions.csv", on_click="ignore",
                                 mime="text/csv", icon=":material/download:")
-        buttons.download_button("Download report (HTML)", report, file_name="bcc_report.html", mime="text/html",
+        buttons.download_button("Download report (HTML)", report, file_name="bcc_report.html", on_click="ignore", mime="text/html",
                                 icon=":material/description:")
         st.caption("Heatmaps show where the score for the chosen class came from, not a tumour outline. "
                    "See the Explain page for other methods and their limitations.")
@@ -283,14 +283,14 @@ def _region_downloads(bundle, result, pixels) -> None:
     """The map as PNG and the tiles as CSV and QuPath GeoJSON."""
     downloads = st.container(horizontal=True)
     downloads.download_button("Download map (PNG)", lambda: map_to_png(pixels, result.prob_map),
-                              file_name="bcc_probability_map.png", mime="image/png", icon=":material/download:")
+                              file_name="bcc_probability_map.png", on_click="ignore", mime="image/png", icon=":material/download:")
     tile_map = from_region(result, pixels)
-    downloads.download_button("Download tiles (CSV)", lambda: tiles_csv(tile_map), file_name="bcc_region.tiles.csv",
+    downloads.download_button("Download tiles (CSV)", lambda: tiles_csv(tile_map), file_name="bcc_region.tiles.csv", on_click="ignore",
                               mime="text/csv", icon=":material/table:",
                               help="One row per tissue tile: x0, y0, x1, y1 in image pixels and P(class) per class.")
     downloads.download_button("Download tiles for QuPath (GeoJSON)",
                               lambda: geojson_text(tile_map, result.band, ui.conformal_level()),
-                              file_name="bcc_region.geojson", mime="application/geo+json", icon=":material/map:",
+                              file_name="bcc_region.geojson", on_click="ignore", mime="application/geo+json", icon=":material/map:",
                               help="In QuPath: File > Import objects (or drag the file onto the image).")
 
 

@@ -112,7 +112,7 @@ def _csv_tab(bundle) -> None:
         help="Header: the 30 feature names exactly as in the template; optional columns `label` "
              f"({' or '.join(SPEC.labels)}) and `group` (case id). Other columns are ignored.")
     c2.download_button("Download template CSV", template_csv(bundle.info["feature_ranges"]),
-                       file_name="cytology_template.csv", mime="text/csv", icon=":material/download:")
+                       file_name="cytology_template.csv", on_click="ignore", mime="text/csv", icon=":material/download:")
     sample = SPEC.sample_dir / "cases.csv"
     if c3.button("Try the sample cases", icon=":material/science:", disabled=not sample.is_file(),
                  help="Real WDBC cases from the test split (never used for training or calibration)."):
@@ -138,7 +138,7 @@ def _csv_tab(bundle) -> None:
     summary = _summary(cases, predictions, bundle)
     probability = st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)
     st.dataframe(summary, hide_index=True, column_config={f"P({bundle.spec.positive_label})": probability})
-    st.download_button("Download results (CSV)", to_safe_csv(summary), file_name="cytology_results.csv",
+    st.download_button("Download results (CSV)", to_safe_csv(summary), file_name="cytology_results.csv", on_click="ignore",
                        mime="text/csv", icon=":material/download:")
     chosen = st.selectbox("Show the details of case", range(len(cases)), key="cytology_case_choice",
                           format_func=lambda i: f"{summary['case'].iloc[i]} (line {summary['line'].iloc[i]}): "
