@@ -17,17 +17,15 @@ import numpy as np
 
 from bcc_model.evaluation.bootstrap import group_bootstrap_mean
 from bcc_model.models.conformal import (DEFAULT_LEVEL, LEVELS, PATIENT_QUANTILES, SCORES, ConformalCalibration,
-                                        prediction_sets)
+                                        patient_quantiles, prediction_sets)
 
 __all__ = ["fit_conformal", "conformal_report", "patient_means"]
 
 
 def _patient_scores(scores: np.ndarray) -> tuple[float, ...]:
     """A patient's scores, summarised by :data:`PATIENT_QUANTILES` quantiles when it has more cases."""
-    if scores.size <= PATIENT_QUANTILES:
-        return tuple(round(float(v), 6) for v in np.sort(scores))
-    steps = (np.arange(PATIENT_QUANTILES) + 0.5) / PATIENT_QUANTILES
-    return tuple(round(float(v), 6) for v in np.quantile(scores, steps, method="inverted_cdf"))
+    kept = np.sort(scores) if scores.size <= PATIENT_QUANTILES else patient_quantiles(scores)
+    return tuple(round(float(v), 6) for v in kept)
 
 
 def fit_conformal(probs: np.ndarray, y: np.ndarray, groups: Sequence[str], labels: Sequence[str], *,

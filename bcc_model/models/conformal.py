@@ -41,7 +41,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 __all__ = ["LEVELS", "DEFAULT_LEVEL", "SCORES", "PATIENT_QUANTILES", "ConformalCalibration", "prediction_sets",
-           "undecided_band", "set_words", "level_text"]
+           "undecided_band", "set_words", "level_text", "patient_quantiles"]
 
 LEVELS = (0.8, 0.9, 0.95)
 """The levels a user may choose."""
@@ -89,6 +89,12 @@ def raps_scores(probs: np.ndarray) -> np.ndarray:
 SCORES: Mapping[str, Callable[[np.ndarray], np.ndarray]] = {"lac": lac_scores, "aps": aps_scores,
                                                             "raps": raps_scores}
 """Nonconformity scores by name: (N, K) calibrated probabilities -> (N, K) scores (higher: stranger)."""
+
+
+def patient_quantiles(scores: Sequence[float]) -> np.ndarray:
+    """:data:`PATIENT_QUANTILES` quantiles of one patient's scores: the patient's equal-weight stand-in."""
+    steps = (np.arange(PATIENT_QUANTILES) + 0.5) / PATIENT_QUANTILES
+    return np.quantile(np.asarray(scores, dtype=np.float64), steps, method="inverted_cdf")
 
 
 @dataclass(frozen=True)
@@ -141,11 +147,10 @@ class ConformalCalibration:
         """One fitted crepes classifier per class over its patients' equal-weight scores (built once)."""
         from crepes import ConformalClassifier
 
-        steps = (np.arange(PATIENT_QUANTILES) + 0.5) / PATIENT_QUANTILES
         fitted = []
         for label in self.labels:
             patients = self.scores[label]
-            alphas = np.concatenate([np.quantile(np.asarray(p), steps, method="inverted_cdf") for p in patients]
+            alphas = np.concatenate([patient_quantiles(p) for p in patients]
                                     + [np.full(PATIENT_QUANTILES - 1, _TOP_SCORE)])
             fitted.append(ConformalClassifier().fit(alphas))
         return tuple(fitted)
