@@ -36,6 +36,7 @@ from bcc_model.modalities.cytology.cases import predict_cases, read_cases_csv
 from bcc_model.explain.cams import Explainer
 from bcc_model.imaging.pixels import LoadedImage
 from bcc_model.imaging.io import read_image
+from bcc_model.imaging import scale as physical_scale
 from bcc_model.registry import ModalitySpec, get_modality
 from bcc_model.models.bundle import (Bundle, check_provenance, check_weights, load_bundle, read_bundle_info,
                                     unverified_allowed)
@@ -209,6 +210,16 @@ def region(bundle: Bundle, sha: str, rgb: np.ndarray, image_mpp: float,
             return analyse_region(bundle, rgb, image_mpp, explainer=shared, top_k=4, progress=progress)
 
     return _caches()["region"].get_or_compute((bundle.meta.model_sha256, sha, float(image_mpp)), compute)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _scale_doubt(sha: str, image_mpp: float, _rgb: np.ndarray) -> str | None:
+    return physical_scale.scale_doubt(_rgb, image_mpp) if _rgb.ndim == 3 else None
+
+
+def scale_doubt(sha: str, rgb: np.ndarray, image_mpp: float) -> str | None:
+    """``imaging.scale.scale_doubt`` of one upload at one scale, once per (image, scale)."""
+    return _scale_doubt(sha, float(image_mpp), rgb)
 
 
 # --- cytology (tabular) results --------------------------------------------------------------

@@ -16,9 +16,10 @@ from app_pages import _cache as cache
 from bcc_model import RESEARCH_USE_NOTICE
 from bcc_model.analysis.image import Analysis
 from bcc_model.analysis.predictions import Prediction, prediction_at, set_in_words
+from bcc_model.analysis.wording import Statement, statement
 from bcc_model.models.conformal import DEFAULT_LEVEL, LEVELS, level_text
 from bcc_model.datasets.folders import sample_images
-from bcc_model.evaluation.model_quality import performance_caution
+from bcc_model.models.quality import performance_caution
 from bcc_model.registry import MODALITIES, ModalitySpec, get_modality, modality_keys
 from bcc_model.models.bundle import Bundle, BundleError, BundleTampered, BundleUnverified
 from bcc_model.reporting.formatting import escape_markdown, probability
@@ -171,47 +172,46 @@ def _headline_lines(metrics: dict) -> list[str]:
     ]
 
 
-def render_verdict(prediction: Prediction, bundle: Bundle, refusal: str | None = None) -> None:
-    """The verdict where the eye is, trusted only as far as the model deserves.
+def render_verdict(prediction: Prediction, bundle: Bundle, refusal: str | None = None) -> Statement:
+    """The verdict where the eye is, in the words every output uses (``analysis.wording``); returns them.
 
-    A refused image never gets a label; an indeterminate one is explained by its conformal set
-    (the classes the model cannot rule out at the sidebar's level) and the band that set implies;
-    a model whose own test discrimination is weak (``performance_caution``) shows its output in
-    plain text with the caution beside it, never as a bold verdict.
+    A refused image gets its reason and nothing the model computed; an indeterminate one names the
+    classes the model cannot rule out at the sidebar's level, never a class; a model whose own
+    test discrimination is weak shows "model output" in plain text with its caution beside it.
     """
     caution = performance_caution(bundle.metrics)
+    words = statement(bundle, prediction, refusal=refusal, caution=caution)
     level = prediction.level
+    if words.kind == "not assessed":
+        st.warning(f"**Not assessed:** {escape_markdown(refusal)}. Nothing the model computed for this image is "
+                   "shown: it is not a result.", icon=":material/block:")
+        return words
     low, high = bundle.band if level is None else bundle.band_at(level)
-    # Labels come from the bundle's model.json (a retrained bundle may be anyone's): shown as text.
-    label, positive = escape_markdown(prediction.label), escape_markdown(prediction.positive_label)
-    p_label = prediction.probabilities[prediction.label]
-    words = escape_markdown(set_in_words(bundle, prediction))
-    if refusal is not None:
-        st.warning(f"**Not assessed:** {escape_markdown(refusal)}. The model's output below is shown for "
-                   "research only and is not a result.", icon=":material/block:")
-    elif prediction.indeterminate:
-        reason = (f"the {level_text(level)} conformal set is **{words}**" if words else
-                  f"P({positive}) = {probability(prediction.positive_probability)} lies in the indeterminate band "
-                  f"{low:.0%}–{high:.0%}")
-        st.warning(f"**Indeterminate** (leaning {label}): {reason}. Needs expert review.", icon=":material/help:")
-    elif caution:
-        st.markdown(f"Model output: {label}, P({label}) = {probability(p_label)} (calibrated)")
+    positive = escape_markdown(bundle.spec.display(prediction.positive_label))
+    p_label = probability(prediction.probabilities[prediction.label])
+    label = escape_markdown(words.label or "")
+    if words.kind == "indeterminate":
+        st.warning(f"**{words.headline}.** {escape_markdown(words.detail)}", icon=":material/help:")
+    elif words.kind == "model output":
+        st.markdown(f"Model output: {label}, P({label}) = {p_label} (calibrated; not a result)")
     else:
-        st.markdown(f"### Prediction: {label}")
-        st.markdown(f"P({label}) = **{probability(p_label)}** (calibrated)")
-    if caution and refusal is None:
+        st.markdown(f"### Result: {label}")
+        st.markdown(f"P({label}) = **{p_label}** (calibrated)")
+    if caution:  # beside the output it qualifies, undecided or not
         st.error(caution, icon=":material/report:")
-    if refusal is None and words and not prediction.indeterminate:
-        st.markdown(f"Conformal set at {level_text(level)}: **{words}**")
-    if refusal is None and words:
+    set_text = escape_markdown(set_in_words(bundle, prediction))
+    if set_text and words.kind != "indeterminate":
+        st.markdown(f"Conformal set at {level_text(level)}: **{set_text}**")
+    if set_text:
         st.caption(f"The set holds the classes the model cannot rule out: at {level_text(level)} it contains the true class "
                    f"for about {level_text(level)} of new patients' images of each class (checked on the test patients; "
                    "see the model card)."
                    + (f" For this model that means undecided while P({positive}) is in {low:.0%}–{high:.0%}."
                       if high > low and len(bundle.labels) == 2 else ""))
-    elif refusal is None and not prediction.indeterminate and high > low:
+    elif words.kind != "indeterminate" and high > low:
         st.caption(f"Outside the indeterminate band ({low:.0%}–{high:.0%} P({positive}), chosen on "
                    "validation data) the model decides; inside it, it does not.")
+    return words
 
 
 def conformal_level() -> float:

@@ -19,6 +19,8 @@ from bcc_model import RESEARCH_USE_NOTICE
 from bcc_model.reporting.figures import probability_bar
 from bcc_model.registry import get_modality
 from bcc_model.analysis.predictions import Prediction
+from bcc_model.analysis.wording import statement
+from bcc_model.models.quality import performance_caution
 from bcc_model.modalities.cytology.cases import (FEATURE_NAMES, FEATURES, STATISTICS, input_precision, out_of_range,
                                template_csv)
 from bcc_model.modalities.cytology.figures import attribution_figure
@@ -90,10 +92,11 @@ def _form_tab(bundle) -> None:
 
 def _summary(cases: pd.DataFrame, predictions: list[Prediction], bundle) -> pd.DataFrame:
     positive = bundle.spec.positive_label
+    caution = performance_caution(bundle.metrics)
     table = pd.DataFrame({
         "case": cases["group"].to_numpy(),
         "line": cases.index.to_numpy(),
-        "prediction": [p.label for p in predictions],
+        "verdict": [statement(bundle, p, caution=caution).verdict for p in predictions],  # as every other output
         "indeterminate": [p.indeterminate for p in predictions],
         "conformal set": [" or ".join(p.conformal_set or ()) for p in predictions],
         "set level": [p.level for p in predictions],
@@ -142,7 +145,7 @@ def _csv_tab(bundle) -> None:
                        mime="text/csv", icon=":material/download:")
     chosen = st.selectbox("Show the details of case", range(len(cases)), key="cytology_case_choice",
                           format_func=lambda i: f"{summary['case'].iloc[i]} (line {summary['line'].iloc[i]}): "
-                                                f"{summary['prediction'].iloc[i]}")
+                                                f"{summary['verdict'].iloc[i]}")
     with st.container(border=True):
         st.subheader(f"Case {escape_markdown(summary['case'].iloc[chosen])}", anchor=False)
         _case_result(bundle, cases.iloc[[chosen]], predictions[chosen], f"csv_{chosen}")

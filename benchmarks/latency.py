@@ -59,7 +59,7 @@ def cold_start(sample: Path, timeout_s: float = 300.0) -> None:
                 page.get_by_role("tab", name="Single patches").click()  # region mode is the first tab for H&E
                 page.locator(PATCH_UPLOADER).first.set_input_files(str(sample))
                 uploaded = time.perf_counter() - start
-                verdict = page.get_by_text("Prediction:").or_(page.get_by_text("Indeterminate")).first
+                verdict = page.get_by_text("Result:").or_(page.get_by_text("Indeterminate")).first
                 expect(verdict).to_be_visible(timeout=timeout_s * 1000)
                 heatmap = page.locator('[data-testid="stImage"]').filter(has_text="Grad-CAM").locator("img").first
                 expect(heatmap).to_be_visible(timeout=timeout_s * 1000)

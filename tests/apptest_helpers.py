@@ -66,3 +66,14 @@ def plain(markdown_source: str) -> str:
     import re
 
     return re.sub(r"\\(.)", r"\1", markdown_source).replace("\u200b", "")
+
+
+def verdict_text(bundle, prediction) -> str:
+    """The words the page must show for ``prediction`` (``analysis.wording``, the one phrasing of a result)."""
+    from bcc_model.analysis.wording import statement
+    from bcc_model.models.quality import performance_caution
+
+    words = statement(bundle, prediction, caution=performance_caution(bundle.metrics))
+    if words.kind == "indeterminate":
+        return f"**{words.headline}.**"
+    return f"Model output: {words.label}" if words.kind == "model output" else f"Result: {words.label}"

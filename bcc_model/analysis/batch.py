@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from bcc_model.analysis.image import Analysis, HeatmapRequest, analyse
+from bcc_model.analysis.wording import Statement
 from bcc_model.analysis.rows import ResultRow
 from bcc_model.analysis.wsi import SlideResult, analyse_slide
 from bcc_model.explain.cams import Explainer
@@ -101,8 +102,8 @@ def slide_item(bundle: Bundle, item: InputItem, *, mpp: float | None = None, pro
         return BatchResult(replace(failed, error=str(err)))
     finally:
         slide.close()
-    share, positive = result.positive_share, bundle.spec.positive_label
-    row = replace(failed, status="ok", verdict="tile map",
+    share, positive = result.positive_share, bundle.spec.display(bundle.spec.positive_label)
+    row = replace(failed, status="ok", verdict="tile map", words=Statement("tile map", "tile map", "Tile map"),
                   probabilities={positive: None if share is None else round(share, 6)},
                   reason="" if len(result.boxes) else "no tissue found",
                   warnings=(f"P({positive}) column: share of {len(result.boxes)} tissue tiles at or above the threshold",

@@ -21,8 +21,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from bcc_model.analysis.predictions import (Prediction, calibrated_probabilities, predictions_from_probabilities,
-                                            verdict)
+from bcc_model.analysis.predictions import Prediction, calibrated_probabilities, predictions_from_probabilities
 from bcc_model.explain.cams import DEFAULT_METHOD, Explainer
 from bcc_model.explain.marks import Mark, lesion_marks
 from bcc_model.imaging.gates import input_problem
@@ -69,7 +68,8 @@ class Analysis:
             refuse (mammogram vs ultrasound) and what reading the file noticed.
         refusal: why the selected model must not give a verdict on this image (blank, no tissue,
             too large for a patch, another modality: ``imaging.gates``), or ``None``. The
-            prediction is still what the model computed; the verdict is "not assessed".
+            prediction is still what the model computed, for research; no output shows it
+            (``analysis.wording``: "not assessed").
     """
 
     prediction: Prediction
@@ -82,11 +82,6 @@ class Analysis:
     marks: tuple[Mark, ...] = ()
     warnings: tuple[str, ...] = ()
     refusal: str | None = None
-
-    @property
-    def verdict(self) -> str:
-        """What the product says about the image: "not assessed", "indeterminate" or the predicted label."""
-        return verdict(self.prediction.label, self.prediction.indeterminate, self.refusal)
 
     def heatmap(self, method: str = DEFAULT_METHOD, label: str | None = None) -> np.ndarray:
         """The first stored heatmap of ``method`` (for ``label`` when given); KeyError when none was computed."""

@@ -18,7 +18,7 @@ from bcc_model.models.bundle import Bundle
 from bcc_model.models.decision import OperatingPoint, apply_temperature
 from bcc_model.imaging.preprocess import to_model_batch
 
-__all__ = ["verdict", "Prediction", "compiled_forward", "raw_probabilities", "calibrated_probabilities", "predict_images",
+__all__ = ["Prediction", "compiled_forward", "raw_probabilities", "calibrated_probabilities", "predict_images",
            "prediction_at", "set_in_words"]
 
 BATCH_SIZE = 256
@@ -147,10 +147,3 @@ def predict_images(bundle: Bundle, images: Sequence[np.ndarray], level: float | 
     """Classify uint8 images (HxW or HxWx3, any size) with identical-to-training preprocessing."""
     batch = to_model_batch(images, bundle.spec)
     return predictions_from_probabilities(bundle, calibrated_probabilities(bundle, batch), level)
-
-
-def verdict(label: str, indeterminate: bool, refusal: str | None = None) -> str:
-    """What the product says: "not assessed" (an input gate refused it), "indeterminate", or the label."""
-    if refusal is not None:
-        return "not assessed"
-    return "indeterminate" if indeterminate else label

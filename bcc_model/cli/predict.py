@@ -114,13 +114,14 @@ def _provenance(bundle) -> str:
 
 def _line(row: ResultRow, verified: bool) -> str:
     """The terminal line of one analysed input (the CSV and JSON hold the full row, and the true name)."""
+    words = row.statement
     probs = "  ".join(f"{label}={value:.3f}" for label, value in row.probabilities.items() if value is not None)
-    flag = " (indeterminate)" if row.indeterminate else ""
-    if row.conformal_set and row.set_level:
-        flag += f"  set at {level_text(row.set_level)}: {row.conformal_set}"
-    verdict = f"NOT ASSESSED ({row.reason}); model output {row.label}" if row.status == "not assessed" \
-        else row.label or row.verdict
-    return f"{terminal_safe(row.file)}: {verdict}{flag}  {probs}" + ("" if verified else "  [unverified model]")
+    detail = f" ({words.detail})" if words.kind in ("not assessed", "indeterminate") else ""
+    if row.conformal_set and row.set_level and words.kind != "indeterminate":
+        detail += f"  set at {level_text(row.set_level)}: {row.conformal_set}"
+    caution = "  [weak model: output only]" if words.kind == "model output" else ""
+    return (f"{terminal_safe(row.file)}: {words.verdict.upper() if words.kind == 'not assessed' else words.verdict}"
+            f"{detail}  {probs}{caution}" + ("" if verified else "  [unverified model]"))
 
 
 def _summary(results: list[BatchResult]) -> str:
@@ -180,8 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if result.row.warnings and not args.region:
             print(f"{name}: warning: {' | '.join(result.row.warnings)}", file=sys.stderr)
         if args.out:
-            write_extras(result, args.out, output_stem(index, item.name), bundle.band_at(args.level), args.heatmaps,
-                         args.level)
+            write_extras(result, bundle, args.out, output_stem(index, item.name), args.heatmaps, args.level)
     summary = _summary(results)
     if args.out:
         written = write_predictions(results, args.out)

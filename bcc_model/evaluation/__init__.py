@@ -4,6 +4,5 @@
 - ``bootstrap.py``: the cluster (patient) bootstrap behind every interval.
 - ``calibration.py``: temperature scaling, threshold, indeterminate band, ``OperatingPoint``.
 - ``localisation.py``: pointing game and energy inside the lesion.
-- ``model_quality.py``: the caution shown beside a weak model.
 - ``external.py``: a bundle on any labelled folder or CSV (``python -m bcc_model.evaluate``).
 """

@@ -27,7 +27,10 @@ CONTOUR_LEVELS = (0.5, 0.75, 0.9)
 """Heat levels ``"contour"`` outlines."""
 
 __all__ = [
+    "map_over",
     "map_to_png",
+    "put_text",
+    "scale_bar",
     "OVERLAY_STYLES",
     "STYLE_NAMES",
     "enlarge",
@@ -252,6 +255,28 @@ def for_display(image: np.ndarray, max_side: int = DISPLAY_MAX_PX) -> np.ndarray
     return np.ascontiguousarray(shrink_to_fit(image, max_side))
 
 
+def put_text(image: np.ndarray, text: str, origin: tuple[int, int], scale: float = 0.4,
+             colour: tuple[int, int, int] = (0, 0, 0), thickness: int = 1) -> None:
+    """``cv2.putText`` that also writes "µ" (OpenCV's Hershey fonts have no µ, and "um" is not a unit).
+
+    Why not a TrueType font: none is guaranteed on a fresh machine (Pillow's built-in one lacks µ
+    too). The µ is drawn as a "u" whose left stroke runs below the baseline, which is its shape.
+    """
+    x, y = origin
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    for i, part in enumerate(text.split("µ")):
+        if i:
+            (width, height), _ = cv2.getTextSize("u", font, scale, thickness)
+            cv2.putText(image, "u", (x, y), font, scale, colour, thickness, cv2.LINE_AA)
+            stem = x + max(1, round(0.17 * width))
+            cv2.line(image, (stem, y - height // 2), (stem, y + round(0.45 * height)), colour,
+                     max(1, thickness), cv2.LINE_AA)
+            x += width
+        if part:
+            cv2.putText(image, part, (x, y), font, scale, colour, thickness, cv2.LINE_AA)
+            x += cv2.getTextSize(part, font, scale, thickness)[0][0]
+
+
 _SCALE_BAR_UM = (5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000)
 
 
@@ -273,30 +298,26 @@ def enlarge(image: np.ndarray, min_side: int = 256, mpp: float | None = None) ->
     rgb = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
     factor = max(1, int(np.ceil(min_side / min(rgb.shape[:2]))))
     big = np.ascontiguousarray(np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1))
-    if mpp is None or mpp <= 0:
-        return big
-    width_um = big.shape[1] * mpp / factor
+    return big if mpp is None or mpp <= 0 else scale_bar(big, mpp / factor)
+
+
+def scale_bar(image: np.ndarray, mpp: float) -> np.ndarray:
+    """``image`` (uint8 RGB, changed in place and returned) with a µm bar of a round length, about a
+    third of the width at most, bottom left on a white label."""
+    width_um = image.shape[1] * mpp
     length = max((u for u in _SCALE_BAR_UM if u <= width_um / 3), default=_SCALE_BAR_UM[0])
-    bar_px = max(2, int(round(length / mpp * factor)))
-    height, _ = big.shape[:2]
-    x0, y1 = 8, height - 8
-    cv2.rectangle(big, (x0 - 3, y1 - 22), (x0 + max(bar_px, 50) + 3, y1 + 3), (255, 255, 255), thickness=-1)
-    cv2.rectangle(big, (x0, y1 - 4), (x0 + bar_px, y1), (0, 0, 0), thickness=-1)
-    cv2.putText(big, f"{length} um", (x0, y1 - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    return big
+    bar_px = max(2, int(round(length / mpp)))
+    x0, y1 = 8, image.shape[0] - 8
+    cv2.rectangle(image, (x0 - 3, y1 - 22), (x0 + max(bar_px, 50) + 3, y1 + 3), (255, 255, 255), thickness=-1)
+    cv2.rectangle(image, (x0, y1 - 4), (x0 + bar_px, y1), (0, 0, 0), thickness=-1)
+    put_text(image, f"{length} µm", (x0, y1 - 9))
+    return image
 
 
-def map_to_png(
-    image: np.ndarray,
-    prob_map: np.ndarray,
-    *,
-    opacity: float = 0.4,
-    colormap: str = DEFAULT_COLORMAP,
-) -> bytes:
-    """Render a probability map over its image as downloadable PNG bytes.
-
-    Processed pixels get the colour-mapped overlay (``overlay_heatmap``); unprocessed
-    pixels (NaN in the map) keep the plain image, so "not analysed" never looks like "0".
+def map_over(image: np.ndarray, prob_map: np.ndarray, *, opacity: float = 0.4,
+             colormap: str = DEFAULT_COLORMAP) -> np.ndarray:
+    """A probability map over its image, uint8 RGB: processed pixels colour-mapped
+    (``overlay_heatmap``), unprocessed ones (NaN) the plain image, so "not analysed" never looks like "0".
 
     Args:
         image: uint8 HxW grey or HxWx3 RGB, the original image.
@@ -304,12 +325,8 @@ def map_to_png(
         opacity: heatmap weight in [0, 1].
         colormap: a key of ``COLORMAPS``.
 
-    Returns:
-        PNG file contents, H x W RGB.
-
     Raises:
-        ValueError: the map and image sizes differ, or invalid values (see
-            ``overlay_heatmap``).
+        ValueError: the map and image sizes differ, or invalid values (see ``overlay_heatmap``).
     """
     rgb = ensure_rgb(image)
     if prob_map.shape != rgb.shape[:2]:
@@ -317,4 +334,10 @@ def map_to_png(
     blended = overlay_heatmap(rgb, prob_map, opacity=opacity, colormap=colormap)
     unprocessed = np.isnan(prob_map)
     blended[unprocessed] = rgb[unprocessed]
-    return encode_png(blended)
+    return blended
+
+
+def map_to_png(image: np.ndarray, prob_map: np.ndarray, *, opacity: float = 0.4,
+               colormap: str = DEFAULT_COLORMAP) -> bytes:
+    """:func:`map_over` as PNG bytes."""
+    return encode_png(map_over(image, prob_map, opacity=opacity, colormap=colormap))

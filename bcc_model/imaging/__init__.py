@@ -5,4 +5,5 @@
 - ``modality_guess.py``: does the image look like the selected modality?
 - ``preprocess.py``: the registry's preprocessing steps (one function for training and use).
 - ``tiling.py``: tissue mask, tiles at the model's scale, tile maps.
+- ``scale.py``: µm per pixel from TIFF/DICOM metadata, and whether the tissue looks like a given scale.
 """

@@ -19,6 +19,7 @@ from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut, apply_voi, get_decoder, pixel_array
 from pydicom.uid import UID
 
+from bcc_model.imaging.scale import mpp_from_dicom
 from bcc_model.imaging.pixels import (CORRUPTED, NOT_AN_IMAGE, ImageReadError, LoadedImage, check_decoded, check_size,
                                       own_range, window)
 
@@ -99,7 +100,7 @@ def read_dicom(data: bytes, max_pixels: int, has_magic: bool) -> LoadedImage:
     if burned_in:
         notes = (BURNED_IN_WARNING, *notes)
     pixels.flags.writeable = False
-    return LoadedImage(pixels, "DICOM", photometric, bit_depth, notes, burned_in=burned_in)
+    return LoadedImage(pixels, "DICOM", photometric, bit_depth, notes, burned_in=burned_in, mpp=mpp_from_dicom(dataset))
 
 
 def _check_transfer_syntax(transfer_syntax: str | None) -> str:

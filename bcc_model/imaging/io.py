@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from bcc_model.imaging.scale import mpp_from_tiff
 from bcc_model.imaging.pixels import (CORRUPTED, NOT_AN_IMAGE, ImageReadError, LoadedImage, check_decoded, check_size,
                                       megapixels, own_range, row_blocks, window)
 
@@ -143,6 +144,10 @@ def _read_tiff(data: bytes, max_pixels: int) -> LoadedImage:
                 raise ImageReadError(f"TIFF with {samples} samples per pixel is not supported (greyscale or RGB only)")
             check_decoded(int(page.imagewidth), int(page.imagelength), samples, int(page.dtype.itemsize))
             values, pages = page.asarray(), len(tiff.pages)
+            tags = page.tags
+            mpp = mpp_from_tiff(page.description,
+                                tags["XResolution"].value if "XResolution" in tags else None,
+                                tags["ResolutionUnit"].value if "ResolutionUnit" in tags else None)
     except ImageReadError:
         raise
     except Exception as err:  # tifffile raises many types on malformed input
@@ -156,7 +161,7 @@ def _read_tiff(data: bytes, max_pixels: int) -> LoadedImage:
     if pages > 1:
         notes = (*notes, f"multi-page TIFF: only the first of {pages} pages was read")
     pixels.flags.writeable = False
-    return LoadedImage(pixels, "TIFF", f"{values.dtype}", values.dtype.itemsize * 8, notes)
+    return LoadedImage(pixels, "TIFF", f"{values.dtype}", values.dtype.itemsize * 8, notes, mpp=mpp)
 
 
 def _read_pillow(data: bytes, max_pixels: int) -> LoadedImage:
@@ -175,6 +180,7 @@ def _read_pillow(data: bytes, max_pixels: int) -> LoadedImage:
     check_decoded(*image.size, len(image.getbands()), _MODE_BYTES.get(image.mode, 1))
     fmt = "JPEG" if image.format == "MPO" else str(image.format)
     source_mode = image.mode
+    mpp = _pillow_tiff_mpp(image) if fmt == "TIFF" else None
     notes: list[str] = []
     try:
         bit_depth = _pillow_bit_depth(image, data)
@@ -191,7 +197,18 @@ def _read_pillow(data: bytes, max_pixels: int) -> LoadedImage:
         notes.append(f"multi-{unit} {fmt}: only the first of {frames} {unit}s was read")
     notes.extend(conversion_notes)
     pixels.flags.writeable = False
-    return LoadedImage(pixels, fmt, source_mode, bit_depth, tuple(notes))
+    return LoadedImage(pixels, fmt, source_mode, bit_depth, tuple(notes), mpp=mpp)
+
+
+def _pillow_tiff_mpp(image: Image.Image) -> float | None:
+    """The scale a TIFF opened by Pillow records (tags 270 ImageDescription, 282 XResolution, 296 ResolutionUnit)."""
+    tags = getattr(image, "tag_v2", None)
+    if tags is None:
+        return None
+    x_resolution = tags.get(282)
+    if x_resolution is not None and hasattr(x_resolution, "numerator"):
+        x_resolution = (x_resolution.numerator, x_resolution.denominator)
+    return mpp_from_tiff(tags.get(270), x_resolution, tags.get(296))
 
 
 def _open_pillow(data: bytes, max_pixels: int) -> Image.Image:

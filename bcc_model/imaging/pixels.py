@@ -47,6 +47,8 @@ class LoadedImage:
         warnings: plain-language notes on what was not shown, e.g. skipped pages.
         burned_in: the file says text is burned into the pixels (DICOM ``BurnedInAnnotation``
             YES): they may identify the patient, so no export may show them.
+        mpp: µm per pixel the file records, where it is a microscope's (``imaging.scale``);
+            ``None`` when the file does not say.
     """
 
     pixels: np.ndarray
@@ -55,6 +57,7 @@ class LoadedImage:
     bit_depth: int
     warnings: tuple[str, ...] = ()
     burned_in: bool = False
+    mpp: float | None = None
 
     def __post_init__(self) -> None:
         """Refuse arrays that break the layout contract every caller relies on."""

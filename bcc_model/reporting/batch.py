@@ -17,6 +17,7 @@ import pandas as pd
 
 from bcc_model.analysis.batch import BatchResult
 from bcc_model.analysis.rows import ResultRow
+from bcc_model.models.bundle import Bundle
 from bcc_model.explain.overlay import encode_png, overlay_heatmap
 from bcc_model.reporting.exports import to_safe_csv
 from bcc_model.reporting.tilemaps import summary_row, write_tile_maps
@@ -67,11 +68,11 @@ def output_stem(index: int, name: str) -> str:
     return f"{index:04d}_" + (re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "file")[:80]
 
 
-def write_extras(result: BatchResult, out_dir: Path, stem: str, band: tuple[float, float], heatmaps: bool,
+def write_extras(result: BatchResult, bundle: Bundle, out_dir: Path, stem: str, heatmaps: bool,
                  level: float | None = None) -> None:
-    """The heatmap overlay of an analysed image, or the tile maps of a tiled one (``band``: the bundle's at ``level``)."""
+    """The heatmap overlay of an analysed image, or the tile maps of a tiled one (undecided at ``level``)."""
     if result.slide is not None:
-        write_tile_maps(result.slide, out_dir / "tiles", stem, band, level)
+        write_tile_maps(result.slide, bundle, out_dir / "tiles", stem, level)
     elif heatmaps and result.analysis is not None and result.analysis.heatmaps:
         heat = next(iter(result.analysis.heatmaps.values()))
         (out_dir / "heatmaps").mkdir(parents=True, exist_ok=True)

@@ -226,17 +226,20 @@ def _raster_axis(original_px: int, shown_px: int) -> tuple[float, float]:
 def probability_map_figure(image: np.ndarray, prob_map: np.ndarray, *, label: str, opacity: float = 1.0,
                            boxes: np.ndarray | None = None, positive: np.ndarray | None = None,
                            threshold: float | None = None, band: tuple[float, float] | None = None,
-                           plot_width_px: int = 800) -> go.Figure:
-    """An image with its tile probability map drawn on top, sized to the image's shape.
+                           plot_width_px: int = 800, side_by_side: bool = False,
+                           mpp: float | None = None) -> go.Figure:
+    """An image with its tile probability map drawn on top (or beside it), sized to the image's shape.
 
     At the default full opacity the map's colours are exactly those of its colour bar (a blend
     with the stain would shift them); a lower ``opacity`` shows the tissue through it. With
-    ``boxes`` (the tissue tiles) every tile gets a clickable marker at its centre, carrying its
-    index as ``customdata`` (the app shows the clicked tile's crop and heatmap); with
-    ``positive`` and ``threshold`` too, the tiles at or above the threshold are outlined, so a
-    threshold moved by the user shows at once which tiles it flags; with ``band`` too, the tiles
-    inside it (undecided: their conformal set holds both classes) are outlined in amber instead.
-    The figure's height follows
+    ``side_by_side`` the tissue alone is drawn left of the map, the two panels zooming and panning
+    together, so an opaque map never hides what it describes. With ``boxes`` (the tissue tiles)
+    every tile gets a clickable marker at its centre, carrying its index as ``customdata`` (the
+    app shows the clicked tile's crop and heatmap); with ``positive`` and ``threshold`` too, the
+    tiles at or above the threshold are outlined, so a threshold moved by the user shows at once
+    which tiles it flags; with ``band`` too, the tiles inside it (undecided: their conformal set
+    holds both classes) are outlined in amber instead. Clicking a tile keeps every outline. With
+    ``mpp`` (µm per image pixel) a µm scale bar is drawn bottom left. The figure's height follows
     the image's aspect ratio for a plot ``plot_width_px`` wide, so no empty band sits beside it.
 
     For display the image is downscaled to at most ``_IMAGE_MAX_PX`` and the map (nearest
@@ -246,14 +249,16 @@ def probability_map_figure(image: np.ndarray, prob_map: np.ndarray, *, label: st
     Args:
         image: uint8 HxW grey or HxWx3 RGB, the original image.
         prob_map: float HxW from ``tiling.merge_to_map``, values in [0, 1] or NaN.
-        label: the class whose probability the map holds (e.g. ``"malignant"``).
+        label: the class whose probability the map holds (e.g. ``"IDC"``).
 
     Returns:
-        Two traces: the image and the map (heatmap with a colour bar).
+        The image and the map (heatmap with a colour bar), the tissue alone first when ``side_by_side``.
 
     Raises:
         ValueError: bad image, mismatched sizes or map values outside [0, 1].
     """
+    from plotly.subplots import make_subplots
+
     rgb = ensure_rgb(image)
     height, width = rgb.shape[:2]
     if prob_map.shape != (height, width):
@@ -275,9 +280,13 @@ def probability_map_figure(image: np.ndarray, prob_map: np.ndarray, *, label: st
     image_y0, image_dy = _raster_axis(height, shown.shape[0])
     map_x0, map_dx = _raster_axis(width, size[0])
     map_y0, map_dy = _raster_axis(height, size[1])
-    fig = go.Figure()
-    fig.add_trace(go.Image(source=source, x0=image_x0, dx=image_dx, y0=image_y0, dy=image_dy,
-                           name="image", hoverinfo="skip"))
+    panels = 2 if side_by_side else 1
+    fig = make_subplots(rows=1, cols=panels, horizontal_spacing=0.03,
+                        subplot_titles=("Tissue", f"P({label})") if side_by_side else None)
+    tissue = dict(source=source, x0=image_x0, dx=image_dx, y0=image_y0, dy=image_dy, hoverinfo="skip")
+    if side_by_side:
+        fig.add_trace(go.Image(name="tissue", **tissue), row=1, col=1)
+    fig.add_trace(go.Image(name="image", **tissue), row=1, col=panels)
     fig.add_trace(
         go.Heatmap(
             z=cells,
@@ -293,19 +302,37 @@ def probability_map_figure(image: np.ndarray, prob_map: np.ndarray, *, label: st
             colorbar={"title": f"P({label})"},
             name=f"P({label})",
             hovertemplate=f"x %{{x:.0f}} px, y %{{y:.0f}} px<br>P({label}) %{{z:.2f}}<extra></extra>",
-        )
+        ), row=1, col=panels,
     )
     if boxes is not None and len(boxes):
-        fig.add_trace(_tile_markers(np.asarray(boxes), positive, threshold, label, plot_width_px / max(width, 1),
-                                    band))
+        fig.add_trace(_tile_markers(np.asarray(boxes), positive, threshold, label,
+                                    plot_width_px / panels / max(width, 1), band), row=1, col=panels)
     style(fig, f"Probability map: P({label}) per tissue tile (uncoloured = not analysed)",
-           "x (px)", "y (px)")
+          "x (px)", "y (px)")
     aspect = height / max(width, 1)
-    fig.update_layout(height=int(np.clip(plot_width_px * aspect + _MAP_MARGIN_PX, 320, 900)), showlegend=False,
-                      margin={"l": 60, "r": 20, "t": 60, "b": 50})
+    fig.update_layout(height=int(np.clip(plot_width_px / panels * aspect + _MAP_MARGIN_PX, 320, 900)),
+                      showlegend=False, margin={"l": 60, "r": 20, "t": 60, "b": 50})
     fig.update_xaxes(range=[-0.5, width - 0.5], constrain="domain")
     fig.update_yaxes(range=[height - 0.5, -0.5], scaleanchor="x", scaleratio=1, constrain="domain")
+    if side_by_side:  # zoom or pan one panel and the other follows
+        fig.update_xaxes(matches="x", row=1, col=2)
+        fig.update_yaxes(matches="y", scaleanchor="x2", row=1, col=2)
+    if mpp:
+        _scale_bar(fig, width, height, mpp, panels)
     return fig
+
+
+def _scale_bar(fig: go.Figure, width: int, height: int, mpp: float, panels: int) -> None:
+    """A µm bar of a round length, about a fifth of the width, bottom left of every panel."""
+    lengths = (10, 20, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10000)
+    length = max((u for u in lengths if u <= width * mpp / 5), default=lengths[0])
+    bar_px = length / mpp
+    x0, y = 0.04 * width, 0.95 * height
+    for panel in range(1, panels + 1):
+        axes = {"xref": "x" if panel == 1 else f"x{panel}", "yref": "y" if panel == 1 else f"y{panel}"}
+        fig.add_shape(type="line", x0=x0, x1=x0 + bar_px, y0=y, y1=y, line={"color": "black", "width": 4}, **axes)
+        fig.add_annotation(x=x0 + bar_px / 2, y=y, text=f"{length:g} µm", showarrow=False, yshift=12,
+                           bgcolor="rgba(255,255,255,0.8)", font={"size": 11}, **axes)
 
 
 _MAP_MARGIN_PX = 110
@@ -330,8 +357,11 @@ def _tile_markers(boxes: np.ndarray, positive: np.ndarray | None, threshold: flo
              else f"tile %{{customdata}}: P({label}) %{{text}}, click to see it")
     return go.Scatter(
         x=centres_x, y=centres_y, mode="markers", customdata=np.arange(len(boxes)),
-        text=None if positive is None else [f"{p:.2f}" for p in positive],
+        text=None if positive is None else [f"{p:.2f}" + (" · undecided" if u else " · flagged" if f else "")
+                                            for p, u, f in zip(positive, undecided, flagged)],
         marker={"symbol": "square-open", "size": float(np.clip(side * screen_px_per_px, 3.0, 40.0)),
                 "color": np.where(undecided, UNDECIDED_COLOUR, np.where(flagged, "#d62728", "rgba(0,0,0,0)")).tolist(),
                 "line": {"width": 1.5}},
-        hovertemplate=hover + "<extra></extra>", name="tiles")
+        hovertemplate=hover + "<extra></extra>", name="tiles",
+        # A click selects one tile: every other outline must stay as it was (plotly dims them by default).
+        selected={"marker": {"opacity": 1.0}}, unselected={"marker": {"opacity": 1.0}})

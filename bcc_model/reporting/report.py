@@ -60,9 +60,9 @@ class ReportEntry:
             return
         if self.image is None:
             raise ValueError(f"{self.row.file!r}: an analysed entry needs an image")
-        if self.row.label not in self.row.probabilities:
-            raise ValueError(f"{self.row.file!r}: label {self.row.label!r} is not among the probabilities' labels "
-                             f"{list(self.row.probabilities)}")
+        if self.row.statement.shows_output and set(self.row.probabilities) != set(self.row.labels):
+            raise ValueError(f"{self.row.file!r}: probabilities {list(self.row.probabilities)} are not one per class "
+                             f"{list(self.row.labels)}")
 
 
 def _required(model_info: Mapping, *path: str) -> object:
@@ -80,19 +80,25 @@ def _data_uri(image: np.ndarray) -> str:
     return f"data:image/png;base64,{data}"
 
 
-def _model(model_info: Mapping) -> dict:
-    """The model facts the report's header table shows; each one is required."""
+def _model(model_info: Mapping, display_names: Mapping[str, str]) -> dict:
+    """The model facts the report's header table shows; each one is required (classes in display names)."""
     low, high = _required(model_info, "decision", "indeterminate_band")
+    positive = str(_required(model_info, "positive_label"))
     return {"name": str(_required(model_info, "name")), "architecture": str(_required(model_info, "architecture", "name")),
             "modality": str(_required(model_info, "modality")), "sha": str(_required(model_info, "model_sha256")),
-            "created": str(_required(model_info, "created")), "positive": str(_required(model_info, "positive_label")),
+            "created": str(_required(model_info, "created")), "positive": display_names.get(positive, positive),
             "threshold": float(_required(model_info, "decision", "threshold")), "band": (float(low), float(high))}
 
 
 def _figures(entry: ReportEntry) -> list[dict]:
-    """The entry's images in report order: upload, heatmap overlay, lesion map overlay."""
+    """The entry's images in report order: upload, heatmap overlay, lesion map overlay.
+
+    A refused image shows only itself: its heatmap and lesion map are things the model said.
+    """
     if not entry.row.analysed or entry.row.burned_in:  # pixels that may identify the patient stay out
         return []
+    if not entry.row.statement.shows_output:
+        return [{"src": _data_uri(entry.image), "alt": "image", "caption": "Image as uploaded"}]
     shown = [(entry.image, "image", "Image as uploaded"),
              (entry.heatmap_overlay, "heatmap overlay", entry.heatmap_caption),
              (entry.lesion_map_overlay, "lesion map overlay", entry.lesion_map_caption)]
@@ -108,6 +114,7 @@ def build_report_html(
     notice: str,
     verified: bool = False,
     caution: str | None = None,
+    display_names: Mapping[str, str] | None = None,
 ) -> str:
     """Render the report as one self-contained HTML document.
 
@@ -123,6 +130,7 @@ def build_report_html(
             (``Bundle.verified``); otherwise the report says "unverified" beside the version.
         caution: the model's weak-discrimination caution (``performance_caution``), shown above
             the results when given.
+        display_names: the modality's words for its labels (``ModalitySpec.display_names``), as the rows use.
 
     Returns:
         The HTML text (UTF-8 when saved).
@@ -133,5 +141,5 @@ def build_report_html(
     if generated_at.tzinfo is None or generated_at.utcoffset() is None:
         raise ValueError("generated_at must be timezone-aware, e.g. datetime.now(timezone.utc)")
     rows = [{"row": e.row, "figures": _figures(e)} for e in entries]
-    return render("report.html.j2", model=_model(model_info), entries=rows, notice=notice,
+    return render("report.html.j2", model=_model(model_info, display_names or {}), entries=rows, notice=notice,
                   generated=generated_at.isoformat(timespec="seconds"), verified=verified, caution=caution)

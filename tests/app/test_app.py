@@ -26,7 +26,7 @@ from bcc_model.imaging.pixels import ImageReadError
 from bcc_model.imaging.io import read_image
 from bcc_model.registry import MODALITIES
 from bcc_model.analysis.predictions import predict_images
-from tests.apptest_helpers import PNG, heatmap_images as _heatmap_images, plain, run_app
+from tests.apptest_helpers import PNG, heatmap_images as _heatmap_images, plain, run_app, verdict_text
 from tests.support.bundles import shipped_bundle
 
 
@@ -50,10 +50,7 @@ def _texts(at: AppTest) -> str:
 
 
 def _expected_verdict(bundle, data: bytes) -> str:
-    prediction = predict_images(bundle, [read_image(data).pixels])[0]
-    if prediction.indeterminate:
-        return f"**Indeterminate** (leaning {prediction.label})"
-    return f"Prediction: {prediction.label}"
+    return verdict_text(bundle, predict_images(bundle, [read_image(data).pixels])[0])
 
 
 def test_upload_classifies_good_files_and_reports_the_bad_one(bundle, sample_files):
@@ -83,9 +80,11 @@ def test_upload_classifies_good_files_and_reports_the_bad_one(bundle, sample_fil
             assert row["error"] == str(err.value)
             continue
         expected = predict_images(bundle, [read_image(data).pixels])[0]
-        assert row["label"] == expected.label and row["indeterminate"] == expected.indeterminate
-        for label in bundle.labels:
-            assert row[f"P({label})"] == pytest.approx(expected.probabilities[label], abs=1e-5)
+        words = verdict_text(bundle, expected)
+        assert row["verdict"] == ("indeterminate" if expected.indeterminate else words.removeprefix("Result: "))
+        assert row["indeterminate"] == expected.indeterminate
+        for label in bundle.labels:  # columns in the modality's display names ("IDC", "no IDC")
+            assert row[f"P({bundle.spec.display(label)})"] == pytest.approx(expected.probabilities[label], abs=1e-5)
     assert {b.label for b in at.get("download_button")} >= {"Download table (CSV)", "Download report (HTML)"}
 
 
@@ -103,12 +102,16 @@ def test_the_sidebar_level_sets_the_conformal_set_in_words_the_table_and_the_rep
     texts, table = plain(_texts(at)), at.dataframe[0].value
     expected = [predict_images(bundle, [read_image(p.read_bytes()).pixels], level=0.95)[0] for p in chosen]
     assert any(len(e.conformal_set) == 2 for e in expected), "the samples should hold an undecided one at 95 %"
+    show = bundle.spec.display  # the H&E classes in the words a pathologist uses: "IDC", "no IDC", never "benign"
     for row, prediction in zip(table.to_dict("records"), expected):
-        assert row["conformal_set"] == " or ".join(prediction.conformal_set) and row["set_level"] == 0.95
+        assert row["conformal_set"] == " or ".join(map(show, prediction.conformal_set)) and row["set_level"] == 0.95
         assert row["indeterminate"] == prediction.indeterminate
-        words = set_in_words(bundle, prediction)
-        assert words in texts and ("can't decide at 95 %" in words) == (len(prediction.conformal_set) == 2)
-        assert "IDC" in words and "benign" not in words  # the H&E classes in the words a pathologist uses
+        if len(prediction.conformal_set) == 2:  # undecided: the page names both classes, and no class as a result
+            assert row["verdict"] == "indeterminate" and "At 95 % the model cannot rule out no IDC or IDC." in texts
+        else:
+            words = set_in_words(bundle, prediction)
+            assert words in texts and "IDC" in words and "benign" not in words
+    assert "benign" not in texts
 
 
 def test_one_upload_is_preprocessed_once(bundle, sample_files, monkeypatch):
@@ -177,7 +180,7 @@ def test_try_a_sample_classifies_every_sample(bundle, sample_files):
     assert len(_heatmap_images(at)) == len(sample_files)
     table = at.dataframe[0].value
     assert len(table) == len(sample_files)
-    assert table["true label"].tolist() == [path.parent.name for path in sample_files]
+    assert table["true label"].tolist() == [bundle.spec.display(path.parent.name) for path in sample_files]
     assessed = table["verdict"].isin(bundle.labels)
     assert (table.loc[assessed, "correct?"] == (table.loc[assessed, "verdict"]
                                                 == table.loc[assessed, "true label"])).all()
@@ -189,26 +192,38 @@ def test_region_mode_maps_a_grid_of_samples(bundle, sample_files):
     grid = np.concatenate([np.concatenate(patches[r * 4:(r + 1) * 4], axis=1) for r in range(4)], axis=0)
     buffer = io.BytesIO()
     Image.fromarray(grid).save(buffer, format="PNG")
+    data = buffer.getvalue()
     at = _run()
-    at.file_uploader(key="region_upload_histopathology").set_value(("region.png", buffer.getvalue(), PNG)).run()
+    at.file_uploader(key="region_upload_histopathology").set_value(("region.png", data, PNG)).run()
+    assert not at.exception, [e.message for e in at.exception]
+    # A PNG records no scale: nothing is analysed at a guessed one; the page asks.
+    assert not at.metric and any("does not record its scale" in i.value for i in at.info)
+    sha = hashlib.sha256(data).hexdigest()[:16]
+    at.radio(key=f"region_scale_mode_{sha}").set_value("µm per pixel").run()
+    assert not at.metric, "no scale entered yet"
+    at.number_input(key=f"region_mpp_{sha}").set_value(4.0).run()
     assert not at.exception, [e.message for e in at.exception]
     assert not at.error
+    positive = bundle.spec.display(bundle.spec.positive_label)
     metrics = {m.label: m.value for m in at.metric}
-    analysed = int(metrics["Tissue tiles analysed"])
-    assert analysed > 0 and analysed + int(metrics["Background tiles skipped"]) == 16
-    assert metrics[f"Tissue flagged {bundle.spec.positive_label}"].endswith("%")
-    expected = metrics[f"Expected {bundle.spec.positive_label} share"]
+    analysed = int(metrics["Tissue tiles analysed"].replace(",", ""))
+    assert 0 < analysed <= 16
+    expected = metrics[f"Expected {positive} share"]
     assert expected.endswith("%") and metrics["Tiles undecided at 90 %"].endswith("%")
+    assert any(m.label == f"Expected {positive} share" and "95 % interval" in (m.delta or "") for m in at.metric)
     assert any("95 % interval" in c.value and "read both" in c.value for c in at.caption)
     assert len(at.get("plotly_chart")) == 1  # the probability map (the Patches tab is empty)
     assert {"Download map (PNG)", "Download tiles (CSV)", "Download tiles for QuPath (GeoJSON)"} <= {
         b.label for b in at.get("download_button")}
     assert not at.get("progress"), "the tile progress bar is gone once the map is done"
     assert len(_heatmap_images(at)) == min(4, analysed)
-    flagged = f"Tissue flagged {bundle.spec.positive_label}"
     at.slider(key="region_threshold").set_value(0.0).run()
-    assert {m.label: m.value for m in at.metric}[flagged] == "100.0%", "the threshold moves the flagged share live"
-    assert any("not validated" in c.value for c in at.caption)
+    assert any(f"Tissue flagged {positive} at this threshold: **100.0%**" in c.value for c in at.caption), \
+        "the threshold moves the flagged share live"
+    assert any("not the validated" in w.value for w in at.main.warning)
+    at.button(key="region_threshold_reset").click().run()  # back to the validated value, warning gone
+    assert at.slider(key="region_threshold").value == pytest.approx(bundle.threshold)
+    assert not any("not the validated" in w.value for w in at.main.warning)
     at.select_slider(key="conformal_level").set_value(0.95).run()  # wider sets: never fewer undecided tiles
     at95 = {m.label: m.value for m in at.metric}
     assert float(at95["Tiles undecided at 95 %"].rstrip("%")) >= float(metrics["Tiles undecided at 90 %"].rstrip("%"))
@@ -284,7 +299,7 @@ def test_trust_cues_where_the_eye_is(bundle, sample_files):
 
 
 def test_a_weak_models_caution_is_beside_its_output_and_in_the_table():
-    from bcc_model.evaluation.model_quality import performance_caution
+    from bcc_model.models.quality import performance_caution
     from bcc_model.registry import get_modality
 
     spec = get_modality("mammography")
@@ -294,7 +309,7 @@ def test_a_weak_models_caution_is_beside_its_output_and_in_the_table():
     at = run_app(modality="mammography")
     at.file_uploader(key="uploads_mammography").set_value([(sample.name, sample.read_bytes(), PNG)]).run()
     assert caution in [e.value for e in at.main.error]
-    assert not any(m.value.startswith("### Prediction") for m in at.markdown), "no bold verdict from a weak model"
+    assert not any(m.value.startswith("### Result") for m in at.markdown), "no bold verdict from a weak model"
     assert at.dataframe[0].value["caution"].tolist() == [caution]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from bcc_model.evaluation.model_quality import performance_caution
+from bcc_model.models.quality import performance_caution
 from bcc_model.models.bundle import read_bundle_info
 from bcc_model.explain.cams import FASTEST_FIRST, HEATMAP_LIMITATIONS, LESION_MAP_CAPTION
 from bcc_model.reporting.tables import task_scores_table
@@ -19,7 +19,7 @@ from bcc_model.imaging.io import read_image
 from bcc_model.registry import get_modality
 from bcc_model.analysis.predictions import predict_images
 from bcc_model.imaging.preprocess import model_view_caption
-from tests.apptest_helpers import PNG, heatmap_images, image_captions, page_texts, run_app
+from tests.apptest_helpers import PNG, heatmap_images, image_captions, page_texts, run_app, verdict_text
 from tests.support.bundles import shipped_bundle
 
 WHOLE_IMAGE = ["mammography", "ultrasound"]
@@ -47,20 +47,19 @@ def test_classify_shows_prediction_probabilities_and_heatmap_on_the_model_view(m
 
     prediction = predict_images(shipped_bundle(modality), [read_image(sample.read_bytes()).pixels])[0]
     texts = page_texts(at)
-    expected = (f"**Indeterminate** (leaning {prediction.label})" if prediction.indeterminate
-                else f"Model output: {prediction.label}" if weak else f"Prediction: {prediction.label}")
-    assert expected in texts
+    assert verdict_text(shipped_bundle(modality), prediction) in texts
     row = at.dataframe[0].value.iloc[0]
     for label, p in prediction.probabilities.items():
         assert row[f"P({label})"] == pytest.approx(p, abs=1e-5)
-    assert len(at.get("plotly_chart")) == 2  # one probability bar per image
+    # The refused H&E patch shows itself and why, nothing the model computed: one bar, one heatmap, one lesion map.
+    assert len(at.get("plotly_chart")) == 1
 
     heatmaps = heatmap_images(at)
-    assert len(heatmaps) == 2 and all(url for image in heatmaps for url in image.value)
+    assert len(heatmaps) == 1 and all(url for image in heatmaps for url in image.value)
     assert all(model_view_caption(spec) in caption for image in heatmaps for caption in image.captions)
     assert sum(caption.startswith("Image as uploaded") for caption in image_captions(at)) == 2
     lesion_maps = [caption for image in at.image for caption in image.captions if caption.startswith(LESION_MAP_CAPTION)]
-    assert len(lesion_maps) == 2, "both bundles ship a lesion map"
+    assert len(lesion_maps) == 1, "both bundles ship a lesion map; the refused image shows none"
     assert all("No mark" in caption or "mark(s) at the map's peaks" in caption for caption in lesion_maps)
 
     # The sample fits its model; the H&E patch gets no verdict, with the reason, in the page and the table.

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from bcc_model import RESEARCH_USE_NOTICE
 from bcc_model.registry import get_modality
 from bcc_model.modalities.cytology.cases import FEATURE_NAMES, predict_cases, read_cases_csv
-from tests.apptest_helpers import plain
+from tests.apptest_helpers import plain, verdict_text
 from tests.support.bundles import shipped_bundle
 from tests.conftest import ROOT
 
@@ -31,9 +31,7 @@ def bundle():
 
 
 def _verdict(prediction) -> str:
-    if prediction.indeterminate:
-        return f"**Indeterminate** (leaning {prediction.label})"
-    return f"Prediction: {prediction.label}"
+    return verdict_text(shipped_bundle("cytology"), prediction)
 
 
 def _texts(at: AppTest) -> str:
@@ -86,7 +84,7 @@ def test_csv_upload_reports_the_bad_row_and_classifies_the_rest(bundle):
     table = at.dataframe[0].value
     predictions = predict_cases(bundle, good)
     assert list(table["case"]) == list(good["group"]) and list(table["line"]) == list(good.index)
-    assert list(table["prediction"]) == [p.label for p in predictions]
+    assert list(table["verdict"]) == ["indeterminate" if p.indeterminate else p.label for p in predictions]
     assert list(table["true label"]) == list(good["label"])
     assert len(at.get("plotly_chart")) == 2  # details of the first case: probabilities and attributions
     assert _verdict(predictions[0]) in _texts(at)

@@ -57,7 +57,7 @@ def test_upload_shows_probabilities_and_heatmap(chromium_path, server, sample_fi
             page.get_by_role("tab", name="Single patches").click()  # region mode is the first tab for H&E
             page.locator(PATCH_UPLOADER).first.set_input_files([sample_file, hostile])
 
-            verdict = page.get_by_text("Prediction:").or_(page.get_by_text("Indeterminate")).first
+            verdict = page.get_by_text("Result:").or_(page.get_by_text("Indeterminate")).first
             expect(verdict).to_be_visible(timeout=RESULT_TIMEOUT_MS)
             expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=STEP_TIMEOUT_MS)
             expect(page.get_by_text("Class probabilities").first).to_be_attached(timeout=STEP_TIMEOUT_MS)
@@ -87,8 +87,9 @@ def test_a_clinician_meets_caution_refusal_and_the_right_images(chromium_path, s
     """What issue 17 asked a browser to prove: region mode first for H&E; a weak model's verdict carries its
     caution on the page and in the CSV; an image of another modality is not assessed; Explain lists only the
     selected modality's images and explains the positive class by default. And (issue 30) an RSNA screening
-    mammogram is never called an ultrasound image on the page, in the table or in the
-    report."""
+    mammogram is never called an ultrasound image on the page, in the table or in the report (item 1); the
+    page, the CSV, the report and Explain phrase a refusal, a weak model and a result alike (item 2); a refused
+    image shows nothing the model computed (item 3); no probability reads "100.0%" or 3.3e-11 (item 6)."""
     from playwright.sync_api import expect, sync_playwright
 
     patch = next(path for path in sample_files if path.parent.name == "malignant").read_bytes()
@@ -113,7 +114,7 @@ def test_a_clinician_meets_caution_refusal_and_the_right_images(chromium_path, s
             expect(region).to_have_attribute("aria-selected", "true", timeout=STEP_TIMEOUT_MS)
             page.get_by_role("tab", name="Single patches").click()
             page.locator(PATCH_UPLOADER).first.set_input_files([png("he_on_the_he_page.png", patch)])
-            expect(page.get_by_text("Prediction:").or_(page.get_by_text("Indeterminate")).first).to_be_visible(
+            expect(page.get_by_text("Result:").or_(page.get_by_text("Indeterminate")).first).to_be_visible(
                 timeout=RESULT_TIMEOUT_MS)
 
             _choose(page, "Modality", "Mammography")
@@ -126,19 +127,37 @@ def test_a_clinician_meets_caution_refusal_and_the_right_images(chromium_path, s
             expect(page.get_by_text("Not assessed:").first).to_be_visible(timeout=RESULT_TIMEOUT_MS)
             expect(page.get_by_text("discriminates poorly").first).to_be_visible(timeout=RESULT_TIMEOUT_MS)
             expect(page.get_by_text("Model output:").first).to_be_visible()
-            assert page.get_by_role("heading").filter(has_text="Prediction:").count() == 0, \
+            assert page.get_by_role("heading").filter(has_text="Result:").count() == 0, \
                 "a weak model's output is never a bold verdict"
+            # Item 3: the refused H&E patch shows itself and why, no heatmap, lesion map or probability bar.
+            assessed = 1 + len(screening)
+            expect(page.locator('[data-testid="stImage"]').filter(has_text="Grad-CAM")).to_have_count(
+                assessed, timeout=STEP_TIMEOUT_MS)
+            expect(page.locator(".js-plotly-plot")).to_have_count(assessed, timeout=STEP_TIMEOUT_MS)
+            assert page.get_by_text("100.0%").count() == 0  # item 6: one formatter
             with page.expect_download(timeout=STEP_TIMEOUT_MS) as download:
                 page.get_by_role("button", name="Download table (CSV)").click()
             table = Path(download.value.path()).read_text(encoding="utf-8")
             assert "discriminates poorly" in table and "he_on_the_mammography_page.png" in table
             assert "not assessed" in table.lower()
             assert all(item["name"] in table for item in screening) and "looks like an ultrasound" not in table
+            import csv
+            import io
+
+            rows = {row["file"]: row for row in csv.DictReader(io.StringIO(table))}
+            refused = rows["he_on_the_mammography_page.png"]
+            assert refused["verdict"] == "not assessed" and not refused["P(malignant)"] and not refused["conformal_set"], \
+                "a refused image carries no class and nothing the model said"
+            assert rows["mdb028.png"]["verdict"].startswith("model output: ") and rows["mdb028.png"]["caution"]
+            numbers = [value for row in rows.values() for key, value in row.items() if key.startswith("P(") and value]
+            assert numbers and all("e" not in value and len(value.split(".")[-1]) <= 6 for value in numbers)
             assert page.get_by_text("looks like an ultrasound").count() == 0
             with page.expect_download(timeout=STEP_TIMEOUT_MS) as download:
                 page.get_by_role("button", name="Download report (HTML)").click()
             report = Path(download.value.path()).read_text(encoding="utf-8")
             assert all(item["name"] in report for item in screening) and "looks like an ultrasound" not in report
+            assert "Prediction" not in report and "Result:" not in report and "Model output: " in report
+            assert report.count("Probability (calibrated)") == assessed and "100.0%" not in report
             page.screenshot(path=str(tmp_path / "mammography.png"), full_page=True)
 
             page.get_by_role("link", name="Explain").click()
@@ -150,6 +169,10 @@ def test_a_clinician_meets_caution_refusal_and_the_right_images(chromium_path, s
             assert any("mdb028.png" in o for o in options) and not any("he_on_the_he_page" in o for o in options)
             target = page.get_by_role("combobox", name="Class to explain")
             expect(target).to_have_value("malignant", timeout=RESULT_TIMEOUT_MS)
+            # Explain opens on an assessed image, in the same words: "Model output", never a bold prediction.
+            expect(images).not_to_contain_text("he_on_the_mammography_page")
+            expect(page.get_by_text("Model output:").first).to_be_visible()
+            assert page.get_by_text("Model prediction").count() == 0
         finally:
             browser.close()
 

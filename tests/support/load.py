@@ -17,7 +17,7 @@ from tests.support.server import CHROMIUM, CHROMIUM_ARGS, PATCH_UPLOADER, peak_r
 
 __all__ = ["run_load"]
 
-_VERDICT = ("Prediction:", "Indeterminate", "Not assessed")
+_VERDICT = ("Result:", "Indeterminate", "Not assessed", "Model output:")
 
 
 def _verdict_shown(page) -> bool:

@@ -76,7 +76,7 @@ def test_folders_zips_and_bad_files_are_one_row_each(tmp_path, sample_files):
     assert len(table) == len(rows) == 6
     assert table["status"].tolist().count("error") == 1
     assert table.loc[table["status"] == "error", "error"].str.contains("not an image").all()
-    assert {"model", "model_version", "provenance", "P(malignant)", "reason", "warnings", "conformal_set",
+    assert {"model", "model_version", "provenance", "P(IDC)", "reason", "warnings", "conformal_set",
             "set_level"} <= set(table.columns)
     ok = table["status"] == "ok"
     assert (table.loc[ok, "set_level"] == 0.9).all() and table.loc[ok, "conformal_set"].notna().all()
@@ -89,20 +89,24 @@ def test_a_pyramidal_slide_gives_tile_maps_for_qupath(tmp_path, slide_path, hist
     out = tmp_path / "out"
     result = _cli("--region", str(slide_path), "--out", str(out), "--level", "0.95")
     assert result.returncode == 0, result.stderr
-    tiles = pd.read_csv(next((out / "tiles").glob("*.tiles.csv")))
-    assert list(tiles.columns) == ["x0", "y0", "x1", "y1", *histo_spec.labels]
+    tiles = pd.read_csv(next((out / "tiles").glob("*.tiles.csv")), keep_default_na=False)
+    bundle = shipped_bundle(histo_spec.key)
+    # Display names, the decision word, its threshold and the model's identity travel with every tile.
+    assert list(tiles.columns) == ["x0", "y0", "x1", "y1", "P(no IDC)", "P(IDC)", "decision", "threshold", "model",
+                                   "model_version", "caution"]
+    assert (tiles["model_version"] == bundle.short_sha).all() and (tiles["threshold"] == round(bundle.threshold, 4)).all()
     assert len(tiles) > 0 and ((tiles.x1 - tiles.x0) == 200).all(), "tiles are 50 px at 4 µm/px, in level-0 px"
     features = json.loads(next((out / "tiles").glob("*.geojson")).read_text())["features"]
     assert [box_of_feature(f) for f in features] == [tuple(row) for row in tiles[["x0", "y0", "x1", "y1"]].values]
-    assert all(f["properties"]["classification"]["name"] in (*histo_spec.labels, "Indeterminate") for f in features)
-    low, high = shipped_bundle(histo_spec.key).band_at(0.95)  # the 95 % set's band marks the undecided tiles
-    for feature, p in zip(features, tiles[histo_spec.positive_label]):
+    names = [f["properties"]["classification"]["name"] for f in features]
+    assert names == tiles["decision"].tolist() and set(names) <= {"no IDC", "IDC", "indeterminate"}
+    low, high = bundle.band_at(0.95)  # the 95 % set's band marks the undecided tiles
+    for feature, p in zip(features, tiles["P(IDC)"]):
         properties = feature["properties"]
         assert properties["conformal_level"] == 0.95
-        undecided = properties["classification"]["name"] == "Indeterminate"
+        undecided = properties["classification"]["name"] == "indeterminate"
         assert undecided == (low <= p < high) or abs(p - low) < 1e-5 or abs(p - high) < 1e-5
-        assert properties["conformal_set"] == (" or ".join(histo_spec.labels) if undecided
-                                               else properties["classification"]["name"])
+        assert properties["conformal_set"] == ("no IDC or IDC" if undecided else properties["classification"]["name"])
     assert next((out / "tiles").glob("*.heatmap.png")).stat().st_size > 0
     summary = pd.read_csv(out / "slides.csv")
     assert summary.loc[0, "tissue_tiles"] == len(tiles)

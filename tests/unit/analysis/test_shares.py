@@ -50,4 +50,4 @@ def test_slides_csv_and_the_row_give_every_share(tmp_path, sample_files):
         assert summary[column].between(0, 1).all(), column
     assert (summary["expected_share_ci95_low"] <= summary["expected_malignant_share"]).all()
     rows = pd.read_csv(tmp_path / "out" / "predictions.csv")
-    assert rows["warnings"].str.contains("expected malignant share").all()
+    assert rows["warnings"].str.contains("expected IDC share").all()  # display names

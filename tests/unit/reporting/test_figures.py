@@ -310,6 +310,22 @@ def test_probability_map_colours_match_the_bar_and_tiles_are_clickable_and_flagg
                                   label="malignant")
     assert strict.layout.height < tall.layout.height, "the height follows the image's shape: no empty band"
     assert probability_map_figure(image, prob_map, label="malignant", opacity=0.4).data[1].opacity == 0.4
+    assert tiles.unselected.marker.opacity == 1.0, "clicking one tile keeps every other outline"
+    assert "undecided" not in "".join(tiles.text) and tiles.text[2].endswith("flagged")
+
+
+def test_the_map_can_stand_beside_its_tissue_zooming_together_with_a_micrometre_bar() -> None:
+    image = np.full((400, 1200, 3), 200, np.uint8)
+    prob_map = np.full((400, 1200), 0.3, np.float32)
+    boxes = np.array([[0, 0, 100, 100]])
+    fig = probability_map_figure(image, prob_map, label="IDC", boxes=boxes, positive=np.array([0.3]), threshold=0.5,
+                                 band=(0.2, 0.4), side_by_side=True, mpp=2.0)
+    tissue, shown, heat, tiles = fig.data
+    assert (tissue.type, shown.type, heat.type) == ("image", "image", "heatmap")
+    assert tissue.xaxis == "x" and heat.xaxis == tiles.xaxis == "x2"
+    assert fig.layout.xaxis2.matches == "x" and fig.layout.yaxis2.matches == "y", "zoom one panel, the other follows"
+    bars = [a.text for a in fig.layout.annotations if a.text.endswith("µm")]
+    assert bars == ["250 µm", "250 µm"] and tiles.text[0].endswith("undecided")
 
 
 def test_undefined_values_show_as_na(metrics: dict) -> None:

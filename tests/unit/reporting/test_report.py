@@ -13,6 +13,7 @@ import pytest
 from bcc_model import RESEARCH_USE_NOTICE
 from bcc_model.analysis.rows import ResultRow
 from bcc_model.explain.overlay import overlay_heatmap
+from bcc_model.analysis.wording import describe
 from bcc_model.reporting.report import ReportEntry, build_report_html
 
 SHA = "3f5a" + "0123456789abcdef" * 3 + "9c1e" * 3 + "77aa"
@@ -40,9 +41,13 @@ def _row(file: str, probabilities: dict | None = None, label: str = "", indeterm
          error: str = "", conformal_set: str = "") -> ResultRow:
     if error:
         return ResultRow(file=file, labels=LABELS, error=error)
-    verdict = "indeterminate" if indeterminate else label
-    return ResultRow(file=file, labels=LABELS, status="ok", verdict=verdict, label=label, indeterminate=indeterminate,
-                     probabilities=probabilities, conformal_set=conformal_set, set_level=0.95 if conformal_set else None)
+    level = 0.95 if conformal_set else None
+    words = describe(label=label, indeterminate=indeterminate, labels=LABELS, positive="malignant",
+                     conformal_set=conformal_set.split(" or ") if conformal_set else None, level=level,
+                     threshold=0.47, band=(0.35, 0.6))
+    return ResultRow(file=file, labels=LABELS, status="ok", verdict=words.verdict, words=words,
+                     indeterminate=indeterminate, probabilities=probabilities, conformal_set=conformal_set,
+                     set_level=level)
 
 
 @pytest.fixture
@@ -110,16 +115,17 @@ def test_probabilities_and_thresholds_read_as_a_clinician_reads_them(entries, mo
 
 
 def test_predictions_and_flags(html: str) -> None:
-    assert "Prediction: malignant" in html and "indeterminate" in html
-    assert "Conformal set at 95 %: <strong>benign or malignant</strong>" in html and "can't decide at 95 %" in html
+    """An indeterminate result is not a class: no "Prediction: malignant" beside its doubt."""
+    assert "Indeterminate: needs expert review" in html and "cannot rule out benign or malignant" in html
+    assert "Result: malignant" not in html and "Prediction" not in html
     assert "Conformal set at 95 %: <strong>benign</strong> (" in html  # a single class: no doubt flagged
-    assert "55.0%" in html and "Prediction: benign" in html
+    assert "55.0%" in html and "Result: benign" in html
     assert html.count('class="entry"') == 3
 
 
 def test_large_images_are_downscaled(model_info: dict) -> None:
     big = np.zeros((3000, 2400, 3), np.uint8)
-    entry = ReportEntry(_row("big.png", {"benign": 1.0}, "benign"), big)
+    entry = ReportEntry(_row("big.png", {"benign": 1.0, "malignant": 0.0}, "benign"), big)
     html = build_report_html([entry], model_info=model_info,
                              generated_at=datetime.now(timezone.utc), notice="n")
     payload = re.search(r'base64,([A-Za-z0-9+/=]+)"', html).group(1)
@@ -134,10 +140,10 @@ def test_validation(entries: list[ReportEntry], model_info: dict) -> None:
     with pytest.raises(ValueError, match="model_sha256"):
         build_report_html(entries, model_info=model_info, generated_at=datetime.now(timezone.utc),
                           notice="n")
-    with pytest.raises(ValueError, match="label 'malignant' is not among"):
+    with pytest.raises(ValueError, match="not one per class"):
         ReportEntry(_row("x.png", {"benign": 1.0}, "malignant"), np.zeros((2, 2), np.uint8))
     with pytest.raises(ValueError, match="needs an image"):
-        ReportEntry(_row("x.png", {"benign": 1.0}, "benign"))
+        ReportEntry(_row("x.png", {"benign": 0.9, "malignant": 0.1}, "benign"))
 
 
 def test_heatmap_caption_says_which_frame_it_is_drawn_on(entries, model_info) -> None:

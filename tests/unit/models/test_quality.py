@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from bcc_model.evaluation.model_quality import performance_caution
+from bcc_model.models.quality import performance_caution
 
 from tests.conftest import ROOT
 
