@@ -108,7 +108,24 @@ def bundle_view(spec: ModalitySpec) -> Bundle:
     return _bundle_view(spec.key, str(folder), _stamp(folder))
 
 
-@st.cache_resource(show_spinner="Loading the model (first use only)…", max_entries=8)
+_LOADED: set[tuple[str, str]] = set()
+"""(modality, weight sha256) of the bundles this server process has loaded: the first load shows its steps."""
+
+
+def is_loaded(spec: ModalitySpec) -> bool:
+    """Whether ``spec``'s bundle is already in memory (no model load will make the user wait)."""
+    try:
+        return (spec.key, bundle_view(spec).meta.model_sha256) in _LOADED
+    except BundleError:
+        return True  # nothing to load: the caller shows why
+
+
+def import_tensorflow() -> None:
+    """Import TensorFlow (the slowest step of a first load, 5-10 s on 2 cores), so the page can say so."""
+    import tensorflow  # noqa: F401
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
 def _loaded_bundle(key: str, folder: str, model_sha: str) -> Bundle:
     # st.cache_resource lets one thread build it; BCC_ALLOW_UNVERIFIED=1 runs a retrained bundle
     return load_bundle(get_modality(key), folder, allow_unverified=unverified_allowed())
@@ -121,7 +138,9 @@ def loaded_bundle(spec: ModalitySpec) -> Bundle:
         BundleError: missing, invalid or tampered bundle.
     """
     view = bundle_view(spec)
-    return _loaded_bundle(spec.key, str(view.path), view.meta.model_sha256)
+    bundle = _loaded_bundle(spec.key, str(view.path), view.meta.model_sha256)
+    _LOADED.add((spec.key, view.meta.model_sha256))
+    return bundle
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)

@@ -7,6 +7,7 @@ names or contents.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,17 +30,25 @@ __all__ = [
     "ESTIMATE_COLUMNS", "SUPPORTED_FORMATS", "THUMBNAIL_PX", "SessionImage", "current_modality", "get_bundle",
     "bundle_is_usable", "sample_files", "remember_image",
     "session_images", "render_notice", "render_sidebar", "render_verdict", "show_error", "page_header",
-    "require_image_modality", "short_title", "sample_truth", "conformal_level", "at_level",
+    "require_image_modality", "short_title", "sample_truth", "conformal_level", "at_level", "table_columns",
 ]
 
 ESTIMATE_COLUMNS = {"column_order": ["95% CI", "n"],
-                    "column_config": {"95% CI": st.column_config.TextColumn("value [95% CI]")}}
+                    "column_config": {"_index": st.column_config.Column(width="large"),
+                                      "95% CI": st.column_config.TextColumn("value [95% CI]", width="medium")}}
 """How a metrics table is shown: one formatted "value [lo, hi]" column (``tables.format_metric``),
 never the raw float beside it in another precision."""
 
 SUPPORTED_FORMATS = "PNG, JPEG, TIFF, BMP, PGM/PPM, WebP and DICOM"
 """What ``read_image`` reads. Uploaders accept any file: one it cannot read becomes a row with
 the reason, instead of being silently dropped by the browser."""
+def table_columns(table) -> dict:
+    """``column_config`` that keeps every header and row name readable (no "Pointing ga…", "Bundl…")."""
+    config = {"_index": st.column_config.Column(width="large")}
+    config.update({str(column): st.column_config.Column(width="medium") for column in table.columns})
+    return config
+
+
 _MODALITY_KEY = "modality"
 _LEVEL_KEY = "conformal_level"
 _IMAGES_KEY = "images"
@@ -80,7 +89,18 @@ def _missing_bundle_message(spec: ModalitySpec, err: Exception) -> str:
 def get_bundle(spec: ModalitySpec) -> Bundle | None:
     """The verified, loaded bundle of ``spec``, or ``None`` after showing why on the page."""
     try:
-        return cache.loaded_bundle(spec)
+        if cache.is_loaded(spec):
+            return cache.loaded_bundle(spec)
+        # A first load takes 10-20 s on 2 cores: say which step it is in, and how long it took.
+        started = time.perf_counter()
+        with st.status(f"Loading the {short_title(spec)} model (first use only; about 10–20 s)…") as status:
+            status.write("Step 1 of 2: starting TensorFlow…")
+            cache.import_tensorflow()
+            status.write("Step 2 of 2: verifying the weight files (sha256) and loading the network…")
+            bundle = cache.loaded_bundle(spec)
+            status.update(label=f"{short_title(spec)} model loaded in {time.perf_counter() - started:.0f} s",
+                          state="complete", expanded=False)
+        return bundle
     except (BundleError, KeyError, OSError, ValueError) as err:
         st.error(_missing_bundle_message(spec, err), icon=":material/error:")
         return None
@@ -247,12 +267,17 @@ def render_sidebar(fixed: str | None = None) -> ModalitySpec:
     describes that page's model, not the image modality chosen elsewhere.
     """
     with st.sidebar:
-        # Always rendered (disabled on a fixed page), so the image modality chosen survives a visit there.
-        chosen = st.selectbox("Modality", modality_keys(), key=_MODALITY_KEY, disabled=fixed is not None,
-                              format_func=lambda k: short_title(MODALITIES[k]),
-                              help="Each modality has its own model; images of another kind are not assessed.")
-        if fixed is not None:
-            st.caption(f"This page always uses the {short_title(MODALITIES[fixed])} model.")
+        if fixed is None:
+            chosen = st.selectbox("Modality", modality_keys(), key=_MODALITY_KEY,
+                                  format_func=lambda k: short_title(MODALITIES[k]),
+                                  help="Each modality has its own model; images of another kind are not assessed.")
+        else:
+            # No greyed image modality on a page that never uses it; the choice is kept for the way back
+            # (Streamlit drops an unrendered widget's state unless it is written again).
+            chosen = st.session_state.setdefault(_MODALITY_KEY, modality_keys()[0])
+            st.session_state[_MODALITY_KEY] = chosen
+            st.markdown(f"**Model:** {short_title(MODALITIES[fixed])}")
+            st.caption("This page always uses this model; the image pages keep their own choice.")
         spec = get_modality(fixed or chosen)
         st.markdown("#### Active model")
         try:

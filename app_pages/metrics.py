@@ -39,13 +39,15 @@ def _selection_and_slides(view) -> None:
     for key, (header, rows) in selection_tables(view.info, view.metrics).items():
         title, caption = _SELECTION_TITLES[key]
         st.markdown(f"**{title}**")
-        st.dataframe(pd.DataFrame(rows, columns=header), hide_index=True, width="stretch")
+        table = pd.DataFrame(rows, columns=header)
+        st.dataframe(table, hide_index=True, width="stretch", column_config=ui.table_columns(table))
         st.caption(caption)
         if key == "slides":
             pictures = [view.path / str(row.get("picture")) for row in view.metrics["slides"]["slides"]
                         if row.get("picture") and (view.path / str(row["picture"])).is_file()]
-            for column, picture in zip(st.columns(min(3, len(pictures)) or 1), pictures):
-                column.image(str(picture), caption=picture.stem.replace("_", " "), width="stretch")
+            for start in range(0, len(pictures), 2):  # every slide, two to a row, each with its colour bar
+                for column, picture in zip(st.columns(2), pictures[start:start + 2]):
+                    column.image(str(picture), caption=picture.stem.replace("_", " "), width="stretch")
 
 
 ui.page_header("Training metrics", "Training curves and held-out test results of every bundled model.")
@@ -94,10 +96,11 @@ try:
     t1, t2 = st.columns(2)
     with t1:
         st.markdown("**Headline metrics (95% CI)**")
-        st.dataframe(headline_table(metrics), **ui.ESTIMATE_COLUMNS)
+        st.dataframe(headline_table(metrics), width="stretch", **ui.ESTIMATE_COLUMNS)
     with t2:
         st.markdown("**Per class**")
-        st.dataframe(per_class_table(metrics))
+        per_class = per_class_table(metrics)
+        st.dataframe(per_class, width="stretch", column_config=ui.table_columns(per_class))
         indeterminate = metrics.get("indeterminate")
         if indeterminate:
             low, high = metrics["indeterminate_band"]
@@ -109,14 +112,16 @@ try:
     scores = task_scores_table(metrics)
     if not scores.empty:
         st.markdown("**Localisation and abnormal-vs-normal (95% CI, n test images)**")
-        st.dataframe(scores, **ui.ESTIMATE_COLUMNS)
+        st.dataframe(scores, width="stretch", **ui.ESTIMATE_COLUMNS)
         st.caption("Pointing game: share of lesion images whose heatmap peak lies in the annotated lesion. "
                    "Energy inside: share of heatmap mass inside the lesion outline. Abnormal vs normal: "
                    "ROC AUC of P(any lesion class) against normal images.")
     st.markdown("**Data splits (patients and images)**")
-    st.dataframe(split_table(info))
+    splits = split_table(info)
+    st.dataframe(splits, width="stretch", column_config=ui.table_columns(splits))
     st.markdown("**Architecture comparison** (same split and seed; selected on validation ROC AUC)")
-    st.dataframe(comparison_table(info), width="stretch")
+    comparison = comparison_table(info)
+    st.dataframe(comparison, width="stretch", column_config=ui.table_columns(comparison))
     _selection_and_slides(view)
 except (ValueError, KeyError, OSError) as err:
     ui.show_error(f"The {spec.key} bundle's metrics could not be shown", err)

@@ -10,9 +10,13 @@ import streamlit as st
 
 from bcc_model import RESEARCH_USE_NOTICE
 from bcc_model.models.bundle import BundleError
+from bcc_model.reporting.model_card import card_sections
 from bcc_model.reporting.tables import headline_table, task_scores_table
 from app_pages import _cache as cache
 from app_pages import _shared as ui
+
+_OPEN = ("Intended use", "Caveats and recommendations")
+"""Sections shown unfolded: what the model is for and where it fails."""
 
 spec = ui.current_modality()
 ui.page_header("Model card", f"{spec.title}: what the model is, what it is for, and how well it did.")
@@ -50,12 +54,21 @@ facts = [
 ]
 st.markdown("\n".join(f"- {fact}" for fact in facts))
 try:
-    st.dataframe(headline_table(metrics), **ui.ESTIMATE_COLUMNS)
+    st.dataframe(headline_table(metrics), width="stretch", **ui.ESTIMATE_COLUMNS)
 except ValueError as err:
     ui.show_error("Headline metrics unavailable", err)
 scores = task_scores_table(metrics)
 if not scores.empty:
     st.markdown("**Localisation and abnormal-vs-normal** (95% CI, n test images)")
-    st.dataframe(scores, **ui.ESTIMATE_COLUMNS)
+    st.dataframe(scores, width="stretch", **ui.ESTIMATE_COLUMNS)
 st.divider()
-st.markdown(card)
+# The card itself, long sections folded; where the model fails stays open.
+preamble, sections = card_sections(card, view.path)
+st.markdown(preamble)
+for section in sections:
+    with st.expander(section.title, expanded=section.title in _OPEN):
+        st.markdown(section.body)
+        numbered = list(enumerate(section.pictures, start=1))
+        for start in range(0, len(numbered), 2):
+            for column, (number, (path, caption)) in zip(st.columns(2), numbered[start:start + 2]):
+                column.image(str(path), caption=f"Picture {number}: {caption}", width="stretch")

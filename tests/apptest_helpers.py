@@ -33,8 +33,8 @@ def run_app(page: str | None = None, modality: str | None = None) -> AppTest:
     if page is not None:
         at.switch_page(page).run()
     assert_rendered(at)
-    if modality is not None:
-        assert at.selectbox(key="modality").value == modality
+    if modality is not None:  # the Cytology page keeps the choice without showing the image modality's box
+        assert at.session_state["modality"] == modality
     return at
 
 
@@ -77,3 +77,12 @@ def verdict_text(bundle, prediction) -> str:
     if words.kind == "indeterminate":
         return f"**{words.headline}.**"
     return f"Model output: {words.label}" if words.kind == "model output" else f"Result: {words.label}"
+
+
+def assert_card_shown(at: AppTest, card: str) -> None:
+    """Every ``## `` section of the model card is on the page, folded under its title, pictures drawn (not linked)."""
+    titles = [line[3:].strip() for line in card.splitlines() if line.startswith("## ")]
+    assert [e.label for e in at.expander if e.label in titles] == titles
+    shown = "\n".join(m.value for m in at.markdown)
+    assert "![" not in shown, "a relative picture link is a broken image on a page"
+    assert sum(c.startswith("Picture ") for image in at.image for c in image.captions) == card.count("![")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
+from bcc_model import RESEARCH_USE_NOTICE
 from bcc_model.analysis.context import CONTEXT_CANDIDATES, NO_CONTEXT, RegionContext, contextual_probabilities
 from bcc_model.analysis.region import RegionResult, analyse_region
 from bcc_model.datasets.slides import RebuiltSlide
@@ -154,12 +155,14 @@ def validate_slides(bundle: Bundle, table, data_dir, patients: list[str]
         tiles, truth = _scored_tiles(result, slide)
         plain.append((truth, result.patch_probabilities[tiles], result.tiles.boxes[tiles]))
     positive = bundle.spec.positive_index
+    label = bundle.spec.display(bundle.spec.positive_label)
+    footer = (f"Complete slide of a test patient; model {bundle.meta.name}, version {bundle.short_sha}.", RESEARCH_USE_NOTICE)
     rows, pictures = [], []
     for i, slide in enumerate(slides):
         context = choose_context(plain[:i] + plain[i + 1:], positive)
         scores, result = slide_scores(bundle, slide, context)
         rows.append(scores)
-        pictures.append((slide.patient, truth_beside_map(slide, result, tissue=False)))
+        pictures.append((slide.patient, truth_beside_map(slide, result, tissue=False, label=label, footer=footer)))
     chosen = choose_context(plain, positive)
 
     def share_errors(key: str) -> list[float]:

@@ -156,6 +156,7 @@ def history_figures(history: pd.DataFrame, *, best_epoch: int | None = None) -> 
             fig.add_vline(x=best_epoch, line={"dash": "dot", "color": GUIDE_COLOUR},
                           annotation_text="weights kept")
         style(fig, f"{title} per epoch", "Epoch", title)
+        fig.update_xaxes(tickformat="d", dtick=max(1, int(np.ceil(len(epochs) / 10))))  # whole epochs, never 2.5
         if key == "learning_rate":
             fig.update_yaxes(type="log", exponentformat="power")  # 10⁻⁴, not plotly's SI "100µ"
         figures[key] = fig

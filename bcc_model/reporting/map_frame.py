@@ -24,26 +24,34 @@ _LINE_PX = 20
 
 
 def _colour_bar(height: int, colormap: str, label: str) -> np.ndarray:
-    """A vertical colour bar (1 at the top) with ticks 0, 0.25 ... 1 and its label, on white."""
-    levels = np.linspace(255, 0, height).astype(np.uint8)[:, None].repeat(_BAR_W, axis=1)
+    """A vertical colour bar (1 at the top) with ticks 0, 0.25 ... 1 and its label, on white; type grows with the picture."""
+    scale = 0.45 * max(1.0, height / 600)
+    thick = 1 + int(scale > 0.8)
+    bar_w = int(_BAR_W * scale / 0.45)
+    levels = np.linspace(255, 0, height).astype(np.uint8)[:, None].repeat(bar_w, axis=1)
     bar = cv2.cvtColor(cv2.applyColorMap(levels, COLORMAPS[colormap]), cv2.COLOR_BGR2RGB)
-    panel = np.full((height + 2 * _PAD, _BAR_W + 90, 3), 255, np.uint8)
-    panel[_PAD:_PAD + height, 8:8 + _BAR_W] = bar
+    label_w = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0][0]
+    panel = np.full((height + 2 * _PAD + int(20 * scale / 0.45), max(bar_w + int(70 * scale / 0.45), label_w + 8), 3),
+                    255, np.uint8)
+    top = _PAD + int(20 * scale / 0.45)
+    panel[top:top + height, 8:8 + bar_w] = bar
     for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
-        y = _PAD + int(round((1 - tick) * (height - 1)))
-        cv2.line(panel, (8 + _BAR_W, y), (12 + _BAR_W, y), (0, 0, 0), 1)
-        put_text(panel, f"{tick:.2f}", (16 + _BAR_W, y + 4))
-    put_text(panel, label, (4, _PAD - 4 if _PAD > 10 else 10))
+        y = top + int(round((1 - tick) * (height - 1)))
+        cv2.line(panel, (8 + bar_w, y), (12 + bar_w, y), (0, 0, 0), thick)
+        put_text(panel, f"{tick:.2f}", (16 + bar_w, y + int(5 * scale / 0.45)), scale, thickness=thick)
+    put_text(panel, label, (4, top - 8), scale, thickness=thick)
     return panel
 
 
 def _text_block(width: int, lines: Sequence[str], scale: float = 0.45) -> np.ndarray:
-    """White rows of text, one line each, cut to the width."""
-    block = np.full((len(lines) * _LINE_PX + _PAD // 2, width, 3), 255, np.uint8)
+    """White rows of text, one line each, cut to the width; larger type on a wider picture (it is shown shrunk)."""
+    scale *= max(1.0, width / 1000)
+    line_px = int(round(_LINE_PX * scale / 0.45))
+    block = np.full((len(lines) * line_px + _PAD // 2, width, 3), 255, np.uint8)
     max_chars = max(10, int(width / (19 * scale)))
     for i, line in enumerate(lines):
         text = line if len(line) <= max_chars else line[:max_chars - 3] + "..."
-        put_text(block, text, (_PAD, (i + 1) * _LINE_PX - 5), scale)
+        put_text(block, text, (_PAD, (i + 1) * line_px - int(5 * scale / 0.45)), scale, thickness=1 + int(scale > 0.8))
     return block
 
 
@@ -54,8 +62,9 @@ def framed_map(picture: np.ndarray, *, title: str, bar_label: str, legend: Seque
     rgb = shrink_to_fit(ensure_rgb(picture), _MAX_SIDE_PX)
     height = rgb.shape[0]
     bar = _colour_bar(height, colormap, bar_label)
-    body = np.concatenate([np.full((height + 2 * _PAD, _PAD, 3), 255, np.uint8),
-                           np.pad(rgb, ((_PAD, _PAD), (0, 0), (0, 0)), constant_values=255), bar], axis=1)
+    extra = bar.shape[0] - height - 2 * _PAD  # the bar's label sits above the picture's top
+    body = np.concatenate([np.full((bar.shape[0], _PAD, 3), 255, np.uint8),
+                           np.pad(rgb, ((_PAD + extra, _PAD), (0, 0), (0, 0)), constant_values=255), bar], axis=1)
     width = body.shape[1]
     header = _text_block(width, [title], scale=0.6)
     return np.concatenate([header, body, _text_block(width, [*legend, *footer])], axis=0)

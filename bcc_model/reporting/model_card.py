@@ -16,6 +16,9 @@ References:
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any, Mapping, Sequence
 
@@ -25,7 +28,7 @@ from bcc_model.reporting.formatting import (NOT_RECORDED, count, estimate, get, 
 from bcc_model.reporting.templates import render
 from bcc_model.registry import MODALITY_MODULES, load_modality
 
-__all__ = ["NOT_RECORDED", "render_model_card", "selection_tables"]
+__all__ = ["NOT_RECORDED", "CardSection", "card_sections", "render_model_card", "selection_tables"]
 
 _METRIC_MEANINGS = {
     "accuracy": ("Accuracy", "share of images whose predicted class is the true class"),
@@ -380,3 +383,40 @@ def render_model_card(model_info: dict, metrics: dict) -> str:
     if card_context:
         context.update(card_context(info, metrics))
     return render(getattr(module, "CARD_TEMPLATE", "model_card.md.j2"), **context)
+
+
+_PICTURE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
+
+
+@dataclass(frozen=True)
+class CardSection:
+    """One ``## `` section of a model card: its title, its text with pictures named, and the pictures."""
+
+    title: str
+    body: str
+    pictures: tuple[tuple[Path, str], ...] = ()
+
+
+def card_sections(markdown: str, folder: Path) -> tuple[str, list[CardSection]]:
+    """``(preamble, sections)`` of a card, for a page that folds long sections.
+
+    Why: a card's pictures are relative links (``slide_8916.png``) that a file viewer resolves
+    beside the card but a web page cannot; here each becomes "(picture N below)" in the text and
+    a path in ``pictures`` (only files inside ``folder``), for the page to draw under the section.
+    """
+    parts = re.split(r"^## ", markdown, flags=re.MULTILINE)
+    preamble, sections = parts[0], []
+    root = folder.resolve()
+    for part in parts[1:]:
+        title, _, body = part.partition("\n")
+        pictures: list[tuple[Path, str]] = []
+
+        def named(match: re.Match) -> str:
+            path = (folder / match.group(2)).resolve()
+            if path.parent != root or not path.is_file():
+                return match.group(1)
+            pictures.append((path, match.group(1)))
+            return f"(picture {len(pictures)} below)"
+
+        sections.append(CardSection(title.strip(), _PICTURE.sub(named, body), tuple(pictures)))
+    return preamble, sections

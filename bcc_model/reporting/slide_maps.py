@@ -24,8 +24,8 @@ def truth_beside_map(slide: RebuiltSlide, result: RegionResult, *, tissue: bool 
     """PNG bytes: truth map | gap | model map, over the slide (``tissue``) or over white glass, with the
     shared colour bar, a title and ``footer`` (model, version, notice) around them."""
     truth = np.full(slide.rgb.shape[:2], np.nan, np.float32)
-    for (x0, y0, x1, y1), label in zip(slide.boxes.tolist(), slide.labels.tolist()):
-        truth[y0:y1, x0:x1] = label
+    for (x0, y0, x1, y1), value in zip(slide.boxes.tolist(), slide.labels.tolist()):
+        truth[y0:y1, x0:x1] = value
     background = slide.rgb if tissue else np.full_like(slide.rgb, 255)
     opacity = 0.4 if tissue else 1.0
     left, right = (map_over(background, values, opacity=opacity) for values in (truth, result.prob_map))

@@ -26,7 +26,7 @@ from bcc_model.imaging.pixels import ImageReadError
 from bcc_model.imaging.io import read_image
 from bcc_model.registry import MODALITIES
 from bcc_model.analysis.predictions import predict_images
-from tests.apptest_helpers import PNG, heatmap_images as _heatmap_images, plain, run_app, verdict_text
+from tests.apptest_helpers import PNG, assert_card_shown, heatmap_images as _heatmap_images, plain, run_app, verdict_text
 from tests.support.bundles import shipped_bundle
 
 
@@ -269,7 +269,8 @@ def test_metrics_page_renders_every_chart():
 def test_model_card_page_renders_the_card(histo_spec):
     at = _run("app_pages/model_card.py")
     card = (histo_spec.bundle_dir / "MODEL_CARD.md").read_text(encoding="utf-8")
-    assert any(m.value.strip() == card.strip() for m in at.markdown)
+    assert_card_shown(at, card)
+    assert all(e.proto.expanded == (e.label in ("Intended use", "Caveats and recommendations")) for e in at.expander)
     info, _ = read_bundle_info(histo_spec.bundle_dir)
     info = info.to_json()
     facts = _texts(at)

@@ -19,7 +19,8 @@ from bcc_model.imaging.io import read_image
 from bcc_model.registry import get_modality
 from bcc_model.analysis.predictions import predict_images
 from bcc_model.imaging.preprocess import model_view_caption
-from tests.apptest_helpers import PNG, heatmap_images, image_captions, page_texts, run_app, verdict_text
+from tests.apptest_helpers import (PNG, assert_card_shown, heatmap_images, image_captions, page_texts, run_app,
+                                   verdict_text)
 from tests.support.bundles import shipped_bundle
 
 WHOLE_IMAGE = ["mammography", "ultrasound"]
@@ -127,8 +128,7 @@ def test_training_metrics_show_whole_image_charts_and_localisation_scores():
 def test_model_card_renders_for_the_selected_modality(modality):
     spec = get_modality(modality)
     at = run_app("app_pages/model_card.py", modality=modality)
-    card = (spec.bundle_dir / "MODEL_CARD.md").read_text(encoding="utf-8")
-    assert any(m.value.strip() == card.strip() for m in at.markdown)
+    assert_card_shown(at, (spec.bundle_dir / "MODEL_CARD.md").read_text(encoding="utf-8"))
     info, metrics = read_bundle_info(spec.bundle_dir)
     info = info.to_json()
     assert info["name"] in page_texts(at) and info["model_sha256"][:12] in page_texts(at)

@@ -63,7 +63,7 @@ def test_form_submit_gives_a_prediction_and_an_attribution_chart(bundle):
     assert _verdict(predict_cases(bundle, case)[0]) in _texts(at)
     charts = at.get("plotly_chart")
     assert len(charts) == 2  # probability bar and attributions
-    assert "Feature contributions" in charts[1].proto.spec
+    assert "Contributions to P(" in charts[1].proto.spec
     assert "worst area = " in _texts(at) and "outside the training range" in _texts(at)
 
 

@@ -57,8 +57,10 @@ def attribution_figure(names: Sequence[str], values: Sequence[float], *, label: 
         )
     )
     fig.update_layout(
-        title={"text": f"Feature contributions to P({label})<br><sub>red: towards {label}, blue: away</sub>",
-               "automargin": True},
+        # Short, left-aligned to the figure (not the plot area, which the long feature names push right),
+        # so a narrow column never clips it.
+        title={"text": f"Contributions to P({label})", "subtitle": {"text": f"red: towards {label}, blue: away"},
+               "x": 0.01, "xref": "container", "xanchor": "left", "automargin": True},
         xaxis_title=f"Contribution to P({label}), percentage points,<br>relative to the average training case",
         yaxis_title="Feature",
         template=_TEMPLATE,
