@@ -203,7 +203,7 @@ def render_verdict(prediction: Prediction, bundle: Bundle, refusal: str | None =
     words = statement(bundle, prediction, refusal=refusal, caution=caution)
     level = prediction.level
     if words.kind == "not assessed":
-        st.warning(f"**Not assessed:** {escape_markdown(refusal)}. Nothing the model computed for this image is "
+        st.warning(f"**Not assessed:** {escape_markdown(refusal.rstrip('. '))}. Nothing the model computed for this image is "
                    "shown: it is not a result.", icon=":material/block:")
         return words
     low, high = bundle.band if level is None else bundle.band_at(level)

@@ -254,18 +254,17 @@ def _reset_threshold(validated: float) -> None:
     st.session_state["region_threshold"] = validated
 
 
-def _region_summary(result, positive: str, p_positive, level: float) -> tuple[float, float, str] | None:
+def _region_summary(result, positive: str, p_positive, level: float) -> tuple[float, float, str, bool] | None:
     """The headline share (interval, undecided share), the threshold and view controls; ``None`` without tissue.
 
-    Returns ``(threshold, opacity, view)``.
+    Returns ``(threshold, opacity, view, phone)``.
     """
     if result.n_tiles == 0:
         st.info("No tissue was found: every tile looked like background glass.")
         return None
     shares = result.shares
-    low, high = shares.interval
     m1, m2, m3 = st.columns(3)
-    m1.metric(f"Expected {positive} share", f"{shares.expected:.1%}", delta=f"95 % interval {low:.1%}–{high:.1%}",
+    m1.metric(f"Expected {positive} share", f"{shares.expected:.1%}", delta=shares.interval_text(),
               delta_color="off", delta_arrow="off",
               help=f"Mean calibrated P({positive}) over the tissue tiles: what a calibrated model expects the "
                    f"share to be; the interval resamples spatial blocks of tiles.")
@@ -287,14 +286,16 @@ def _region_summary(result, positive: str, p_positive, level: float) -> tuple[fl
                    "outlines use a value nobody validated.", icon=":material/warning:")
         c1.button(f"Reset to the validated {result.threshold:.2f}", on_click=_reset_threshold, args=(float(result.threshold),),
                   key="region_threshold_reset")
-    view = c2.radio("Map view", ("Side by side", "Map over the tissue"), key="region_view",
-                    help="Side by side: the tissue and its map, zoomed together. Over the tissue: one picture.")
+    phone = "Mobi" in (st.context.headers.get("User-Agent") or "")  # a narrow screen: one picture, full width
+    view = c2.radio("Map view", ("Side by side", "Map over the tissue"), index=int(phone), key="region_view",
+                    help="Side by side: the tissue and its map, zoomed together. Over the tissue: one picture "
+                         "(lower the opacity to see the tissue through it).")
     opacity = c3.slider("Map opacity", 0.2, 1.0, 1.0, 0.05, key="region_opacity",
                         help="At 1 the map's colours are exactly those of its colour bar; lower it to see the tissue.")
-    st.caption(f"Expected {positive} share {shares.expected:.1%} (95 % interval {low:.1%}–{high:.1%}); "
+    st.caption(f"Expected {positive} share {shares.expected:.1%} ({shares.interval_text()}); "
                f"{shares.indeterminate:.1%} of tiles undecided at {level_text(level)}. The flagged share counts tiles "
                "against one threshold and can be far from the true share on a whole slide; read both.")
-    return threshold, opacity, view
+    return threshold, opacity, view, phone
 
 
 def _clicked_tile_view(spec, bundle, result, pixels, clicked: int) -> None:
@@ -386,11 +387,12 @@ def _region_tab(spec) -> None:
     controls = _region_summary(result, positive, p_positive, level)
     if controls is None:
         return
-    threshold, opacity, view = controls
+    threshold, opacity, view, phone = controls
     event = st.plotly_chart(
         probability_map_figure(loaded.pixels, result.prob_map, label=positive, opacity=opacity,
                                boxes=result.tiles.boxes, positive=p_positive, threshold=threshold,
-                               band=result.band, side_by_side=view == "Side by side", mpp=result.image_mpp),
+                               band=result.band, side_by_side=view == "Side by side", mpp=result.image_mpp,
+                               plot_width_px=360 if phone else 800),  # tile outlines sized for the screen
         key="region_map", on_select="rerun", selection_mode="points")
     st.caption(f"Red outlines: tiles at or above the threshold; amber: undecided at {level_text(level)} (the tile's "
                f"conformal set holds both classes). Click a tile to see it with its heatmap; zoom either picture and "

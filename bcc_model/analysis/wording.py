@@ -98,7 +98,8 @@ def describe(*, label: str, indeterminate: bool, labels: Sequence[str], positive
     """
     if refusal:
         return Statement("not assessed", "not assessed", "Not assessed",
-                         f"{refusal}. The model's output is not shown: it is not a result.", shows_output=False)
+                         f"{refusal.rstrip('. ')}. The model's output is not shown: it is not a result.",
+                         shows_output=False)
     if indeterminate:
         if conformal_set is not None and level is not None:
             members = list(conformal_set) or list(labels)

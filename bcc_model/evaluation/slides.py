@@ -83,8 +83,9 @@ def slide_scores(bundle: Bundle, slide: RebuiltSlide, context: RegionContext | N
         "true_positive_share_scored": float(truth.mean()) if len(truth) else None,
         "predicted_positive_share": float(predicted.mean()) if len(predicted) else None,
         "expected_positive_share": float(p.mean()) if len(p) else None,
-        "expected_share_interval": None if shares is None else [float(v) for v in shares.interval],
-        "interval_holds_truth": (None if shares is None or truth_share is None else
+        "expected_share_interval": None if shares is None or shares.interval is None
+        else [float(v) for v in shares.interval],
+        "interval_holds_truth": (None if shares is None or shares.interval is None or truth_share is None else
                                  bool(shares.interval[0] <= truth_share <= shares.interval[1])),
         "indeterminate_share": None if shares is None else float(shares.indeterminate),
         "scored_fraction": float(len(tiles) / max(1, len(slide.labels))),

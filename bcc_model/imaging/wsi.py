@@ -7,8 +7,9 @@ callers read regions from the pyramid level that fits the model's scale. Plain P
 images (up to the decompression-bomb limit of ``io.read_image``) are wrapped so they take the
 same path.
 
-The microns per pixel come from the slide's metadata (``openslide.mpp-x``); where a file has
-none, the caller must say (``--mpp``), because the model only knows one physical scale.
+The microns per pixel come from the slide's metadata (``openslide.mpp-x``, or for a plain TIFF or
+DICOM image its resolution tags or Pixel Spacing: ``imaging.scale``); where a file has none, the
+caller must say (``--mpp``), because the model only knows one physical scale.
 """
 
 from __future__ import annotations
@@ -114,7 +115,8 @@ def open_slide(source: str | Path | bytes, *, mpp: float | None = None) -> Slide
         out[:part.shape[0], :part.shape[1]] = part
         return out
 
-    return Slide(dimensions=(rgb.shape[1], rgb.shape[0]), mpp=mpp, downsamples=(1.0,), source="image",
+    scale = mpp if mpp is not None else image.mpp  # a TIFF or DICOM may record a microscope's scale
+    return Slide(dimensions=(rgb.shape[1], rgb.shape[0]), mpp=scale, downsamples=(1.0,), source="image",
                  read=read, close=lambda: None)
 
 

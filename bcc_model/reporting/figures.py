@@ -300,7 +300,9 @@ def probability_map_figure(image: np.ndarray, prob_map: np.ndarray, *, label: st
             colorscale="Cividis",  # matches overlay.DEFAULT_COLORMAP
             opacity=opacity,
             hoverongaps=False,
-            colorbar={"title": f"P({label})"},
+            # Below the map, not beside it: on a phone a side bar takes a third of the width from the map.
+            colorbar={"title": {"text": f"P({label})", "side": "top"}, "orientation": "h", "y": -0.12,
+                      "yanchor": "top", "thickness": 12, "len": 0.6},
             name=f"P({label})",
             hovertemplate=f"x %{{x:.0f}} px, y %{{y:.0f}} px<br>P({label}) %{{z:.2f}}<extra></extra>",
         ), row=1, col=panels,
@@ -312,7 +314,7 @@ def probability_map_figure(image: np.ndarray, prob_map: np.ndarray, *, label: st
           "x (px)", "y (px)")
     aspect = height / max(width, 1)
     fig.update_layout(height=int(np.clip(plot_width_px / panels * aspect + _MAP_MARGIN_PX, 320, 900)),
-                      showlegend=False, margin={"l": 60, "r": 20, "t": 60, "b": 50})
+                      showlegend=False, margin={"l": 50, "r": 10, "t": 60, "b": 110})
     fig.update_xaxes(range=[-0.5, width - 0.5], constrain="domain")
     fig.update_yaxes(range=[height - 0.5, -0.5], scaleanchor="x", scaleratio=1, constrain="domain")
     if side_by_side:  # zoom or pan one panel and the other follows

@@ -106,7 +106,8 @@ def summary_row(name: str, result: SlideResult, top_k: int = 3) -> dict:
     shares, label = result.shares, result.positive_label
     figures = {} if shares is None else {
         f"{label}_share": round(shares.flagged, 4), f"expected_{label}_share": round(shares.expected, 4),
-        "expected_share_ci95_low": round(shares.interval[0], 4), "expected_share_ci95_high": round(shares.interval[1], 4),
+        "expected_share_ci95_low": None if shares.interval is None else round(shares.interval[0], 4),
+        "expected_share_ci95_high": None if shares.interval is None else round(shares.interval[1], 4),
         "indeterminate_share": round(shares.indeterminate, 4)}
     empty = dict.fromkeys((f"{label}_share", f"expected_{label}_share", "expected_share_ci95_low",
                            "expected_share_ci95_high", "indeterminate_share"))
@@ -132,9 +133,8 @@ def map_png(result: SlideResult, bundle: Bundle, level: float | None = None) -> 
     shares = result.shares
     legend = ["Uncoloured: not analysed (glass, or outside the tiles)."]
     if shares is not None:
-        low, high = shares.interval
         undecided = f" at {level_text(level)}" if level is not None else ""
-        legend.append(f"Expected {label} share {shares.expected:.1%} (95 % interval {low:.1%}-{high:.1%}); "
+        legend.append(f"Expected {label} share {shares.expected:.1%} ({shares.interval_text()}); "
                       f"{shares.indeterminate:.1%} of {shares.n_tiles:,} tiles undecided{undecided}.")
     legend.append(f"Decision threshold P({label}) >= {result.threshold:.2f}; undecided while P({label}) is in "
                   f"{result.band[0]:.2f}-{result.band[1]:.2f}.")

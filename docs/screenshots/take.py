@@ -2,8 +2,10 @@
 
     python docs/screenshots/take.py --url http://127.0.0.1:8501 --suffix after [--data ../shared/data]
 
-Writes ``docs/screenshots/<page>-<state>-<suffix>.png`` at 1440x900 (full page) and the region map on a
-phone (390x844). Run it against the app before a change (another checkout on another port) and after.
+Writes ``docs/screenshots/<page>-<state>-<suffix>.png`` 1440 px wide and the region map on a phone 390 px
+wide. Streamlit scrolls inside its own container, so a "full page" capture is the viewport: the viewport is
+made tall (``TALL_PX``) for each shot, which keeps the layout of a 1440x900 or 390x844 screen (Streamlit's
+layout follows the width). Run it against the app before a change (another checkout on another port) and after.
 Uses only the bundled samples, and one RSNA screening JPEG from ``--data`` when given.
 """
 
@@ -20,6 +22,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[2]
 OUT = Path(__file__).resolve().parent
 WAIT_MS = 240_000
+TALL_PX = 2600
+PHONE_UA = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+            "Version/17.0 Mobile/15E148 Safari/604.1")
 
 
 def _png(name: str, data: bytes) -> dict:
@@ -45,9 +50,11 @@ def _settle(page, ms: int = 2500) -> None:
     page.wait_for_timeout(ms)
 
 
-def _shot(page, name: str, suffix: str) -> None:
+def _shot(page, name: str, suffix: str, width: int = 1440, height: int = TALL_PX) -> None:
+    page.set_viewport_size({"width": width, "height": height})
     _settle(page)
-    page.screenshot(path=str(OUT / f"{name}-{suffix}.png"), full_page=True)
+    page.screenshot(path=str(OUT / f"{name}-{suffix}.png"))
+    page.set_viewport_size({"width": 1440, "height": 900})
     print(f"wrote {name}-{suffix}.png", file=sys.stderr)
 
 
@@ -56,7 +63,7 @@ def _give_region_scale(page) -> None:
     radio = page.get_by_text("µm per pixel", exact=True)
     if radio.count() and page.get_by_text("does not record its scale").count():
         radio.first.click()
-        box = page.get_by_label("Image scale (µm per pixel)")
+        box = page.get_by_test_id("stNumberInputField").first
         box.fill("4")
         box.press("Enter")
 
@@ -86,16 +93,13 @@ def main() -> int:
         _give_region_scale(page)
         expect(page.get_by_text("Most suspicious tiles").first).to_be_visible(timeout=WAIT_MS)
         _shot(page, "classify-he-region-map", args.suffix)
-        page.set_viewport_size({"width": 390, "height": 844})
-        _shot(page, "classify-he-region-phone", args.suffix)
-        page.set_viewport_size({"width": 1440, "height": 900})
 
         # Mammography: the weak model, a refused H&E patch (items 2, 3).
         _choose(page, "Modality", "Mammography")
         expect(page.get_by_text("Mammography (screening").first).to_be_visible(timeout=WAIT_MS)
         page.locator('input[type="file"][multiple]').first.set_input_files(
             [_png("mdb028.png", mammogram), _png("he_patch.png", he_patch)])
-        expect(page.get_by_text("Not assessed").first).to_be_visible(timeout=WAIT_MS)
+        expect(page.get_by_text("2 of 2 images analysed")).to_be_visible(timeout=WAIT_MS)
         _shot(page, "classify-mammography-weak-and-refused", args.suffix)
         page.get_by_role("link", name="Explain").click()
         expect(page.get_by_text("Methods side by side").or_(page.get_by_text("nothing to explain")).first).to_be_visible(
@@ -107,24 +111,35 @@ def main() -> int:
         _choose(page, "Modality", "Breast ultrasound")
         page.locator('input[type="file"][multiple]').first.set_input_files(
             [_png(p.name, p.read_bytes()) for p in ultrasound[:3]])
-        expect(page.get_by_text("Class probabilities").first).to_be_attached(timeout=WAIT_MS)
+        expect(page.get_by_text("3 of 3 images analysed")).to_be_visible(timeout=WAIT_MS)
         _shot(page, "classify-ultrasound", args.suffix)
 
         # H&E patch: Explain (item 8), metrics (item 9), model card (item 10).
         _choose(page, "Modality", "H&E histopathology")
         page.get_by_role("tab", name="Single patches").click()
         page.locator('input[type="file"][multiple]').first.set_input_files([_png("he_patch.png", he_patch)])
-        expect(page.get_by_text("Class probabilities").first).to_be_attached(timeout=WAIT_MS)
+        expect(page.get_by_text("1 of 1 images analysed")).to_be_visible(timeout=WAIT_MS)
         _shot(page, "classify-he-patch", args.suffix)
         page.get_by_role("link", name="Explain").click()
         expect(page.get_by_text("Methods side by side").first).to_be_visible(timeout=WAIT_MS)
         _shot(page, "explain-he-patch", args.suffix)
         page.get_by_role("link", name="Training metrics").click()
         expect(page.get_by_text("Architecture comparison").first).to_be_visible(timeout=WAIT_MS)
-        _shot(page, "metrics-he", args.suffix)
+        _shot(page, "metrics-he", args.suffix, height=3 * TALL_PX)
         page.get_by_role("link", name="Model card").click()
         expect(page.get_by_text("Key facts").first).to_be_visible(timeout=WAIT_MS)
-        _shot(page, "model-card-he", args.suffix)
+        _shot(page, "model-card-he", args.suffix, height=2 * TALL_PX)
+
+        # Region mode on a phone (item 13): a phone's browser, which says so in its User-Agent.
+        phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, user_agent=PHONE_UA)
+        phone.goto(args.url)
+        expect(phone.get_by_text("Research use only").first).to_be_visible(timeout=WAIT_MS)
+        phone.locator('input[type="file"]').first.set_input_files([_png("region.png", region)])
+        _settle(phone, 3000)
+        _give_region_scale(phone)
+        expect(phone.get_by_text("Most suspicious tiles").first).to_be_visible(timeout=WAIT_MS)
+        _shot(phone, "classify-he-region-phone", args.suffix, width=390)
+        phone.close()
 
         # Cytology (item 11).
         page.get_by_role("link", name="Cytology").click()

@@ -80,5 +80,5 @@ def test_the_report_shows_the_rows_reason_and_error():
     failed = ResultRow.failed(bundle, "bad.png", "not an image")
     html = build_report_html([ReportEntry(refused, pixels), ReportEntry(failed)], model_info=dict(bundle.info),
                              generated_at=datetime.now(timezone.utc), notice="n")
-    assert f"Not assessed:</strong> {escape(refused.reason)}" in html and "Not analysed: not an image" in html
+    assert f"Not assessed:</strong> {escape(refused.reason.rstrip('. '))}. Nothing" in html and "Not analysed: not an image" in html
     assert "Probability (calibrated)" not in html and "heatmap" not in html, "a refused image shows only itself"

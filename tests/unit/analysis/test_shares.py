@@ -23,7 +23,10 @@ def test_expected_share_is_the_mean_probability_and_differs_from_the_flagged_sha
     p = np.full(len(boxes), 0.55)  # every tile just above a 0.5 threshold, inside a 0.4-0.6 band
     shares = share_summary(p, boxes, 0.5, (0.4, 0.6))
     assert shares.flagged == 1.0 and shares.expected == pytest.approx(0.55) and shares.indeterminate == 1.0
-    assert shares.interval == pytest.approx((0.55, 0.55)) and shares.n_tiles == 256
+    assert shares.n_tiles == 256 and shares.interval is None, "4 blocks: too few for an interval, none claimed"
+    assert "no interval" in shares.describe("IDC")
+    wider = share_summary(np.full(len(_grid(24)), 0.55), _grid(24), 0.5, (0.4, 0.6))  # 9 blocks
+    assert wider.interval == pytest.approx((0.55, 0.55)) and "95 % interval" in wider.describe("IDC")
     assert share_summary(np.zeros(0), np.zeros((0, 4)), 0.5, (0.4, 0.6)) is None
 
 
@@ -45,9 +48,10 @@ def test_slides_csv_and_the_row_give_every_share(tmp_path, sample_files):
     result = run_main(predict_main, tmp_path / "field.png", "--region", "--mpp", "4", "--out", tmp_path / "out")
     assert result.returncode == 0, result.stderr
     summary = pd.read_csv(tmp_path / "out" / "slides.csv")
-    for column in ("malignant_share", "expected_malignant_share", "expected_share_ci95_low",
-                   "expected_share_ci95_high", "indeterminate_share"):
+    for column in ("malignant_share", "expected_malignant_share", "indeterminate_share"):
         assert summary[column].between(0, 1).all(), column
-    assert (summary["expected_share_ci95_low"] <= summary["expected_malignant_share"]).all()
+    # 16 tiles fill one 8x8-tile block: no interval is claimed (a zero-width one would read as certainty).
+    assert summary[["expected_share_ci95_low", "expected_share_ci95_high"]].isna().all().all()
     rows = pd.read_csv(tmp_path / "out" / "predictions.csv")
     assert rows["warnings"].str.contains("expected IDC share").all()  # display names
+    assert rows["warnings"].str.contains("no interval").all()

@@ -39,9 +39,8 @@ def test_region_mode_is_scored_against_every_patch(slide_folder, histo_spec):
     if scores["roc_auc"] is not None:
         assert 0.0 <= scores["roc_auc"] <= 1.0
     assert scores["scored_fraction"] == pytest.approx(scores["n_scored"] / 16)
-    lo, hi = scores["expected_share_interval"]
-    assert lo - 1e-6 <= scores["expected_positive_share"] <= hi + 1e-6
-    assert scores["interval_holds_truth"] == (lo <= scores["true_positive_share_scored"] <= hi)
+    # 16 tiles are one 8x8-tile block: too few to resample, so no interval and no claim that it holds the truth.
+    assert scores["expected_share_interval"] is None and scores["interval_holds_truth"] is None
     assert 0.0 <= scores["indeterminate_share"] <= 1.0 and 0.0 <= scores["tile_ece"] <= 1.0
 
 
