@@ -181,9 +181,9 @@ def show_error(what: str, err: Exception) -> None:
     st.error(f"{escape_markdown(what)}: {escape_markdown(err)}", icon=":material/error:")
 
 
-def _headline_lines(metrics: dict) -> list[str]:
-    """E.g. "Balanced accuracy 0.900 [0.870, 0.930]" for the sidebar's key test metrics."""
-    table = headline_table(metrics)
+def _headline_lines(metrics: dict, spec: ModalitySpec) -> list[str]:
+    """E.g. "Balanced accuracy 0.900 [0.870, 0.930]" for the sidebar's key test metrics (in display names)."""
+    table = headline_table(metrics, spec.display)
     keys = list(metrics["headline"])
     return [
         f"{table.index[keys.index(key)]}: {table.iloc[keys.index(key)]['95% CI']}"
@@ -300,7 +300,7 @@ def render_sidebar(fixed: str | None = None) -> ModalitySpec:
                        "version is its own hash, and its figures come from its own files.",
                        icon=":material/gpp_maybe:")
         try:
-            lines = _headline_lines(metrics)
+            lines = _headline_lines(metrics, spec)
         except (ValueError, KeyError) as err:
             st.caption(f"Test metrics unavailable: {err}")
         else:

@@ -87,7 +87,7 @@ try:
 
     st.subheader(f"Test results ({split} split)")
     c1, c2 = st.columns(2)
-    c1.plotly_chart(confusion_figure(metrics), key=f"{spec.key}_confusion")
+    c1.plotly_chart(confusion_figure(metrics, spec.display), key=f"{spec.key}_confusion")
     c2.plotly_chart(calibration_figure(metrics), key=f"{spec.key}_calibration")
     c3, c4 = st.columns(2)
     c3.plotly_chart(roc_figure(metrics), key=f"{spec.key}_roc")
@@ -96,10 +96,10 @@ try:
     t1, t2 = st.columns(2)
     with t1:
         st.markdown("**Headline metrics (95% CI)**")
-        st.dataframe(headline_table(metrics), width="stretch", **ui.ESTIMATE_COLUMNS)
+        st.dataframe(headline_table(metrics, spec.display), width="stretch", **ui.ESTIMATE_COLUMNS)
     with t2:
         st.markdown("**Per class**")
-        per_class = per_class_table(metrics)
+        per_class = per_class_table(metrics, spec.display)
         st.dataframe(per_class, width="stretch", column_config=ui.table_columns(per_class))
         indeterminate = metrics.get("indeterminate")
         if indeterminate:

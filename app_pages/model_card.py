@@ -30,7 +30,7 @@ except (BundleError, OSError) as err:
 info, metrics = view.info, view.metrics
 st.subheader("Key facts")
 low, high = info["decision"]["indeterminate_band"]
-positive = info["positive_label"]
+positive = spec.display(info["positive_label"])
 scale = (f", {info['mpp']:g} µm/px" + (f", {info['magnification']}" if info.get("magnification") else "")
          if info.get("mpp") else "")
 shape = info["input_shape"]
@@ -44,9 +44,9 @@ facts = [
     f"**Intended use:** {RESEARCH_USE_NOTICE} Research and education on {spec.title} at the training scale "
     f"({inputs}); not for diagnosis, screening, triage or "
     "treatment decisions.",
-    f"**Classes:** {', '.join(info['labels'])} (positive: {positive}).",
-    f"**Decision rule:** {positive} when P({positive}) ≥ {info['decision']['threshold']:.3f}; indeterminate "
-    f"when {low:.3f} ≤ P({positive}) < {high:.3f} (both chosen on validation data).",
+    f"**Classes:** {', '.join(map(spec.display, info['labels']))} (positive: {positive}).",
+    f"**Decision rule:** {positive} when P({positive}) ≥ {info['decision']['threshold']:.2f}; indeterminate "
+    f"when {low:.2f} ≤ P({positive}) < {high:.2f} (both chosen on validation data).",
     f"**Data:** {info['data'].get('citation', 'not recorded')}",
     f"**Test set:** {metrics.get('n_images', '?')} {'cases' if spec.kind == 'tabular' else 'images'} from "
     f"{metrics.get('n_groups', '?')} patients unseen "
@@ -54,7 +54,7 @@ facts = [
 ]
 st.markdown("\n".join(f"- {fact}" for fact in facts))
 try:
-    st.dataframe(headline_table(metrics), width="stretch", **ui.ESTIMATE_COLUMNS)
+    st.dataframe(headline_table(metrics, spec.display), width="stretch", **ui.ESTIMATE_COLUMNS)
 except ValueError as err:
     ui.show_error("Headline metrics unavailable", err)
 scores = task_scores_table(metrics)

@@ -13,7 +13,7 @@ misleading plot.
 from __future__ import annotations
 
 import base64
-from typing import Mapping
+from typing import Callable, Mapping
 
 import cv2
 import numpy as np
@@ -163,7 +163,7 @@ def history_figures(history: pd.DataFrame, *, best_epoch: int | None = None) -> 
     return figures
 
 
-def confusion_figure(metrics: dict) -> go.Figure:
+def confusion_figure(metrics: dict, display: Callable[[str], str] = str) -> go.Figure:
     """Confusion matrix as an annotated heatmap: rows true class, columns predicted class.
 
     Cells show the count and the row percentage (share of that true class); colour encodes the
@@ -171,6 +171,7 @@ def confusion_figure(metrics: dict) -> go.Figure:
 
     Args:
         metrics: ``metrics.json`` contents.
+        display: the modality's word for a label (``ModalitySpec.display``).
 
     Returns:
         One heatmap trace.
@@ -179,7 +180,7 @@ def confusion_figure(metrics: dict) -> go.Figure:
         ValueError: missing section or a matrix that is not square over the labels.
     """
     section = require_section(metrics, "confusion_matrix", "metrics")
-    labels = list(section["labels"])
+    labels = [display(label) for label in section["labels"]]
     counts = np.asarray(section["matrix"], dtype=np.int64)
     if counts.shape != (len(labels), len(labels)):
         raise ValueError(f"confusion matrix shape {counts.shape} does not match labels {labels}")

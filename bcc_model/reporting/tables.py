@@ -8,7 +8,7 @@ their bootstrap interval. A malformed or missing section raises ``ValueError`` n
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -70,11 +70,12 @@ def metric_value(entry: object) -> float:
 
 
 
-def headline_table(metrics: dict) -> pd.DataFrame:
+def headline_table(metrics: dict, display: Callable[[str], str] = str) -> pd.DataFrame:
     """Headline test metrics with their 95% bootstrap CIs.
 
     Args:
         metrics: ``metrics.json`` contents.
+        display: the modality's word for a label (``ModalitySpec.display``: H&E "IDC", not "malignant").
 
     Returns:
         Index ``metric`` (human-readable names, in file order); columns ``value`` (float, NaN
@@ -85,7 +86,7 @@ def headline_table(metrics: dict) -> pd.DataFrame:
         ValueError: no ``headline`` section.
     """
     headline = require_section(metrics, "headline", "metrics")
-    positive = metrics.get("positive_label", "positive class")
+    positive = display(metrics.get("positive_label", "positive class"))
     table = pd.DataFrame(
         {
             "value": [metric_value(entry) for entry in headline.values()],
@@ -145,7 +146,7 @@ def task_scores_table(metrics: Mapping) -> pd.DataFrame:
     )
 
 
-def per_class_table(metrics: dict) -> pd.DataFrame:
+def per_class_table(metrics: dict, display: Callable[[str], str] = str) -> pd.DataFrame:
     """Per-class precision, recall and F1 with 95% CIs, and the class's image count.
 
     Args:
@@ -166,7 +167,7 @@ def per_class_table(metrics: dict) -> pd.DataFrame:
         "F1 (95% CI)": [format_metric(per_class[c]["f1"]) for c in classes],
         "support": pd.array([per_class[c].get("support") for c in classes], dtype="Int64"),
     }
-    return pd.DataFrame(rows, index=pd.Index(classes, name="class"))
+    return pd.DataFrame(rows, index=pd.Index([display(label) for label in classes], name="class"))
 
 
 def split_table(model_info: dict) -> pd.DataFrame:

@@ -109,6 +109,7 @@ def main() -> int:
         # Ultrasound: three classes, one-versus-rest (item 5).
         page.get_by_role("link", name="Classify").click()
         _choose(page, "Modality", "Breast ultrasound")
+        expect(page.get_by_text("Breast ultrasound (B-mode): calibrated").first).to_be_visible(timeout=WAIT_MS)
         page.locator('input[type="file"][multiple]').first.set_input_files(
             [_png(p.name, p.read_bytes()) for p in ultrasound[:3]])
         expect(page.get_by_text("3 of 3 images analysed")).to_be_visible(timeout=WAIT_MS)
@@ -117,6 +118,7 @@ def main() -> int:
         # H&E patch: Explain (item 8), metrics (item 9), model card (item 10).
         _choose(page, "Modality", "H&E histopathology")
         page.get_by_role("tab", name="Single patches").click()
+        expect(page.get_by_text("Upload images (several at once is fine)").first).to_be_visible(timeout=WAIT_MS)
         page.locator('input[type="file"][multiple]').first.set_input_files([_png("he_patch.png", he_patch)])
         expect(page.get_by_text("1 of 1 images analysed")).to_be_visible(timeout=WAIT_MS)
         _shot(page, "classify-he-patch", args.suffix)

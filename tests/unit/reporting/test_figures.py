@@ -367,3 +367,11 @@ def test_task_scores_table_is_empty_without_those_sections() -> None:
     circles_only = task_scores_table({"localisation": {"pointing_game": {"value": 0.0, "ci95": [0.0, 0.0], "n": 17},
                                                          "method": "Grad-CAM"}})
     assert list(circles_only.index) == ["Pointing game (Grad-CAM, true class)"]  # no outlines: no energy score
+
+
+def test_tables_and_the_confusion_matrix_speak_the_modalitys_words(metrics: dict) -> None:
+    """H&E: "IDC" and "no IDC" where the bundle's labels say "malignant" and "benign"."""
+    words = {"benign": "no IDC", "malignant": "IDC"}.get
+    show = lambda label: words(label) or label  # noqa: E731
+    assert any("IDC" in name and "malignant" not in name for name in headline_table(metrics, show).index)
+    assert list(confusion_figure(metrics, show).data[0].x) == [show(label) for label in metrics["confusion_matrix"]["labels"]]
