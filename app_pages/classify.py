@@ -161,9 +161,10 @@ def _patches_tab(spec) -> None:
         rows = [entry.row for entry in entries]
         truth = [ui.sample_truth(row.file, bundle.labels) for row in rows]
         table = results_table(rows, [None if label is None else spec.display(label) for label in truth])
-        st.dataframe(table, hide_index=True,
-                     column_config={f"P({label})": st.column_config.NumberColumn(format="percent")
-                                    for label in rows[0].labels} if rows else None)
+        shown = table.copy()  # on screen, one formatter ("> 99.9%", never "100%"); the CSV keeps the numbers
+        for label in rows[0].labels if rows else ():
+            shown[f"P({label})"] = [None if p is None or p != p else probability(p) for p in table[f"P({label})"]]
+        st.dataframe(shown, hide_index=True)
         info = bundle.info
 
         def report() -> str:
@@ -394,7 +395,7 @@ def _region_tab(spec) -> None:
                                band=result.band, side_by_side=view == "Side by side", mpp=result.image_mpp,
                                plot_width_px=360 if phone else 800),  # tile outlines sized for the screen
         key="region_map", on_select="rerun", selection_mode="points")
-    st.caption(f"Red outlines: tiles at or above the threshold; amber: undecided at {level_text(level)} (the tile's "
+    st.caption(f"Uncoloured: not analysed (glass). Red outlines: tiles at or above the threshold; amber: undecided at {level_text(level)} (the tile's "
                f"conformal set holds both classes). Click a tile to see it with its heatmap; zoom either picture and "
                f"the other follows. Slide context: {result.context.describe()} (chosen on whole slides; see the model card).")
     clicked = _clicked_tile(event)

@@ -15,8 +15,7 @@ from bcc_model.reporting.tables import headline_table, task_scores_table
 from app_pages import _cache as cache
 from app_pages import _shared as ui
 
-_OPEN = ("Intended use", "Caveats and recommendations")
-"""Sections shown unfolded: what the model is for and where it fails."""
+_OPEN = ("Intended use", "Caveats and recommendations")  # unfolded: what the model is for and where it fails
 
 spec = ui.current_modality()
 ui.page_header("Model card", f"{spec.title}: what the model is, what it is for, and how well it did.")

@@ -108,7 +108,8 @@ def describe(*, label: str, indeterminate: bool, labels: Sequence[str], positive
                       f"The {level_text(level)} conformal set ({cannot}) disagrees with the decision threshold.")
         else:
             detail = f"P({positive}) lies in the indeterminate band."
-        rule = _rule(positive, threshold, band, len(labels))
+        # With three classes the set, not the band, decides: a band clause there would contradict it.
+        rule = _rule(positive, threshold, band if conformal_set is None or len(labels) == 2 else None, len(labels))
         return Statement("indeterminate", "indeterminate", "Indeterminate: needs expert review",
                          f"{detail} {rule}".strip())
     if caution:

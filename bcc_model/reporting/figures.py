@@ -311,8 +311,7 @@ def probability_map_figure(image: np.ndarray, prob_map: np.ndarray, *, label: st
     if boxes is not None and len(boxes):
         fig.add_trace(_tile_markers(np.asarray(boxes), positive, threshold, label,
                                     plot_width_px / panels / max(width, 1), band), row=1, col=panels)
-    style(fig, f"Probability map: P({label}) per tissue tile (uncoloured = not analysed)",
-          "x (px)", "y (px)")
+    style(fig, f"P({label}) per tissue tile", "x (px)", "y (px)")  # short: a phone shows it whole
     aspect = height / max(width, 1)
     fig.update_layout(height=int(np.clip(plot_width_px / panels * aspect + _MAP_MARGIN_PX, 320, 900)),
                       showlegend=False, margin={"l": 50, "r": 10, "t": 60, "b": 110})

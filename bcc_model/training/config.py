@@ -48,6 +48,7 @@ class TrainConfig:
     candidates: tuple[str, ...] | None = None
     bootstrap: int = 1000
     strategy: str = "default"
+    onnx: bool = True
     verbose: int = 1
     command: str = "python -m bcc_model.train"
 

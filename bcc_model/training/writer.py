@@ -102,7 +102,7 @@ def write_bundle(spec: ModalitySpec, config: TrainConfig, selected: str, results
             save_model(lesion_head_only(chosen["lesion_map"]), staging / LESION_MAP_FILE)
             extras["lesion_supervision"] = {**extras.get("lesion_supervision", {}), "map_file": LESION_MAP_FILE,
                                             "map_sha256": file_sha256(staging / LESION_MAP_FILE)}
-        if spec.kind == "image":
+        if spec.kind == "image" and config.onnx:
             extras["runtime"] = _onnx_runtime(chosen["model"], staging)
         if chosen["validation"].get("conformal") is not None:
             extras["conformal"] = chosen["validation"]["conformal"].to_json()

@@ -20,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 from bcc_model.models.bundle import read_bundle_info
 from bcc_model.explain.cams import CAM_METHODS, HEATMAP_LIMITATIONS
 from bcc_model.reporting.figures import history_figures
+from bcc_model.reporting.formatting import probability
 from bcc_model.reporting.model_card import selection_tables
 from bcc_model.reporting.tables import task_scores_table
 from bcc_model.imaging.pixels import ImageReadError
@@ -83,8 +84,8 @@ def test_upload_classifies_good_files_and_reports_the_bad_one(bundle, sample_fil
         words = verdict_text(bundle, expected)
         assert row["verdict"] == ("indeterminate" if expected.indeterminate else words.removeprefix("Result: "))
         assert row["indeterminate"] == expected.indeterminate
-        for label in bundle.labels:  # columns in the modality's display names ("IDC", "no IDC")
-            assert row[f"P({bundle.spec.display(label)})"] == pytest.approx(expected.probabilities[label], abs=1e-5)
+        for label in bundle.labels:  # display names ("IDC", "no IDC"), one formatter ("> 99.9%", never "100%")
+            assert row[f"P({bundle.spec.display(label)})"] == probability(expected.probabilities[label])
     assert {b.label for b in at.get("download_button")} >= {"Download table (CSV)", "Download report (HTML)"}
 
 

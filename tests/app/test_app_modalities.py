@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from bcc_model.models.quality import performance_caution
+from bcc_model.reporting.formatting import probability
 from bcc_model.models.bundle import read_bundle_info
 from bcc_model.explain.cams import FASTEST_FIRST, HEATMAP_LIMITATIONS, LESION_MAP_CAPTION
 from bcc_model.reporting.tables import task_scores_table
@@ -51,7 +52,7 @@ def test_classify_shows_prediction_probabilities_and_heatmap_on_the_model_view(m
     assert verdict_text(shipped_bundle(modality), prediction) in texts
     row = at.dataframe[0].value.iloc[0]
     for label, p in prediction.probabilities.items():
-        assert row[f"P({label})"] == pytest.approx(p, abs=1e-5)
+        assert row[f"P({label})"] == probability(p)  # the page's one formatter; the CSV keeps the number
     # The refused H&E patch shows itself and why, nothing the model computed: one bar, one heatmap, one lesion map.
     assert len(at.get("plotly_chart")) == 1
 

@@ -34,49 +34,6 @@ def server(app_server) -> str:
     return app_server[0]
 
 
-def test_upload_shows_probabilities_and_heatmap(chromium_path, server, sample_files, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
-
-    sample = next(path for path in sample_files if path.parent.name == "malignant")
-    shots = ROOT / "test-output"
-    shots.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium_path), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1700})
-            # Uploads may be patient images: the page must not contact anything but its own server.
-            external: list[str] = []
-            page.on("request", lambda request: None if request.url.startswith((server, "data:", "blob:"))
-                    else external.append(request.url))
-            page.goto(server)
-            expect(page.get_by_text("Research use only — not for diagnostic use.").first).to_be_visible(
-                timeout=STEP_TIMEOUT_MS)
-            # A hostile name beside the sample: as Markdown it would make the browser fetch EVIL_HOST.
-            hostile = {"name": HOSTILE_NAMES[0], "mimeType": "image/png", "buffer": sample.read_bytes()}
-            sample_file = {"name": sample.name, "mimeType": "image/png", "buffer": sample.read_bytes()}
-            page.get_by_role("tab", name="Single patches").click()  # region mode is the first tab for H&E
-            page.locator(PATCH_UPLOADER).first.set_input_files([sample_file, hostile])
-
-            verdict = page.get_by_text("Result:").or_(page.get_by_text("Indeterminate")).first
-            expect(verdict).to_be_visible(timeout=RESULT_TIMEOUT_MS)
-            expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=STEP_TIMEOUT_MS)
-            expect(page.get_by_text("Class probabilities").first).to_be_attached(timeout=STEP_TIMEOUT_MS)
-            heatmap = page.locator('[data-testid="stImage"]').filter(has_text="Grad-CAM").locator("img")
-            expect(heatmap.first).to_be_visible(timeout=STEP_TIMEOUT_MS)
-            assert heatmap.first.evaluate("img => img.complete && img.naturalWidth > 0")
-            expect(page.get_by_role("heading", name=f"1. {sample.name}")).to_be_visible()
-            hostile_heading = page.get_by_role("heading").filter(has_text="evil.example")
-            expect(hostile_heading).to_be_visible(timeout=STEP_TIMEOUT_MS)
-            assert hostile_heading.inner_text().replace("\u200b", "") == f"2. {HOSTILE_NAMES[0]}"
-            assert hostile_heading.locator("a, img").count() == 0, "the hostile name rendered as a link or image"
-            page.wait_for_timeout(1500)  # let plotly finish its first layout before the screenshot
-            page.screenshot(path=str(tmp_path / "classify.png"), full_page=True)
-            page.screenshot(path=str(shots / "browser_classify.png"), full_page=True)
-            assert not external, f"the page made requests outside its server: {external}"
-        finally:
-            browser.close()
-
-
 def _choose(page, select_label: str, option: str) -> None:
     """Pick ``option`` in the Streamlit select box labelled ``select_label``."""
     page.locator('[data-testid="stSelectbox"]').filter(has_text=select_label).first.click()
@@ -84,7 +41,9 @@ def _choose(page, select_label: str, option: str) -> None:
 
 
 def test_a_clinician_meets_caution_refusal_and_the_right_images(chromium_path, server, sample_files, tmp_path):
-    """What issue 17 asked a browser to prove: region mode first for H&E; a weak model's verdict carries its
+    """The app as a clinician meets it. A patch and a file whose name is a Markdown image link on the H&E
+    page: probabilities and a Grad-CAM heatmap, the name shown as text, no request beyond the app's own
+    server. What issue 17 asked a browser to prove: region mode first for H&E; a weak model's verdict carries its
     caution on the page and in the CSV; an image of another modality is not assessed; Explain lists only the
     selected modality's images and explains the positive class by default. And (issue 30) an RSNA screening
     mammogram is never called an ultrasound image on the page, in the table or in the report (item 1); the
@@ -109,13 +68,32 @@ def test_a_clinician_meets_caution_refusal_and_the_right_images(chromium_path, s
         browser = playwright.chromium.launch(executable_path=str(chromium_path), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1400}, accept_downloads=True)
+            # Uploads may be patient images: the page must not contact anything but its own server.
+            external: list[str] = []
+            page.on("request", lambda request: None if request.url.startswith((server, "data:", "blob:"))
+                    else external.append(request.url))
             page.goto(server)
             region = page.get_by_role("tab", name="Region (field of view or slide crop)")
             expect(region).to_have_attribute("aria-selected", "true", timeout=STEP_TIMEOUT_MS)
             page.get_by_role("tab", name="Single patches").click()
-            page.locator(PATCH_UPLOADER).first.set_input_files([png("he_on_the_he_page.png", patch)])
+            # Beside the patch, a hostile name: as Markdown it would make the browser fetch EVIL_HOST.
+            page.locator(PATCH_UPLOADER).first.set_input_files([png("he_on_the_he_page.png", patch),
+                                                                png(HOSTILE_NAMES[0], patch)])
             expect(page.get_by_text("Result:").or_(page.get_by_text("Indeterminate")).first).to_be_visible(
                 timeout=RESULT_TIMEOUT_MS)
+            expect(page.get_by_text("Class probabilities").first).to_be_attached(timeout=STEP_TIMEOUT_MS)
+            heatmap = page.locator('[data-testid="stImage"]').filter(has_text="Grad-CAM").locator("img")
+            expect(heatmap.first).to_be_visible(timeout=STEP_TIMEOUT_MS)
+            assert heatmap.first.evaluate("img => img.complete && img.naturalWidth > 0")
+            hostile_heading = page.get_by_role("heading").filter(has_text="evil.example")
+            expect(hostile_heading).to_be_visible(timeout=STEP_TIMEOUT_MS)
+            assert hostile_heading.inner_text().replace("\u200b", "") == f"2. {HOSTILE_NAMES[0]}"
+            assert hostile_heading.locator("a, img").count() == 0, "the hostile name rendered as a link or image"
+            page.wait_for_timeout(1500)  # let plotly finish its first layout before the screenshot
+            shots = ROOT / "test-output"
+            shots.mkdir(exist_ok=True)
+            page.screenshot(path=str(shots / "browser_classify.png"), full_page=True)
+            assert not external, f"the page made requests outside its server: {external}"
 
             _choose(page, "Modality", "Mammography")
             expect(page.get_by_text("Mammography (screening and digitised film): calibrated").first).to_be_visible(
@@ -173,6 +151,7 @@ def test_a_clinician_meets_caution_refusal_and_the_right_images(chromium_path, s
             expect(images).not_to_contain_text("he_on_the_mammography_page")
             expect(page.get_by_text("Model output:").first).to_be_visible()
             assert page.get_by_text("Model prediction").count() == 0
+            assert not external, f"the page made requests outside its server: {external}"
         finally:
             browser.close()
 

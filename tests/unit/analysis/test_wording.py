@@ -25,6 +25,7 @@ def test_an_indeterminate_result_is_not_a_class_and_says_the_rule_one_versus_res
     assert "cannot rule out benign or malignant" in words.detail and "90 %" in words.detail
     assert "malignant when P(malignant) ≥ 31%, else the most likely other class" in words.detail
     assert "leaning" not in words.headline + words.detail
+    assert "undecided while" not in words.detail, "with three classes the set decides, not the band"
     two = describe(label="IDC", indeterminate=True, labels=("no IDC", "IDC"), positive="IDC", threshold=0.31,
                    band=(0.14, 0.5))
     assert "else" not in two.detail and "indeterminate band" in two.detail

@@ -165,7 +165,7 @@ def test_predict_cli_reports_each_file_and_bad_ones(tiny_bundle, sample_files, t
     result = run_main(predict_main, "--allow-unverified", "--weights", tiny_bundle, sample_files[0], bad, sample_files[-1])
     assert result.returncode == 1
     lines = result.stdout.strip().splitlines()
-    assert len(lines) == 2 and all("benign=" in line and "malignant=" in line for line in lines)
+    assert len(lines) == 2 and all("no IDC=" in line and " IDC=" in line for line in lines)  # display names
     assert "not an image" in result.stderr
 
 
