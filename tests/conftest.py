@@ -14,11 +14,27 @@ E2E_FIXTURES = {"tiny_bundle", "tiny_cytology", "grey_bundle", "mil_bundle", "ap
 """Fixtures that train a real bundle or start the app server: a test that uses one is end to end."""
 
 
+SLOWEST_FILES = (
+    "tests/unit/training/test_train.py", "tests/e2e/test_browser.py", "tests/unit/analysis/test_batch.py",
+    "tests/unit/modalities/test_train_mil.py", "tests/unit/modalities/test_train_tabular.py", "tests/e2e/test_memory.py",
+    "tests/unit/training/test_distribute.py", "tests/unit/training/test_train_grey.py", "tests/test_layout.py",
+    "tests/unit/modalities/test_mammogram.py", "tests/unit/training/test_train_pretrained.py",
+    "tests/unit/imaging/test_hostile.py", "tests/app/test_app.py", "tests/app/test_app_modalities.py",
+)
+"""Files by measured cost, slowest first (``pytest --durations=0``, 2026-12-06): they are handed to the two
+xdist workers first (``--no-loadscope-reorder`` in pyproject.toml keeps this order), so no 80-second file
+starts when the other worker is nearly done. xdist's own order (most tests first) left one worker idle
+for about 50 s at the end."""
+
+
 def pytest_collection_modifyitems(config, items):
-    """Mark every test that uses an end-to-end fixture ``e2e``, so ``pytest -m "not e2e"`` never trains or serves."""
+    """Mark every test that uses an end-to-end fixture ``e2e``, so ``pytest -m "not e2e"`` never trains or
+    serves; then hand out the slowest files first (:data:`SLOWEST_FILES`, longest-first scheduling)."""
     for item in items:
         if E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.e2e)
+    rank = {name: i for i, name in enumerate(SLOWEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(SLOWEST_FILES)))  # stable: files stay whole
 SAMPLES = ROOT / "samples" / "histopathology"
 
 
