@@ -110,6 +110,7 @@ def main() -> int:
         page.get_by_role("link", name="Classify").click()
         _choose(page, "Modality", "Breast ultrasound")
         expect(page.get_by_text("Breast ultrasound (B-mode): calibrated").first).to_be_visible(timeout=WAIT_MS)
+        _settle(page, 3000)  # the page re-renders its uploader after a modality switch
         page.locator('input[type="file"][multiple]').first.set_input_files(
             [_png(p.name, p.read_bytes()) for p in ultrasound[:3]])
         expect(page.get_by_text("3 of 3 images analysed")).to_be_visible(timeout=WAIT_MS)
@@ -119,6 +120,7 @@ def main() -> int:
         _choose(page, "Modality", "H&E histopathology")
         page.get_by_role("tab", name="Single patches").click()
         expect(page.get_by_text("Upload images (several at once is fine)").first).to_be_visible(timeout=WAIT_MS)
+        _settle(page, 3000)
         page.locator('input[type="file"][multiple]').first.set_input_files([_png("he_patch.png", he_patch)])
         expect(page.get_by_text("1 of 1 images analysed")).to_be_visible(timeout=WAIT_MS)
         _shot(page, "classify-he-patch", args.suffix)
