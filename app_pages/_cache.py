@@ -188,7 +188,7 @@ def analysis(bundle: Bundle, sha: str, image: LoadedImage) -> Analysis:
     """``analysis.image.analyse`` of one upload, once per (model, image); heatmaps come on demand (:func:`heatmap`)."""
     def compute() -> Analysis:
         with model_lock(bundle):
-            return analyse(bundle, image.pixels, image_warnings=image.warnings)
+            return analyse(bundle, image.pixels, image_warnings=image.warnings, header=image.dicom_modality)
 
     return _caches()["analysis"].get_or_compute((bundle.meta.model_sha256, sha), compute)
 

@@ -21,7 +21,7 @@ from bcc_model.analysis.image import HeatmapRequest
 from bcc_model.explain.cams import HEATMAP_LIMITATIONS, LESION_MAP_CAPTION
 from bcc_model.reporting.figures import probability_bar, probability_map_figure
 from bcc_model.imaging.pixels import ImageReadError
-from bcc_model.imaging.modality_guess import modality_hint
+from bcc_model.imaging.modality_guess import header_modality, modality_hint
 from bcc_model.explain.overlay import (COLORMAPS, DEFAULT_COLORMAP, OVERLAY_STYLES, STYLE_NAMES, enlarge,
                                       for_display, overlay_heatmap)
 from bcc_model.models.conformal import level_text
@@ -367,6 +367,11 @@ def _region_tab(spec) -> None:
     except (ImageReadError, ValueError) as err:
         ui.show_error(f"{upload.name} could not be analysed", err)
         return
+    named = header_modality(loaded.dicom_modality)
+    if named is not None and named != spec.key:
+        st.warning(f"**Not assessed:** the file's DICOM header says Modality {loaded.dicom_modality}, not an H&E "
+                   "slide: choose its model in the sidebar.", icon=":material/block:")
+        return
     image_mpp = _region_scale(spec, loaded, sha)
     if image_mpp is None:
         return
@@ -380,7 +385,7 @@ def _region_tab(spec) -> None:
     level = ui.conformal_level()
     result = replace(result, band=bundle.band_at(level),
                      top_predictions=tuple(ui.at_level(bundle, p) for p in result.top_predictions))
-    hint = modality_hint(loaded.pixels, spec.key)
+    hint = None if header_modality(loaded.dicom_modality) else modality_hint(loaded.pixels, spec.key)  # header first
     if hint:
         st.info(hint, icon=":material/info:")
     positive = spec.display(result.positive_label)

@@ -82,7 +82,7 @@ def analyse_item(bundle: Bundle, item: InputItem, *, explainer: Explainer | None
     try:
         image = read_image(item.source())
         result = analyse(bundle, image.pixels, explain=[HeatmapRequest()] if explainer else (), explainer=explainer,
-                         image_warnings=image.warnings, level=level)
+                         image_warnings=image.warnings, level=level, header=image.dicom_modality)
     except (ImageReadError, ValueError, OSError) as err:
         return BatchResult(ResultRow.failed(bundle, item.name, _read_error(err)))
     return BatchResult(ResultRow.of_analysis(bundle, item.name, result, burned_in=image.burned_in), analysis=result)

@@ -25,7 +25,7 @@ from bcc_model.analysis.predictions import Prediction, calibrated_probabilities,
 from bcc_model.explain.cams import DEFAULT_METHOD, Explainer
 from bcc_model.explain.marks import Mark, lesion_marks
 from bcc_model.imaging.gates import input_problem
-from bcc_model.imaging.modality_guess import modality_hint
+from bcc_model.imaging.modality_guess import header_modality, modality_hint
 from bcc_model.imaging.preprocess import model_view_caption, region_of_interest, to_model_input, view_of_input
 from bcc_model.models.bundle import Bundle
 
@@ -112,7 +112,8 @@ def explain_analysis(bundle: Bundle, analysis: Analysis, explainer: Explainer, r
 
 def analyse_many(bundle: Bundle, images: Sequence[np.ndarray], *, explain: Sequence[HeatmapRequest] = (),
                  explainer: Explainer | None = None, lesion_map: bool = True,
-                 image_warnings: Sequence[Sequence[str]] | None = None, level: float | None = None) -> list[Analysis]:
+                 image_warnings: Sequence[Sequence[str]] | None = None, level: float | None = None,
+                 headers: Sequence[str | None] | None = None) -> list[Analysis]:
     """:func:`analyse` for several images, with one batched forward pass for the probabilities.
 
     Args:
@@ -123,6 +124,8 @@ def analyse_many(bundle: Bundle, images: Sequence[np.ndarray], *, explain: Seque
         lesion_map: compute the lesion map where the bundle has a lesion head.
         image_warnings: per image, warnings from reading it (``LoadedImage.warnings``).
         level: conformal level of the sets (default: the bundle's, ``models.conformal.DEFAULT_LEVEL``).
+        headers: per image, the file's DICOM Modality (``LoadedImage.dicom_modality``): it decides
+            the modality before the pixels are guessed at (``gates.input_problem``).
 
     Returns:
         One :class:`Analysis` per image, in order.
@@ -137,8 +140,10 @@ def analyse_many(bundle: Bundle, images: Sequence[np.ndarray], *, explain: Seque
     caption = model_view_caption(spec)
     results = []
     for i, (pixels, model_input, prediction) in enumerate(zip(images, inputs, predictions)):
-        refusal = input_problem(pixels, spec)
-        hint = None if refusal else modality_hint(pixels, spec.key)  # advisory: mammogram vs ultrasound
+        header = headers[i] if headers is not None else None
+        refusal = input_problem(pixels, spec, header)
+        # Advisory (mammogram vs ultrasound), and only where the header is silent: it names the modality.
+        hint = None if refusal or header_modality(header) else modality_hint(pixels, spec.key)
         read_warnings = tuple(image_warnings[i]) if image_warnings is not None else ()
         view = view_of_input(model_input)
         breast = region_of_interest(view, spec)
@@ -154,7 +159,7 @@ def analyse_many(bundle: Bundle, images: Sequence[np.ndarray], *, explain: Seque
 
 def analyse(bundle: Bundle, pixels: np.ndarray, *, explain: Sequence[HeatmapRequest] = (),
             explainer: Explainer | None = None, lesion_map: bool = True,
-            image_warnings: Sequence[str] = (), level: float | None = None) -> Analysis:
+            image_warnings: Sequence[str] = (), level: float | None = None, header: str | None = None) -> Analysis:
     """Analyse one image: probabilities, decision, model view, heatmaps, lesion map and warnings.
 
     Example:
@@ -162,7 +167,7 @@ def analyse(bundle: Bundle, pixels: np.ndarray, *, explain: Sequence[HeatmapRequ
         >>> analysis.prediction.label, analysis.heatmap().shape
     """
     return analyse_many(bundle, [pixels], explain=explain, explainer=explainer, lesion_map=lesion_map,
-                        image_warnings=[image_warnings], level=level)[0]
+                        image_warnings=[image_warnings], level=level, headers=[header])[0]
 
 
 def _with_heatmaps(analysis: Analysis, heatmaps: dict) -> Analysis:

@@ -100,7 +100,9 @@ def read_dicom(data: bytes, max_pixels: int, has_magic: bool) -> LoadedImage:
     if burned_in:
         notes = (BURNED_IN_WARNING, *notes)
     pixels.flags.writeable = False
-    return LoadedImage(pixels, "DICOM", photometric, bit_depth, notes, burned_in=burned_in, mpp=mpp_from_dicom(dataset))
+    modality = str(dataset.get("Modality", "") or "").strip().upper() or None
+    return LoadedImage(pixels, "DICOM", photometric, bit_depth, notes, burned_in=burned_in, mpp=mpp_from_dicom(dataset),
+                       dicom_modality=modality)
 
 
 def _check_transfer_syntax(transfer_syntax: str | None) -> str:

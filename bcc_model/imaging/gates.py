@@ -12,7 +12,9 @@ checks say whether the image can be assessed by the selected model at all:
   glass (1st percentile of 300 random IDC patches: 2.8 %).
 * **Scale** (patch models). An image far larger than the model's field (over 4 patches a side)
   would be shrunk to one patch and lose all detail: region mode is the way to read it.
-* **Modality.** The colour rules of ``modality_guess``: a colour image where a greyscale one is
+* **Modality.** A DICOM file's own header first: its Modality (MG, US, SM) names the modality, and a
+  file that names another model's is refused, one that names this model's is never judged by its
+  pixels. Where the header is silent, the colour rules of ``modality_guess``: a colour image where a greyscale one is
   expected, or anything but pink/purple H&E where H&E is expected. Mammogram-versus-ultrasound
   (the speckle rule) stays an advisory warning: on RSNA screening mammograms (digital, JPEG) it
   called 106 of 150 "ultrasound", so it must not refuse.
@@ -26,7 +28,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from bcc_model.imaging.modality_guess import describe_appearance, expected_appearance, modality_hint
+from bcc_model.imaging.modality_guess import describe_appearance, expected_appearance, header_modality, modality_hint
 from bcc_model.imaging.tiling import tissue_mask
 from bcc_model.registry import ModalitySpec
 
@@ -52,12 +54,13 @@ def structure(pixels: np.ndarray) -> float:
     return float(np.mean(np.abs(cv2.Laplacian(grey.astype(np.float32), cv2.CV_32F))))
 
 
-def input_problem(pixels: np.ndarray, spec: ModalitySpec) -> str | None:
+def input_problem(pixels: np.ndarray, spec: ModalitySpec, header: str | None = None) -> str | None:
     """Why ``spec``'s model must not give a verdict on this image, or ``None`` when it may.
 
     Args:
         pixels: uint8 HxW or HxWx3 as read (``io.read_image``).
         spec: the modality whose model would classify it.
+        header: the file's DICOM Modality (``LoadedImage.dicom_modality``), which wins over the pixels.
 
     Returns:
         One sentence for the user, e.g. "no tissue: 0.4 % of the image is stained tissue (at
@@ -73,8 +76,14 @@ def input_problem(pixels: np.ndarray, spec: ModalitySpec) -> str | None:
         if tissue < MIN_TISSUE_FRACTION:
             return (f"no tissue: {tissue:.1%} of the image is stained tissue "
                     f"(at least {MIN_TISSUE_FRACTION:.0%} expected); it looks like background glass")
+    named = header_modality(header)
+    if named is not None and named != spec.key:
+        from bcc_model.registry import MODALITIES
+
+        return (f"not a {spec.title} image: the file's DICOM header says Modality {header.strip().upper()} "
+                f"({MODALITIES[named].title}); the {MODALITIES[named].title} model is the one for it")
     expected = expected_appearance(spec)
-    if expected is not None:
+    if expected is not None and named is None:
         look = describe_appearance(pixels)
         wrong_colour = (look.kind != "he_stain") if expected == "he_stain" else (look.kind in _COLOUR_KINDS)
         if wrong_colour:

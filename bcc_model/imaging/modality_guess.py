@@ -45,7 +45,8 @@ import numpy as np
 
 from bcc_model.registry import MODALITIES, ModalitySpec
 
-__all__ = ["Appearance", "describe_appearance", "expected_appearance", "suggest_modality", "modality_hint"]
+__all__ = ["Appearance", "HEADER_MODALITIES", "describe_appearance", "expected_appearance", "header_modality",
+           "suggest_modality", "modality_hint"]
 
 AppearanceKind = Literal["greyscale", "mammogram", "b_mode", "he_stain", "other_colour"]
 
@@ -236,6 +237,16 @@ def suggest_modality(pixels: np.ndarray, modalities: Mapping[str, ModalitySpec] 
     if not matches and kind in _GREY_KINDS:
         matches = [key for key, look in expected.items() if look == "greyscale"]
     return matches[0] if len(matches) == 1 else None
+
+
+HEADER_MODALITIES = {"MG": "mammography", "US": "ultrasound", "SM": "histopathology"}
+"""DICOM Modality codes (PS3.3 C.7.3.1.1.1) of the image modalities with a model: MG mammography, US
+ultrasound, SM slide microscopy. Other codes (CR, DX, OT...) say nothing about which model fits."""
+
+
+def header_modality(code: str | None) -> str | None:
+    """The registry key a DICOM Modality names, or ``None`` when the header is silent or names no model's modality."""
+    return HEADER_MODALITIES.get((code or "").strip().upper())
 
 
 def modality_hint(pixels: np.ndarray, selected: str) -> str | None:

@@ -49,6 +49,9 @@ class LoadedImage:
             YES): they may identify the patient, so no export may show them.
         mpp: µm per pixel the file records, where it is a microscope's (``imaging.scale``);
             ``None`` when the file does not say.
+        dicom_modality: a DICOM file's Modality (``MG``, ``US``, ``SM``...), upper case; ``None``
+            for other formats or a file without one. The header says what the image is, so it
+            goes before any guess from the pixels (``modality_guess.header_modality``).
     """
 
     pixels: np.ndarray
@@ -58,6 +61,7 @@ class LoadedImage:
     warnings: tuple[str, ...] = ()
     burned_in: bool = False
     mpp: float | None = None
+    dicom_modality: str | None = None
 
     def __post_init__(self) -> None:
         """Refuse arrays that break the layout contract every caller relies on."""

@@ -159,9 +159,14 @@ def test_a_damaged_bundle_is_a_clean_error_and_exit_2(tmp_path, sample_files, ch
 
 
 def _peak_rss(code: str) -> int:
-    """Peak resident bytes of ``code`` run in a fresh interpreter (it prints nothing else)."""
-    run = subprocess.run([sys.executable, "-c", code + "\nimport resource; print(resource.getrusage("
-                          "resource.RUSAGE_SELF).ru_maxrss)"], capture_output=True, text=True, cwd=PROJECT_ROOT,
+    """Peak resident bytes of ``code`` run in a fresh interpreter (it prints nothing else).
+
+    VmHWM of the new process image, not ``getrusage().ru_maxrss``: Linux keeps ru_maxrss across
+    ``fork`` + ``exec``, so it reported this test worker's own size (3 GB after the training tests),
+    not the decoder's.
+    """
+    report = ("\nprint(next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM:')))")
+    run = subprocess.run([sys.executable, "-c", code + report], capture_output=True, text=True, cwd=PROJECT_ROOT,
                          check=True)
     return int(run.stdout.split()[-1]) * 1024
 

@@ -133,3 +133,29 @@ def test_screening_film_and_ultrasound_training_images_are_never_taken_for_the_o
     for modality, images in cases:
         for name, pixels in images:
             assert modality_hint(pixels, modality) is None, (modality, name, describe_appearance(pixels).reason)
+
+
+def test_a_dicom_header_names_the_modality_before_any_guess_from_the_pixels():
+    """Issue 32, header first: a real mammogram and a real B-mode image as DICOM files with their Modality.
+
+    The header's MG or US decides: the other model refuses the file by its header, its own model never
+    judges it by its pixels (the statistics speak only where the header is silent).
+    """
+    from bcc_model.imaging.gates import input_problem
+    from bcc_model.imaging.io import read_image
+    from bcc_model.imaging.modality_guess import header_modality
+    from tests.hostile import make_dicom
+
+    mammogram = read_image(sorted(MODALITIES["mammography"].sample_dir.glob("*/*.png"))[0]).pixels
+    b_mode = read_image(sorted(MODALITIES["ultrasound"].sample_dir.glob("*/*.png"))[0]).pixels
+    as_mg = read_image(make_dicom(mammogram, bits_stored=8, Modality="MG"))
+    as_us = read_image(make_dicom(b_mode if b_mode.ndim == 2 else b_mode[..., 0], bits_stored=8, Modality="US"))
+    assert (as_mg.dicom_modality, as_us.dicom_modality) == ("MG", "US")
+    assert header_modality("mg") == "mammography" and header_modality("CR") is None and header_modality(None) is None
+    refusal = input_problem(as_us.pixels, MODALITIES["mammography"], as_us.dicom_modality)
+    assert refusal and "DICOM header says Modality US" in refusal and "ultrasound" in refusal.lower()
+    assert input_problem(as_mg.pixels, MODALITIES["mammography"], "MG") is None
+    assert "DICOM header says Modality MG" in input_problem(as_mg.pixels, MODALITIES["ultrasound"], "MG")
+    # A header naming no model's modality leaves the pixels to decide, as for a PNG.
+    assert input_problem(as_mg.pixels, MODALITIES["mammography"], "OT") == input_problem(
+        as_mg.pixels, MODALITIES["mammography"])
