@@ -141,6 +141,8 @@ class ModalitySpec:
         recipe: the training defaults (``TrainingRecipe``).
         display_names: words a reader sees for a bundle label where they differ from it (the
             H&E negative class is "no IDC", not "benign": it holds DCIS and atypia too).
+        dicom_modalities: the DICOM Modality codes of this modality's images (MG, US, SM): a file whose
+            header names one is this modality's, whatever its pixels look like.
     """
 
     key: str
@@ -162,6 +164,7 @@ class ModalitySpec:
     shipped_files: Mapping[str, str] = field(default_factory=dict)
     recipe: TrainingRecipe = field(default_factory=TrainingRecipe)
     display_names: Mapping[str, str] = field(default_factory=dict)
+    dicom_modalities: tuple[str, ...] = ()
 
     def display(self, label: str) -> str:
         """The word a reader sees for ``label`` (the label itself unless the modality names it otherwise)."""

@@ -45,7 +45,7 @@ import numpy as np
 
 from bcc_model.registry import MODALITIES, ModalitySpec
 
-__all__ = ["Appearance", "HEADER_MODALITIES", "describe_appearance", "expected_appearance", "header_modality",
+__all__ = ["Appearance", "describe_appearance", "expected_appearance", "header_modality",
            "suggest_modality", "modality_hint"]
 
 AppearanceKind = Literal["greyscale", "mammogram", "b_mode", "he_stain", "other_colour"]
@@ -239,14 +239,11 @@ def suggest_modality(pixels: np.ndarray, modalities: Mapping[str, ModalitySpec] 
     return matches[0] if len(matches) == 1 else None
 
 
-HEADER_MODALITIES = {"MG": "mammography", "US": "ultrasound", "SM": "histopathology"}
-"""DICOM Modality codes (PS3.3 C.7.3.1.1.1) of the image modalities with a model: MG mammography, US
-ultrasound, SM slide microscopy. Other codes (CR, DX, OT...) say nothing about which model fits."""
-
-
 def header_modality(code: str | None) -> str | None:
-    """The registry key a DICOM Modality names, or ``None`` when the header is silent or names no model's modality."""
-    return HEADER_MODALITIES.get((code or "").strip().upper())
+    """The registry key whose ``dicom_modalities`` hold a DICOM Modality code (PS3.3 C.7.3.1.1.1), or
+    ``None`` when the header is silent or names no model's modality (CR, DX, OT... say nothing)."""
+    code = (code or "").strip().upper()
+    return next((key for key, spec in MODALITIES.items() if code and code in spec.dicom_modalities), None)
 
 
 def modality_hint(pixels: np.ndarray, selected: str) -> str | None:

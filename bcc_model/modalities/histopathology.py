@@ -32,6 +32,7 @@ SPEC = ModalitySpec(
     magnification="2.5x",
     preprocessing=("to_rgb", "resize"),
     appearance="he_stain",
+    dicom_modalities=("SM",),
     # Outlines: a colour blend turns the stain blue-purple and hides morphology.
     overlay_style="contour",
     citation=(

@@ -46,6 +46,7 @@ SPEC = ModalitySpec(
     mpp=None,
     preprocessing=("to_grey", "pad_square", "resize"),
     appearance="b_mode",
+    dicom_modalities=("US",),
     whole_image=True,
     citation=(
         "BUSI: W. Al-Dhabyani, M. Gomaa, H. Khaled, A. Fahmy, Dataset of breast ultrasound images, "

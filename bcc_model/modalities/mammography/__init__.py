@@ -45,6 +45,7 @@ SPEC = ModalitySpec(
     preprocessing=("to_grey", "polarity", "breast_crop", "laterality_flip", "pectoral_removal", "pad_square",
                    "resize"),
     appearance="mammogram",
+    dicom_modalities=("MG",),
     whole_image=True,
     citation=(
         "mini-MIAS: J. Suckling et al., The Mammographic Image Analysis Society Digital Mammogram Database, "
