@@ -16,7 +16,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.multival import MultiValue
-from pydicom.pixels import apply_modality_lut, apply_voi, get_decoder, pixel_array
+from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi, get_decoder, pixel_array
 from pydicom.uid import UID
 
 from bcc_model.imaging.scale import mpp_from_dicom
@@ -48,6 +48,7 @@ _DICOM_GREY = frozenset({"MONOCHROME1", "MONOCHROME2"})
 # pydicom's pixel_array returns these as RGB (it converts YBR_FULL*; the JPEG 2000 decoders
 # undo YBR_ICT/YBR_RCT themselves).
 _DICOM_COLOUR = frozenset({"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT"})
+_PALETTE = "PALETTE COLOR"  # one sample per pixel, an index into the file's red, green and blue lookup tables
 
 
 # --- DICOM ----------------------------------------------------------------------------------
@@ -72,22 +73,24 @@ def read_dicom(data: bytes, max_pixels: int, has_magic: bool) -> LoadedImage:
     except _PYDICOM_ERRORS as err:
         raise ImageReadError(CORRUPTED) from err
     check_size(columns, rows, max_pixels)
-    if photometric not in _DICOM_GREY | _DICOM_COLOUR:
+    if photometric not in _DICOM_GREY | _DICOM_COLOUR | {_PALETTE}:
         raise ImageReadError(f"DICOM colour encoding {photometric!r} is not supported")
     grey = photometric in _DICOM_GREY
     # Greyscale goes through the modality LUT in float64: that copy is the largest.
-    check_decoded(columns, rows, 1 if grey else 3, 8 if grey else max(1, bit_depth // 8))
+    check_decoded(columns, rows, 1 if grey else 3, 8 if grey or photometric == _PALETTE else max(1, bit_depth // 8))
     failure = _check_transfer_syntax(dataset.file_meta.get("TransferSyntaxUID"))
     try:
         raw = pixel_array(dataset, index=0)  # decodes the first frame only
     except _PYDICOM_ERRORS as err:
         raise ImageReadError(failure) from err
-    if raw.shape != ((rows, columns) if grey else (rows, columns, 3)):
+    if raw.shape != ((rows, columns) if grey or photometric == _PALETTE else (rows, columns, 3)):
         raise ImageReadError(CORRUPTED)  # e.g. Samples per Pixel contradicts the encoding
     notes: tuple[str, ...] = ()
     try:
         if grey:
             pixels, notes = _dicom_grey_to_uint8(apply_modality_lut(raw, dataset), dataset)
+        elif photometric == _PALETTE:
+            pixels = _palette_to_uint8(raw, dataset)
         else:
             pixels = _dicom_colour_to_uint8(raw, dataset)
     except _PYDICOM_ERRORS as err:
@@ -187,6 +190,13 @@ def _window_settings(dataset: Dataset) -> tuple[float, float, str] | None:
 def _first(value: Any) -> Any:
     """The first value of a multi-valued DICOM element, or the value itself."""
     return value[0] if isinstance(value, MultiValue) else value
+
+
+def _palette_to_uint8(indices: np.ndarray, dataset: Dataset) -> np.ndarray:
+    """RGB through the file's palette lookup tables (PS3.3 C.7.6.3.1.5), scaled by the tables' bit depth."""
+    rgb = apply_color_lut(indices, dataset)
+    bits = int(dataset.RedPaletteColorLookupTableDescriptor[2])
+    return window(rgb, 0, 2 ** bits - 1) if rgb.dtype != np.uint8 else rgb
 
 
 def _dicom_colour_to_uint8(values: np.ndarray, dataset: Dataset) -> np.ndarray:
