@@ -301,21 +301,6 @@ def test_trust_cues_where_the_eye_is(bundle, sample_files):
     assert at.selectbox(key="modality").value == "histopathology", "a visit to Cytology keeps the image modality"
 
 
-def test_a_weak_models_caution_is_beside_its_output_and_in_the_table():
-    from bcc_model.models.quality import performance_caution
-    from bcc_model.registry import get_modality
-
-    spec = get_modality("mammography")
-    caution = performance_caution(shipped_bundle(spec.key).metrics)
-    assert caution, "the shipped mammography model is near chance on unseen patients"
-    sample = sorted(spec.sample_dir.glob("*/*.png"))[0]
-    at = run_app(modality="mammography")
-    at.file_uploader(key="uploads_mammography").set_value([(sample.name, sample.read_bytes(), PNG)]).run()
-    assert caution in [e.value for e in at.main.error]
-    assert not any(m.value.startswith("### Result") for m in at.markdown), "no bold verdict from a weak model"
-    assert at.dataframe[0].value["caution"].tolist() == [caution]
-
-
 def test_the_first_visit_shows_the_page_without_loading_tensorflow():
     """The Classify page appears before any model loads: TensorFlow is imported with the first image, not the page."""
     import subprocess
