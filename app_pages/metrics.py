@@ -88,10 +88,10 @@ try:
     st.subheader(f"Test results ({split} split)")
     c1, c2 = st.columns(2)
     c1.plotly_chart(confusion_figure(metrics, spec.display), key=f"{spec.key}_confusion")
-    c2.plotly_chart(calibration_figure(metrics), key=f"{spec.key}_calibration")
+    c2.plotly_chart(calibration_figure(metrics, spec.display), key=f"{spec.key}_calibration")
     c3, c4 = st.columns(2)
-    c3.plotly_chart(roc_figure(metrics), key=f"{spec.key}_roc")
-    c4.plotly_chart(pr_figure(metrics), key=f"{spec.key}_pr")
+    c3.plotly_chart(roc_figure(metrics, spec.display), key=f"{spec.key}_roc")
+    c4.plotly_chart(pr_figure(metrics, spec.display), key=f"{spec.key}_pr")
 
     t1, t2 = st.columns(2)
     with t1:

@@ -6,7 +6,7 @@ the legend; a missing section raises ``ValueError`` naming it instead of drawing
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 import plotly.graph_objects as go
@@ -18,7 +18,7 @@ from bcc_model.reporting.tables import format_metric, number, require_section
 __all__ = ["roc_figure", "pr_figure", "calibration_figure"]
 
 
-def roc_figure(metrics: dict) -> go.Figure:
+def roc_figure(metrics: dict, display: Callable[[str], str] = str) -> go.Figure:
     """ROC curves, one per entry of ``metrics["roc_curves"]``, with AUC in the legend.
 
     The positive class's AUC also shows its bootstrap 95% CI from the headline metrics.
@@ -42,8 +42,8 @@ def roc_figure(metrics: dict) -> go.Figure:
                 x=curve["fpr"],
                 y=curve["tpr"],
                 mode="lines",
-                name=f"{label}: AUC {format_metric(auc)}",
-                hovertemplate=f"{label}<br>false positive rate %{{x:.3f}}<br>"
+                name=f"{display(label)}: AUC {format_metric(auc)}",
+                hovertemplate=f"{display(label)}<br>false positive rate %{{x:.3f}}<br>"
                 "true positive rate %{y:.3f}<extra></extra>",
             )
         )
@@ -70,7 +70,7 @@ def _prevalence(metrics: Mapping, label: str) -> float | None:
     return None
 
 
-def pr_figure(metrics: dict) -> go.Figure:
+def pr_figure(metrics: dict, display: Callable[[str], str] = str) -> go.Figure:
     """Precision-recall curves from ``metrics["pr_curves"]``, average precision in the legend.
 
     A classifier that guesses has precision equal to the class prevalence at every recall, so
@@ -93,8 +93,8 @@ def pr_figure(metrics: dict) -> go.Figure:
                 x=curve["recall"],
                 y=curve["precision"],
                 mode="lines",
-                name=f"{label}: AP {number(curve.get('average_precision'))}",
-                hovertemplate=f"{label}<br>recall %{{x:.3f}}<br>precision %{{y:.3f}}<extra></extra>",
+                name=f"{display(label)}: AP {number(curve.get('average_precision'))}",
+                hovertemplate=f"{display(label)}<br>recall %{{x:.3f}}<br>precision %{{y:.3f}}<extra></extra>",
             )
         )
         prevalence = _prevalence(metrics, label)
@@ -105,8 +105,8 @@ def pr_figure(metrics: dict) -> go.Figure:
                     y=[prevalence, prevalence],
                     mode="lines",
                     line=CHANCE_LINE,
-                    name=f"chance for {label} (prevalence {prevalence:.3f})",
-                    hovertemplate=f"chance: precision = prevalence of {label} "
+                    name=f"chance for {display(label)} (prevalence {prevalence:.3f})",
+                    hovertemplate=f"chance: precision = prevalence of {display(label)} "
                     f"({prevalence:.3f})<extra></extra>",
                 )
             )
@@ -115,7 +115,7 @@ def pr_figure(metrics: dict) -> go.Figure:
     return unit_square(fig)
 
 
-def calibration_figure(metrics: dict) -> go.Figure:
+def calibration_figure(metrics: dict, display: Callable[[str], str] = str) -> go.Figure:
     """Reliability diagram: observed frequency vs mean predicted probability per bin.
 
     Points on the diagonal are perfectly calibrated; bars (right axis) show how many images
@@ -132,7 +132,7 @@ def calibration_figure(metrics: dict) -> go.Figure:
         ValueError: missing section or bin arrays of inconsistent lengths.
     """
     section = require_section(metrics, "calibration", "metrics")
-    label = section["label"]
+    label = display(section["label"])
     edges = np.asarray(section["bin_edges"], dtype=np.float64)
     predicted = np.asarray(section["mean_predicted"], dtype=np.float64)  # null -> NaN
     observed = np.asarray(section["fraction_positive"], dtype=np.float64)

@@ -375,3 +375,8 @@ def test_tables_and_the_confusion_matrix_speak_the_modalitys_words(metrics: dict
     show = lambda label: words(label) or label  # noqa: E731
     assert any("IDC" in name and "malignant" not in name for name in headline_table(metrics, show).index)
     assert list(confusion_figure(metrics, show).data[0].x) == [show(label) for label in metrics["confusion_matrix"]["labels"]]
+    from bcc_model.reporting.curves import calibration_figure, pr_figure, roc_figure
+
+    for figure in (roc_figure(metrics, show), pr_figure(metrics, show), calibration_figure(metrics, show)):
+        text = figure.layout.title.text + " ".join(trace.name or "" for trace in figure.data)
+        assert "IDC" in text and "malignant" not in text, text
