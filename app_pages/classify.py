@@ -29,6 +29,7 @@ from bcc_model.reporting.exports import to_safe_csv
 from bcc_model.reporting.formatting import escape_markdown, probability
 from bcc_model.analysis.wording import bar_caption, statement
 from bcc_model.analysis.region import explain_tile
+from bcc_model.registry import MODALITIES
 from bcc_model.analysis.wsi import from_region
 from bcc_model.models.quality import performance_caution
 from bcc_model.reporting.tilemaps import geojson_text, map_png, tiles_csv
@@ -369,8 +370,10 @@ def _region_tab(spec) -> None:
         return
     named = header_modality(loaded.dicom_modality)
     if named is not None and named != spec.key:
-        st.warning(f"**Not assessed:** the file's DICOM header says Modality {loaded.dicom_modality}, not an H&E "
-                   "slide: choose its model in the sidebar.", icon=":material/block:")
+        # The header's own text never reaches Markdown: the modality it names is shown by its registry title.
+        st.warning(f"**Not assessed:** the file's DICOM header names another modality "
+                   f"({escape_markdown(MODALITIES[named].title)}), not an H&E slide: choose its model in the sidebar.",
+                   icon=":material/block:")
         return
     image_mpp = _region_scale(spec, loaded, sha)
     if image_mpp is None:
