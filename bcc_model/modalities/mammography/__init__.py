@@ -67,7 +67,9 @@ SPEC = ModalitySpec(
         # default until that choice is recorded in the bundle.
         default_arch="densenet121_mil",
         arch_params=MappingProxyType({"densenet121_mil": MappingProxyType(_CELL_HEAD),
-                                      "vgg16_mil": MappingProxyType(_CELL_HEAD)}),
+                                      "vgg16_mil": MappingProxyType(_CELL_HEAD),
+                                      # Lite0: stages 6-7 and the 1x1 head fine-tuned (units 12-17)
+                                      "lite0_mil": MappingProxyType({**_CELL_HEAD, "tuned_from": 12})}),
         cell_poolings=("max", "topk", "mean", "lse"),
         lesion_source="circles",
         lesion_labels=("benign", "malignant"),

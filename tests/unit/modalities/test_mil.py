@@ -145,3 +145,28 @@ def test_full_model_equals_head_on_trunk_features(arch):
     np.testing.assert_allclose(np.asarray(model(x)), head.predict(features, verbose=0)["probabilities"], atol=1e-5)
     assert not any(layer.trainable for layer in model.layers
                    if layer.weights and layer.name.startswith(("conv2_block", "block"))), "the trunk is frozen"
+
+
+def test_lite0_cell_model_splits_into_cached_frozen_features_and_a_fine_tuned_head():
+    """What training fits on cached features (the head, with Lite0's last stages) is exactly the bundled model."""
+    import keras
+
+    from bcc_model.explain.cams import Explainer
+    from bcc_model.modalities.mammography.mil import build_lite0_mil, build_mil_head, transfer_head, trunk_model
+
+    keras.utils.set_random_seed(0)
+    model = build_lite0_mil((64, 64, 1), 3, tuned_from=12, pooling="lse", pretrained=False)
+    assert all(not isinstance(layer, keras.Model) for layer in model.layers), "a nested model breaks tf-keras-vis"
+    assert not model.get_layer("lite0_b10_project").trainable and model.get_layer("lite0_b11_expand").trainable
+    x = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 1)).astype("float32")
+    features = trunk_model(model).predict(x, verbose=0)
+    assert features.shape == (2, 4, 4, 112), "units 0-11 end at stride 16 with 112 channels"
+    head = build_mil_head(4, 3, channels=112, pooling="lse", tuned_from=12, pretrained=False)
+    assert head.get_layer("lesion_map").output.shape[-1] == 4, "the lesion map has the model's 32 px cells"
+    transfer_head(head, model)
+    np.testing.assert_allclose(model.predict(x, verbose=0), head.predict(features, verbose=0)["probabilities"],
+                               atol=1e-5)
+    heat = Explainer(model, ["normal", "benign", "malignant"]).heatmaps(x[:1], "malignant", method="Grad-CAM")
+    assert heat.shape == (1, 64, 64) and np.isfinite(heat).all()
+    with pytest.raises(ValueError, match="tuned_from"):
+        build_lite0_mil((64, 64, 1), 3, tuned_from=18, pretrained=False)
