@@ -66,6 +66,8 @@ class TrainingRecipe:
         patch_fraction: side of the pre-training patches as a fraction of the input; ``None``: off.
         extra_binary_tasks: task name -> labels counted positive in a one-vs-rest task.
         negative_labels: folder labels ``evaluate`` accepts as "not positive" without a class.
+        test_time_flips: flips averaged with the image at prediction time (``models.spec.FLIPS``);
+            training fits calibration and operating point on the same average and records them in model.json.
     """
 
     augmentation: tuple[str, ...] = ()
@@ -84,6 +86,7 @@ class TrainingRecipe:
     patch_fraction: float | None = None
     extra_binary_tasks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     negative_labels: tuple[str, ...] = ()
+    test_time_flips: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.arch_params and self.default_arch not in self.arch_params:  # empty: nothing to train

@@ -70,8 +70,12 @@ def compiled_forward(model):
     return forward
 
 
-def raw_probabilities(model, batch: np.ndarray, *, batch_size: int = BATCH_SIZE, compiled: bool = False) -> np.ndarray:
+def raw_probabilities(model, batch: np.ndarray, *, batch_size: int = BATCH_SIZE, compiled: bool = False,
+                      flips: Sequence[str] = ()) -> np.ndarray:
     """Uncalibrated softmax outputs (N, K) for float32 model inputs (N, H, W, C) in [0, 255].
+
+    ``flips`` (``models.spec.FLIPS``): the outputs of the flipped images are averaged with the
+    image's own (test-time augmentation; what the bundle's calibration was fitted on).
 
     Calls the model on at most ``batch_size`` inputs, fewer for large images
     (:data:`INPUT_VALUES_PER_CALL`), so memory does not grow with the number of images. With
@@ -82,10 +86,15 @@ def raw_probabilities(model, batch: np.ndarray, *, batch_size: int = BATCH_SIZE,
     if len(batch) == 0:
         return np.zeros((0, model.output_shape[-1]), dtype=np.float32)
     forward = compiled_forward(model) if compiled else (lambda x: model(x, training=False))
-    return _in_chunks(forward, batch, batch_size)
+    return _in_chunks(forward, batch, batch_size, flips)
 
 
-def _in_chunks(forward, batch: np.ndarray, batch_size: int = BATCH_SIZE) -> np.ndarray:
+def _in_chunks(forward, batch: np.ndarray, batch_size: int = BATCH_SIZE, flips: Sequence[str] = ()) -> np.ndarray:
+    if flips:
+        from bcc_model.models.spec import FLIPS
+
+        views = [batch] + [np.ascontiguousarray(np.flip(batch, axis=FLIPS[flip])) for flip in flips]
+        return np.mean([_in_chunks(forward, view, batch_size) for view in views], axis=0).astype(np.float32)
     batch_size = max(1, min(batch_size, INPUT_VALUES_PER_CALL // int(np.prod(batch.shape[1:]))))
     chunks = [np.asarray(forward(np.asarray(batch[i:i + batch_size], np.float32)))
               for i in range(0, len(batch), batch_size)]
@@ -96,12 +105,14 @@ def calibrated_probabilities(bundle: Bundle, batch: np.ndarray) -> np.ndarray:
     """Temperature-scaled probabilities (N, K) for preprocessed model inputs.
 
     Through ONNX Runtime when the bundle ships ``model.onnx`` (``models.onnx_path``: 2-4x faster
-    than the TensorFlow graph on this CPU, parity-tested), else through the Keras model as one graph.
+    than the TensorFlow graph on this CPU, parity-tested), else through the Keras model as one graph;
+    averaged over the bundle's test-time flips.
     """
+    flips = bundle.meta.test_time_flips
     if bundle.fast is not None and len(batch):
-        raw = _in_chunks(bundle.fast, batch)
+        raw = _in_chunks(bundle.fast, batch, flips=flips)
     else:
-        raw = raw_probabilities(bundle.model, batch, compiled=True)
+        raw = raw_probabilities(bundle.model, batch, compiled=True, flips=flips)
     return apply_temperature(raw, bundle.temperature).astype(np.float32)
 
 

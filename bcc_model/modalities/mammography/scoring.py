@@ -82,7 +82,8 @@ def source_metrics(model, lesion_model, source: "Source", spec: ModalitySpec, ch
 
     test = source.table[source.table["split"] == "test"].reset_index(drop=True)
     images = load_images(test, source.data_dir, spec).astype(np.float32)
-    probs = apply_temperature(raw_probabilities(model, images, batch_size=IMAGE_BATCH), choice["temperature"])
+    probs = apply_temperature(raw_probabilities(model, images, batch_size=IMAGE_BATCH,
+                                                flips=spec.recipe.test_time_flips), choice["temperature"])
     groups = test["group"].tolist()
     screening = bool(set(test["label"]) - set(spec.labels))
     point = OperatingPoint(spec.labels, spec.positive_index, choice["threshold"], tuple(choice["band"]),

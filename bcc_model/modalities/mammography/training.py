@@ -39,7 +39,7 @@ from bcc_model.training.config import TrainConfig, TrainingError, check_architec
 log = logging.getLogger(__name__)
 
 __all__ = ["PoolingCV", "index_folders", "load_sources", "fit_head", "cross_validate_poolings", "patient_pooling",
-           "train_mil", "EPOCH_CHECKPOINTS"]
+           "lesion_first_epochs", "train_mil", "EPOCH_CHECKPOINTS"]
 
 EPOCH_CHECKPOINTS = (5, 10, 20)
 """Epochs at which cross-validation scores the held-out folds (those above ``--epochs`` are dropped)."""
@@ -92,7 +92,10 @@ def load_sources(indexed: list[tuple[Path, pd.DataFrame]], spec: ModalitySpec, t
             augmented = [cached_features(trunk, trunk_id, fit_rows, folder, spec, cache, copy=copy, seed=seed,
                                          progress=f"{folder.name} copy {copy}")
                          for copy in range(1, AUGMENTED_COPIES + 1)]
-        sources.append(Source(folder.name, folder, table, features, cells, augmented))
+        flipped = tuple(cached_features(trunk, trunk_id, table, folder, spec, cache, seed=seed, flip=flip,
+                                        progress=f"{folder.name} {flip} flip")[0]
+                        for flip in spec.recipe.test_time_flips)
+        sources.append(Source(folder.name, folder, table, features, cells, augmented, flipped))
     return sources
 
 
@@ -120,12 +123,17 @@ def _scores(p: np.ndarray, targets: np.ndarray, positive_index: int) -> dict[str
             "accuracy": float(chosen.mean()), "auc": float("nan") if auc is None else auc}
 
 
-def fit_head(spec: ModalitySpec, config: TrainConfig, arch: str, pooling: str, arrays, *, held=None, checkpoints=()):
+def fit_head(spec: ModalitySpec, config: TrainConfig, arch: str, pooling: str, arrays, *, held=None, checkpoints=(),
+             lesion_first: int = 0):
     """Train the cell head on cached features; returns ``(head, history, held-out predictions by epoch)``.
 
     The history has, per epoch, the optimiser's loss and the training images' set accuracy and
-    ROC AUC; ``held``: ``(features, targets)`` scored after every epoch (its loss, accuracy and
-    AUC become ``val_*``), and kept at the epochs in ``checkpoints`` (cross-validation).
+    ROC AUC; ``held``: ``(views, targets)`` scored after every epoch (its loss, accuracy and
+    AUC become ``val_*``; ``views``: the features and those of each test-time flip, whose
+    probabilities are averaged), and kept at the epochs in ``checkpoints`` (cross-validation).
+    With ``lesion_first`` epochs, the fine-tuned units, the cell descriptor and the lesion layer
+    first learn lesion cells against normal tissue alone (the images with known cells), then the
+    whole-image objective starts from there: lesion patches first, as Shen et al. (2019) trained.
     """
     import keras
     import tensorflow as tf
@@ -137,9 +145,20 @@ def fit_head(spec: ModalitySpec, config: TrainConfig, arch: str, pooling: str, a
     params = {k: v for k, v in spec.recipe.arch_params[arch].items()
               if k in ("width", "dropout", "k", "tuned_from", "pretrained")}
     head = build_mil_head(features.shape[1], len(spec.labels), channels=features.shape[-1], pooling=pooling, **params)
-    head.compile(optimizer=keras.optimizers.AdamW(config.lr, weight_decay=1e-4),
-                 loss={"probabilities": set_cross_entropy, "lesion_map": masked_cell_entropy},
-                 loss_weights={"probabilities": 1.0, "lesion_map": float(spec.recipe.lesion_loss_weight or 0.0)})
+
+    def compile_for(image_weight: float, lesion_weight: float) -> None:
+        head.compile(optimizer=keras.optimizers.AdamW(config.lr, weight_decay=1e-4),
+                     loss={"probabilities": set_cross_entropy, "lesion_map": masked_cell_entropy},
+                     loss_weights={"probabilities": image_weight, "lesion_map": lesion_weight})
+
+    known = (cells >= 0).any(axis=1)
+    if lesion_first and known.any():
+        compile_for(0.0, 1.0)
+        lesion_data = tf.data.Dataset.from_tensor_slices(
+            (features[known], {"probabilities": targets[known], "lesion_map": cells[known]})).shuffle(
+            int(known.sum()), seed=config.seed).batch(config.batch_size).map(lambda x, y: (tf.cast(x, tf.float32), y))
+        head.fit(lesion_data, epochs=lesion_first, verbose=0)
+    compile_for(1.0, float(spec.recipe.lesion_loss_weight or 0.0))
     scale = len(weights) / weights.sum()
     data = tf.data.Dataset.from_tensor_slices(
         (features, {"probabilities": targets, "lesion_map": cells}, weights * scale)).shuffle(
@@ -159,7 +178,7 @@ def fit_head(spec: ModalitySpec, config: TrainConfig, arch: str, pooling: str, a
                    "lesion_loss": float(logs["lesion_map_loss"]), "accuracy": train["accuracy"],
                    "auc": train["auc"], "learning_rate": float(config.lr)}
             if held is not None:
-                p = predict(held[0])
+                p = np.mean([predict(view) for view in held[0]], axis=0)
                 row.update({f"val_{k}": v for k, v in _scores(p, held[1], spec.positive_index).items()})
                 if epoch + 1 in checkpoints:
                     held_out[epoch + 1] = p
@@ -170,6 +189,16 @@ def fit_head(spec: ModalitySpec, config: TrainConfig, arch: str, pooling: str, a
     history = pd.DataFrame(rows)
     history["epoch_seconds"] = (time.time() - start) / max(len(rows), 1)
     return head, history, held_out
+
+
+def lesion_first_epochs(config: TrainConfig, spec: ModalitySpec, arch: str) -> int:
+    """Epochs of lesion-cell pre-training (``--patch-pretrain``, ``--patch-epochs``).
+
+    On by default where trunk units are fine-tuned (``tuned_from``): there the lesion cells have
+    weights to shape before the weak image label arrives; a frozen trunk's 1x1 head gains nothing.
+    """
+    wanted = config.patch_pretrain if config.patch_pretrain is not None else "tuned_from" in spec.recipe.arch_params[arch]
+    return config.patch_epochs if wanted else 0
 
 
 def _binary_auc(p: np.ndarray, positive: np.ndarray) -> float | None:
@@ -236,9 +265,12 @@ def cross_validate_poolings(sources: list[Source], spec: ModalitySpec, config: T
         for fold in range(folds):
             fit = _fit_arrays(sources, spec, [(f >= 0) & (f != fold) for f in fold_of])
             held_rows = [f == fold for f in fold_of]
-            held = (np.concatenate([s.features[r] for s, r in zip(sources, held_rows)]),
-                    np.concatenate([_targets(s.table["label"][r], spec) for s, r in zip(sources, held_rows)]))
-            _, history, scored = fit_head(spec, config, arch, pooling, fit, held=held, checkpoints=checkpoints)
+            views = [np.concatenate([s.features[r] for s, r in zip(sources, held_rows)])]
+            views += [np.concatenate([s.flipped[v][r] for s, r in zip(sources, held_rows)])
+                      for v in range(len(spec.recipe.test_time_flips))]
+            held = (views, np.concatenate([_targets(s.table["label"][r], spec) for s, r in zip(sources, held_rows)]))
+            _, history, scored = fit_head(spec, config, arch, pooling, fit, held=held, checkpoints=checkpoints,
+                                          lesion_first=lesion_first_epochs(config, spec, arch))
             curves.append(history[list(HELD_OUT_CURVES)].to_numpy())
             for epoch, p in scored.items():
                 start = 0
@@ -334,13 +366,12 @@ def _oof_conformal(sources: list[Source], cv: PoolingCV, probs: np.ndarray, targ
 
 def _trunk_id(arch: str, params, seed: int) -> str:
     """What names a trunk's frozen part in the feature cache: its pinned wheel's sha256 (and Lite0's split), or the seed of a random one."""
-    from bcc_model.models.pretrained import DENSENET121_WHEEL, LITE0_WHEEL, VGG16_WHEEL
+    from bcc_model.models.pretrained import wheel_for
 
     split = f"-to{params['tuned_from']}" if "tuned_from" in params else ""
     if not params.get("pretrained"):
         return f"random-{arch}-{seed}{split}"
-    wheels = {"densenet121_mil": DENSENET121_WHEEL, "vgg16_mil": VGG16_WHEEL, "lite0_mil": LITE0_WHEEL}
-    return wheels[arch].sha256 + split
+    return wheel_for(arch).sha256 + split
 
 
 def train_mil(config: TrainConfig, spec: ModalitySpec) -> Path:
@@ -389,7 +420,8 @@ def train_mil(config: TrainConfig, spec: ModalitySpec) -> Path:
     choice["patient_pooling"] = patient_pooling(sources, cv, spec)
     final_config = replace(config, epochs=chosen["epochs"])
     head, history, _ = fit_head(spec, final_config, arch, chosen["pooling"],
-                                _fit_arrays(sources, spec, [(s.table["split"] != "test").to_numpy() for s in sources]))
+                                _fit_arrays(sources, spec, [(s.table["split"] != "test").to_numpy() for s in sources]),
+                                lesion_first=lesion_first_epochs(config, spec, arch))
     params = {**spec.recipe.arch_params[arch], "pooling": chosen["pooling"]}
     spec = spec.with_recipe(default_arch=arch, arch_params={arch: params})
     model = transfer_head(head, build_model(arch, spec.input_shape, len(spec.labels), **params))
