@@ -146,6 +146,8 @@ class ModalitySpec:
             H&E negative class is "no IDC", not "benign": it holds DCIS and atypia too).
         dicom_modalities: the DICOM Modality codes of this modality's images (MG, US, SM): a file whose
             header names one is this modality's, whatever its pixels look like.
+        breast_views: each image is one view of one breast (mammography): batch results are also
+            pooled per exam and side (``analysis/breasts.py``, ``breasts.csv``).
     """
 
     key: str
@@ -168,6 +170,7 @@ class ModalitySpec:
     recipe: TrainingRecipe = field(default_factory=TrainingRecipe)
     display_names: Mapping[str, str] = field(default_factory=dict)
     dicom_modalities: tuple[str, ...] = ()
+    breast_views: bool = False
 
     def display(self, label: str) -> str:
         """The word a reader sees for ``label`` (the label itself unless the modality names it otherwise)."""

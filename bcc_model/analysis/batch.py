@@ -20,6 +20,7 @@ from bcc_model.explain.cams import Explainer
 from bcc_model.imaging.io import read_image
 from bcc_model.imaging.pixels import ImageReadError
 from bcc_model.imaging.sources import InputItem
+from bcc_model.imaging.views import ViewInfo, view_from_name
 from bcc_model.imaging.wsi import open_slide
 from bcc_model.models.bundle import Bundle
 
@@ -30,12 +31,17 @@ __all__ = ["BatchResult", "BatchSettings", "analyse_item", "slide_item", "proces
 
 @dataclass(frozen=True)
 class BatchResult:
-    """One file's row, with what it takes to write its extra files (heatmap overlay, tile maps)."""
+    """One file's row, with what it takes to write its extra files (heatmap overlay, tile maps).
+
+    ``view``: which breast and projection a mammogram shows (header first, then the file name), for
+    the per-breast rows; ``None`` for other modalities.
+    """
 
     row: ResultRow
     analysis: Analysis | None = None
     slide: SlideResult | None = None
     extras: dict = field(default_factory=dict)
+    view: ViewInfo | None = None
 
 
 @dataclass(frozen=True)
@@ -79,13 +85,16 @@ def _read_error(err: Exception) -> str:
 def analyse_item(bundle: Bundle, item: InputItem, *, explainer: Explainer | None = None,
                  level: float | None = None) -> BatchResult:
     """One file through ``analyse`` (sets at ``level``); with ``explainer``, the Grad-CAM of the positive class too."""
+    named = view_from_name(item.name) if bundle.spec.breast_views else None
     try:
         image = read_image(item.source())
         result = analyse(bundle, image.pixels, explain=[HeatmapRequest()] if explainer else (), explainer=explainer,
                          image_warnings=image.warnings, level=level, header=image.dicom_modality)
     except (ImageReadError, ValueError, OSError) as err:
-        return BatchResult(ResultRow.failed(bundle, item.name, _read_error(err)))
-    return BatchResult(ResultRow.of_analysis(bundle, item.name, result, burned_in=image.burned_in), analysis=result)
+        return BatchResult(ResultRow.failed(bundle, item.name, _read_error(err)), view=named)
+    view = None if named is None else (image.view or ViewInfo()).filled_from(named)
+    return BatchResult(ResultRow.of_analysis(bundle, item.name, result, burned_in=image.burned_in), analysis=result,
+                       view=view)
 
 
 def slide_item(bundle: Bundle, item: InputItem, *, mpp: float | None = None, progress=None,

@@ -11,6 +11,9 @@ Usage:
     python -m bcc_model.predict --region slide.svs --out results/          # H&E: tile maps for QuPath
     python -m bcc_model.predict --engine ray --workers 4 --region slides/ --out results/  # on Ray
 
+Mammograms are also read per breast: views grouped by exam and side (DICOM header, else tokens
+such as ``R_CC`` in the file name) are pooled into ``breasts.csv`` (``analysis.breasts``).
+
 Every file and zip member gives one row, in input order: analysed, not assessed, skipped (with
 why) or an error; the last line counts each. Limits (``--max-*``) are checked before the bytes
 they protect are read. ``--out`` is checked before any work: an existing non-empty folder is
@@ -73,7 +76,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="run a bundle that is not the shipped one (your own retrained model); it is marked "
                              "unverified, with its own hash as its version")
     parser.add_argument("--out", type=Path, default=None,
-                        help="write predictions.csv and predictions.json (and any heatmaps or tile maps) here; an "
+                        help="write predictions.csv and predictions.json (and any heatmaps or tile maps) here, and "
+                             "for mammograms whose side is known breasts.csv (views of one exam and side pooled); an "
                              "existing non-empty folder needs --overwrite")
     parser.add_argument("--overwrite", action="store_true",
                         help="--out may be a non-empty folder: this command's earlier outputs there are removed first")
@@ -184,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_extras(result, bundle, args.out, output_stem(index, item.name), args.heatmaps, args.level)
     summary = _summary(results)
     if args.out:
-        written = write_predictions(results, args.out)
+        written = write_predictions(results, args.out, bundle)
         summary += f"; wrote {', '.join(p.name for p in written)} to {terminal_safe(str(args.out))}"
     print(summary, file=sys.stderr)
     errors = any(r.row.status == "error" for r in results)

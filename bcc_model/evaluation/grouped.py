@@ -14,25 +14,16 @@ from typing import Sequence
 import numpy as np
 
 from bcc_model.evaluation.bootstrap import estimate_entry
+from bcc_model.models.view_pooling import VIEW_POOLINGS, pool_views
 
-__all__ = ["GROUP_POOLINGS", "pool_scores", "group_roc_auc", "choose_group_pooling"]
-
-GROUP_POOLINGS = ("mean", "max")
-"""How a group's images combine: ``mean`` (every view counts) or ``max`` (the most suspicious view decides)."""
+__all__ = ["pool_scores", "group_roc_auc", "choose_group_pooling"]
 
 
 def pool_scores(p: np.ndarray, positive: np.ndarray, groups: Sequence[str], rule: str
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(group ids, pooled score, group is positive if any of its images is) in sorted group order."""
-    if rule not in GROUP_POOLINGS:
-        raise ValueError(f"unknown pooling {rule!r}; valid: {', '.join(GROUP_POOLINGS)}")
     ids, index = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
-    p = np.asarray(p, dtype=float)
-    if rule == "mean":
-        pooled = np.bincount(index, weights=p, minlength=ids.size) / np.bincount(index, minlength=ids.size)
-    else:
-        pooled = np.full(ids.size, -np.inf)
-        np.maximum.at(pooled, index, p)
+    pooled = pool_views(p, index, ids.size, rule)
     truth = np.zeros(ids.size, dtype=int)
     np.maximum.at(truth, index, np.asarray(positive, dtype=int))
     return ids, pooled, truth
@@ -60,7 +51,7 @@ def group_roc_auc(p: np.ndarray, positive: np.ndarray, groups: Sequence[str], ru
 def choose_group_pooling(p: np.ndarray, positive: np.ndarray, groups: Sequence[str]) -> dict:
     """The rule of the highest group-level ROC AUC on (out-of-fold) scores; ties go to ``mean`` (steadier)."""
     scores = {}
-    for rule in GROUP_POOLINGS:
+    for rule in VIEW_POOLINGS:
         _, pooled, truth = pool_scores(p, positive, groups, rule)
         scores[rule] = _auc(truth, pooled)
     defined = {rule: auc for rule, auc in scores.items() if not np.isnan(auc)}

@@ -2,7 +2,8 @@
 
 Part of ``io.read_image`` (which recognises a DICOM file and hands it here). Only pixel data
 and the tags that say how to display it are read; no patient-identifying tag reaches the
-returned metadata or any message.
+returned metadata or any message; the exam's identifiers are read only to be hashed into a
+pseudonymous key (``imaging.views``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi, get_d
 from pydicom.uid import UID
 
 from bcc_model.imaging.scale import mpp_from_dicom
+from bcc_model.imaging.views import ViewInfo, view_from_dicom
 from bcc_model.imaging.pixels import (CORRUPTED, NOT_AN_IMAGE, ImageReadError, LoadedImage, check_decoded, check_size,
                                       own_range, window)
 
@@ -55,9 +57,10 @@ _PALETTE = "PALETTE COLOR"  # one sample per pixel, an index into the file's red
 
 
 def read_dicom(data: bytes, max_pixels: int, has_magic: bool) -> LoadedImage:
-    """Decode the first frame of a DICOM file; only technical tags are ever read.
+    """Decode the first frame of a DICOM file; only technical tags are read as they are.
 
-    Patient tags are never accessed, so pydicom never even converts (or warns about) them.
+    The Patient ID and Study Instance UID are read only to be hashed into the exam key
+    (``views.view_from_dicom``); no other patient tag is accessed.
     """
     try:
         dataset = dcmread(BytesIO(data), force=not has_magic)
@@ -105,7 +108,15 @@ def read_dicom(data: bytes, max_pixels: int, has_magic: bool) -> LoadedImage:
     pixels.flags.writeable = False
     modality = str(dataset.get("Modality", "") or "").strip().upper() or None
     return LoadedImage(pixels, "DICOM", photometric, bit_depth, notes, burned_in=burned_in, mpp=mpp_from_dicom(dataset),
-                       dicom_modality=modality)
+                       dicom_modality=modality, view=_view(dataset))
+
+
+def _view(dataset: Dataset) -> ViewInfo | None:
+    """The header's side, view and exam key; ``None`` when those tags are malformed (never a failed read)."""
+    try:
+        return view_from_dicom(dataset)
+    except _PYDICOM_ERRORS:
+        return None
 
 
 def _check_transfer_syntax(transfer_syntax: str | None) -> str:

@@ -8,8 +8,12 @@ do not import each other.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from bcc_model.imaging.views import ViewInfo
 
 __all__ = ["ImageReadError", "LoadedImage", "window", "check_size", "check_decoded", "own_range", "megapixels",
            "row_blocks", "NOT_AN_IMAGE", "CORRUPTED", "BLANK", "DEFAULT_MAX_DECODED_BYTES"]
@@ -52,6 +56,8 @@ class LoadedImage:
         dicom_modality: a DICOM file's Modality (``MG``, ``US``, ``SM``...), upper case; ``None``
             for other formats or a file without one. The header says what the image is, so it
             goes before any guess from the pixels (``modality_guess.header_modality``).
+        view: a DICOM file's side, projection and pseudonymous exam key (``imaging.views``);
+            ``None`` for other formats.
     """
 
     pixels: np.ndarray
@@ -62,6 +68,7 @@ class LoadedImage:
     burned_in: bool = False
     mpp: float | None = None
     dicom_modality: str | None = None
+    view: "ViewInfo | None" = None
 
     def __post_init__(self) -> None:
         """Refuse arrays that break the layout contract every caller relies on."""

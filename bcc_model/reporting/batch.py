@@ -16,6 +16,7 @@ from typing import Sequence
 import pandas as pd
 
 from bcc_model.analysis.batch import BatchResult
+from bcc_model.analysis.breasts import breast_rows
 from bcc_model.analysis.rows import ResultRow
 from bcc_model.models.bundle import Bundle
 from bcc_model.explain.overlay import encode_png, overlay_heatmap
@@ -25,7 +26,7 @@ from bcc_model.reporting.tilemaps import summary_row, write_tile_maps
 __all__ = ["OUTPUTS", "OutputError", "output_stem", "prepare_output", "results_table", "write_extras",
            "write_predictions"]
 
-OUTPUTS = ("predictions.csv", "predictions.json", "slides.csv", "heatmaps", "tiles")
+OUTPUTS = ("predictions.csv", "predictions.json", "slides.csv", "breasts.csv", "heatmaps", "tiles")
 """What a run writes into ``--out``: removed by ``--overwrite`` before a new run writes there."""
 
 
@@ -96,8 +97,9 @@ def results_table(rows: Sequence[ResultRow], truth: Sequence[str | None] | None 
     return table
 
 
-def write_predictions(results: list[BatchResult], out_dir: Path) -> list[Path]:
-    """``predictions.csv`` (spreadsheet-safe) and ``predictions.json`` in ``ResultRow``'s columns; ``slides.csv`` when any file was tiled."""
+def write_predictions(results: list[BatchResult], out_dir: Path, bundle: Bundle | None = None) -> list[Path]:
+    """``predictions.csv`` (spreadsheet-safe) and ``predictions.json`` in ``ResultRow``'s columns; ``slides.csv``
+    when any file was tiled; ``breasts.csv`` (``analysis.breasts``, needs ``bundle``) when any view's side is known."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [result.row for result in results]
     paths = [out_dir / "predictions.csv", out_dir / "predictions.json"]
@@ -107,4 +109,9 @@ def write_predictions(results: list[BatchResult], out_dir: Path) -> list[Path]:
     if slides:
         paths.append(out_dir / "slides.csv")
         paths[-1].write_text(to_safe_csv(pd.DataFrame(slides)), encoding="utf-8")
+    breasts = [] if bundle is None else breast_rows(rows, [result.view for result in results], bundle)
+    if breasts:
+        positive = bundle.spec.display(bundle.spec.positive_label)
+        paths.append(out_dir / "breasts.csv")
+        paths[-1].write_text(to_safe_csv(pd.DataFrame([b.as_dict(positive) for b in breasts])), encoding="utf-8")
     return paths

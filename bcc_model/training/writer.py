@@ -106,6 +106,8 @@ def write_bundle(spec: ModalitySpec, config: TrainConfig, selected: str, results
             extras["runtime"] = _onnx_runtime(chosen["model"], staging)
         if chosen["validation"].get("conformal") is not None:
             extras["conformal"] = chosen["validation"]["conformal"].to_json()
+        if chosen["validation"].get("patient_pooling"):  # how a breast's views combine (analysis/breasts.py)
+            extras["view_pooling"] = chosen["validation"]["patient_pooling"]
         meta = _bundle_spec(spec, config, selected, results, manifest, source, duration_s,
                             model_sha256=file_sha256(staging / "model.keras"), extras=extras)
         meta.write(staging / "model.json")

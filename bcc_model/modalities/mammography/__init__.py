@@ -1,10 +1,10 @@
-"""Mammography: lesions first, then aggregation, on a frozen pretrained trunk.
+"""Mammography: lesions first, then aggregation, on a pretrained trunk whose early part is frozen.
 
 Everything only mammography needs lives here, over the generic core:
 
 - ``hygiene.py``: polarity, breast crop, orientation, pectoral muscle (registers preprocessing steps).
 - ``mil.py``: the cell (multiple-instance) model and its ``CellPooling`` layer (registers architectures).
-- ``features.py``: cached frozen-trunk features per image (and augmented copies).
+- ``features.py``: cached frozen-trunk features per image (augmented copies, test-time flips).
 - ``training.py``: the ``train`` hook: pooling and trunk chosen by patient-grouped CV over both data sets.
 - ``scoring.py``: per data set figures, FROC, map-peak checks, per abnormality class.
 - ``failure_cases.py``: pictures of the most confident errors for the card.
@@ -46,6 +46,7 @@ SPEC = ModalitySpec(
                    "resize"),
     appearance="mammogram",
     dicom_modalities=("MG",),
+    breast_views=True,
     whole_image=True,
     citation=(
         "mini-MIAS: J. Suckling et al., The Mammographic Image Analysis Society Digital Mammogram Database, "
@@ -62,9 +63,9 @@ SPEC = ModalitySpec(
     recipe=TrainingRecipe(
         # No flips: laterality_flip fixes the chest wall on the left and the pectoral muscle on top.
         augmentation=("affine", "brightness_contrast", "gamma"),
-        # Frozen ImageNet cells (DenseNet121 or VGG16), a learnt cell head, and a trunk and pooling
-        # chosen by patient-grouped CV over both data sets (training.py); "pooling" is the
-        # default until that choice is recorded in the bundle.
+        # ImageNet cells (DenseNet121 or VGG16 frozen; EfficientNet-Lite0 with its last stages
+        # fine-tuned), a learnt cell head, and a trunk and pooling chosen by patient-grouped CV over
+        # both data sets (training.py); "pooling" is the default until that choice is recorded.
         default_arch="densenet121_mil",
         arch_params=MappingProxyType({"densenet121_mil": MappingProxyType(_CELL_HEAD),
                                       "vgg16_mil": MappingProxyType(_CELL_HEAD),

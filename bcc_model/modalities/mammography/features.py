@@ -1,8 +1,9 @@
 """Frozen-trunk cell features, computed once per image and cached on disk.
 
-Why: the mammography model's DenseNet121 trunk is frozen (``modalities/mammography/mil.py``), so its output for
-an image never changes during training; computing it once (about a second an image on two CPU
-cores at 512 px) makes every cross-validation fit of the head take seconds instead of an hour.
+Why: the early part of every mammography trunk is frozen (``modalities/mammography/mil.py``; all of
+DenseNet121 and VGG16, Lite0 up to its sixth stage), so its output for an image never changes
+during training; computing it once (about 0.1-1 s an image on two CPU cores at 512 px) makes every
+cross-validation fit of the rest take minutes instead of hours.
 Each image's features and cell targets go to their own file, named by the image's sha256, the
 copy and the settings, so a killed run resumes where it stopped and a changed file or setting
 can never be served from a stale entry. Copies above 0 are augmented with the registry's

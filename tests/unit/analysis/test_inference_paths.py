@@ -87,3 +87,16 @@ def test_compiled_gradcam_matches_tf_keras_vis_on_the_named_layer():
     softmax /= softmax.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(softmax, np.asarray(bundle.model(batch, training=False)), atol=1e-5)
     np.testing.assert_allclose(explainer.heatmaps(batch[:3], positive), maps[:3], atol=1e-5)
+
+
+def test_test_time_flips_average_the_flipped_images_outputs():
+    """A stand-in whose output depends on where the bright half is: the vertical flip swaps it."""
+    def model(x, training=False):
+        top = x[:, : x.shape[1] // 2].mean(axis=(1, 2, 3)) / 255
+        return np.stack([top, 1 - top], axis=1)
+
+    batch = np.zeros((3, 8, 8, 1), np.float32)
+    batch[:, :4] = 255  # bright top half
+    np.testing.assert_allclose(raw_probabilities(model, batch), [[1, 0]] * 3)
+    np.testing.assert_allclose(raw_probabilities(model, batch, flips=("vertical",)), [[0.5, 0.5]] * 3)
+    np.testing.assert_allclose(raw_probabilities(model, batch, flips=("horizontal",)), [[1, 0]] * 3)

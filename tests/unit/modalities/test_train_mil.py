@@ -124,3 +124,42 @@ def test_evaluate_scores_an_rsna_folder_with_the_new_bundle(mil_bundle, tmp_path
 def test_an_unknown_pooling_is_refused_before_any_image_is_read(tmp_path, capsys):
     assert train_main(["--modality", "mammography", "--data", str(tmp_path / "nowhere"), "--candidates", "median"]) == 2
     assert "median" in capsys.readouterr().err
+
+
+def test_predict_pools_each_breasts_views_with_the_rule_chosen_out_of_fold(mil_bundle, tmp_path):
+    """Views grouped by exam and side, from file-name tokens and from a DICOM header, give breasts.csv rows."""
+    import shutil
+
+    from bcc_model.cli.predict import main as predict_main
+    from bcc_model.imaging.io import read_image
+    from tests.hostile import PATIENT_TAGS, make_dicom
+
+    info = json.loads((mil_bundle / "bundle" / "model.json").read_text())
+    rule = info["view_pooling"]["rsna"]["rule"]
+    assert rule in ("mean", "max") and info["test_time_flips"] == ["vertical"]
+    assert json.loads((mil_bundle / "bundle" / "metrics.json").read_text())["datasets"]["rsna"]["patient_level"][
+        "rule"] == rule
+    exam = tmp_path / "in" / "exam"
+    exam.mkdir(parents=True)
+    for name, source in (("R_CC.png", "malignant/mdb028.png"), ("R_MLO.png", "malignant/mdb028.png"),
+                         ("L_CC.png", "normal/" + sorted(p.name for p in (MIAS / "normal").iterdir())[0])):
+        shutil.copy(MIAS / source, exam / name)
+    grey = (read_image(MIAS / "malignant" / "mdb028.png").pixels.astype(np.uint16) * 257)
+    for i, view in enumerate(("CC", "MLO")):  # CBIS-DDSM style: one ID per view, no side or view in the name
+        (tmp_path / "in" / f"1-{i}.dcm").write_bytes(make_dicom(grey, Laterality="L", PatientID=f"P_7_LEFT_{view}",
+                                                                 BodyPartExamined="BREAST"))
+    out = tmp_path / "out"
+    assert predict_main(["--modality", "mammography", "--weights", str(mil_bundle / "bundle"), "--allow-unverified",
+                         str(tmp_path / "in"), "--out", str(out)]) == 0
+    images = pd.read_csv(out / "predictions.csv", keep_default_na=False)
+    breasts = pd.read_csv(out / "breasts.csv", keep_default_na=False)
+    assert breasts[["exam", "side", "views"]].values.tolist() == [  # exams numbered in input order
+        ["exam 1", "left", "CC, MLO"], ["exam 2", "right", "CC, MLO"], ["exam 2", "left", "CC"]]
+    p = dict(zip(images["file"], images["P(malignant)"]))
+    right = [p[f] for f in breasts["files"][1].split("; ")]
+    assert breasts["P(malignant) breast"][1] == pytest.approx(max(right) if rule == "max" else np.mean(right), abs=1e-5)
+    assert breasts["pooling"][1].startswith(f"{rule} of the views") and "rsna" in breasts["pooling"][1]
+    assert (breasts["caution"] == images["caution"][0]).all(), "the model's caution travels with every breast"
+    written = "".join(path.read_text(errors="replace") for path in out.iterdir() if path.suffix in (".csv", ".json"))
+    assert not any(str(value) in written for value in PATIENT_TAGS.values()), "no patient tag reaches an output"
+    assert "P_7" not in written

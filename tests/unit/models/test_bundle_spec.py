@@ -42,6 +42,7 @@ def raw() -> dict:
     (("architecture", "cam_layer"), 3, "architecture.cam_layer"),
     (("model_sha256",), "abc", "model_sha256"),
     (("input_shape",), [50, -1, 3], "input_shape"),
+    (("test_time_flips",), ["diagonal"], "test_time_flips"),
 ])
 def test_a_bad_field_is_refused_by_name(raw, path, value, named):
     broken = copy.deepcopy(raw)
@@ -80,3 +81,9 @@ def test_spec_is_read_only(raw):
     with pytest.raises(TypeError):
         meta.training["seed"] = 1  # shared between app sessions: nobody may change it
     assert meta.to_json() == raw
+
+
+def test_test_time_flips_round_trip_and_are_absent_when_unused(raw):
+    flipped = BundleSpec.from_json({**raw, "test_time_flips": ["vertical"]})
+    assert flipped.test_time_flips == ("vertical",) and flipped.to_json()["test_time_flips"] == ["vertical"]
+    assert "test_time_flips" not in BundleSpec.from_json(raw).to_json()
