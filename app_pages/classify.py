@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 import logging
 
+import pandas as pd
 import streamlit as st
 
 from bcc_model import RESEARCH_USE_NOTICE
@@ -35,7 +36,9 @@ from bcc_model.models.quality import performance_caution
 from bcc_model.reporting.tilemaps import geojson_text, map_png, tiles_csv
 from bcc_model.reporting.report import ReportEntry, build_report_html
 from bcc_model.reporting.batch import results_table
-from bcc_model.reporting.views import READABLE_PX, heatmap_panel, lesion_panel, readable
+from bcc_model.reporting.views import READABLE_PX, heatmap_panel, hung_view, lesion_panel, readable
+from bcc_model.analysis.breasts import HANGING, breast_rows, four_view_exams
+from bcc_model.imaging.views import SIDES, view_of
 from bcc_model.analysis.rows import ResultRow
 from bcc_model.imaging.tiling import flagged_fraction, magnification_to_mpp
 from app_pages import _cache as cache
@@ -137,6 +140,7 @@ def _patches_tab(spec) -> None:
     progress = st.progress(0.0, text="Analysing…")
     caution = performance_caution(bundle.metrics)
     entries: list[ReportEntry] = []
+    views, hung = [], []  # per entry: which breast and view (mammography), and its picture for the exam layout
     for index, (name, data) in enumerate(sources, start=1):
         progress.progress((index - 1) / len(sources), text=f"Analysing image {index} of {len(sources)}…")
         try:
@@ -146,7 +150,11 @@ def _patches_tab(spec) -> None:
         except (ImageReadError, ValueError) as err:
             ui.show_error(f"{name} could not be analysed", err)
             entries.append(ReportEntry(ResultRow.failed(bundle, name, str(err))))
+            views.append(view_of(name, None) if spec.breast_views else None)
+            hung.append(None)
             continue
+        views.append(view_of(name, loaded.view) if spec.breast_views else None)
+        hung.append(analysis if views[-1] is not None and analysis.refusal is None else None)
         ui.remember_image(name, sha, analysis, for_display(loaded.pixels, ui.THUMBNAIL_PX), spec.key)
         try:
             entries.append(_image_section(index, name, sha, loaded, analysis, bundle))
@@ -155,6 +163,7 @@ def _patches_tab(spec) -> None:
             message = "could not be shown (an unexpected error, logged on the server)"
             st.error(f"{index}. {escape_markdown(name)} {message}", icon=":material/error:")
             entries.append(ReportEntry(ResultRow.failed(bundle, name, message)))
+            hung[-1] = None
     progress.progress(1.0, text=f"{len(sources)} of {len(sources)} images analysed")
 
     with summary:
@@ -180,6 +189,34 @@ def _patches_tab(spec) -> None:
                                 icon=":material/description:")
         st.caption("Heatmaps show where the score for the chosen class came from, not a tumour outline. "
                    "See the Explain page for other methods and their limitations.")
+        if spec.breast_views:
+            _exams_section(bundle, rows, views, hung)
+
+
+def _exams_section(bundle, rows, views, hung) -> None:
+    """Per breast: each exam hung as radiologists read it (R CC, L CC / R MLO, L MLO) and its breasts' results."""
+    breasts = breast_rows(rows, views, bundle)
+    if not breasts:
+        st.caption("Per-breast results need each view's side: a DICOM header (ImageLaterality) or a file name "
+                   "such as R_CC.dcm or LEFT_MLO.png.")
+        return
+    positive = bundle.spec.display(bundle.spec.positive_label)
+    st.subheader("Per breast", anchor=False)
+    table = pd.DataFrame([b.as_dict(positive) for b in breasts])
+    table[f"P({positive}) breast"] = [None if p is None else probability(p) for p in table[f"P({positive}) breast"]]
+    st.dataframe(table, hide_index=True)
+    for exam, places in four_view_exams(views):
+        st.markdown(f"**{exam}**: " + "; ".join(f"{b.side} breast: {b.verdict}" for b in breasts if b.exam == exam))
+        for row_places in (HANGING[:2], HANGING[2:]):
+            for column, (side, view) in zip(st.columns(2), row_places):
+                index = places.get((side, view))
+                label = f"{SIDES[side]} {view}"
+                if index is None or hung[index] is None:
+                    column.caption(f"{label}: {'not assessed' if index is not None else 'no such view uploaded'}")
+                    continue
+                column.image(hung_view(hung[index], side), width=_width(hung[index].view),
+                             caption=f"{label}: {rows[index].file} · P({positive}) "
+                                     f"{probability(rows[index].probabilities[positive])}")
 
 
 def _clicked_tile(event) -> int | None:

@@ -20,7 +20,7 @@ from bcc_model.explain.cams import Explainer
 from bcc_model.imaging.io import read_image
 from bcc_model.imaging.pixels import ImageReadError
 from bcc_model.imaging.sources import InputItem
-from bcc_model.imaging.views import ViewInfo, view_from_name
+from bcc_model.imaging.views import ViewInfo, view_from_name, view_of
 from bcc_model.imaging.wsi import open_slide
 from bcc_model.models.bundle import Bundle
 
@@ -92,7 +92,7 @@ def analyse_item(bundle: Bundle, item: InputItem, *, explainer: Explainer | None
                          image_warnings=image.warnings, level=level, header=image.dicom_modality)
     except (ImageReadError, ValueError, OSError) as err:
         return BatchResult(ResultRow.failed(bundle, item.name, _read_error(err)), view=named)
-    view = None if named is None else (image.view or ViewInfo()).filled_from(named)
+    view = None if named is None else view_of(item.name, image.view)
     return BatchResult(ResultRow.of_analysis(bundle, item.name, result, burned_in=image.burned_in), analysis=result,
                        view=view)
 

@@ -24,9 +24,11 @@ if TYPE_CHECKING:
     from bcc_model.analysis.rows import ResultRow
     from bcc_model.models.bundle import Bundle
 
-__all__ = ["BreastRow", "breast_rows", "pooling_rule"]
+__all__ = ["BreastRow", "breast_rows", "pooling_rule", "four_view_exams", "HANGING"]
 
 _DEFAULT_RULE = "mean"
+HANGING = (("R", "CC"), ("L", "CC"), ("R", "MLO"), ("L", "MLO"))
+"""The four places of a screening exam as radiologists hang it: right breast left, CC above MLO."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,28 @@ def _view_order(view: str | None) -> int:
     return VIEWS.index(view) if view in VIEWS else len(VIEWS)
 
 
+def _exam_names(views: Sequence[ViewInfo | None]) -> list[str | None]:
+    """Each input's exam name (``exam 1``, ``exam 2`` ... by first appearance), ``None`` without a known side."""
+    names: dict[str, str] = {}
+    return [None if view is None or view.side not in SIDES
+            else names.setdefault(view.exam or "", f"exam {len(names) + 1}") for view in views]
+
+
+def four_view_exams(views: Sequence[ViewInfo | None]) -> list[tuple[str, dict[tuple[str, str], int]]]:
+    """Per exam, in order: ``(name, {(side, view): input index})`` for the places of :data:`HANGING` it fills.
+
+    The first input of a place fills it (a repeated view is listed in the table, not hung twice);
+    inputs of other projections (ML, XCCL ...) are in the table only.
+    """
+    exams: dict[str, dict[tuple[str, str], int]] = {}
+    for index, (name, view) in enumerate(zip(_exam_names(views), views)):
+        if name is not None:
+            places = exams.setdefault(name, {})
+            if (view.side, view.view) in HANGING:
+                places.setdefault((view.side, view.view), index)
+    return list(exams.items())
+
+
 def breast_rows(rows: Sequence["ResultRow"], views: Sequence[ViewInfo | None], bundle: "Bundle") -> list[BreastRow]:
     """Group ``rows`` (with each one's ``views`` entry) by exam and side; one :class:`BreastRow` per breast.
 
@@ -72,13 +96,10 @@ def breast_rows(rows: Sequence["ResultRow"], views: Sequence[ViewInfo | None], b
     """
     positive = bundle.spec.display(bundle.spec.positive_label)
     rule, rule_text = pooling_rule(bundle)
-    exams: dict[str, str] = {}
     groups: dict[tuple[str, str], list[tuple["ResultRow", ViewInfo]]] = {}
-    for row, view in zip(rows, views):
-        if view is None or view.side not in SIDES:
-            continue
-        exam = exams.setdefault(view.exam or "", f"exam {len(exams) + 1}")
-        groups.setdefault((exam, view.side), []).append((row, view))
+    for row, view, exam in zip(rows, views, _exam_names(views)):
+        if exam is not None:
+            groups.setdefault((exam, view.side), []).append((row, view))
     out = []
     for (exam, side), members in groups.items():
         members.sort(key=lambda m: (_view_order(m[1].view), m[0].file))

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ViewInfo", "view_from_dicom", "view_from_name", "SIDES", "VIEWS"]
+__all__ = ["ViewInfo", "view_from_dicom", "view_from_name", "view_of", "SIDES", "VIEWS"]
 
 SIDES = {"L": "left", "R": "right"}
 VIEWS = ("CC", "MLO", "ML", "LM", "XCCL", "XCCM", "AT", "SIO", "FB")
@@ -94,3 +94,8 @@ def view_from_dicom(dataset: Any) -> ViewInfo:
     exam = _key("patient:" + _without_side_and_view(patient)) if patient and (id_side or id_view) else \
         _key("study:" + study) if study else None
     return ViewInfo(side if side in SIDES else id_side, view if view in VIEWS else id_view, exam)
+
+
+def view_of(name: str, header: ViewInfo | None) -> ViewInfo:
+    """What the header says, completed from the file name where it is silent."""
+    return (header or ViewInfo()).filled_from(view_from_name(name))

@@ -8,7 +8,7 @@ panels out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from bcc_model.explain.cams import LESION_MAP_CAPTION
 from bcc_model.explain.marks import draw_marks, marks_caption
 from bcc_model.explain.overlay import DEFAULT_COLORMAP, enlarge, outline_region, overlay_heatmap
 
-__all__ = ["Panel", "READABLE_PX", "readable", "heatmap_panel", "lesion_panel"]
+__all__ = ["Panel", "READABLE_PX", "readable", "heatmap_panel", "lesion_panel", "hung_view"]
 
 READABLE_PX = 260
 """Side a small patch is enlarged to for reading (a 50 px patch is unreadable at native size)."""
@@ -65,3 +65,17 @@ def lesion_panel(analysis: Analysis, *, opacity: float = 0.45, colormap: str = D
     image = draw_marks(overlay_heatmap(analysis.view, analysis.lesion_map, opacity=opacity, colormap=colormap,
                                        style=style), list(analysis.marks))
     return Panel(image, f"{LESION_MAP_CAPTION} {marks_caption(analysis.marks)}")
+
+
+def hung_view(analysis: Analysis, side: str) -> np.ndarray:
+    """The model view with its CAD marks, as hung in a four-view exam: a right breast mirrored.
+
+    Preprocessing puts every breast's chest wall on the left; radiologists hang the right breast on
+    the left of the screen with its chest wall facing the left breast's, so the right one is
+    mirrored (its marks with it; their numbers are written after mirroring, so they stay readable).
+    """
+    view, marks = analysis.view, list(analysis.marks)
+    if side == "R":
+        view = np.ascontiguousarray(view[:, ::-1])
+        marks = [replace(mark, x=view.shape[1] - 1 - mark.x) for mark in marks]
+    return draw_marks(view, marks)

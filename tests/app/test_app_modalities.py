@@ -158,3 +158,23 @@ def test_cytology_selected_opens_its_page_and_image_pages_say_they_do_not_apply(
     info, _ = read_bundle_info(get_modality("cytology").bundle_dir)
     info = info.to_json()
     assert any(info["name"] in header.value for header in at.header)
+
+
+def test_mammograms_named_by_side_and_view_are_hung_as_an_exam_with_per_breast_results():
+    """Three views of one exam (file-name tokens): the four places R CC, L CC / R MLO, L MLO and one row per breast."""
+    sample = _sample("mammography")
+    data = sample.read_bytes()
+    at = run_app(modality="mammography")
+    at.file_uploader(key="uploads_mammography").set_value(
+        [("R_CC.png", data, PNG), ("R_MLO.png", data, PNG), ("L_MLO.png", data, PNG)]).run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert "Per breast" in [h.value for h in at.subheader]
+    breasts = next(frame.value for frame in at.dataframe if "views" in frame.value.columns)
+    assert breasts[["exam", "side", "views"]].values.tolist() == [["exam 1", "right", "CC, MLO"],
+                                                                ["exam 1", "left", "MLO"]]
+    p = predict_images(shipped_bundle("mammography"), [read_image(data).pixels])[0].probabilities["malignant"]
+    assert breasts["P(malignant) breast"].tolist() == [probability(p)] * 2, "identical views pool to their own score"
+    captions = image_captions(at)
+    for place, file in (("right CC", "R_CC.png"), ("right MLO", "R_MLO.png"), ("left MLO", "L_MLO.png")):
+        assert f"{place}: {file} · P(malignant) {probability(p)}" in captions
+    assert "left CC: no such view uploaded" in page_texts(at)
