@@ -23,7 +23,8 @@ def evaluate_folder(bundle, data_dir: str | Path, *, n_resamples: int = 1000, se
     Grad-CAM and, when the bundle ships one, the lesion map. A folder with one of the registry's
     ``negative_labels`` (RSNA's ``negative/`` beside ``malignant/``) is scored as the positive
     class against the rest only (P(positive) against the label), and mammography folders also get
-    the histogram-only baseline (``evaluation.baseline``) beside the model. A bundle whose
+    the histogram-only baseline (``evaluation.baseline``) beside the model, and screening mammograms
+    a per-patient ROC AUC (views pooled by the bundle's ``view_pooling`` rule). A bundle whose
     operating point was fitted with prevalence weights (``decision.weighting``) is scored with the
     same weights where the folder's ``labels.csv`` carries them, and ``pooled`` gives every image once.
     """
@@ -67,6 +68,12 @@ def evaluate_folder(bundle, data_dir: str | Path, *, n_resamples: int = 1000, se
                               weights=weights, weighting=weighting)
     if binary:
         metrics["label_mapping"] = {label: point.labels[0] for label in sorted(set(table["label"]) - {spec.positive_label})}
+        if spec.breast_views:  # screening is read per woman: her views pooled by the bundle's own rule
+            from bcc_model.analysis.breasts import pooling_rule
+            from bcc_model.evaluation.grouped import group_roc_auc
+
+            metrics["patient_level"] = group_roc_auc(probs[:, 1], y, table["group"].astype(str).tolist(),
+                                                     pooling_rule(bundle)[0], n_resamples=n_resamples, seed=seed)
     if bundle.conformal is not None and not binary:
         from bcc_model.evaluation.conformal import conformal_report
 

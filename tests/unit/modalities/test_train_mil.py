@@ -119,6 +119,9 @@ def test_evaluate_scores_an_rsna_folder_with_the_new_bundle(mil_bundle, tmp_path
     metrics = json.loads(out.read_text())
     assert metrics["labels"] == ["not malignant", "malignant"] and metrics["n_images"] == 8
     assert np.isfinite(metrics["histogram_baseline"]["roc_auc"]["value"])
+    rule = json.loads((mil_bundle / "bundle" / "model.json").read_text())["view_pooling"]["rsna"]["rule"]
+    patients = metrics["patient_level"]
+    assert patients["rule"] == rule and patients["groups"] == len({g for g in metrics["per_group"]})
 
 
 def test_an_unknown_pooling_is_refused_before_any_image_is_read(tmp_path, capsys):
