@@ -11,6 +11,9 @@ Usage:
     python -m bcc_model.predict --region slide.svs --out results/          # H&E: tile maps for QuPath
     python -m bcc_model.predict --engine ray --workers 4 --region slides/ --out results/  # on Ray
 
+With ``--dicom``, each DICOM input's result also goes back as DICOM (``reporting.dicom_results``):
+a TID 1500 Structured Report and map Segmentations that reference the source image.
+
 Mammograms are also read per breast: views grouped by exam and side (DICOM header, else tokens
 such as ``R_CC`` in the file name) are pooled into ``breasts.csv`` (``analysis.breasts``).
 
@@ -28,6 +31,7 @@ folder or the bundle are unusable.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -41,8 +45,11 @@ from bcc_model.models.bundle import BundleError, load_bundle
 from bcc_model.models.conformal import DEFAULT_LEVEL, LEVELS, level_text
 from bcc_model.registry import default_modality, get_modality, modality_keys
 from bcc_model.reporting.batch import OutputError, output_stem, prepare_output, write_extras, write_predictions
+from bcc_model.reporting.dicom_results import write_dicom_results
 
 __all__ = ["main"]
+
+_LOG = logging.getLogger(__name__)
 
 MPP_RANGE = (0.05, 64.0)
 """µm per pixel accepted by ``--mpp``: the app's range (a 40x scan is 0.25; 64 is a thumbnail)."""
@@ -82,6 +89,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--overwrite", action="store_true",
                         help="--out may be a non-empty folder: this command's earlier outputs there are removed first")
     parser.add_argument("--heatmaps", action="store_true", help="with --out: a Grad-CAM overlay PNG per image")
+    parser.add_argument("--dicom", action="store_true",
+                        help="with --out: for each DICOM input, dicom/<stem>.sr.dcm (a TID 1500 Structured Report of "
+                             "the result) and fractional Segmentations of its lesion map and (with --heatmaps) its "
+                             "Grad-CAM on the source's pixels, for a PACS viewer")
     parser.add_argument("--level", type=float, choices=LEVELS, default=DEFAULT_LEVEL,
                         help="conformal level of each result's set and of the band (default: %(default)s)")
     parser.add_argument("--region", action="store_true",
@@ -148,6 +159,16 @@ def _local_results(bundle, items: list, settings: BatchSettings) -> Iterator[Bat
         release_memory()  # one large image's buffers must not stay to add to the next one's
 
 
+def _dicom_results(item, result: BatchResult, bundle, out_dir: Path, stem: str) -> None:
+    """``reporting.dicom_results`` for one input; a file whose header highdicom refuses is said, never fatal."""
+    try:
+        write_dicom_results(item.source(), result, bundle, out_dir, stem)
+    except Exception:  # noqa: BLE001 - the batch goes on; the log has the traceback, the terminal no header values
+        _LOG.exception("DICOM results could not be written for an input (name withheld)")
+        print(f"{terminal_safe(item.name)}: DICOM results not written: the file's header was refused (logged)",
+              file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Analyse every input; see the module docstring for the exit status."""
     args = _parse_args(argv)
@@ -186,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{name}: warning: {' | '.join(result.row.warnings)}", file=sys.stderr)
         if args.out:
             write_extras(result, bundle, args.out, output_stem(index, item.name), args.heatmaps, args.level)
+            if args.dicom:
+                _dicom_results(item, result, bundle, args.out / "dicom", output_stem(index, item.name))
     summary = _summary(results)
     if args.out:
         written = write_predictions(results, args.out, bundle)

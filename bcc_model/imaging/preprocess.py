@@ -47,7 +47,8 @@ def _check_mask(mask: np.ndarray | None, pixels: np.ndarray) -> np.ndarray | Non
     mask = np.asarray(mask)
     if mask.shape != pixels.shape[:2]:
         raise ValueError(f"mask shape {mask.shape} differs from the image's {pixels.shape[:2]}")
-    return mask.astype(bool)
+    # A float plane (``imaging.geometry``'s pixel coordinates) keeps its values; anything else is a region.
+    return mask.astype(np.float32) if np.issubdtype(mask.dtype, np.floating) else mask.astype(bool)
 
 
 def as_grey(pixels: np.ndarray) -> np.ndarray:
@@ -99,8 +100,12 @@ def _pad_square(pixels: np.ndarray, mask: np.ndarray | None, spec: ModalitySpec)
 def _resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize a bool mask to ``(width, height)`` by area coverage: a pixel is inside when >= half of it is.
 
-    A lesion smaller than half a model pixel would vanish; it keeps its most covered pixel(s).
+    A lesion smaller than half a model pixel would vanish; it keeps its most covered pixel(s). A
+    float plane is resized like the image (area when shrinking, linear when enlarging).
     """
+    if mask.dtype == np.float32:
+        shrinking = size[0] < mask.shape[1] or size[1] < mask.shape[0]
+        return cv2.resize(mask, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
     coverage = cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA)
     out = coverage >= 0.5
     if mask.any() and not out.any():

@@ -26,7 +26,7 @@ from bcc_model.reporting.tilemaps import summary_row, write_tile_maps
 __all__ = ["OUTPUTS", "OutputError", "output_stem", "prepare_output", "results_table", "write_extras",
            "write_predictions"]
 
-OUTPUTS = ("predictions.csv", "predictions.json", "slides.csv", "breasts.csv", "heatmaps", "tiles")
+OUTPUTS = ("predictions.csv", "predictions.json", "slides.csv", "breasts.csv", "heatmaps", "tiles", "dicom")
 """What a run writes into ``--out``: removed by ``--overwrite`` before a new run writes there."""
 
 

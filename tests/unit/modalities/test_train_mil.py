@@ -135,6 +135,8 @@ def test_predict_pools_each_breasts_views_with_the_rule_chosen_out_of_fold(mil_b
 
     from bcc_model.cli.predict import main as predict_main
     from bcc_model.imaging.io import read_image
+    from pydicom.uid import generate_uid
+
     from tests.hostile import PATIENT_TAGS, make_dicom
 
     info = json.loads((mil_bundle / "bundle" / "model.json").read_text())
@@ -150,10 +152,11 @@ def test_predict_pools_each_breasts_views_with_the_rule_chosen_out_of_fold(mil_b
     grey = (read_image(MIAS / "malignant" / "mdb028.png").pixels.astype(np.uint16) * 257)
     for i, view in enumerate(("CC", "MLO")):  # CBIS-DDSM style: one ID per view, no side or view in the name
         (tmp_path / "in" / f"1-{i}.dcm").write_bytes(make_dicom(grey, Laterality="L", PatientID=f"P_7_LEFT_{view}",
-                                                                 BodyPartExamined="BREAST"))
+                                                                 BodyPartExamined="BREAST", StudyInstanceUID=generate_uid(),
+                                                                 SeriesInstanceUID=generate_uid()))
     out = tmp_path / "out"
     assert predict_main(["--modality", "mammography", "--weights", str(mil_bundle / "bundle"), "--allow-unverified",
-                         str(tmp_path / "in"), "--out", str(out)]) == 0
+                         str(tmp_path / "in"), "--out", str(out), "--dicom", "--heatmaps"]) == 0
     images = pd.read_csv(out / "predictions.csv", keep_default_na=False)
     breasts = pd.read_csv(out / "breasts.csv", keep_default_na=False)
     assert breasts[["exam", "side", "views"]].values.tolist() == [  # exams numbered in input order
@@ -166,3 +169,34 @@ def test_predict_pools_each_breasts_views_with_the_rule_chosen_out_of_fold(mil_b
     written = "".join(path.read_text(errors="replace") for path in out.iterdir() if path.suffix in (".csv", ".json"))
     assert not any(str(value) in written for value in PATIENT_TAGS.values()), "no patient tag reaches an output"
     assert "P_7" not in written
+    _assert_dicom_results(out / "dicom", tmp_path / "in", images)
+
+
+def _assert_dicom_results(folder, inputs, images):
+    """Each DICOM input's SR and map Segmentations validate, reference it, and hold the CSV's numbers."""
+    import highdicom as hd
+    from pydicom import dcmread
+
+    assert sorted(p.name for p in folder.iterdir()) == [
+        f"000{i}_1-{i - 1}.{kind}.dcm" for i in (1, 2) for kind in ("gradcam.seg", "lesion.seg", "sr")], \
+        "DICOM results for the DICOM inputs only"
+    for i in (1, 2):
+        source = dcmread(inputs / f"1-{i - 1}.dcm")
+        report = hd.sr.srread(folder / f"000{i}_1-{i - 1}.sr.dcm")
+        assert report.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.34" and report.StudyInstanceUID == source.StudyInstanceUID
+        assert report.SOPInstanceUID != source.SOPInstanceUID and "Research use only" in report.SeriesDescription
+        evidence = report.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
+        assert [r.ReferencedSOPInstanceUID for r in evidence.ReferencedSOPSequence] == [source.SOPInstanceUID]
+        group = report.content.get_image_measurement_groups()[0]
+        measured = {m.name.meaning: m.value for m in group.get_measurements()}
+        row = images.set_index("file").loc[str(inputs / f"1-{i - 1}.dcm")]
+        for label in ("normal", "benign", "malignant"):
+            assert measured[f"Probability of {label}"] == pytest.approx(row[f"P({label})"], abs=1e-6)
+        said = {e.name.meaning: e.value.meaning for e in group.get_qualitative_evaluations()}
+        assert said["Model result"] == row["verdict"] and said["Intended use"].startswith("Research use only")
+        for kind in ("lesion", "gradcam"):
+            segmentation = hd.seg.segread(folder / f"000{i}_1-{i - 1}.{kind}.seg.dcm")
+            assert (segmentation.Rows, segmentation.Columns) == (source.Rows, source.Columns)
+            assert segmentation.SegmentationType == "FRACTIONAL" and segmentation.StudyInstanceUID == source.StudyInstanceUID
+            referenced = segmentation.ReferencedSeriesSequence[0].ReferencedInstanceSequence
+            assert [r.ReferencedSOPInstanceUID for r in referenced] == [source.SOPInstanceUID]
