@@ -73,22 +73,3 @@ def test_what_no_installed_decoder_reads_is_refused_naming_its_compression():
     with pytest.raises(ImageReadError, match="JPEG Extended"):
         read_image((TEST_FILES / "JPGExtended.dcm").read_bytes())
 
-
-def test_two_cbis_ddsm_exams_give_eight_assessed_views_and_four_breasts(tmp_path):
-    """Issue 32's aim: the header's MG and Laterality decide; the Patient ID's side and view tokens group the exam."""
-    import pandas as pd
-
-    from bcc_model.cli.predict import main as predict_main
-    from tests.support.corpora import cbis_exams
-
-    cases = cbis_exams(tmp_path / "wheel")
-    out = tmp_path / "out"
-    assert predict_main(["--modality", "mammography", str(cases), "--out", str(out)]) == 0
-    images = pd.read_csv(out / "predictions.csv", keep_default_na=False)
-    assert len(images) == 8 and set(images["status"]) == {"ok"}
-    assert not images["warnings"].str.contains("ultrasound", case=False).any()
-    breasts = pd.read_csv(out / "breasts.csv", keep_default_na=False)
-    assert breasts[["exam", "side", "views"]].values.tolist() == [
-        ["exam 1", "right", "CC, MLO"], ["exam 1", "left", "CC, MLO"],
-        ["exam 2", "right", "CC, MLO"], ["exam 2", "left", "CC, MLO"]]
-    assert all("sfm-benign-0" in files for files in breasts["files"][:2])

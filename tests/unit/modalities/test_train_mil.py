@@ -200,3 +200,23 @@ def _assert_dicom_results(folder, inputs, images):
             assert segmentation.SegmentationType == "FRACTIONAL" and segmentation.StudyInstanceUID == source.StudyInstanceUID
             referenced = segmentation.ReferencedSeriesSequence[0].ReferencedInstanceSequence
             assert [r.ReferencedSOPInstanceUID for r in referenced] == [source.SOPInstanceUID]
+
+
+def test_two_cbis_ddsm_exams_give_eight_assessed_views_and_four_breasts(mil_bundle, tmp_path):
+    """Issue 32's aim on DICOM nobody here wrote (``tests/support/corpora.py``): the header's MG and Laterality
+    decide, and the Patient ID's side and view tokens group each exam; no file name says either."""
+    from bcc_model.cli.predict import main as predict_main
+    from tests.support.corpora import cbis_exams
+
+    cases = cbis_exams(tmp_path / "wheel")
+    out = tmp_path / "out"
+    assert predict_main(["--modality", "mammography", "--weights", str(mil_bundle / "bundle"), "--allow-unverified",
+                         str(cases), "--out", str(out)]) == 0
+    images = pd.read_csv(out / "predictions.csv", keep_default_na=False)
+    assert len(images) == 8 and set(images["status"]) == {"ok"}
+    assert not images["warnings"].str.contains("ultrasound", case=False).any()
+    breasts = pd.read_csv(out / "breasts.csv", keep_default_na=False)
+    assert breasts[["exam", "side", "views"]].values.tolist() == [
+        ["exam 1", "right", "CC, MLO"], ["exam 1", "left", "CC, MLO"],
+        ["exam 2", "right", "CC, MLO"], ["exam 2", "left", "CC, MLO"]]
+    assert all("sfm-benign-0" in files for files in breasts["files"][:2])
