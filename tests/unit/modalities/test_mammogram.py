@@ -94,26 +94,6 @@ def test_hygiene_steps_leave_a_lesion_mask_where_it_was(step):
     np.testing.assert_array_equal(out_mask, mask)
 
 
-@pytest.mark.e2e
-def test_an_rsna_folder_is_scored_as_cancer_against_no_cancer_beside_the_histogram_baseline(tmp_path):
-    """evaluate accepts negative/ + malignant/ (negative = not malignant) and reports the baseline."""
-    from bcc_model.cli.evaluate import main as evaluate_main
-
-    out = tmp_path / "rsna.json"
-    assert evaluate_main(["--modality", "mammography", "--data", str(RSNA), "--bootstrap", "50",
-                          "--json", str(out)]) == 0
-    import json
-
-    metrics = json.loads(out.read_text())
-    assert metrics["n_images"] == 8 and metrics["n_groups"] == 4
-    assert metrics["confusion_matrix"]["labels"] == ["not malignant", "malignant"]
-    assert metrics["label_mapping"] == {"negative": "not malignant"}
-    assert "localisation" not in metrics  # the folder has no lesion geometry
-    baseline = metrics["histogram_baseline"]
-    assert baseline["n_images"] == 8 and 0.0 <= baseline["roc_auc"]["value"] <= 1.0
-    assert "2-fold" in baseline["method"]  # two patients per class: as many folds as that allows
-
-
 def test_training_never_accepts_a_label_that_names_no_class():
     from bcc_model.datasets.folders import DataError, discover
 

@@ -111,6 +111,8 @@ def test_bundle_loads_and_analyses_with_the_breast_mask_lesion_map_and_marks(mil
 
 
 def test_evaluate_scores_an_rsna_folder_with_the_new_bundle(mil_bundle, tmp_path):
+    """evaluate accepts negative/ + malignant/ (negative = not malignant), reports the histogram baseline and
+    each patient's views pooled by the bundle's rule."""
     from bcc_model.cli.evaluate import main as evaluate_main
 
     out = tmp_path / "metrics.json"
@@ -118,7 +120,12 @@ def test_evaluate_scores_an_rsna_folder_with_the_new_bundle(mil_bundle, tmp_path
                           "--json", str(out), "--bootstrap", "20"]) == 0
     metrics = json.loads(out.read_text())
     assert metrics["labels"] == ["not malignant", "malignant"] and metrics["n_images"] == 8
-    assert np.isfinite(metrics["histogram_baseline"]["roc_auc"]["value"])
+    assert metrics["n_groups"] == 4 and metrics["label_mapping"] == {"negative": "not malignant"}
+    assert metrics["confusion_matrix"]["labels"] == ["not malignant", "malignant"]
+    assert "localisation" not in metrics  # the folder has no lesion geometry
+    baseline = metrics["histogram_baseline"]
+    assert baseline["n_images"] == 8 and np.isfinite(baseline["roc_auc"]["value"])
+    assert "2-fold" in baseline["method"]  # two patients per class: as many folds as that allows
     rule = json.loads((mil_bundle / "bundle" / "model.json").read_text())["view_pooling"]["rsna"]["rule"]
     patients = metrics["patient_level"]
     assert patients["rule"] == rule and patients["groups"] == len({g for g in metrics["per_group"]})
