@@ -102,6 +102,10 @@ def read_dicom(data: bytes, max_pixels: int, has_magic: bool) -> LoadedImage:
         pixels = 255 - pixels  # MONOCHROME1 stores bright as low; show high as bright
     if frames > 1:
         notes = (f"multi-frame DICOM: only the first of {frames} frames was read", *notes)
+    part = _body_part(dataset)
+    if part:
+        notes = (f"the DICOM header says the image shows {part} (BodyPartExamined), not the breast: check it "
+                 "before reading any result", *notes)
     burned_in = str(dataset.get("BurnedInAnnotation", "")).strip().upper() == "YES"
     if burned_in:
         notes = (BURNED_IN_WARNING, *notes)
@@ -109,6 +113,18 @@ def read_dicom(data: bytes, max_pixels: int, has_magic: bool) -> LoadedImage:
     modality = str(dataset.get("Modality", "") or "").strip().upper() or None
     return LoadedImage(pixels, "DICOM", photometric, bit_depth, notes, burned_in=burned_in, mpp=mpp_from_dicom(dataset),
                        dicom_modality=modality, view=_view(dataset))
+
+
+_BREAST_PARTS = ("BREAST", "MAMMA", "MAMMO")
+
+
+def _body_part(dataset: Dataset) -> str | None:
+    """BodyPartExamined when it names something other than the breast (a defined term: no patient data)."""
+    try:
+        part = str(dataset.get("BodyPartExamined", "") or "").strip().upper()
+    except _PYDICOM_ERRORS:
+        return None
+    return part[:32] if part and not part.startswith(_BREAST_PARTS) and part.replace(" ", "").isalnum() else None
 
 
 def _view(dataset: Dataset) -> ViewInfo | None:

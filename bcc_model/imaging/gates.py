@@ -14,7 +14,9 @@ checks say whether the image can be assessed by the selected model at all:
   would be shrunk to one patch and lose all detail: region mode is the way to read it.
 * **Modality.** A DICOM file's own header first: its Modality (MG, US, SM) names the modality, and a
   file that names another model's is refused, one that names this model's is never judged by its
-  pixels. Where the header is silent, the colour rules of ``modality_guess``: a colour image where a greyscale one is
+  pixels' look, except that an H&E model never reads a file that stores no colour (a grey SM:
+  fluorescence, IHC). A BodyPartExamined other than the breast is a warning from reading the file
+  (``dicom.py``). Where the header is silent, the colour rules of ``modality_guess``: a colour image where a greyscale one is
   expected, or anything but pink/purple H&E where H&E is expected. Mammogram-versus-ultrasound
   (the speckle rule) stays an advisory warning: on RSNA screening mammograms (digital, JPEG) it
   called 106 of 150 "ultrasound", so it must not refuse.
@@ -83,6 +85,9 @@ def input_problem(pixels: np.ndarray, spec: ModalitySpec, header: str | None = N
         return (f"not a {spec.title} image: the file's DICOM header says Modality {header.strip().upper()} "
                 f"({MODALITIES[named].title}); the {MODALITIES[named].title} model is the one for it")
     expected = expected_appearance(spec)
+    if expected == "he_stain" and named == spec.key and pixels.ndim == 2:  # a grey SM file: fluorescence, IHC
+        return (f"not a {spec.title} image: it is greyscale (the file stores no colour), and the model reads the "
+                "H&E stain's colours")
     if expected is not None and named is None:
         look = describe_appearance(pixels)
         wrong_colour = (look.kind != "he_stain") if expected == "he_stain" else (look.kind in _COLOUR_KINDS)

@@ -73,3 +73,19 @@ def test_what_no_installed_decoder_reads_is_refused_naming_its_compression():
     with pytest.raises(ImageReadError, match="JPEG Extended"):
         read_image((TEST_FILES / "JPGExtended.dcm").read_bytes())
 
+
+
+def test_the_header_says_what_the_image_shows_before_the_pixels_do():
+    """BodyPartExamined other than the breast warns; an H&E model never reads a greyscale SM file."""
+    from bcc_model.imaging.gates import input_problem
+    from bcc_model.registry import get_modality
+    from tests.hostile import make_dicom
+
+    from tests.conftest import ROOT
+
+    grey = read_image(ROOT / "samples" / "mammography" / "malignant" / "mdb028.png").pixels.astype(np.uint16) * 257
+    chest = read_image(make_dicom(grey, BodyPartExamined="CHEST"))
+    assert any("CHEST" in note and "not the breast" in note for note in chest.warnings)
+    assert not read_image(make_dicom(grey, BodyPartExamined="BREAST")).warnings
+    slide = read_image(make_dicom(grey, Modality="SM"))
+    assert "greyscale" in input_problem(slide.pixels, get_modality("histopathology"), slide.dicom_modality)
