@@ -278,14 +278,20 @@ def cross_validate_poolings(sources: list[Source], spec: ModalitySpec, config: T
                     predictions[epoch][s][rows] = p[start:start + rows.sum()]
                     start += rows.sum()
         for epoch in checkpoints:
-            per_source = {}
+            per_source, per_fold = {}, {}
             for source, f, p in zip(sources, fold_of, predictions[epoch]):
                 rows = f >= 0
-                positive = (source.table["label"][rows] == spec.positive_label).to_numpy(int)
-                per_source[source.name] = _binary_auc(p[rows, spec.positive_index], positive)
+                positive = (source.table["label"] == spec.positive_label).to_numpy(int)
+                per_source[source.name] = _binary_auc(p[rows, spec.positive_index], positive[rows])
+                folds_auc = [_binary_auc(p[f == k, spec.positive_index], positive[f == k]) for k in range(folds)]
+                defined = [v for v in folds_auc if v is not None]
+                per_fold[source.name] = float(np.mean(defined)) if defined else None
             key = f"{arch} {pooling}@{epoch}"
+            # pooled: the folds' outputs ranked together (the rule); per fold: each model on its own patients,
+            # free of any scale difference between the fold models (reported beside it, not used to choose)
             results[key] = {"architecture": arch, "pooling": pooling, "epochs": epoch, "roc_auc": per_source,
-                            "mean_roc_auc": float(np.mean([v for v in per_source.values() if v is not None]))}
+                            "mean_roc_auc": float(np.mean([v for v in per_source.values() if v is not None])),
+                            "fold_mean_roc_auc": per_fold}
             oof[key] = predictions[epoch]
             log.info(f"  CV {key}: " + ", ".join(f"{k} {v:.3f}" for k, v in per_source.items() if v is not None)
                   + f" -> mean {results[key]['mean_roc_auc']:.3f}")

@@ -57,6 +57,7 @@ def test_run_records_both_data_sets_the_pooling_choice_and_the_trunk(mil_bundle)
     assert cv["chosen"] in cv["candidates"] and set(cv["n_patients"]) == {"mias", "rsna"}
     chosen = cv["candidates"][cv["chosen"]]
     assert chosen["mean_roc_auc"] == max(c["mean_roc_auc"] for c in cv["candidates"].values())
+    assert set(chosen["fold_mean_roc_auc"]) == {"mias", "rsna"}, "per-fold AUC beside the pooled one"
     model = json.loads((bundle / "model.json").read_text())
     assert model["architecture"]["params"]["pooling"] == chosen["pooling"]
     assert not (bundle / "model.onnx").exists() and "runtime" not in model, "--no-onnx: served through Keras"
