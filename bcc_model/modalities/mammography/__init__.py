@@ -6,6 +6,7 @@ Everything only mammography needs lives here, over the generic core:
 - ``mil.py``: the cell (multiple-instance) model and its ``CellPooling`` layer (registers architectures).
 - ``features.py``: cached frozen-trunk features per image (augmented copies, test-time flips).
 - ``training.py``: the ``train`` hook: pooling and trunk chosen by patient-grouped CV over both data sets.
+- ``choice.py``: what CV found, and the operating point, conformal sets and view pooling fitted out of fold.
 - ``scoring.py``: per data set figures, FROC, map-peak checks, per abnormality class.
 - ``failure_cases.py``: pictures of the most confident errors for the card.
 - ``card.py`` and ``card.md.j2``: the model-card sections only a cell model has.
