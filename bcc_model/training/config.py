@@ -88,11 +88,11 @@ def check_architectures(spec: ModalitySpec, archs: Sequence[str]) -> None:
     if unknown:
         raise TrainingError(f"architecture(s) {unknown} not configured for {spec.key}; "
                             f"valid: {', '.join(spec.recipe.arch_params)}")
-    if not any(spec.recipe.arch_params[a].get("pretrained") for a in archs):
-        return
-    from bcc_model.models.pretrained import PretrainedMissing, wheel_path
+    from bcc_model.models.pretrained import PretrainedMissing, wheel_for, wheel_path
 
     try:
-        wheel_path()
+        for arch in archs:  # each architecture's own wheel, not only the first one's
+            if spec.recipe.arch_params[arch].get("pretrained"):
+                wheel_path(wheel_for(arch))
     except PretrainedMissing as err:
         raise TrainingError(str(err)) from err

