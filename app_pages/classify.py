@@ -206,7 +206,8 @@ def _exams_section(bundle, rows, views, hung) -> None:
     table[f"P({positive}) breast"] = [None if p is None else probability(p) for p in table[f"P({positive}) breast"]]
     st.dataframe(table, hide_index=True)
     for exam, places in four_view_exams(views):
-        st.markdown(f"**{exam}**: " + "; ".join(f"{b.side} breast: {b.verdict}" for b in breasts if b.exam == exam))
+        st.markdown(f"**{exam}**: " + "; ".join(f"{b.side} breast: {escape_markdown(b.verdict)}"
+                                                for b in breasts if b.exam == exam))
         for row_places in (HANGING[:2], HANGING[2:]):
             for column, (side, view) in zip(st.columns(2), row_places):
                 index = places.get((side, view))
